@@ -1,0 +1,23 @@
+"""qtoolkit: quantized neural networks as a NumPy toolkit.
+
+The subpackages follow the taxonomy of the quantization survey literature:
+
+- :mod:`qtoolkit.rounding`: fixed codebooks, deterministic and stochastic rounding;
+- :mod:`qtoolkit.codebooks`: adaptive codebooks learned from the weights;
+- :mod:`qtoolkit.optimize`: quantization as optimization;
+- :mod:`qtoolkit.gradients`: quantized gradients for data-parallel training;
+- :mod:`qtoolkit.bitops`: bit packing and binary / low-bit matrix products;
+- :mod:`qtoolkit.analysis`: why quantization works, measured and predicted.
+"""
+__version__ = "0.1.0"
+
+from . import analysis, codebooks, gradients, optimize, rounding  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "analysis",
+    "codebooks",
+    "gradients",
+    "optimize",
+    "rounding",
+]

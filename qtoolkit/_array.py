@@ -1,0 +1,120 @@
+"""Array-namespace helpers and the input validation shared by every module.
+
+Validation happens once, in the public layer, through the helpers here. Every
+error names the argument, the expected form and what was received.
+"""
+import numbers
+
+import numpy as np
+from array_api_compat import array_namespace, is_numpy_array  # noqa: F401  (re-exported)
+
+__all__ = [
+    "array_namespace",
+    "is_numpy_array",
+    "check_random_state",
+    "check_int",
+    "check_bits",
+    "check_axis",
+    "check_finite",
+    "check_real_floating",
+    "describe",
+]
+
+
+def describe(value):
+    """Short description of ``value`` for error messages."""
+    shape = getattr(value, "shape", None)
+    dtype = getattr(value, "dtype", None)
+    if shape is not None and dtype is not None:
+        return f"{type(value).__name__} of shape {tuple(shape)} and dtype {dtype}"
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+def check_random_state(rng, name="rng"):
+    """Turn ``rng`` (None, an int seed, or a Generator) into a ``numpy.random.Generator``."""
+    if rng is None or isinstance(rng, (numbers.Integral, np.random.SeedSequence)):
+        if isinstance(rng, numbers.Integral) and not isinstance(rng, bool) and rng < 0:
+            raise ValueError(f"{name} must be a non-negative seed, got {rng}")
+        if isinstance(rng, bool):
+            raise TypeError(f"{name} must be None, an int seed or a numpy.random.Generator, got {rng!r}")
+        return np.random.default_rng(rng)
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, np.random.RandomState):
+        return np.random.default_rng(rng.randint(0, 2**63 - 1, dtype=np.int64))
+    raise TypeError(
+        f"{name} must be None, an int seed or a numpy.random.Generator, got {describe(rng)}")
+
+
+def check_int(value, name, *, low=None, high=None, allow_none=False):
+    """Validate an integer parameter in ``[low, high]`` and return it as ``int``."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {describe(value)}")
+    value = int(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
+    return value
+
+
+def check_bits(bits, name="bits", *, low=1, high=32):
+    """Validate a bit width."""
+    return check_int(bits, name, low=low, high=high)
+
+
+def check_axis(axis, ndim, name="axis"):
+    """Normalise ``axis`` (None, int or tuple of ints) against ``ndim``.
+
+    Returns None or a sorted tuple of non-negative, distinct axes.
+    """
+    if axis is None:
+        return None
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    out = []
+    for ax in axes:
+        if isinstance(ax, bool) or not isinstance(ax, (numbers.Integral, np.integer)):
+            raise TypeError(f"{name} must be None, an int or a tuple of ints, got {axis!r}")
+        ax = int(ax)
+        if not -ndim <= ax < ndim:
+            raise ValueError(f"{name}={axis!r} is out of bounds for an array of dimension {ndim}")
+        out.append(ax % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name}={axis!r} repeats an axis")
+    return tuple(sorted(out))
+
+
+def check_real_floating(x, name="x"):
+    """Require a real floating array of any Array API namespace; return (x, xp)."""
+    xp = array_namespace(x)
+    if not xp.isdtype(x.dtype, "real floating"):
+        raise TypeError(f"{name} must be a real floating array (float16/32/64), got {describe(x)}")
+    return x, xp
+
+
+def check_finite(x, name="x", xp=None):
+    """Raise ``ValueError`` if ``x`` holds NaN or Inf.
+
+    For lazy arrays (Dask) the check is skipped and the caller documents that
+    non-finite values propagate.
+    """
+    xp = array_namespace(x) if xp is None else xp
+    if _is_lazy(x):
+        return x
+    if not bool(xp.all(xp.isfinite(x))):
+        raise ValueError(f"{name} contains NaN or Inf")
+    return x
+
+
+def _is_lazy(x):
+    """True for arrays whose values are not computed yet (Dask)."""
+    try:
+        from array_api_compat import is_dask_array
+    except ImportError:  # pragma: no cover - old array-api-compat
+        return False
+    return is_dask_array(x)

@@ -1,0 +1,2 @@
+"""qtoolkit.analysis."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""qtoolkit.codebooks."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""qtoolkit.gradients."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""qtoolkit.optimize."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""qtoolkit.rounding."""
+__all__ = []
