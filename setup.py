@@ -23,6 +23,7 @@ DEBUG = os.environ.get("QTOOLKIT_DEBUG", "0") not in ("", "0")
 # name -> (sources, uses OpenMP)
 EXTENSIONS = {
     "qtoolkit.bitops._bitops": (["qtoolkit/bitops/_bitops.pyx"], True),
+    "qtoolkit.codebooks._kmeans1d": (["qtoolkit/codebooks/_kmeans1d.pyx"], True),
 }
 
 COMPILER_DIRECTIVES = {

@@ -1,0 +1,235 @@
+# Kernels for weighted 1-D k-means: prefix sums, one layer of the optimal
+# dynamic programme, and Lloyd iterations on sorted data.
+#
+# Prior validation of data is assumed: values sorted ascending and distinct,
+# weights strictly positive and finite, every output buffer allocated by the
+# caller. The kernels only compute; the GIL is released around them.
+from cython.parallel cimport prange
+from libc.math cimport INFINITY
+
+
+cdef inline double _seg_cost(const double* pw, const double* p1, const double* p2,
+                             Py_ssize_t j, Py_ssize_t i) noexcept nogil:
+    """Weighted squared error of the cluster of sorted values ``j..i`` (inclusive)."""
+    cdef double w = pw[i + 1] - pw[j]
+    cdef double s = p1[i + 1] - p1[j]
+    cdef double c = (p2[i + 1] - p2[j]) - s * s / w
+    return c if c > 0.0 else 0.0
+
+
+def prefix_sums(const double[::1] x,    # IN  (n,) sorted distinct values
+                const double[::1] w,    # IN  (n,) positive weights
+                double shift,           # IN  value subtracted from x (the weighted mean)
+                double[::1] pw,         # OUT (n + 1,) prefix sums of w
+                double[::1] p1,         # OUT (n + 1,) prefix sums of w * (x - shift)
+                double[::1] p2):        # OUT (n + 1,) prefix sums of w * (x - shift)**2
+    """Compensated (Kahan) prefix sums of the weights and the centred moments."""
+    cdef Py_ssize_t n = x.shape[0], i
+    cdef double sw = 0.0, s1 = 0.0, s2 = 0.0
+    cdef double cw = 0.0, c1 = 0.0, c2 = 0.0
+    cdef double d, y, t
+    with nogil:
+        pw[0] = 0.0
+        p1[0] = 0.0
+        p2[0] = 0.0
+        for i in range(n):
+            d = x[i] - shift
+            y = w[i] - cw
+            t = sw + y
+            cw = (t - sw) - y
+            sw = t
+            y = w[i] * d - c1
+            t = s1 + y
+            c1 = (t - s1) - y
+            s1 = t
+            y = w[i] * d * d - c2
+            t = s2 + y
+            c2 = (t - s2) - y
+            s2 = t
+            pw[i + 1] = sw
+            p1[i + 1] = s1
+            p2[i + 1] = s2
+
+
+def dp_first_layer(const double[::1] pw, const double[::1] p1, const double[::1] p2,
+                   double[::1] d_out):   # OUT (n,) cost of one cluster over 0..i
+    """Row of the programme for a single cluster: ``D_1(i) = cost(0, i)``."""
+    cdef Py_ssize_t n = d_out.shape[0], i
+    with nogil:
+        for i in range(n):
+            d_out[i] = _seg_cost(&pw[0], &p1[0], &p2[0], 0, i)
+
+
+cdef inline void _solve_row(const double* pw, const double* p1, const double* p2,
+                            const double* d_prev, Py_ssize_t i, Py_ssize_t lo,
+                            Py_ssize_t hi, double* best_out, int* arg_out) noexcept nogil:
+    """Leftmost ``argmin_{lo <= j <= hi} D_prev(j - 1) + cost(j, i)``."""
+    cdef double wi = pw[i + 1], si = p1[i + 1], qi = p2[i + 1]
+    cdef double best = INFINITY, v, s
+    cdef Py_ssize_t j, bj = lo
+    for j in range(lo, hi + 1):
+        s = si - p1[j]
+        v = d_prev[j - 1] + (qi - p2[j]) - s * s / (wi - pw[j])
+        if v < best:
+            best = v
+            bj = j
+    # the clamped cost keeps single-point clusters at exactly zero error
+    best_out[0] = d_prev[bj - 1] + _seg_cost(pw, p1, p2, bj, i)
+    arg_out[0] = <int>bj
+
+
+def dp_layer(const double[::1] pw, const double[::1] p1, const double[::1] p2,
+             const double[::1] d_prev,   # IN  (n,) D_{m}(i): best error of m clusters on 0..i
+             const int[::1] lower,       # IN  argmins of the previous layer (lower bounds), or empty
+             Py_ssize_t lower_off,       # IN  row i of the previous layer is lower[i - lower_off]
+             double[::1] d_out,          # OUT (n,) D_{m+1}(i) for i in [ilo, ihi]
+             int[::1] arg_out,           # OUT (ihi - ilo + 1,) start of the last cluster for row i
+             Py_ssize_t m,               # IN  number of clusters already placed (>= 1)
+             Py_ssize_t ilo, Py_ssize_t ihi,
+             int n_threads):
+    """One layer of the optimal 1-D k-means programme.
+
+    ``D_{m+1}(i) = min_{m <= j <= i} D_m(j - 1) + cost(j, i)``. The leftmost
+    argmin is monotone in ``i`` (the cost is a Monge array), so rows are solved
+    coarse to fine: a row at stride ``h`` searches only between the argmins of
+    its neighbours at stride ``2h``, and the rows of one stride are
+    independent (threaded with ``prange``). The argmin of the previous layer
+    at the same row is a further lower bound. Every row is solved exactly
+    once, in the same way for any thread count.
+    """
+    cdef Py_ssize_t nrows = ihi - ilo + 1
+    cdef Py_ssize_t h = 1, c, ncols, r, i, lo, hi, lb
+    cdef bint has_lower = lower.shape[0] > 0
+    cdef const double* ppw = &pw[0]
+    cdef const double* pp1 = &p1[0]
+    cdef const double* pp2 = &p2[0]
+    cdef const double* pdp = &d_prev[0]
+    if nrows <= 0:
+        return
+    while h * 2 <= nrows:
+        h *= 2
+    with nogil:
+        while h >= 1:
+            # rows r with r + 1 = h * (odd number)
+            ncols = (nrows - h) // (2 * h) + 1
+            for c in prange(ncols, num_threads=n_threads, schedule="guided"):
+                r = h - 1 + c * 2 * h
+                i = ilo + r
+                lo = m
+                if r - h >= 0:
+                    lo = arg_out[r - h]
+                if has_lower:
+                    lb = lower[i - lower_off]
+                    if lb > lo:
+                        lo = lb
+                hi = i
+                if r + h < nrows and arg_out[r + h] < hi:
+                    hi = arg_out[r + h]
+                _solve_row(ppw, pp1, pp2, pdp, i, lo, hi, &d_out[i], &arg_out[r])
+            h //= 2
+
+
+def lloyd(const double[::1] x,       # IN  (n,) sorted distinct values
+          const double[::1] pw,      # IN  (n + 1,) prefix sums of the weights
+          const double[::1] p1,      # IN  (n + 1,) prefix sums of w * (x - shift)
+          const double[::1] p2,      # IN  (n + 1,) prefix sums of w * (x - shift)**2
+          double shift,
+          double[::1] centers,       # IN/OUT (k,) sorted centres, in units of x
+          long[::1] starts,          # OUT (k + 1,) cluster t holds x[starts[t]:starts[t+1]]
+          int max_iter, double tol):
+    """Weighted 1-D Lloyd on sorted data; returns the number of iterations run.
+
+    One iteration costs ``O(k log n)``: the boundaries between consecutive
+    centres are located by binary search and the new centres are read off the
+    prefix sums. A value exactly on a boundary goes to the lower centre.
+    Empty clusters are moved to split the cluster of largest error (at its
+    mean). Stops when the assignment no longer changes, when the squared
+    centre shift falls to ``tol`` or below, or after ``max_iter`` iterations.
+    """
+    cdef Py_ssize_t n = x.shape[0], k = centers.shape[0]
+    cdef Py_ssize_t t, lo, hi, mid, s, e, best_t, a
+    cdef int it = 0
+    cdef bint changed
+    cdef double bnd, shift2, cnew, wsum, worst, cst, cmean, tmp
+    cdef long prev_start
+    with nogil:
+        starts[0] = 0
+        starts[k] = n
+        while it < max_iter:
+            it += 1
+            changed = False
+            # assignment: starts[t] = first index with x > boundary(t - 1, t)
+            for t in range(1, k):
+                bnd = 0.5 * (centers[t - 1] + centers[t])
+                lo = starts[t - 1]
+                hi = n
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    if x[mid] <= bnd:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                prev_start = starts[t]
+                starts[t] = lo
+                if it == 1 or prev_start != lo:
+                    changed = True
+            # update: weighted means, empty clusters split the worst cluster
+            shift2 = 0.0
+            for t in range(k):
+                s = starts[t]
+                e = starts[t + 1]
+                if e > s:
+                    cnew = shift + (p1[e] - p1[s]) / (pw[e] - pw[s])
+                    shift2 += (cnew - centers[t]) * (cnew - centers[t])
+                    centers[t] = cnew
+            for t in range(k):
+                if starts[t + 1] > starts[t]:
+                    continue
+                worst = -1.0
+                best_t = -1
+                for a in range(k):
+                    s = starts[a]
+                    e = starts[a + 1]
+                    if e - s >= 2:
+                        cst = _seg_cost(&pw[0], &p1[0], &p2[0], s, e - 1)
+                        if cst > worst:
+                            worst = cst
+                            best_t = a
+                if best_t < 0:
+                    break
+                s = starts[best_t]
+                e = starts[best_t + 1]
+                cmean = centers[best_t]
+                lo = s
+                hi = e
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    if x[mid] <= cmean:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                if lo == s:
+                    lo = s + 1
+                elif lo == e:
+                    lo = e - 1
+                centers[best_t] = shift + (p1[lo] - p1[s]) / (pw[lo] - pw[s])
+                centers[t] = shift + (p1[e] - p1[lo]) / (pw[e] - pw[lo])
+                shift2 = INFINITY
+                changed = True
+                # keep the centres sorted (insertion of the moved centre)
+                a = t
+                while a > 0 and centers[a - 1] > centers[a]:
+                    tmp = centers[a - 1]
+                    centers[a - 1] = centers[a]
+                    centers[a] = tmp
+                    a -= 1
+                while a < k - 1 and centers[a + 1] < centers[a]:
+                    tmp = centers[a + 1]
+                    centers[a + 1] = centers[a]
+                    centers[a] = tmp
+                    a += 1
+                # one relocation per iteration: the sizes are stale after it
+                break
+            if not changed or shift2 <= tol:
+                break
+    return it
