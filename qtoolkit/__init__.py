@@ -11,13 +11,16 @@ The subpackages follow the taxonomy of the quantization survey literature:
 """
 __version__ = "0.1.0"
 
-from . import analysis, codebooks, gradients, optimize, rounding  # noqa: E402
+from . import analysis, bitops, codebooks, gradients, optimize, rounding  # noqa: E402
+from .bitops import show_runtime  # noqa: E402
 
 __all__ = [
     "__version__",
     "analysis",
+    "bitops",
     "codebooks",
     "gradients",
     "optimize",
     "rounding",
+    "show_runtime",
 ]

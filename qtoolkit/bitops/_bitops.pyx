@@ -1,0 +1,94 @@
+"""Thin Cython layer over the C bit kernels: buffers in, GIL released, kernels called.
+
+Prior validation of every argument is assumed: shapes, dtypes, contiguity and
+the SIMD level are checked by the public functions in ``_packing.py`` and
+``_gemm.py``.
+"""
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
+
+cdef extern from "qt_bitops.h" nogil:
+    int QT_N_LEVELS
+    int QT_LEVEL_AVX2
+    int qt_cpu_has(int level)
+    int qt_level_usable(int level)
+    const char *qt_level_name(int level)
+    int qt_openmp_enabled()
+    size_t qt_pack_rows_f32(const float *x, size_t rows, size_t k, size_t ldx,
+                            uint64_t *out, size_t ldo, int use_simd)
+    size_t qt_pack_rows_f64(const double *x, size_t rows, size_t k, size_t ldx,
+                            uint64_t *out, size_t ldo, int use_simd)
+    size_t qt_pack_rows_u8(const uint8_t *x, size_t rows, size_t k, size_t ldx,
+                           uint64_t *out, size_t ldo, int use_simd)
+    int qt_xnor_gemm(const uint64_t *a, size_t m, size_t lda, const uint64_t *b, size_t n,
+                     size_t ldb, size_t nw, int32_t kbits, int32_t *c, size_t ldc,
+                     int level, int n_threads)
+
+LEVEL_NAMES = tuple(qt_level_name(i).decode() for i in range(QT_N_LEVELS))
+
+
+def cpu_has(int level):
+    """1 if the CPU (and OS) support instruction-set level ``level``."""
+    return bool(qt_cpu_has(level))
+
+
+def level_usable(int level):
+    """True if ``level`` is compiled in and runs on this CPU."""
+    return bool(qt_level_usable(level))
+
+
+def openmp_enabled():
+    """True if the extension was built with OpenMP."""
+    return bool(qt_openmp_enabled())
+
+
+def pack_rows_f32(const float[:, ::1] x, uint64_t[:, ::1] out, int level):
+    """Pack the sign bits of each row of ``x`` (IN) into ``out`` (OUT); return the NaN count."""
+    cdef size_t nan
+    cdef int simd = level >= QT_LEVEL_AVX2 and qt_cpu_has(QT_LEVEL_AVX2)
+    if x.shape[0] == 0:
+        return 0
+    with nogil:
+        nan = qt_pack_rows_f32(&x[0, 0], x.shape[0], x.shape[1], x.shape[1],
+                               &out[0, 0], out.shape[1], simd)
+    return nan
+
+
+def pack_rows_f64(const double[:, ::1] x, uint64_t[:, ::1] out, int level):
+    """Pack the sign bits of each row of ``x`` (IN) into ``out`` (OUT); return the NaN count."""
+    cdef size_t nan
+    cdef int simd = level >= QT_LEVEL_AVX2 and qt_cpu_has(QT_LEVEL_AVX2)
+    if x.shape[0] == 0:
+        return 0
+    with nogil:
+        nan = qt_pack_rows_f64(&x[0, 0], x.shape[0], x.shape[1], x.shape[1],
+                               &out[0, 0], out.shape[1], simd)
+    return nan
+
+
+def pack_rows_u8(const uint8_t[:, ::1] x, uint64_t[:, ::1] out, int level):
+    """Pack the non-zero bytes of each row of ``x`` (IN) into ``out`` (OUT)."""
+    cdef int simd = level >= QT_LEVEL_AVX2 and qt_cpu_has(QT_LEVEL_AVX2)
+    if x.shape[0] == 0:
+        return 0
+    with nogil:
+        qt_pack_rows_u8(&x[0, 0], x.shape[0], x.shape[1], x.shape[1],
+                        &out[0, 0], out.shape[1], simd)
+    return 0
+
+
+def xnor_gemm(const uint64_t[:, ::1] a, const uint64_t[:, ::1] b, size_t nw, int32_t kbits,
+              int32_t[:, ::1] c, int level, int n_threads):
+    """c (OUT) = kbits - 2 popcount(a_i ^ b_j) over the first ``nw`` words of each row."""
+    cdef int rc
+    cdef size_t m = a.shape[0], n = b.shape[0]
+    if m == 0 or n == 0:
+        return
+    cdef const uint64_t *pa = &a[0, 0] if a.shape[1] > 0 else NULL
+    cdef const uint64_t *pb = &b[0, 0] if b.shape[1] > 0 else NULL
+    with nogil:
+        rc = qt_xnor_gemm(pa, m, a.shape[1], pb, n, b.shape[1], nw, kbits,
+                          &c[0, 0], c.shape[1], level, n_threads)
+    if rc == -1:
+        raise MemoryError("xnor_gemm: out of memory for the packed panels")
+    if rc == -2:
+        raise RuntimeError(f"xnor_gemm: SIMD level {level} cannot run on this CPU")
