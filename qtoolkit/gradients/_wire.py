@@ -1,0 +1,150 @@
+"""Wire formats shared by the gradient compressors: header, bit streams, Elias-gamma codes.
+
+Prior validation of data is assumed: these helpers take NumPy arrays of the
+documented dtype and only compute.
+
+Every message starts with the same header::
+
+    magic  b"QG"      2 bytes
+    scheme            1 byte   (1 = QSGD, 2 = TernGrad, 3 = sign)
+    dtype             1 byte   (b"e", b"f", b"d": float16 / float32 / float64)
+    ndim              1 byte
+    shape             ndim x uint64, little endian
+
+followed by a scheme-specific body written by the compressor.
+"""
+import struct
+
+import numpy as np
+
+SCHEME_QSGD = 1
+SCHEME_TERNGRAD = 2
+SCHEME_SIGN = 3
+_SCHEME_NAMES = {SCHEME_QSGD: "QSGD", SCHEME_TERNGRAD: "TernGrad", SCHEME_SIGN: "sign"}
+_DTYPE_CODES = {np.dtype(np.float16): b"e", np.dtype(np.float32): b"f", np.dtype(np.float64): b"d"}
+_CODE_DTYPES = {v: k for k, v in _DTYPE_CODES.items()}
+
+
+def to_numpy(x):
+    """Host NumPy view/copy of an Array API array (DLPack first, then ``numpy.asarray``)."""
+    if isinstance(x, np.ndarray):
+        return x
+    try:
+        return np.from_dlpack(x)
+    except (TypeError, AttributeError, RuntimeError, BufferError, ValueError):
+        return np.asarray(x)
+
+
+def write_header(scheme, dtype, shape):
+    """Bytes of the common header."""
+    dtype = np.dtype(dtype)
+    return (b"QG" + struct.pack("<BcB", scheme, _DTYPE_CODES[dtype], len(shape))
+            + struct.pack(f"<{len(shape)}Q", *shape))
+
+
+def read_header(data, scheme, name="data"):
+    """Parse the header; return ``(dtype, shape, offset_of_body)``.
+
+    Raises ``TypeError`` if ``data`` is not bytes-like and ``ValueError`` if it
+    is not a message of ``scheme``.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"{name} must be bytes produced by encode(), got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) < 5 or data[:2] != b"QG":
+        raise ValueError(f"{name} is not a qtoolkit gradient message (bad magic or too short, "
+                         f"{len(data)} bytes)")
+    got, code, ndim = struct.unpack_from("<BcB", data, 2)
+    if got != scheme:
+        raise ValueError(f"{name} holds a {_SCHEME_NAMES.get(got, got)!s} message, expected "
+                         f"{_SCHEME_NAMES[scheme]}")
+    if code not in _CODE_DTYPES:
+        raise ValueError(f"{name} has an unknown dtype code {code!r}")
+    end = 5 + 8 * ndim
+    if len(data) < end:
+        raise ValueError(f"{name} is truncated (header needs {end} bytes, got {len(data)})")
+    shape = struct.unpack_from(f"<{ndim}Q", data, 5)
+    return _CODE_DTYPES[code], tuple(int(s) for s in shape), end
+
+
+def bit_length(values):
+    """``floor(log2 v) + 1`` for positive integers below 2**53 (vectorised)."""
+    return np.frexp(values.astype(np.float64))[1].astype(np.int64)
+
+
+def elias_gamma_bits(values):
+    """Elias-gamma code of positive integers as a 0/1 ``uint8`` bit array.
+
+    The code of ``v`` with ``N = floor(log2 v)`` is ``N`` zeros, a one, and the
+    ``N`` low bits of ``v`` (most significant first): ``2N + 1`` bits. The
+    stream is laid out in two parts, all unary prefixes first and then all
+    mantissas, so that decoding is vectorised; the length is that of the
+    interleaved code, ``sum(2N + 1)``.
+    """
+    values = np.asarray(values, dtype=np.uint64)
+    n = values.size
+    nbits = bit_length(values) - 1                       # N per value
+    prefix = np.zeros(int(nbits.sum()) + n, dtype=np.uint8)
+    prefix[np.cumsum(nbits + 1) - 1] = 1
+    total = int(nbits.sum())
+    if total == 0:
+        return prefix
+    owner = np.repeat(np.arange(n), nbits)
+    starts = np.cumsum(nbits) - nbits
+    j = np.arange(total) - starts[owner]
+    shift = (nbits[owner] - 1 - j).astype(np.uint64)
+    suffix = ((values[owner] >> shift) & np.uint64(1)).astype(np.uint8)
+    return np.concatenate([prefix, suffix])
+
+
+def elias_gamma_decode(bits, count, name="data"):
+    """Decode ``count`` Elias-gamma values from the start of ``bits``.
+
+    Returns ``(values as uint64, number of bits consumed)``.
+    """
+    if count == 0:
+        return np.zeros(0, dtype=np.uint64), 0
+    ones = np.flatnonzero(bits)
+    if ones.size < count:
+        raise ValueError(f"{name} is truncated (Elias-gamma stream ends early)")
+    ones = ones[:count]
+    nbits = np.diff(np.concatenate([[-1], ones])) - 1
+    start = int(ones[-1]) + 1
+    total = int(nbits.sum())
+    if start + total > bits.size:
+        raise ValueError(f"{name} is truncated (Elias-gamma mantissas end early)")
+    values = np.left_shift(np.uint64(1), nbits.astype(np.uint64))
+    if total:
+        owner = np.repeat(np.arange(count), nbits)
+        starts = np.cumsum(nbits) - nbits
+        j = np.arange(total) - starts[owner]
+        shift = (nbits[owner] - 1 - j).astype(np.uint64)
+        contrib = bits[start:start + total].astype(np.uint64) << shift
+        np.add.at(values, owner, contrib)
+    return values, start + total
+
+
+def uint_bits(values, width):
+    """Fixed-width big-endian bits of unsigned integers, as a flat 0/1 ``uint8`` array."""
+    if width == 0:
+        return np.zeros(0, dtype=np.uint8)
+    shifts = np.arange(width - 1, -1, -1, dtype=np.uint64)
+    return ((np.asarray(values, dtype=np.uint64)[:, None] >> shifts) & np.uint64(1)).astype(
+        np.uint8).ravel()
+
+
+def bits_uint(bits, width, count):
+    """Inverse of :func:`uint_bits`."""
+    if width == 0:
+        return np.zeros(count, dtype=np.uint64)
+    weights = np.left_shift(np.uint64(1), np.arange(width - 1, -1, -1, dtype=np.uint64))
+    return (bits[:count * width].reshape(count, width).astype(np.uint64) * weights).sum(
+        axis=1, dtype=np.uint64)
+
+
+def unpack_body(data, offset, nbits, name="data"):
+    """0/1 bits of ``data[offset:]``; check that ``nbits`` are available."""
+    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8, offset=offset))
+    if bits.size < nbits:
+        raise ValueError(f"{name} is truncated (needs {nbits} bits of payload, has {bits.size})")
+    return bits
