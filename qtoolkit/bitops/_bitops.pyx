@@ -14,11 +14,11 @@ cdef extern from "qt_bitops.h" nogil:
     const char *qt_level_name(int level)
     int qt_openmp_enabled()
     size_t qt_pack_rows_f32(const float *x, size_t rows, size_t k, size_t ldx,
-                            uint64_t *out, size_t ldo, int use_simd)
+                            uint64_t *out, size_t ldo, int use_simd, int n_threads)
     size_t qt_pack_rows_f64(const double *x, size_t rows, size_t k, size_t ldx,
-                            uint64_t *out, size_t ldo, int use_simd)
+                            uint64_t *out, size_t ldo, int use_simd, int n_threads)
     size_t qt_pack_rows_u8(const uint8_t *x, size_t rows, size_t k, size_t ldx,
-                           uint64_t *out, size_t ldo, int use_simd)
+                           uint64_t *out, size_t ldo, int use_simd, int n_threads)
     int qt_xnor_gemm(const uint64_t *a, size_t m, size_t lda, const uint64_t *b, size_t n,
                      size_t ldb, size_t nw, int32_t kbits, int32_t *c, size_t ldc,
                      int level, int n_threads)
@@ -41,7 +41,7 @@ def openmp_enabled():
     return bool(qt_openmp_enabled())
 
 
-def pack_rows_f32(const float[:, ::1] x, uint64_t[:, ::1] out, int level):
+def pack_rows_f32(const float[:, ::1] x, uint64_t[:, ::1] out, int level, int n_threads=1):
     """Pack the sign bits of each row of ``x`` (IN) into ``out`` (OUT); return the NaN count."""
     cdef size_t nan
     cdef int simd = level >= QT_LEVEL_AVX2 and qt_cpu_has(QT_LEVEL_AVX2)
@@ -49,11 +49,11 @@ def pack_rows_f32(const float[:, ::1] x, uint64_t[:, ::1] out, int level):
         return 0
     with nogil:
         nan = qt_pack_rows_f32(&x[0, 0], x.shape[0], x.shape[1], x.shape[1],
-                               &out[0, 0], out.shape[1], simd)
+                               &out[0, 0], out.shape[1], simd, n_threads)
     return nan
 
 
-def pack_rows_f64(const double[:, ::1] x, uint64_t[:, ::1] out, int level):
+def pack_rows_f64(const double[:, ::1] x, uint64_t[:, ::1] out, int level, int n_threads=1):
     """Pack the sign bits of each row of ``x`` (IN) into ``out`` (OUT); return the NaN count."""
     cdef size_t nan
     cdef int simd = level >= QT_LEVEL_AVX2 and qt_cpu_has(QT_LEVEL_AVX2)
@@ -61,18 +61,18 @@ def pack_rows_f64(const double[:, ::1] x, uint64_t[:, ::1] out, int level):
         return 0
     with nogil:
         nan = qt_pack_rows_f64(&x[0, 0], x.shape[0], x.shape[1], x.shape[1],
-                               &out[0, 0], out.shape[1], simd)
+                               &out[0, 0], out.shape[1], simd, n_threads)
     return nan
 
 
-def pack_rows_u8(const uint8_t[:, ::1] x, uint64_t[:, ::1] out, int level):
+def pack_rows_u8(const uint8_t[:, ::1] x, uint64_t[:, ::1] out, int level, int n_threads=1):
     """Pack the non-zero bytes of each row of ``x`` (IN) into ``out`` (OUT)."""
     cdef int simd = level >= QT_LEVEL_AVX2 and qt_cpu_has(QT_LEVEL_AVX2)
     if x.shape[0] == 0:
         return 0
     with nogil:
         qt_pack_rows_u8(&x[0, 0], x.shape[0], x.shape[1], x.shape[1],
-                        &out[0, 0], out.shape[1], simd)
+                        &out[0, 0], out.shape[1], simd, n_threads)
     return 0
 
 

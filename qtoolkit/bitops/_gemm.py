@@ -1,11 +1,9 @@
 """Binary matrix products: :func:`xnor_gemm` on packed bits, :func:`binary_matmul` on real arrays."""
-import numbers
-
 import numpy as np
 
 from .._array import describe
 from . import _bitops
-from ._dispatch import _cpu_count, _level_id
+from ._dispatch import _level_id, _resolve_threads
 from ._packing import PackedBits, pack_bits
 
 __all__ = ["xnor_gemm", "binary_matmul", "MAX_BITS"]
@@ -15,16 +13,6 @@ MAX_BITS = 2**31 - 1
 
 # Below this many binary MACs one thread is faster than waking a second one.
 _THREAD_MIN_MACS = 1 << 26
-
-
-def _check_threads(n_threads, macs):
-    if n_threads is None:
-        return 1 if macs < _THREAD_MIN_MACS else _cpu_count()
-    if isinstance(n_threads, bool) or not isinstance(n_threads, (numbers.Integral, np.integer)):
-        raise TypeError(f"n_threads must be None or a positive int, got {describe(n_threads)}")
-    if n_threads < 1:
-        raise ValueError(f"n_threads must be None or >= 1, got {n_threads}")
-    return int(n_threads)
 
 
 def xnor_gemm(a, b, out=None, n_threads=None):
@@ -117,7 +105,7 @@ def xnor_gemm(a, b, out=None, n_threads=None):
             raise ValueError(f"out must have shape {(m, n)}, got {out.shape}")
         if not (out.flags.c_contiguous and out.flags.writeable):
             raise ValueError("out must be C-contiguous and writeable")
-    threads = _check_threads(n_threads, m * n * k)
+    threads = _resolve_threads(n_threads, m * n * k, _THREAD_MIN_MACS)
     _bitops.xnor_gemm(a.words, b.words, a.n_words, k, out, _level_id(), threads)
     return out
 
@@ -138,7 +126,8 @@ def binary_matmul(A, B, scale=None, n_threads=None):
         :math:`\alpha_i = \lVert A_i \rVert_1 / K` and column ``j`` by
         :math:`\beta_j = \lVert B_j \rVert_1 / K`, in float32.
     n_threads : int, optional
-        Threads for the product (see :func:`xnor_gemm`).
+        Threads for the packing and the product (see :func:`pack_bits` and
+        :func:`xnor_gemm`).
 
     Returns
     -------
@@ -190,7 +179,8 @@ def binary_matmul(A, B, scale=None, n_threads=None):
     if A.shape[1] != B.shape[1]:
         raise ValueError(f"A and B must have the same number of columns K, got {A.shape[1]} "
                          f"and {B.shape[1]}")
-    c = xnor_gemm(pack_bits(A), pack_bits(B), n_threads=n_threads)
+    c = xnor_gemm(pack_bits(A, n_threads=n_threads), pack_bits(B, n_threads=n_threads),
+                  n_threads=n_threads)
     if scale is None:
         return c
     k = A.shape[1]

@@ -5,11 +5,12 @@ import numpy as np
 
 from .._array import describe
 from . import _bitops
-from ._dispatch import _level_id
+from ._dispatch import _level_id, _resolve_threads
 
 __all__ = ["PackedBits", "pack_bits", "unpack_bits"]
 
 _WORD_ALIGN = 8  # rows are padded to a multiple of 8 words (64 bytes)
+_THREAD_MIN_VALUES = 1 << 22  # below this many values packing runs on one thread
 
 
 def _stride(n_bits):
@@ -130,7 +131,7 @@ class PackedBits:
         return f"PackedBits(shape={self.shape}, n_bits={self._n_bits})"
 
 
-def pack_bits(x, axis=-1):
+def pack_bits(x, axis=-1, n_threads=None):
     """Pack the signs of ``x`` along ``axis`` into 64-bit words.
 
     For real input the bit is 1 where ``x >= 0`` (so sign(0) = +1) and 0 where
@@ -144,6 +145,9 @@ def pack_bits(x, axis=-1):
         converted with ``numpy.asarray``.
     axis : int, default -1
         The axis to pack. It becomes the last axis of the result.
+    n_threads : int, optional
+        OpenMP threads for the packing loop (rows are split between them). By
+        default one thread below 2**22 values and all usable CPUs above.
 
     Returns
     -------
@@ -154,9 +158,11 @@ def pack_bits(x, axis=-1):
     Raises
     ------
     ValueError
-        If ``x`` holds NaN, is 0-d, or ``axis`` is out of bounds.
+        If ``x`` holds NaN, is 0-d, ``axis`` is out of bounds, or
+        ``n_threads < 1``.
     TypeError
-        If ``x`` is complex, object or string typed, or ``axis`` is not an int.
+        If ``x`` is complex, object or string typed, or ``axis`` or
+        ``n_threads`` is not an int.
 
     See Also
     --------
@@ -186,6 +192,7 @@ def pack_bits(x, axis=-1):
         raise TypeError(f"axis must be an int, got {axis!r}")
     if not -x.ndim <= axis < x.ndim:
         raise ValueError(f"axis={axis} is out of bounds for an array of dimension {x.ndim}")
+    threads = _resolve_threads(n_threads, x.size, _THREAD_MIN_VALUES)
     x = np.moveaxis(x, axis, -1)
     batch, k = x.shape[:-1], x.shape[-1]
     if x.dtype.kind == "b":
@@ -202,7 +209,7 @@ def pack_bits(x, axis=-1):
     words = np.empty((rows, _stride(k)), dtype=np.uint64)
     if k == 0:
         words[...] = 0
-    elif kernel(flat, words, _level_id()):
+    elif kernel(flat, words, _level_id(), threads):
         raise ValueError("x contains NaN, which has no sign to pack")
     return PackedBits._trusted(words.reshape(batch + (words.shape[-1],)), k)
 

@@ -141,3 +141,20 @@ def test_bad_arguments():
         PackedBits(np.ones((2, 1), dtype=np.uint64), 65)
     with pytest.raises(ValueError, match=">= 0"):
         PackedBits(np.ones((2, 1), dtype=np.uint64), -1)
+
+
+@pytest.mark.parametrize("level", available_simd_levels())
+def test_threads_give_identical_words(level, rng):
+    x = rng.standard_normal((257, 1000)).astype(np.float32)
+    with simd_level(level):
+        one = pack_bits(x, n_threads=1)
+        two = pack_bits(x, n_threads=2)
+    np.testing.assert_array_equal(one.words, two.words)
+    np.testing.assert_array_equal(one.words, reference_words(x))
+
+
+def test_bad_thread_counts():
+    with pytest.raises(ValueError, match="n_threads"):
+        pack_bits(np.ones(3), n_threads=0)
+    with pytest.raises(TypeError, match="n_threads"):
+        pack_bits(np.ones(3), n_threads="2")

@@ -16,6 +16,10 @@
 
 #include "qt_cpu.h"
 
+#ifdef QT_HAVE_OPENMP
+#include <omp.h>
+#endif
+
 #define QT_DEFINE_PACK_SCALAR(NAME, T, BIT, ISNAN)                                          \
     static size_t NAME(const T *x, size_t k, uint64_t *out, size_t start)                   \
     {                                                                                       \
@@ -90,15 +94,26 @@ QT_PACK_TARGET static size_t qt_pack_words_u8_avx2(const uint8_t *x, size_t nwor
 }
 #endif /* QT_X86 */
 
+#ifdef QT_HAVE_OPENMP
+#define QT_PRAGMA(x) _Pragma(#x)
+#define QT_PACK_OMP QT_PRAGMA(omp parallel for num_threads(n_threads) reduction(+ : nan) schedule(static) if (n_threads > 1))
+#else
+#define QT_PACK_OMP
+#endif
+
+/* Pack `rows` rows of k values (row stride ldx) into rows of ldo words. Rows are
+ * split between n_threads OpenMP threads. Returns the number of NaNs seen (a
+ * row with a NaN may be counted once per SIMD word rather than per value). */
 #define QT_DEFINE_PACK_ROWS(NAME, T, TAIL, AVX2WORDS)                                        \
     static size_t NAME(const T *x, size_t rows, size_t k, size_t ldx, uint64_t *out,         \
-                       size_t ldo, int use_simd)                                             \
+                       size_t ldo, int use_simd, int n_threads)                              \
     {                                                                                        \
         size_t nan = 0;                                                                      \
         const size_t full = k / 64;                                                          \
-        for (size_t r = 0; r < rows; ++r) {                                                  \
-            const T *xr = x + r * ldx;                                                       \
-            uint64_t *o = out + r * ldo;                                                     \
+        QT_PACK_OMP                                                                          \
+        for (long r = 0; r < (long)rows; ++r) {                                              \
+            const T *xr = x + (size_t)r * ldx;                                               \
+            uint64_t *o = out + (size_t)r * ldo;                                             \
             memset(o, 0, ldo * sizeof(uint64_t));                                            \
             size_t start = 0;                                                                \
             if (use_simd && full > 0) {                                                      \
