@@ -1,0 +1,256 @@
+"""Rounding to an arbitrary sorted scalar codebook, deterministic and stochastic."""
+import numpy as np
+from array_api_compat import device as _device
+from array_api_compat import is_dask_array
+
+from .._array import check_random_state, describe
+from ._common import (_check_positive_float, _check_weights, _is_numpy, _uniform_noise)
+
+
+def _check_no_nan(w, xp, name="w"):
+    if is_dask_array(w):
+        return
+    if not bool(xp.all(xp.isfinite(w))):
+        raise ValueError(f"{name} contains NaN or Inf")
+
+
+def _check_codebook(codebook, w, xp, *, min_size=1):
+    """Validate a sorted 1-D codebook and return it in ``w``'s namespace, dtype and device."""
+    if isinstance(codebook, (str, bytes)) or codebook is None:
+        raise TypeError(f"codebook must be a sorted 1-D array of reals, got {describe(codebook)}")
+    if hasattr(codebook, "__array_namespace__") or hasattr(codebook, "dtype"):
+        if is_dask_array(codebook):
+            codebook = codebook.compute()
+        try:
+            cb = np.asarray(codebook, dtype=np.float64)
+        except (TypeError, ValueError, RuntimeError):
+            cb = np.from_dlpack(codebook).astype(np.float64)
+    else:
+        try:
+            cb = np.asarray(codebook, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"codebook must be a sorted 1-D array of reals, "
+                            f"got {describe(codebook)}") from exc
+    if cb.ndim != 1 or cb.size < min_size:
+        raise ValueError(f"codebook must be 1-D with at least {min_size} codeword(s), "
+                         f"got shape {cb.shape}")
+    if not np.all(np.isfinite(cb)):
+        raise ValueError("codebook contains NaN or Inf")
+    if np.any(np.diff(cb) <= 0):
+        raise ValueError("codebook must be strictly increasing (sorted, no repeats)")
+    if _is_numpy(xp):
+        return cb.astype(w.dtype)
+    return xp.asarray(cb, dtype=w.dtype, device=_device(w))
+
+
+def _take(c, idx, xp):
+    """``c[idx]`` for an index array of any shape."""
+    if _is_numpy(xp):
+        return c[idx]
+    flat = xp.reshape(idx, (-1,))
+    return xp.reshape(xp.take(c, flat), tuple(idx.shape))
+
+
+def _nearest_codes(w, c, xp):
+    """Index of the nearest codeword (ties to the larger one); validated input."""
+    k = c.shape[0]
+    if k == 1:
+        return xp.zeros(w.shape, dtype=xp.int64, device=_device(w))
+    mid = (c[1:] + c[:-1]) / 2
+    if _is_numpy(xp):
+        return np.searchsorted(mid, w, side="right")
+    return xp.searchsorted(mid, w, side="right")
+
+
+def round_to_codebook(w, codebook, return_codes=False):
+    """Round each entry to the nearest codeword of a sorted scalar codebook.
+
+    Parameters
+    ----------
+    w : array of real floating dtype, any shape
+        Values to round, in any Array API namespace.
+    codebook : array-like of shape (k,)
+        Strictly increasing, finite codewords (a list, a NumPy array or an
+        array of ``w``'s namespace).
+    return_codes : bool, default=False
+        Also return the index of the chosen codeword of each entry.
+
+    Returns
+    -------
+    w_q : array, same shape, dtype, namespace and device as ``w``
+        The nearest codeword of each entry.
+    codes : array of int64, same shape as ``w``
+        Only when ``return_codes``: ``w_q == codebook[codes]``.
+
+    Raises
+    ------
+    TypeError
+        If ``w`` is not a real floating array or ``codebook`` is not numeric.
+    ValueError
+        If ``w`` is empty or holds NaN/Inf, or ``codebook`` is not 1-D,
+        sorted and finite.
+
+    See Also
+    --------
+    stochastic_round : Unbiased random rounding to the two neighbours.
+    qtoolkit.rounding.power_of_two : A logarithmic codebook.
+
+    Notes
+    -----
+    .. math::
+
+        q(w) = c_{j^*}, \\qquad j^* = \\arg\\min_j |w - c_j|,
+
+    found by binary search of :math:`w` among the midpoints
+    :math:`(c_j + c_{j+1})/2` (:math:`O(\\log k)` per entry); a value exactly
+    on a midpoint goes to the larger codeword. The pseudo-gradient is the
+    straight-through estimator.
+
+    References
+    ----------
+    .. [1] Y. Guo, "A Survey on Methods and Theories of Quantized Neural
+       Networks", arXiv:1808.04752, 2018.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from qtoolkit.rounding import round_to_codebook
+    >>> round_to_codebook(np.array([-0.9, 0.2, 0.3, 5.0]), [-1.0, 0.0, 0.5, 1.0],
+    ...                   return_codes=True)
+    (array([-1. ,  0. ,  0.5,  1. ]), array([0, 1, 2, 3]))
+    """
+    w, xp = _check_weights(w)
+    c = _check_codebook(codebook, w, xp)
+    _check_no_nan(w, xp)
+    codes = _nearest_codes(w, c, xp)
+    out = _take(c, codes, xp)
+    return (out, codes) if return_codes else out
+
+
+def stochastic_round(w, step=None, codebook=None, rng=None, return_codes=False):
+    """Unbiased stochastic rounding to a uniform grid or to any sorted codebook.
+
+    Parameters
+    ----------
+    w : array of real floating dtype, any shape
+        Values to round, in any Array API namespace.
+    step : float or None, default=None
+        Grid step :math:`\\varepsilon > 0` of the grid
+        :math:`\\varepsilon\\mathbb{Z}`. Give exactly one of ``step`` and
+        ``codebook``.
+    codebook : array-like of shape (k,) or None, default=None
+        Strictly increasing codewords (k >= 2). Values outside
+        :math:`[c_0, c_{k-1}]` are clipped to the end codewords.
+    rng : numpy.random.Generator, int or None, default=None
+        Source of randomness; the same seed gives the same result. For a
+        Dask array the noise is drawn lazily from a seed taken from ``rng``.
+    return_codes : bool, default=False
+        With ``codebook``: also return the index of the chosen codeword.
+
+    Returns
+    -------
+    w_q : array, same shape, dtype, namespace and device as ``w``
+        The rounded values.
+    codes : array of int64
+        Only when ``return_codes`` (requires ``codebook``).
+
+    Raises
+    ------
+    TypeError
+        If ``w`` is not a real floating array or ``rng`` is not a valid seed.
+    ValueError
+        If both or neither of ``step`` and ``codebook`` are given, ``step``
+        is not positive, the codebook is invalid, or ``w`` is empty or holds
+        NaN/Inf.
+
+    See Also
+    --------
+    round_to_codebook : Deterministic nearest-codeword rounding.
+    stochastic_binarize : The two-level special case of BinaryConnect.
+
+    Notes
+    -----
+    For :math:`\\ell \\le x \\le h` the two neighbouring codewords,
+
+    .. math::
+
+        q(x) = \\begin{cases} h & \\text{with probability } (x-\\ell)/(h-\\ell),\\\\
+        \\ell & \\text{otherwise,} \\end{cases}
+        \\qquad \\mathbb{E}[q(x)] = x, \\quad
+        \\operatorname{Var}[q(x)] = (x-\\ell)(h-x).
+
+    On a grid of step :math:`\\varepsilon` this is
+    :math:`q(x) = \\varepsilon\\lfloor x/\\varepsilon + u\\rfloor` with
+    :math:`u \\sim U[0, 1)`. The pseudo-gradient is the straight-through
+    estimator.
+
+    References
+    ----------
+    .. [1] S. Gupta, A. Agrawal, K. Gopalakrishnan, P. Narayanan, "Deep
+       Learning with Limited Numerical Precision", ICML 2015.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from qtoolkit.rounding import stochastic_round
+    >>> stochastic_round(np.array([0.0, 0.25, 1.0]), step=0.5, rng=0)
+    array([0., 0., 1.])
+    >>> stochastic_round(np.array([-3.0, 0.1, 3.0]), codebook=[-1.0, 0.0, 2.0], rng=0)
+    array([-1.,  0.,  2.])
+    """
+    w, xp = _check_weights(w)
+    if (step is None) == (codebook is None):
+        raise ValueError("give exactly one of step (a grid step) and codebook (sorted "
+                         f"codewords); got step={step!r}, codebook={describe(codebook)}")
+    if return_codes and codebook is None:
+        raise ValueError("return_codes=True needs codebook; a grid has no finite code table")
+    rng = check_random_state(rng)
+    if step is not None:
+        step = _check_positive_float(step, "step")
+        _check_no_nan(w, xp)
+        if _is_numpy(xp):
+            return _stochastic_grid_numpy(w, step, rng)
+        u = _uniform_noise(rng, w, xp)
+        y = w / step
+        if y.dtype != u.dtype:
+            y = xp.astype(y, u.dtype)
+        q = xp.floor(y + u) * step
+        return xp.astype(q, w.dtype) if q.dtype != w.dtype else q
+    c = _check_codebook(codebook, w, xp, min_size=2)
+    _check_no_nan(w, xp)
+    k = c.shape[0]
+    x = xp.clip(w, c[0], c[k - 1]) if not _is_numpy(xp) else np.clip(w, c[0], c[k - 1])
+    if _is_numpy(xp):
+        lo_idx = np.searchsorted(c, x, side="right") - 1
+        np.clip(lo_idx, 0, k - 2, out=lo_idx)
+    else:
+        lo_idx = xp.clip(xp.searchsorted(c, x, side="right") - 1, 0, k - 2)
+    lo = _take(c, lo_idx, xp)
+    hi = _take(c, lo_idx + 1, xp)
+    p = (x - lo) / (hi - lo)
+    u = _uniform_noise(rng, w, xp)
+    if p.dtype != u.dtype:
+        p = xp.astype(p, u.dtype)
+    up = u < p
+    out = xp.where(up, hi, lo)
+    if return_codes:
+        one = xp.ones_like(lo_idx)
+        return out, lo_idx + xp.where(up, one, xp.zeros_like(lo_idx))
+    return out
+
+
+def _stochastic_grid_numpy(w, step, rng):
+    """NumPy path: ``floor(w / step + u) * step`` with in-place ufuncs and one buffer."""
+    if w.dtype == np.float16:
+        u = rng.random(w.shape, dtype=np.float32)
+        u += w.astype(np.float32) / np.float32(step)
+        np.floor(u, out=u)
+        u *= np.float32(step)
+        return u.astype(np.float16)
+    out = np.empty(w.shape, dtype=w.dtype)
+    rng.random(dtype=w.dtype, out=out)
+    np.add(out, np.divide(w, w.dtype.type(step)), out=out)
+    np.floor(out, out=out)
+    out *= w.dtype.type(step)
+    return out
+

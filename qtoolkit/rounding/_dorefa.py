@@ -1,0 +1,207 @@
+"""DoReFa-Net k-bit weights, activations and gradients."""
+from .._array import check_axis, check_bits, check_random_state
+from ._common import (_check_finite_scale_input, _check_weights, _reduce, _sign,
+                      _uniform_noise)
+
+
+def _quantize_k(r, xp, bits):
+    n = float(2 ** bits - 1)
+    return xp.round(r * n) / n
+
+
+def _dorefa_weight_parts(w, xp, bits, axis):
+    """``(values, scale)``: the DoReFa weights and the scale their grid is relative to."""
+    if bits == 1:
+        alpha = _reduce(xp.mean, xp.abs(w), axis)
+        return _sign(w, xp) * alpha, alpha
+    t = xp.tanh(w)
+    m = _reduce(xp.max, xp.abs(t), axis)
+    m = xp.where(m > 0, m, xp.ones_like(m))
+    return 2 * _quantize_k(t / (2 * m) + 0.5, xp, bits) - 1, None
+
+
+def dorefa_weights(w, bits, axis=None):
+    """DoReFa-Net k-bit weight quantization.
+
+    Parameters
+    ----------
+    w : array of real floating dtype, any shape
+        Weights, in any Array API namespace.
+    bits : int
+        Bit width k, in [1, 16].
+    axis : int, tuple of int or None, default=None
+        Axes that keep separate normalisers :math:`\\max|\\tanh w|` (or
+        :math:`\\mathbb{E}|w|` for k = 1). None: per tensor.
+
+    Returns
+    -------
+    w_q : array, same shape, dtype, namespace and device as ``w``
+        For k > 1, values on the grid :math:`\\{-1, -1 + 2/(2^k-1), \\dots, 1\\}`;
+        for k = 1, :math:`\\pm\\mathbb{E}|w|`.
+
+    Raises
+    ------
+    TypeError
+        If ``w`` is not a real floating array.
+    ValueError
+        If ``bits`` is out of range, ``axis`` is out of bounds, or ``w`` is
+        empty or holds NaN/Inf.
+
+    See Also
+    --------
+    dorefa_activations : The activation quantizer.
+    dorefa_gradients : The stochastic gradient quantizer.
+
+    Notes
+    -----
+    With :math:`\\mathrm{quantize}_k(r) = \\operatorname{round}((2^k-1)r)/(2^k-1)`
+    on :math:`[0, 1]`,
+
+    .. math::
+
+        w_q = 2\\,\\mathrm{quantize}_k\\!\\left(\\frac{\\tanh w}
+        {2\\max|\\tanh w|} + \\frac12\\right) - 1 \\quad (k > 1), \\qquad
+        w_q = \\mathrm{sign}(w)\\,\\mathbb{E}|w| \\quad (k = 1).
+
+    The pseudo-gradient is straight-through for :math:`\\mathrm{quantize}_k`,
+    so the gradient flows through the differentiable tanh normalisation.
+
+    References
+    ----------
+    .. [1] S. Zhou et al., "DoReFa-Net: Training Low Bitwidth Convolutional
+       Neural Networks with Low Bitwidth Gradients", arXiv:1606.06160, 2016.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from qtoolkit.rounding import dorefa_weights
+    >>> dorefa_weights(np.array([-2.0, 0.0, 0.3, 2.0]), bits=2)
+    array([-1.        ,  0.33333333,  0.33333333,  1.        ])
+    """
+    w, xp = _check_weights(w)
+    bits = check_bits(bits, "bits", low=1, high=16)
+    axis = check_axis(axis, w.ndim)
+    _check_finite_scale_input(w, xp)
+    return _dorefa_weight_parts(w, xp, bits, axis)[0]
+
+
+def dorefa_activations(x, bits):
+    """DoReFa-Net k-bit activation quantization on :math:`[0, 1]`.
+
+    Parameters
+    ----------
+    x : array of real floating dtype, any shape
+        Activations, in any Array API namespace.
+    bits : int
+        Bit width k, in [1, 16].
+
+    Returns
+    -------
+    x_q : array, same shape, dtype, namespace and device as ``x``
+        :math:`\\mathrm{quantize}_k(\\mathrm{clip}(x, 0, 1))`.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` is not a real floating array.
+    ValueError
+        If ``bits`` is out of range or ``x`` is empty.
+
+    See Also
+    --------
+    dorefa_weights : The weight quantizer.
+    uniform : Uniform quantization with a data-dependent range.
+
+    Notes
+    -----
+    .. math::
+
+        x_q = \\frac{\\operatorname{round}\\big((2^k-1)\\,\\mathrm{clip}(x, 0, 1)\\big)}{2^k-1}.
+
+    The pseudo-gradient is the straight-through estimator inside [0, 1]
+    and zero outside (the clip).
+
+    References
+    ----------
+    .. [1] S. Zhou et al., "DoReFa-Net: Training Low Bitwidth Convolutional
+       Neural Networks with Low Bitwidth Gradients", arXiv:1606.06160, 2016.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from qtoolkit.rounding import dorefa_activations
+    >>> dorefa_activations(np.array([-0.5, 0.2, 0.5, 1.5]), bits=2)
+    array([0.        , 0.33333333, 0.66666667, 1.        ])
+    """
+    x, xp = _check_weights(x, "x")
+    bits = check_bits(bits, "bits", low=1, high=16)
+    return _quantize_k(xp.clip(x, 0.0, 1.0), xp, bits)
+
+
+def dorefa_gradients(g, bits, rng=None, axis=None):
+    """DoReFa-Net stochastic k-bit gradient quantization.
+
+    Parameters
+    ----------
+    g : array of real floating dtype, any shape
+        Gradient, in any Array API namespace.
+    bits : int
+        Bit width k, in [1, 16].
+    rng : numpy.random.Generator, int or None, default=None
+        Source of the uniform noise; the same seed gives the same result.
+    axis : int, tuple of int or None, default=None
+        Axes that keep separate :math:`\\max|g|` (the paper uses one per
+        sample). None: per tensor.
+
+    Returns
+    -------
+    g_q : array, same shape, dtype, namespace and device as ``g``
+
+    Raises
+    ------
+    TypeError
+        If ``g`` is not a real floating array or ``rng`` is not a valid seed.
+    ValueError
+        If ``bits`` is out of range, ``axis`` is out of bounds, or ``g`` is
+        empty or holds NaN/Inf.
+
+    See Also
+    --------
+    dorefa_weights : The weight quantizer.
+    stochastic_round : Unbiased rounding to any grid.
+
+    Notes
+    -----
+    With :math:`M = \\max|g|` and :math:`\\sigma \\sim U(-\\tfrac12, \\tfrac12)`,
+
+    .. math::
+
+        g_q = 2M\\left[\\mathrm{quantize}_k\\!\\left(\\frac{g}{2M} + \\frac12
+        + \\frac{\\sigma}{2^k - 1}\\right) - \\frac12\\right].
+
+    The noise makes the rounding unbiased inside the range.
+
+    References
+    ----------
+    .. [1] S. Zhou et al., "DoReFa-Net: Training Low Bitwidth Convolutional
+       Neural Networks with Low Bitwidth Gradients", arXiv:1606.06160, 2016.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from qtoolkit.rounding import dorefa_gradients
+    >>> dorefa_gradients(np.array([-1.0, 0.0, 1.0]), bits=2, rng=0)
+    array([-1.        , -0.33333333,  1.        ])
+    """
+    g, xp = _check_weights(g, "g")
+    bits = check_bits(bits, "bits", low=1, high=16)
+    axis = check_axis(axis, g.ndim)
+    rng = check_random_state(rng)
+    _check_finite_scale_input(g, xp, "g")
+    m = _reduce(xp.max, xp.abs(g), axis)
+    m = xp.where(m > 0, m, xp.ones_like(m))
+    u = _uniform_noise(rng, g, xp)
+    if u.dtype != g.dtype:
+        u = xp.astype(u, g.dtype)
+    r = g / (2 * m) + 0.5 + (u - 0.5) / float(2 ** bits - 1)
+    return 2 * m * (_quantize_k(r, xp, bits) - 0.5)

@@ -1,0 +1,237 @@
+"""Ternarization: TWN's rule of thumb, the exact least-squares optimum, and TTQ."""
+import math
+import numbers
+
+import numpy as np
+from array_api_compat import is_dask_array
+
+from .._array import check_axis, describe
+from ._common import (_as_numpy, _asarray_like, _check_choice, _check_finite_scale_input,
+                      _check_positive_float, _check_weights, _is_numpy, _reduce)
+
+TERNARY_METHODS = ("twn", "optimal", "ttq")
+
+
+def _slices_np(a, kept):
+    """``a`` (NumPy) as ``(n_slices, n)`` rows, and the keepdims shape of a per-slice statistic."""
+    kept = () if kept is None else tuple(kept)
+    rest = tuple(ax for ax in range(a.ndim) if ax not in kept)
+    t = np.transpose(a, kept + rest) if a.ndim else a
+    m = math.prod(a.shape[ax] for ax in kept)
+    stat_shape = tuple(a.shape[ax] if ax in kept else 1 for ax in range(a.ndim))
+    return np.reshape(t, (m, -1)), stat_shape
+
+
+def _optimal_rows(a):
+    """Exact ternary optimum of each row of ``a`` (non-negative, float; sorted in place).
+
+    Returns ``(delta, alpha)`` per row: the threshold and the scale that
+    minimise :math:`\\|w - \\alpha t\\|^2`. Candidates are the thresholds
+    :math:`\\Delta \\ge 0` that select the top ``n - j`` entries of the sorted row;
+    the objective is :math:`S_j^2 / (n - j)` with :math:`S_j` the sum of the
+    selected entries.
+    """
+    a.sort(axis=1)
+    m, n = a.shape
+    delta = np.zeros(m, dtype=np.float64)
+    alpha = np.zeros(m, dtype=np.float64)
+    for i in range(m):
+        row = a[i]
+        # suffix[j] = sum(row[j:]), in float64.
+        suffix = np.cumsum(row[::-1], dtype=np.float64)[::-1]
+        count = np.arange(n, 0, -1, dtype=np.float64)
+        obj = suffix * suffix
+        obj /= count
+        valid = row > 0
+        valid[1:] &= row[1:] > row[:-1]
+        if not valid.any():
+            continue
+        obj[~valid] = -1.0
+        j = int(np.argmax(obj))
+        delta[i] = float(row[j - 1]) if j > 0 else 0.0
+        alpha[i] = suffix[j] / count[j]
+    return delta, alpha
+
+
+def _optimal_threshold(w, xp, kept):
+    """Threshold and scale of the exact optimum, as arrays of ``w``'s kind (keepdims).
+
+    NumPy arrays are handled in place on a copy of :math:`|w|`; other
+    namespaces (including Dask, which is computed here) go through NumPy for
+    this data-dependent step only, and the two scalars per slice come back
+    in ``w``'s namespace.
+    """
+    a = np.abs(_as_numpy(w))
+    if a.dtype == np.float16:
+        a = a.astype(np.float32)
+    rows, stat_shape = _slices_np(a, kept)
+    delta, alpha = _optimal_rows(rows)
+    delta = delta.reshape(stat_shape)
+    alpha = alpha.reshape(stat_shape)
+    if _is_numpy(xp):
+        return delta.astype(w.dtype), alpha.astype(w.dtype)
+    return _asarray_like(delta, w, xp), _asarray_like(alpha, w, xp)
+
+
+def _mean_where(x, mask, xp, kept):
+    """Mean of ``x`` over entries where ``mask`` holds, per slice (0 if none)."""
+    z = xp.zeros_like(x)
+    num = _reduce(xp.sum, xp.where(mask, x, z), kept)
+    cnt = _reduce(xp.sum, xp.where(mask, xp.ones_like(x), z), kept)
+    return xp.where(cnt > 0, num / xp.where(cnt > 0, cnt, cnt + 1), xp.zeros_like(num))
+
+
+def _ternary(w, xp, method, delta, threshold, axis, scales):
+    """``(t, alpha_pos, alpha_neg, Delta)`` with ``t`` in {-1, 0, +1} as floats; validated input."""
+    a = xp.abs(w)
+    if method == "twn":
+        thr = delta * _reduce(xp.mean, a, axis)
+    elif method == "ttq":
+        thr = threshold * _reduce(xp.max, a, axis)
+    else:
+        thr, alpha = _optimal_threshold(w, xp, axis)
+    pos = w > thr
+    neg = w < -thr
+    zero = xp.zeros_like(w)
+    one = xp.ones_like(w)
+    t = xp.where(pos, one, xp.where(neg, -one, zero))
+    if method == "optimal":
+        return t, alpha, alpha, thr
+    if method == "twn":
+        alpha = _mean_where(a, pos | neg, xp, axis)
+        return t, alpha, alpha, thr
+    if scales is not None:
+        wp = _asarray_like(scales[0], w, xp)
+        wn = _asarray_like(scales[1], w, xp)
+        return t, wp, wn, thr
+    return t, _mean_where(a, pos, xp, axis), _mean_where(a, neg, xp, axis), thr
+
+
+def _validate_ternarize(w, method, delta, threshold, axis, scales):
+    w, xp = _check_weights(w)
+    method = _check_choice(method, "method", TERNARY_METHODS)
+    delta = _check_positive_float(delta, "delta")
+    threshold = _check_positive_float(threshold, "threshold")
+    if threshold >= 1:
+        raise ValueError(f"threshold is a fraction of max|w| and must be in (0, 1), "
+                         f"got {threshold}")
+    axis = check_axis(axis, w.ndim)
+    if scales is not None:
+        if method != "ttq":
+            raise ValueError(f"scales=(W_p, W_n) is used only with method='ttq', "
+                             f"got method={method!r}")
+        ok = (isinstance(scales, (tuple, list)) and len(scales) == 2
+              and all(isinstance(s, numbers.Real) and not isinstance(s, bool)
+                      and math.isfinite(s) and s >= 0 for s in scales))
+        if not ok:
+            raise ValueError(f"scales must be a pair of finite non-negative numbers "
+                             f"(W_p, W_n), got {describe(scales)}")
+    _check_finite_scale_input(w, xp)
+    return w, xp, method, delta, threshold, axis
+
+
+def ternarize(w, method="twn", delta=0.7, threshold=0.05, axis=None, scales=None):
+    """Ternarize to :math:`\\{-\\alpha_n, 0, +\\alpha_p\\}` with a threshold :math:`\\Delta`.
+
+    Parameters
+    ----------
+    w : array of real floating dtype, any shape
+        Tensor to ternarize, in any Array API namespace.
+    method : {"twn", "optimal", "ttq"}, default="twn"
+        ``"twn"``: :math:`\\Delta = \\delta\\,\\mathbb{E}|w|` and
+        :math:`\\alpha` the mean of :math:`|w|` above :math:`\\Delta`.
+        ``"optimal"``: the exact minimiser of :math:`\\|w - \\alpha t\\|^2`,
+        found with one sort of :math:`|w|`. ``"ttq"``: :math:`\\Delta =
+        t\\,\\max|w|` with separate positive and negative scales.
+    delta : float, default=0.7
+        TWN's factor :math:`\\delta` (0.75 in the paper's latest version).
+    threshold : float, default=0.05
+        TTQ's fraction :math:`t` of :math:`\\max|w|`, in (0, 1).
+    axis : int, tuple of int or None, default=None
+        Axes that keep separate thresholds and scales. None: per tensor.
+    scales : tuple (W_p, W_n) of float or None, default=None
+        TTQ only: trained positive and negative scales. None: the
+        least-squares values, the means of :math:`|w|` over the positive and
+        the negative selected entries.
+
+    Returns
+    -------
+    w_t : array, same shape, dtype, namespace and device as ``w``
+        :math:`\\alpha_p` where :math:`w > \\Delta`, :math:`-\\alpha_n` where
+        :math:`w < -\\Delta`, 0 elsewhere.
+
+    Raises
+    ------
+    TypeError
+        If ``w`` is not a real floating array.
+    ValueError
+        If ``method`` is unknown, ``w`` is empty or holds NaN/Inf, ``delta``
+        or ``threshold`` is out of range, or ``axis`` is out of bounds.
+
+    See Also
+    --------
+    binarize : Two levels.
+    uniform : :math:`2^b` levels.
+
+    Notes
+    -----
+    With :math:`t_i = \\mathrm{sign}(w_i)\\,1_{|w_i| > \\Delta}` and
+    :math:`I_\\Delta = \\{i : |w_i| > \\Delta\\}`,
+
+    .. math::
+
+        \\alpha^*(\\Delta) = \\frac{1}{|I_\\Delta|} \\sum_{i \\in I_\\Delta} |w_i|,
+        \\qquad
+        \\Delta^* = \\arg\\max_\\Delta
+        \\frac{\\big(\\sum_{i \\in I_\\Delta} |w_i|\\big)^2}{|I_\\Delta|}.
+
+    ``"optimal"`` evaluates the objective at every distinct threshold after
+    one sort (:math:`O(n \\log n)`) and reports as :math:`\\Delta` the
+    largest :math:`|w|` left out. For a Dask array that step computes
+    :math:`|w|` once, eagerly, to find the thresholds; the returned array is
+    still a lazy Dask array. TWN and TTQ stay fully lazy. The
+    pseudo-gradient is the straight-through estimator (TTQ also trains
+    :math:`W_p, W_n` from the gradient summed over their entries).
+
+    References
+    ----------
+    .. [1] F. Li, B. Zhang, B. Liu, "Ternary Weight Networks",
+       arXiv:1605.04711, 2016.
+    .. [2] C. Zhu, S. Han, H. Mao, W. J. Dally, "Trained Ternary
+       Quantization", ICLR 2017.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from qtoolkit.rounding import ternarize
+    >>> w = np.array([-1.0, -0.1, 0.05, 0.6, 1.0])
+    >>> ternarize(w)
+    array([-0.86666667,  0.        ,  0.        ,  0.86666667,  0.86666667])
+    >>> ternarize(w, method="ttq")
+    array([-0.55, -0.55,  0.  ,  0.8 ,  0.8 ])
+    """
+    w, xp, method, delta, threshold, axis = _validate_ternarize(
+        w, method, delta, threshold, axis, scales)
+    if method == "optimal" and _is_numpy(xp) and axis is None:
+        return _optimal_numpy(w)
+    t, ap, an, _ = _ternary(w, xp, method, delta, threshold, axis, scales)
+    if method == "ttq":
+        return xp.where(t > 0, t * ap, t * an)
+    return t * ap
+
+
+def _optimal_numpy(w):
+    """Per-tensor exact optimum on NumPy: one in-place sort of a copy of |w|."""
+    a = np.abs(w, dtype=np.float32 if w.dtype == np.float16 else w.dtype)
+    a = a.reshape(1, -1)
+    delta, alpha = _optimal_rows(a)
+    thr = w.dtype.type(delta[0])
+    alpha = w.dtype.type(alpha[0])
+    out = np.greater(w, thr).astype(w.dtype)
+    out -= np.less(w, -thr)
+    out *= alpha
+    return out
+
+
+def _is_lazy(x):
+    return is_dask_array(x)
