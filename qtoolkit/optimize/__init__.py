@@ -1,2 +1,48 @@
-"""qtoolkit.optimize."""
-__all__ = []
+"""Quantization as optimization: loss-aware, ADMM, learned bases, Hessian-guided rounding.
+
+Background
+----------
+In the survey's taxonomy (Guo 2018) this is the third family of
+*deterministic* quantization: instead of a fixed rounding rule or a
+clustering of the weights, the quantized weights are the solution of an
+optimization problem that involves the loss (or the layer's output), not
+only the distance to the full-precision weights.
+
+- *Loss-aware* quantization (Hou et al. 2017; Hou & Kwok 2018): the
+  proximal Newton step with a diagonal curvature estimate, in closed form —
+  :func:`loss_aware_binarize`, :func:`loss_aware_ternarize`.
+- *ADMM* (Leng et al. 2018): the weights are split from their quantized copy,
+  which is an exact projection onto a scaled codebook —
+  :func:`admm_quantize`, :func:`project_scaled_codebook`.
+- *Learned quantizer bases* (LQ-Nets, Zhang et al. 2018), for weights and
+  activations — :func:`lq_fit`, :func:`lq_quantize`.
+- *Hessian-guided post-training rounding* of a linear layer from
+  calibration inputs, the direction the survey names as future work
+  ("the structure of the weights guides the rounding"): GPTQ/OBQ
+  (:func:`gptq`) and AdaRound (:func:`adaround`), both returning a
+  :class:`QuantizedLayer`; :func:`output_error` measures
+  :math:`\\|XW^\\top - X\\hat W^\\top\\|^2`.
+
+The loss-aware steps take any Array API array; the layer-wise methods, ADMM
+and LQ-Nets work on NumPy arrays.
+"""
+from ._adaround import adaround
+from ._admm import ADMMResult, admm_quantize, project_scaled_codebook
+from ._gptq import gptq
+from ._layer import QuantizedLayer, output_error
+from ._loss_aware import loss_aware_binarize, loss_aware_ternarize
+from ._lq import lq_fit, lq_quantize
+
+__all__ = [
+    "ADMMResult",
+    "QuantizedLayer",
+    "adaround",
+    "admm_quantize",
+    "gptq",
+    "loss_aware_binarize",
+    "loss_aware_ternarize",
+    "lq_fit",
+    "lq_quantize",
+    "output_error",
+    "project_scaled_codebook",
+]
