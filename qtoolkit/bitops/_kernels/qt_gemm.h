@@ -102,62 +102,67 @@ static void qt_pack_panel(const uint64_t *src, size_t ld, size_t valid, size_t r
     }
 }
 
-/* One thread's share: rows [r0, r1) of C. Returns 0, or -1 if out of memory. */
-static int qt_gemm_rows(const qt_isa_t *isa, const uint64_t *a, size_t lda, size_t r0, size_t r1,
-                        const uint64_t *bbuf, size_t n, size_t nw, int32_t kbits,
-                        int32_t *c, size_t ldc)
+/* Rows of the packed A block for K blocks of kc0 words: sized for L2, a multiple of MR. */
+static size_t qt_block_rows(const qt_isa_t *isa, size_t kc0)
+{
+    const size_t MR = (size_t)isa->mr, pf = isa->nibble ? 2 : 1;
+    size_t mc = QT_A_BLOCK_BYTES / (kc0 * 8 * pf);
+    return mc < MR ? MR : mc / MR * MR;
+}
+
+/* Rows [r0, r1) of C (r1 - r0 <= the block size of abuf). */
+static void qt_gemm_rows(const qt_isa_t *isa, const uint64_t *a, size_t lda, size_t r0, size_t r1,
+                         const uint64_t *bbuf, size_t n, size_t nw, int32_t kbits,
+                         int32_t *c, size_t ldc, uint64_t *abuf)
 {
     const size_t MR = (size_t)isa->mr, NR = (size_t)isa->nr, pf = isa->nibble ? 2 : 1;
     const size_t npan = (n + NR - 1) / NR;
-    const size_t kc0 = nw < QT_KC ? nw : QT_KC;
-    size_t mc = QT_A_BLOCK_BYTES / (kc0 * 8 * pf);
-    mc = mc < MR ? MR : mc / MR * MR;
-    uint64_t *abuf = (uint64_t *)qt_aligned_alloc(mc * kc0 * pf * sizeof(uint64_t));
-    if (abuf == NULL) return -1;
     const size_t nkb = (nw + QT_KC - 1) / QT_KC;
+    const size_t mcb = r1 - r0;
     int32_t tile[QT_MAX_TILE];
 
-    for (size_t ic = r0; ic < r1; ic += mc) {
-        const size_t mcb = (r1 - ic < mc) ? r1 - ic : mc;
-        for (size_t kb = 0; kb < nkb; ++kb) {
-            const size_t w0 = kb * QT_KC;
-            const size_t kw = (nw - w0 < QT_KC) ? nw - w0 : QT_KC;
-            const int mode = (kb > 0 ? QT_ACC : 0) | (kb + 1 == nkb ? QT_FIN : 0);
+    for (size_t kb = 0; kb < nkb; ++kb) {
+        const size_t w0 = kb * QT_KC;
+        const size_t kw = (nw - w0 < QT_KC) ? nw - w0 : QT_KC;
+        const int mode = (kb > 0 ? QT_ACC : 0) | (kb + 1 == nkb ? QT_FIN : 0);
+        for (size_t ir = 0; ir < mcb; ir += MR) {
+            const size_t valid = (mcb - ir < MR) ? mcb - ir : MR;
+            qt_pack_panel(a + (r0 + ir) * lda + w0, lda, valid, MR, kw, isa->nibble,
+                          abuf + (ir / MR) * kw * MR * pf);
+        }
+        for (size_t p = 0; p < npan; ++p) {
+            const uint64_t *bp = bbuf + p * nw * NR * pf + w0 * NR * pf;
+            const size_t ncols = (n - p * NR < NR) ? n - p * NR : NR;
             for (size_t ir = 0; ir < mcb; ir += MR) {
-                const size_t valid = (mcb - ir < MR) ? mcb - ir : MR;
-                qt_pack_panel(a + (ic + ir) * lda + w0, lda, valid, MR, kw, isa->nibble,
-                              abuf + (ir / MR) * kw * MR * pf);
-            }
-            for (size_t p = 0; p < npan; ++p) {
-                const uint64_t *bp = bbuf + p * nw * NR * pf + w0 * NR * pf;
-                const size_t ncols = (n - p * NR < NR) ? n - p * NR : NR;
-                for (size_t ir = 0; ir < mcb; ir += MR) {
-                    const uint64_t *ap = abuf + (ir / MR) * kw * MR * pf;
-                    const size_t rows = (mcb - ir < MR) ? mcb - ir : MR;
-                    int32_t *cp = c + (ic + ir) * ldc + p * NR;
-                    if (rows == MR && ncols == NR) {
-                        isa->kernel(kw, ap, bp, cp, ldc, mode, kbits);
-                    } else {
-                        /* edge tile: compute into a full scratch tile, copy back the valid part */
-                        memset(tile, 0, sizeof(tile));
-                        if (mode & QT_ACC)
-                            for (size_t i = 0; i < rows; ++i)
-                                memcpy(tile + i * NR, cp + i * ldc, ncols * sizeof(int32_t));
-                        isa->kernel(kw, ap, bp, tile, NR, mode, kbits);
+                const uint64_t *ap = abuf + (ir / MR) * kw * MR * pf;
+                const size_t rows = (mcb - ir < MR) ? mcb - ir : MR;
+                int32_t *cp = c + (r0 + ir) * ldc + p * NR;
+                if (rows == MR && ncols == NR) {
+                    isa->kernel(kw, ap, bp, cp, ldc, mode, kbits);
+                } else {
+                    /* edge tile: compute into a full scratch tile, copy back the valid part */
+                    memset(tile, 0, sizeof(tile));
+                    if (mode & QT_ACC)
                         for (size_t i = 0; i < rows; ++i)
-                            memcpy(cp + i * ldc, tile + i * NR, ncols * sizeof(int32_t));
-                    }
+                            memcpy(tile + i * NR, cp + i * ldc, ncols * sizeof(int32_t));
+                    isa->kernel(kw, ap, bp, tile, NR, mode, kbits);
+                    for (size_t i = 0; i < rows; ++i)
+                        memcpy(cp + i * ldc, tile + i * NR, ncols * sizeof(int32_t));
                 }
             }
         }
     }
-    free(abuf);
-    return 0;
 }
 
 /* C (m x n, row stride ldc) = xnor-popcount product of a (m rows, stride lda
  * words) and b (n rows, stride ldb words), over nw words holding kbits bits.
- * Returns 0, -1 when out of memory, -2 for a level that cannot run here. */
+ * Returns 0, -1 when out of memory, -2 for a level that cannot run here.
+ *
+ * Threads take chunks of rows of C from a shared queue (dynamic schedule),
+ * about four chunks per thread, so that a thread the OS descheduled on a busy
+ * machine does not hold back a fixed half of the work. Every element of C is
+ * computed by exactly one thread with the same arithmetic, so the result does
+ * not depend on the number of threads. */
 static int qt_xnor_gemm(const uint64_t *a, size_t m, size_t lda, const uint64_t *b, size_t n,
                         size_t ldb, size_t nw, int32_t kbits, int32_t *c, size_t ldc, int level,
                         int n_threads)
@@ -172,37 +177,49 @@ static int qt_xnor_gemm(const uint64_t *a, size_t m, size_t lda, const uint64_t 
     const size_t MR = (size_t)isa->mr, NR = (size_t)isa->nr, pf = isa->nibble ? 2 : 1;
     const size_t npan = (n + NR - 1) / NR;
     const size_t mtiles = (m + MR - 1) / MR;
-    uint64_t *bbuf = (uint64_t *)qt_aligned_alloc(npan * nw * NR * pf * sizeof(uint64_t));
-    if (bbuf == NULL) return -1;
+    const size_t kc0 = nw < QT_KC ? nw : QT_KC;
+    const size_t mc = qt_block_rows(isa, kc0);
     int nt = n_threads < 1 ? 1 : n_threads;
     if ((size_t)nt > mtiles) nt = (int)mtiles;
+    /* rows per chunk: a multiple of MR, at most one L2 block, ~4 chunks per thread */
+    size_t chunk = (mtiles + 4 * (size_t)nt - 1) / (4 * (size_t)nt) * MR;
+    if (nt == 1 || chunk > mc) chunk = mc;
+    const size_t nchunks = (m + chunk - 1) / chunk;
+
+    uint64_t *bbuf = (uint64_t *)qt_aligned_alloc(npan * nw * NR * pf * sizeof(uint64_t));
+    if (bbuf == NULL) return -1;
     int status = 0;
 
 #ifdef QT_HAVE_OPENMP
 #pragma omp parallel num_threads(nt)
 #endif
     {
+        uint64_t *abuf = (uint64_t *)qt_aligned_alloc(chunk * kc0 * pf * sizeof(uint64_t));
+        if (abuf == NULL) {
 #ifdef QT_HAVE_OPENMP
-        const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-#pragma omp for schedule(static)
-#else
-        const int tid = 0, nth = 1;
+#pragma omp atomic write
+#endif
+            status = -1;
+        }
+#ifdef QT_HAVE_OPENMP
+#pragma omp for schedule(dynamic, 4)
 #endif
         for (long p = 0; p < (long)npan; ++p) {
             const size_t valid = (n - (size_t)p * NR < NR) ? n - (size_t)p * NR : NR;
             qt_pack_panel(b + (size_t)p * NR * ldb, ldb, valid, NR, nw, isa->nibble,
                           bbuf + (size_t)p * nw * NR * pf);
         }
-        /* (implicit barrier of the omp for: every panel is packed) */
-        const size_t t0 = mtiles * (size_t)tid / (size_t)nth;
-        const size_t t1 = mtiles * (size_t)(tid + 1) / (size_t)nth;
-        const size_t r0 = t0 * MR, r1 = (t1 * MR < m) ? t1 * MR : m;
-        if (r0 < r1 && qt_gemm_rows(isa, a, lda, r0, r1, bbuf, n, nw, kbits, c, ldc) != 0) {
+        /* (implicit barrier: every panel of B is packed) */
 #ifdef QT_HAVE_OPENMP
-#pragma omp atomic write
+#pragma omp for schedule(dynamic, 1)
 #endif
-            status = -1;
+        for (long q = 0; q < (long)nchunks; ++q) {
+            const size_t r0 = (size_t)q * chunk;
+            const size_t r1 = (r0 + chunk < m) ? r0 + chunk : m;
+            if (abuf != NULL)
+                qt_gemm_rows(isa, a, lda, r0, r1, bbuf, n, nw, kbits, c, ldc, abuf);
         }
+        free(abuf);
     }
     free(bbuf);
     return status;
