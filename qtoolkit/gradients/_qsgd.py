@@ -186,6 +186,13 @@ class QSGDCompressor:
         -------
         q : array like ``g``
             The quantized gradient.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from qtoolkit.gradients import QSGDCompressor
+        >>> QSGDCompressor(levels=4, rng=0).compress(np.array([0.3, -0.4, 0.0, 1.2]))
+        array([ 0.325, -0.325,  0.   ,  1.3  ])
         """
         g, xp = check_gradient(g)
         norm, signed = _qsgd_levels(xp, g, self.levels, self._rng)
@@ -204,6 +211,13 @@ class QSGDCompressor:
         -------
         data : bytes
             The message; :meth:`decode` restores the quantized gradient exactly.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from qtoolkit.gradients import QSGDCompressor
+        >>> len(QSGDCompressor(levels=4, rng=0).encode(np.array([0.3, -0.4, 0.0, 1.2])))
+        36
         """
         g, _ = check_gradient(g)
         g = _wire.to_numpy(g)
@@ -248,6 +262,14 @@ class QSGDCompressor:
             If ``data`` is not bytes.
         ValueError
             If ``data`` is not a complete QSGD message.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from qtoolkit.gradients import QSGDCompressor
+        >>> comp = QSGDCompressor(levels=4, rng=0)
+        >>> comp.decode(comp.encode(np.array([0.3, -0.4, 0.0, 1.2])))
+        array([ 0.325, -0.325,  0.   ,  1.3  ])
         """
         dtype, shape, off = _wire.read_header(data, _wire.SCHEME_QSGD)
         data = bytes(data)
@@ -297,6 +319,13 @@ class QSGDCompressor:
         -------
         bound : float
             The bound of [1]_ (Lemma 3.1).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from qtoolkit.gradients import QSGDCompressor
+        >>> QSGDCompressor(levels=2).variance_bound(np.array([3.0, 4.0]))
+        12.5
         """
         g, xp = check_gradient(g)
         n, s = g.size, self.levels

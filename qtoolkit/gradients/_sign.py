@@ -198,6 +198,13 @@ class SignErrorFeedback:
         ------
         ValueError
             If the shape or dtype changes between steps.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from qtoolkit.gradients import SignErrorFeedback
+        >>> SignErrorFeedback().compress(np.array([0.5, -0.1, 0.2]))
+        array([ 0.26666667, -0.26666667,  0.26666667])
         """
         return self._step(g)[0]
 
@@ -213,6 +220,13 @@ class SignErrorFeedback:
         -------
         data : bytes
             The message; :meth:`decode` gives this step's :meth:`compress` output exactly.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from qtoolkit.gradients import SignErrorFeedback
+        >>> len(SignErrorFeedback().encode(np.array([0.5, -0.1, 0.2])))  # 13 + 16 + 1 bytes
+        30
         """
         q, pos, hi, lo = self._step(g)
         pos = _wire.to_numpy(pos).ravel()
@@ -242,6 +256,14 @@ class SignErrorFeedback:
             If ``data`` is not bytes.
         ValueError
             If ``data`` is not a complete sign message.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from qtoolkit.gradients import SignErrorFeedback
+        >>> ef = SignErrorFeedback()
+        >>> ef.decode(ef.encode(np.array([0.5, -0.1, 0.2])))
+        array([ 0.26666667, -0.26666667,  0.26666667])
         """
         dtype, shape, off = _wire.read_header(data, _wire.SCHEME_SIGN)
         data = bytes(data)
@@ -262,6 +284,15 @@ class SignErrorFeedback:
         -------
         self : SignErrorFeedback
             The compressor.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from qtoolkit.gradients import SignErrorFeedback
+        >>> ef = SignErrorFeedback()
+        >>> _ = ef.compress(np.ones(3))
+        >>> ef.reset().error_ is None
+        True
         """
         self.error_ = None
         return self
@@ -279,6 +310,13 @@ class SignErrorFeedback:
         error : float
             Exact for ``scale="mean"``: :math:`\|p\|^2 - \|p\|_1^2 / n`; for the other
             scales the error of :func:`scaled_sign` at ``p``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from qtoolkit.gradients import SignErrorFeedback
+        >>> SignErrorFeedback().variance_bound(np.array([1.0, -3.0]))
+        2.0
         """
         g, xp = check_gradient(g)
         p = g if self.error_ is None else g + self.error_

@@ -1,4 +1,4 @@
-"""TernGrad: unbiased ternary gradients scaled by the max norm, with optional 2.5-sigma clipping."""
+"""TernGrad: unbiased ternary gradients scaled by the max norm, optional 2.5-sigma clipping."""
 import math
 import numbers
 
@@ -173,6 +173,13 @@ class TernGradCompressor:
         -------
         q : array like ``g``
             The ternarized gradient.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from qtoolkit.gradients import TernGradCompressor
+        >>> TernGradCompressor(rng=0).compress(np.array([0.5, -1.0, 0.25, 0.0]))
+        array([ 0., -1.,  1.,  0.])
         """
         g, xp = check_gradient(g)
         s, t = _terngrad_parts(xp, g, _check_clip(self.clip), self._rng)
@@ -190,6 +197,13 @@ class TernGradCompressor:
         -------
         data : bytes
             The message.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from qtoolkit.gradients import TernGradCompressor
+        >>> len(TernGradCompressor(rng=0).encode(np.array([0.5, -1.0, 0.25, 0.0])))
+        22
         """
         g, _ = check_gradient(g)
         g = _wire.to_numpy(g)
@@ -223,6 +237,14 @@ class TernGradCompressor:
             If ``data`` is not bytes.
         ValueError
             If ``data`` is not a complete TernGrad message.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from qtoolkit.gradients import TernGradCompressor
+        >>> comp = TernGradCompressor(rng=0)
+        >>> comp.decode(comp.encode(np.array([0.5, -1.0, 0.25, 0.0])))
+        array([ 0., -1.,  1.,  0.])
         """
         dtype, shape, off = _wire.read_header(data, _wire.SCHEME_TERNGRAD)
         data = bytes(data)
@@ -252,6 +274,13 @@ class TernGradCompressor:
         -------
         variance : float
             :math:`E\|\tilde g - g_c\|^2` where :math:`g_c` is the clipped gradient.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from qtoolkit.gradients import TernGradCompressor
+        >>> TernGradCompressor().variance_bound(np.array([0.5, -1.0]))
+        0.25
         """
         g, xp = check_gradient(g)
         v = _clipped(xp, g, _check_clip(self.clip))

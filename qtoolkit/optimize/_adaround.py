@@ -147,7 +147,7 @@ def adaround(W, X, bits=4, *, mode="asymmetric", n_iter=1000, reg_weight=1.0, be
     m = np.zeros_like(V)
     v = np.zeros_like(V)
     b1, b2, eps = 0.9, 0.999, 1e-8
-    start = int(round(warmup * n_iter))
+    start = round(warmup * n_iter)
     for t in range(n_iter):
         h, dh = _rect_sigmoid(V)
         c_soft = base + h + z

@@ -1,5 +1,4 @@
 """ADMM quantization to a scaled codebook (Leng et al. 2018), with an exact projection."""
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,7 +49,7 @@ def _project_row(v, mags, signed_levels):
 
 
 def project_scaled_codebook(w, bits=3, *, codebook="uniform", axis=None):
-    r"""Exact Euclidean projection onto a scaled codebook: :math:`\min_{\alpha, Q} \|w - \alpha Q\|^2`.
+    r"""Exact projection onto a scaled codebook, :math:`\min_{\alpha,Q}\|w - \alpha Q\|^2`.
 
     Parameters
     ----------
@@ -86,7 +85,8 @@ def project_scaled_codebook(w, bits=3, *, codebook="uniform", axis=None):
 
     Notes
     -----
-    For fixed :math:`Q` the best scale is :math:`\alpha = \langle w, Q\rangle / \langle Q, Q\rangle`
+    For fixed :math:`Q` the best scale is
+    :math:`\alpha = \langle w, Q\rangle / \langle Q, Q\rangle`
     and the error is :math:`\|w\|^2 - \langle w, Q\rangle^2 / \langle Q, Q\rangle`; for fixed
     :math:`\alpha`, :math:`Q` is the nearest level of :math:`w/\alpha`. The
     alternating scheme of [1]_ converges to a local optimum; here the global
@@ -200,11 +200,15 @@ def admm_quantize(w, *, X=None, grad=None, bits=3, codebook="uniform", axis=None
         and the W-step is solved exactly. Exactly one of ``X`` and ``grad``.
     grad : callable or None, default=None
         ``grad(W) -> array`` of the shape of ``w``: the gradient of any loss;
-        the W-step is then ``inner_steps`` gradient steps of size ``lr``.
+        the W-step is then ``inner_steps`` proximal-gradient steps of size
+        ``lr`` (explicit on the loss, implicit on the penalty:
+        :math:`W \leftarrow (W - \eta\nabla f(W) + \eta\rho(G - U)) / (1 + \eta\rho)`),
+        stable however large :math:`\rho` grows.
     bits : int, default=3
         Bits per weight, in [2, 8] (see :func:`project_scaled_codebook`).
     codebook : {"uniform", "pow2"}, default="uniform"
-        :math:`\{0, \pm 1, \dots, \pm M\}` or :math:`\{0, \pm 1, \pm 2, \dots, \pm 2^{M-1}\}`, scaled by :math:`\alpha`.
+        :math:`\{0, \pm 1, \dots, \pm M\}` or
+        :math:`\{0, \pm 1, \pm 2, \dots, \pm 2^{M-1}\}`, scaled by :math:`\alpha`.
     axis : int, tuple of int or None, default=None
         Axes that keep separate scales (``0``: per output row).
     rho : float, default=1e-2
@@ -335,7 +339,8 @@ def admm_quantize(w, *, X=None, grad=None, bits=3, codebook="uniform", axis=None
                 g = np.asarray(g, dtype=np.float64)
                 if not np.all(np.isfinite(g)):
                     raise ValueError("grad(W) returned NaN or Inf")
-                W = W - lr * (g + rho * (W - G + U))
+                # gradient step on f, exact (implicit) step on the penalty: stable for any rho
+                W = (W - lr * g + (lr * rho) * (G - U)) / (1.0 + lr * rho)
         alpha, Q = _project(W + U, bits, codebook, axis, np.float64)
         G = alpha * Q
         U = U + W - G

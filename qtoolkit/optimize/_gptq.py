@@ -57,7 +57,8 @@ def gptq(W, X, bits=4, *, mode="asymmetric", group_size=None, act_order=False, d
         Process columns by decreasing Hessian diagonal (largest input energy
         first), which usually lowers the error at low bit widths.
     damp : float, default=0.01
-        Relative dampening: :math:`\lambda = \text{damp}\cdot\operatorname{mean}(\operatorname{diag} H)`
+        Relative dampening:
+        :math:`\lambda = \text{damp}\cdot\operatorname{mean}(\operatorname{diag} H)`
         is added to the diagonal of :math:`H`. If the Cholesky factorization
         still fails, ``damp`` is multiplied by 10 (starting from 1e-6 if it is
         0) until it succeeds; the value used is returned.

@@ -201,9 +201,9 @@ def output_error(W, W_hat, X, *, relative=False):
     1.0
     """
     check_layer(W, X, 1, "asymmetric")
+    if getattr(W_hat, "shape", None) != W.shape:
+        raise ValueError(f"W_hat must have the shape of W {W.shape}, got {describe(W_hat)}")
     check_layer(W_hat, X, 1, "asymmetric")
-    if W_hat.shape != W.shape:
-        raise ValueError(f"W_hat must have the shape of W {W.shape}, got {W_hat.shape}")
     X64 = np.asarray(X, dtype=np.float64)
     err = float(np.sum((X64 @ (np.asarray(W, np.float64) - W_hat).T) ** 2))
     if relative:

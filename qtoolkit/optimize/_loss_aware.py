@@ -30,7 +30,7 @@ def _check_w_d(w, d):
 
 
 def loss_aware_binarize(w, d, *, axis=None):
-    r"""Proximal Newton step of loss-aware binarization (LAB): :math:`\alpha\,\operatorname{sign}(w)`.
+    r"""Proximal Newton step of loss-aware binarization (LAB), :math:`\alpha\,\mathrm{sign}(w)`.
 
     Parameters
     ----------
@@ -120,7 +120,7 @@ def _weighted_ternary_alpha(a, dd):
 
 
 def loss_aware_ternarize(w, d, *, axis=None):
-    r"""Proximal Newton step of loss-aware ternarization (LAT): exact :math:`\alpha\,t`, :math:`t \in \{-1, 0, 1\}`.
+    r"""Exact proximal Newton step of loss-aware ternarization (LAT), :math:`\alpha\,t`.
 
     Parameters
     ----------
