@@ -69,10 +69,9 @@ static int qt_openmp_enabled(void)
 
 static void *qt_aligned_alloc(size_t bytes)
 {
-    void *p = NULL;
-    if (bytes == 0) bytes = 64;
-    if (posix_memalign(&p, 64, bytes) != 0) return NULL;
-    return p;
+    /* C11 aligned_alloc wants a size that is a multiple of the alignment */
+    bytes = (bytes + 63) / 64 * 64;
+    return aligned_alloc(64, bytes == 0 ? 64 : bytes);
 }
 
 /* Interleave `rows` rows (of which `valid` are real, the rest zero) into a

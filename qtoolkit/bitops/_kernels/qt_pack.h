@@ -109,6 +109,7 @@ QT_PACK_TARGET static size_t qt_pack_words_u8_avx2(const uint8_t *x, size_t nwor
                        size_t ldo, int use_simd, int n_threads)                              \
     {                                                                                        \
         size_t nan = 0;                                                                      \
+        (void)n_threads;                                                                     \
         const size_t full = k / 64;                                                          \
         QT_PACK_OMP                                                                          \
         for (long r = 0; r < (long)rows; ++r) {                                              \
