@@ -22,7 +22,7 @@ from _harness import interleaved, machine_line, markdown_table, median, ratio  #
 
 import qtoolkit  # noqa: E402
 from qtoolkit.bitops import (available_simd_levels, binary_matmul, pack_bits,  # noqa: E402
-                             set_simd_level, xnor_gemm)
+                             get_simd_level, set_simd_level, xnor_gemm)
 
 
 _CONTROLLER = None
@@ -110,6 +110,28 @@ def bench_size(n, threads, rounds, levels, faiss):
         set_simd_level(previous)
 
 
+def in_cache(levels, rounds):
+    """GMAC/s of each kernel on a problem whose packed operands stay in cache (1 thread)."""
+    rng = np.random.default_rng(1)
+    m = n = 256
+    k = 8192  # one K block: 256 rows x 1 KiB of A in L2, B micro-panels in L1
+    pa = pack_bits(rng.standard_normal((m, k), dtype=np.float32))
+    pb = pack_bits(rng.standard_normal((n, k), dtype=np.float32))
+    c = np.empty((m, n), np.int32)
+    methods = []
+    for level in levels:
+        def prepare(level=level):
+            set_simd_level(level)
+            _limiter(1)()
+        methods.append((level, lambda: xnor_gemm(pa, pb, out=c, n_threads=1), prepare))
+    previous = get_simd_level()
+    try:
+        times = interleaved(methods, rounds)
+    finally:
+        set_simd_level(previous)
+    return {level: m * n * k / median(ts) / 1e9 for level, ts in times.items()}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048, 4096])
@@ -129,6 +151,7 @@ def main(argv=None):
     print(f"# {machine_line()}; levels {', '.join(avail)}; numpy {np.__version__}"
           + (f"; faiss {faiss.__version__}" if faiss is not None else ""))
     print(f"# M = N = K = n, median of {args.rounds} interleaved rounds; GMAC/s = M*N*K / time / 1e9\n")
+    cache = in_cache(levels, args.rounds)
     rows, thread_rows, e2e_rows = [], [], []
     for n in args.sizes:
         times = bench_size(n, args.threads, args.rounds, levels, faiss)
@@ -142,6 +165,7 @@ def main(argv=None):
                 row.append(f"{ratio(times, 'faiss', key):.1f}x" if "faiss" in times else "n/a")
                 row.append(f"{ratio(times, 'numpy', key):.1f}x" if "numpy" in times else "n/a")
                 row.append(f"{ratio(times, 'pack', key):.2f}" if t == 1 else "")
+                row.append(f"{g[key] / cache[level]:.2f}" if t == 1 else "")
                 rows.append(row)
         if 1 in args.threads:
             for level in levels:
@@ -161,7 +185,9 @@ def main(argv=None):
     print("## xnor_gemm on packed operands\n")
     print(markdown_table(["n", "threads", "kernel", "xnor_gemm GMAC/s", "float32 GMAC/s",
                           "vs float32", "vs faiss.hammings", "vs NumPy xor+count",
-                          "pack both / GEMM"], rows))
+                          "pack both / GEMM", "of in-cache"], rows))
+    print("\nIn-cache throughput (M = N = 256, K = 8192, 1 thread): "
+          + ", ".join(f"{lv} {v:.0f} GMAC/s" for lv, v in cache.items()))
     if thread_rows:
         print("\n## Thread scaling (time with 1 thread / time with t threads)\n")
         print(markdown_table(["n", "kernel", "threads", "xnor_gemm", "float32 matmul"], thread_rows))
