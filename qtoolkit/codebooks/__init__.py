@@ -1,2 +1,27 @@
-"""qtoolkit.codebooks."""
-__all__ = []
+"""qtoolkit.codebooks: adaptive codebooks learned from the weights.
+
+Background
+----------
+In the survey's taxonomy (Guo 2018) quantization is *deterministic* (a fixed
+map from a real value to a quantized one) or *stochastic*, and the codebook
+is *fixed* (predefined grids, see :mod:`qtoolkit.rounding`) or *adaptive*
+(learned from the data). This subpackage holds the adaptive side:
+
+- vector quantization, hard assignment: scalar weight sharing by exact or
+  Lloyd 1-D k-means (Deep Compression), Hessian-weighted k-means (Choi et
+  al.), entropy-constrained scalar quantization, product and residual
+  quantization (Gong et al., Jégou et al.);
+- soft assignment: soft-to-hard vector quantization (Agustsson et al.);
+- probabilistic quantization: weights that are themselves categorical
+  random variables over a codebook (LR-nets, Shayer et al.);
+- the storage accounting of all of them, and ``.npz`` save / load.
+"""
+from ._hessian import hessian_importance, hessian_weighted_kmeans
+from ._kmeans import KMeansQuantizer, kmeans_1d
+
+__all__ = [
+    "KMeansQuantizer",
+    "hessian_importance",
+    "hessian_weighted_kmeans",
+    "kmeans_1d",
+]

@@ -118,7 +118,7 @@ def dp_layer(const double[::1] pw, const double[::1] p1, const double[::1] p2,
                 lo = m
                 if r - h >= 0:
                     lo = arg_out[r - h]
-                if has_lower:
+                if has_lower and i - lower_off < lower.shape[0]:
                     lb = lower[i - lower_off]
                     if lb > lo:
                         lo = lb

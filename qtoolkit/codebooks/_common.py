@@ -1,0 +1,106 @@
+"""Validation and small helpers shared by the codebook learners.
+
+Prior validation of the estimator parameters is the caller's job; these
+helpers validate data arrays and turn them into the float64 buffers the
+kernels expect.
+"""
+import os
+
+import numpy as np
+
+from .._array import check_int, describe
+
+__all__ = []
+
+
+def check_n_threads(n_threads, name="n_threads"):
+    """Return a thread count: ``None`` means every CPU, otherwise an int >= 1."""
+    if n_threads is None:
+        return max(1, os.cpu_count() or 1)
+    return check_int(n_threads, name, low=1)
+
+
+def check_tensor(w, name="X"):
+    """Validate a weight tensor of any shape (ndim >= 1); return it as a float ndarray.
+
+    Float32 is kept, every other real dtype becomes float64. NaN, Inf and
+    empty input are rejected with a ``ValueError`` naming ``name``.
+    """
+    if hasattr(w, "__array_namespace__") and not isinstance(w, np.ndarray):
+        w = np.asarray(w)
+    try:
+        arr = np.asarray(w)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} must be an array of real numbers, got {describe(w)}") from exc
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating)
+                                   or np.issubdtype(arr.dtype, np.integer)
+                                   or arr.dtype == bool):
+        raise TypeError(f"{name} must be an array of real numbers, got {describe(w)}")
+    if arr.ndim == 0:
+        raise ValueError(f"{name} must have at least one dimension, got a scalar {describe(w)}")
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty (shape {arr.shape}); at least one value is required")
+    if arr.dtype != np.float32:
+        arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or Inf")
+    return arr
+
+
+def check_weights(sample_weight, shape, name="sample_weight"):
+    """Validate weights for a tensor of ``shape``; return float64 weights of that shape.
+
+    ``None`` means unit weights. Weights may have the tensor's shape, or shape
+    ``(shape[0],)`` (one weight per sample, shared by its entries). They must
+    be finite and non-negative, with a positive sum.
+    """
+    if sample_weight is None:
+        return np.ones(shape, dtype=np.float64)
+    sw = np.asarray(sample_weight)
+    if sw.dtype == object or not (np.issubdtype(sw.dtype, np.floating)
+                                  or np.issubdtype(sw.dtype, np.integer)):
+        raise TypeError(f"{name} must be an array of real numbers, got {describe(sample_weight)}")
+    sw = sw.astype(np.float64)
+    if sw.ndim == 0:
+        sw = np.full(shape, float(sw))
+    elif sw.shape == tuple(shape):
+        pass
+    elif sw.ndim == 1 and len(shape) >= 1 and sw.shape[0] == shape[0]:
+        sw = np.broadcast_to(sw.reshape((-1,) + (1,) * (len(shape) - 1)), shape)
+    else:
+        raise ValueError(f"{name} must have shape {tuple(shape)} or ({shape[0]},), "
+                         f"got shape {sw.shape}")
+    if not np.all(np.isfinite(sw)):
+        raise ValueError(f"{name} contains NaN or Inf")
+    if np.any(sw < 0):
+        raise ValueError(f"{name} must be non-negative, got a minimum of {sw.min()!r}")
+    if not sw.sum() > 0:
+        raise ValueError(f"{name} must have a positive sum, got all zeros")
+    return sw
+
+
+def code_dtype(n_clusters):
+    """Smallest unsigned integer dtype that holds the codes ``0 .. n_clusters - 1``."""
+    if n_clusters <= 1 << 8:
+        return np.dtype(np.uint8)
+    if n_clusters <= 1 << 16:
+        return np.dtype(np.uint16)
+    return np.dtype(np.uint32)
+
+
+def check_codes(codes, n_clusters, name="codes", shape_tail=None):
+    """Validate integer codes in ``[0, n_clusters)``; return them as an intp array."""
+    arr = np.asarray(codes)
+    if not (np.issubdtype(arr.dtype, np.integer)
+            or (np.issubdtype(arr.dtype, np.floating) and arr.size
+                and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)))):
+        raise TypeError(f"{name} must be an array of integer codes, got {describe(codes)}")
+    if shape_tail is not None and (arr.ndim != len(shape_tail) + 1
+                                   or arr.shape[1:] != tuple(shape_tail)):
+        raise ValueError(f"{name} must have shape (n_samples, {', '.join(map(str, shape_tail))}), "
+                         f"got shape {arr.shape}")
+    arr = arr.astype(np.intp)
+    if arr.size and (arr.min() < 0 or arr.max() >= n_clusters):
+        raise ValueError(f"{name} must lie in [0, {n_clusters - 1}], "
+                         f"got values in [{arr.min()}, {arr.max()}]")
+    return arr
