@@ -24,6 +24,8 @@ DEBUG = os.environ.get("QTOOLKIT_DEBUG", "0") not in ("", "0")
 EXTENSIONS = {
     "qtoolkit.bitops._bitops": (["qtoolkit/bitops/_bitops.pyx"], True),
     "qtoolkit.codebooks._kmeans1d": (["qtoolkit/codebooks/_kmeans1d.pyx"], True),
+    "qtoolkit.codebooks._pq_kernels": (["qtoolkit/codebooks/_pq_kernels.pyx"], True),
+    "qtoolkit.rounding._rounding_kernels": (["qtoolkit/rounding/_rounding_kernels.pyx"], False),
 }
 
 COMPILER_DIRECTIVES = {

@@ -173,7 +173,7 @@ def stochastic_binarize(w, rng=None):
     >>> import numpy as np
     >>> from qtoolkit.rounding import stochastic_binarize
     >>> stochastic_binarize(np.array([-2.0, 0.0, 2.0]), rng=0)
-    array([-1.,  1.,  1.])
+    array([-1., -1.,  1.])
     """
     w, xp = _check_weights(w)
     rng = check_random_state(rng)

@@ -4,7 +4,9 @@ from array_api_compat import device as _device
 from array_api_compat import is_dask_array
 
 from .._array import check_random_state, describe
-from ._common import (_check_positive_float, _check_weights, _is_numpy, _uniform_noise)
+from ._common import (_check_positive_float, _check_weights, _is_numpy, _noise_key,
+                      _uniform_noise)
+from ._rounding_kernels import stochastic_grid_f32, stochastic_grid_f64
 
 
 def _check_no_nan(w, xp, name="w"):
@@ -194,7 +196,7 @@ def stochastic_round(w, step=None, codebook=None, rng=None, return_codes=False):
     >>> import numpy as np
     >>> from qtoolkit.rounding import stochastic_round
     >>> stochastic_round(np.array([0.0, 0.25, 1.0]), step=0.5, rng=0)
-    array([0., 0., 1.])
+    array([0. , 0.5, 1. ])
     >>> stochastic_round(np.array([-3.0, 0.1, 3.0]), codebook=[-1.0, 0.0, 2.0], rng=0)
     array([-1.,  0.,  2.])
     """
@@ -240,17 +242,20 @@ def stochastic_round(w, step=None, codebook=None, rng=None, return_codes=False):
 
 
 def _stochastic_grid_numpy(w, step, rng):
-    """NumPy path: ``floor(w / step + u) * step`` with in-place ufuncs and one buffer."""
+    """NumPy path: ``floor(w / step + u) * step`` in one compiled pass.
+
+    The kernel computes the same noise as ``_uniform_noise``, so the result
+    equals the generic path's for the same seed.
+    """
     if w.dtype == np.float16:
-        u = rng.random(w.shape, dtype=np.float32)
-        u += w.astype(np.float32) / np.float32(step)
-        np.floor(u, out=u)
-        u *= np.float32(step)
-        return u.astype(np.float16)
+        u = _uniform_noise(rng, w, np)
+        y = w / step
+        if y.dtype != u.dtype:
+            y = y.astype(u.dtype)
+        return (np.floor(y + u) * step).astype(w.dtype, copy=False)
+    src = np.ascontiguousarray(w).reshape(-1)
     out = np.empty(w.shape, dtype=w.dtype)
-    rng.random(dtype=w.dtype, out=out)
-    np.add(out, np.divide(w, w.dtype.type(step)), out=out)
-    np.floor(out, out=out)
-    out *= w.dtype.type(step)
+    kernel = stochastic_grid_f32 if w.dtype == np.float32 else stochastic_grid_f64
+    kernel(src, out.reshape(-1), step, _noise_key(rng))
     return out
 

@@ -153,21 +153,56 @@ def _asarray_like(value, like, xp):
     return xp.asarray(value, dtype=like.dtype, device=_device(like))
 
 
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def _noise_key(rng):
+    """One 64-bit stream key drawn from ``rng`` (so successive calls differ)."""
+    return np.uint64(rng.integers(0, 2**64, dtype=np.uint64))
+
+
+def _counter_uniform(key, index, dtype):
+    """U[0, 1) of the counters ``index`` (uint64 array) in the SplitMix64 stream ``key``.
+
+    The compiled NumPy kernels compute the same values, so every namespace,
+    Dask included, gets the same noise for the same seed.
+    """
+    z = key + _GOLDEN * (index + np.uint64(1))
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    z ^= z >> np.uint64(31)
+    if dtype == np.float32:
+        return (z >> np.uint64(40)).astype(np.float32) * np.float32(2.0 ** -24)
+    return (z >> np.uint64(11)).astype(np.float64) * (2.0 ** -53)
+
+
+def _dask_block_noise(block, key, shape, dtype, block_info=None):
+    loc = block_info[0]["array-location"]
+    strides = [math.prod(shape[k + 1:]) for k in range(len(shape))]
+    index = np.zeros((), dtype=np.uint64)
+    for k, (start, stop) in enumerate(loc):
+        ax = np.arange(start, stop, dtype=np.uint64) * np.uint64(strides[k])
+        index = np.add.outer(index, ax) if index.ndim else ax + index
+    return _counter_uniform(key, np.asarray(index, dtype=np.uint64).reshape(block.shape), dtype)
+
+
 def _uniform_noise(rng, like, xp):
     """U[0, 1) noise of ``like``'s shape, namespace and device, drawn from ``rng``.
 
-    Float16 arrays get float32 noise (NumPy draws no float16), so the caller
-    compares against it in float32. A Dask array gets lazy Dask noise, seeded
-    from ``rng`` and chunked like ``like``.
+    Entry ``i`` (C order) gets the ``i``-th value of a SplitMix64 stream
+    keyed by one draw of ``rng``, so the same seed gives the same noise in
+    every namespace, and a Dask array gets it lazily, block by block.
+    Float16 arrays get float32 noise, so the caller compares in float32.
     """
-    dtype = np.float32 if like.dtype in (xp.float16, xp.float32) else np.float64
+    dtype = np.float64 if like.dtype == xp.float64 else np.float32
     shape = tuple(like.shape)
+    key = _noise_key(rng)
     if is_dask_array(like):
-        import dask.array as da
-
-        seed = int(rng.integers(0, 2**63 - 1))
-        return da.random.default_rng(seed).random(shape, dtype=dtype, chunks=like.chunks)
-    u = rng.random(shape, dtype=dtype)
+        return like.map_blocks(_dask_block_noise, key, shape, dtype, dtype=dtype)
+    u = _counter_uniform(key, np.arange(math.prod(shape), dtype=np.uint64), dtype)
+    u = u.reshape(shape)
     if _is_numpy(xp):
         return u
     target = xp.float32 if dtype == np.float32 else xp.float64

@@ -191,7 +191,7 @@ def dorefa_gradients(g, bits, rng=None, axis=None):
     >>> import numpy as np
     >>> from qtoolkit.rounding import dorefa_gradients
     >>> dorefa_gradients(np.array([-1.0, 0.0, 1.0]), bits=2, rng=0)
-    array([-1.        , -0.33333333,  1.        ])
+    array([-1.        ,  0.33333333,  1.        ])
     """
     g, xp = _check_weights(g, "g")
     bits = check_bits(bits, "bits", low=1, high=16)

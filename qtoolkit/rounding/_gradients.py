@@ -227,7 +227,7 @@ def swish_sign_gradient(w, grad, beta=5.0):
     beta = _check_positive_float(beta, "beta")
     bw = beta * w
     # cosh overflows for large |beta w|, where the derivative is 0 anyway.
-    lim = 40.0 if w.dtype != xp.float16 else 10.0
+    lim = 10.0 if str(w.dtype).endswith("float16") else 40.0
     safe = xp.clip(bw, -lim, lim)
     d = beta * (2 - safe * xp.tanh(safe / 2)) / (1 + xp.cosh(safe))
     return grad * xp.where(xp.abs(bw) <= lim, d, xp.zeros_like(d))

@@ -8,6 +8,7 @@ from array_api_compat import is_dask_array
 from .._array import check_axis, describe
 from ._common import (_as_numpy, _asarray_like, _check_choice, _check_finite_scale_input,
                       _check_positive_float, _check_weights, _is_numpy, _reduce)
+from ._rounding_kernels import ternary_scan
 
 TERNARY_METHODS = ("twn", "optimal", "ttq")
 
@@ -31,25 +32,15 @@ def _optimal_rows(a):
     the objective is :math:`S_j^2 / (n - j)` with :math:`S_j` the sum of the
     selected entries.
     """
-    a.sort(axis=1)
-    m, n = a.shape
-    delta = np.zeros(m, dtype=np.float64)
-    alpha = np.zeros(m, dtype=np.float64)
-    for i in range(m):
-        row = a[i]
-        # suffix[j] = sum(row[j:]), in float64.
-        suffix = np.cumsum(row[::-1], dtype=np.float64)[::-1]
-        count = np.arange(n, 0, -1, dtype=np.float64)
-        obj = suffix * suffix
-        obj /= count
-        valid = row > 0
-        valid[1:] &= row[1:] > row[:-1]
-        if not valid.any():
-            continue
-        obj[~valid] = -1.0
-        j = int(np.argmax(obj))
-        delta[i] = float(row[j - 1]) if j > 0 else 0.0
-        alpha[i] = suffix[j] / count[j]
+    if a.shape[0] == 1:
+        a.reshape(-1).sort()
+    else:
+        a.sort(axis=1)
+    m = a.shape[0]
+    delta = np.empty(m, dtype=np.float64)
+    alpha = np.empty(m, dtype=np.float64)
+    # One pass per row from the largest entry down, the suffix sum in float64.
+    ternary_scan(a, delta, alpha)
     return delta, alpha
 
 
@@ -65,6 +56,7 @@ def _optimal_threshold(w, xp, kept):
     if a.dtype == np.float16:
         a = a.astype(np.float32)
     rows, stat_shape = _slices_np(a, kept)
+    rows = np.ascontiguousarray(rows)
     delta, alpha = _optimal_rows(rows)
     delta = delta.reshape(stat_shape)
     alpha = alpha.reshape(stat_shape)

@@ -134,7 +134,8 @@ def _fit(view, xp, kept, bits, mode, method, percentile, narrow_range, rounding)
     return scale, zp, qmin, qmax
 
 
-def _validate(w, bits, mode, axis, group_size, range, narrow_range, rounding, percentile):
+def _validate(w, bits, mode, axis, group_size, range, narrow_range, rounding, percentile,
+              check_finite=True):
     w, xp = _check_weights(w)
     mode = _check_choice(mode, "mode", UNIFORM_MODES)
     bits = check_bits(bits, "bits", low=2 if mode == "symmetric" else 1, high=16)
@@ -151,7 +152,8 @@ def _validate(w, bits, mode, axis, group_size, range, narrow_range, rounding, pe
     if narrow_range and bits == 1:
         raise ValueError("narrow_range with bits=1 leaves a single level; use bits >= 2")
     axis, group_size = _check_scale_axes(w, axis, group_size)
-    _check_finite_scale_input(w, xp)
+    if check_finite:
+        _check_finite_scale_input(w, xp)
     return w, xp, bits, mode, axis, group_size, range, rounding, float(percentile)
 
 
@@ -159,6 +161,8 @@ def _uniform_numpy_fast(w, bits, narrow_range):
     """Per-tensor, min-max, symmetric, ties-to-even on NumPy, with in-place ufuncs."""
     qmin, qmax = _levels(bits, "symmetric", narrow_range)
     r = max(float(w.max()), -float(w.min()))
+    if not math.isfinite(r):  # max/min propagate NaN and reach Inf
+        raise ValueError("w contains NaN or Inf; a scale cannot be estimated from it")
     scale = np.asarray(r / qmax if r > 0 else 1.0, dtype=w.dtype)
     out = np.divide(w, scale)
     np.rint(out, out=out)
@@ -253,10 +257,12 @@ def uniform(w, bits=8, mode="symmetric", axis=None, group_size=None, range="minm
     array([-1.        , -0.33333333,  0.33333333,  0.66666667])
     """
     w, xp, bits, mode, axis, group_size, range, rounding, percentile = _validate(
-        w, bits, mode, axis, group_size, range, narrow_range, rounding, percentile)
+        w, bits, mode, axis, group_size, range, narrow_range, rounding, percentile,
+        check_finite=False)
     if (_is_numpy(xp) and axis is None and group_size is None and mode == "symmetric"
             and range == "minmax" and rounding == "half_even"):
         return _uniform_numpy_fast(w, bits, narrow_range)
+    _check_finite_scale_input(w, xp)
     view, kept = _to_groups(w, xp, axis, group_size)
     scale, zp, qmin, qmax = _fit(view, xp, kept, bits, mode, range, percentile,
                                  narrow_range, rounding)
