@@ -45,6 +45,18 @@ theory_std : ndarray of shape (n_dims,)
     The delta-method standard deviation per dimension.
 theory_limit : float
     The d -> infinity limit, arccos of :func:`expected_cosine`.
+
+See Also
+--------
+angle_experiment : Returns it.
+
+Examples
+--------
+>>> import numpy as np
+>>> from qtoolkit.analysis import angle_experiment
+>>> res = angle_experiment(np.sign, dims=[32], n_trials=10, rng=0)
+>>> res.angles.shape
+(1, 10)
 """
 
 DotProductExperiment = namedtuple(
@@ -68,6 +80,18 @@ u : ndarray of shape (n_samples,)
     Real dot products a.w of the first output, for plotting.
 v : ndarray of shape (n_samples,)
     Quantized dot products a.q(w) of the first output.
+
+See Also
+--------
+dot_product_experiment : Returns it.
+
+Examples
+--------
+>>> import numpy as np
+>>> from qtoolkit.analysis import dot_product_experiment
+>>> res = dot_product_experiment(np.sign, d=16, n_outputs=2, n_samples=50, rng=0)
+>>> res.r.shape, res.u.shape
+((2,), (50,))
 """
 
 ArcsineExperiment = namedtuple(
@@ -86,6 +110,18 @@ cos_after_std : ndarray of shape (n_rho,)
     Its standard deviation over the trials (ddof=1).
 theory : ndarray of shape (n_rho,)
     The arcsine law (2/pi) arcsin(rho) (exact for the sign in the limit).
+
+See Also
+--------
+arcsine_experiment : Returns it.
+
+Examples
+--------
+>>> import numpy as np
+>>> from qtoolkit.analysis import arcsine_experiment
+>>> res = arcsine_experiment(np.sign, rho=[0.0, 0.5], d=64, n_trials=5, rng=0)
+>>> res.theory.round(3)
+array([0.   , 0.333])
 """
 
 RotationExperiment = namedtuple(
@@ -110,6 +146,18 @@ se_rotated : ndarray of shape (n_scales,)
     means (the trials that share a rotation are not independent).
 theory_mean : float
     The isotropic (iid Gaussian) limit arccos(expected_cosine(q)).
+
+See Also
+--------
+rotation_experiment : Returns it.
+
+Examples
+--------
+>>> import numpy as np
+>>> from qtoolkit.analysis import rotation_experiment
+>>> res = rotation_experiment(np.sign, d=16, length_scales=[2.0], n_trials=4, n_rotations=2, rng=0)
+>>> res.mean.shape
+(1,)
 """
 
 
@@ -360,8 +408,8 @@ def arcsine_experiment(quantizer=np.sign, rho=np.linspace(-0.95, 0.95, 9), d=102
     >>> import numpy as np
     >>> from qtoolkit.analysis import arcsine_experiment
     >>> res = arcsine_experiment(np.sign, rho=[0.0, 0.5], d=4096, n_trials=50, rng=0)
-    >>> res.cos_after.round(2), res.theory.round(2)
-    (array([0.  , 0.33]), array([0.  , 0.33]))
+    >>> np.abs(res.cos_after - res.theory).max() < 0.02
+    np.True_
     """
     _check_quantizer(quantizer)
     rho = np.atleast_1d(np.asarray(rho, dtype=np.float64))

@@ -176,7 +176,7 @@ def lloyd_max(n_levels, distribution="gaussian", *, tol=1e-12, max_iter=20000):
     --------
     >>> from qtoolkit.analysis import lloyd_max
     >>> q = lloyd_max(4)
-    >>> q.levels.round(4), q.thresholds.round(4), round(q.mse, 4)
+    >>> q.levels.round(4), q.thresholds.round(4) + 0.0, round(q.mse, 4)
     (array([-1.5104, -0.4528,  0.4528,  1.5104]), array([-0.9816,  0.    ,  0.9816]), 0.1175)
     """
     n_levels = check_int(n_levels, "n_levels", low=1)
@@ -198,7 +198,8 @@ def lloyd_max(n_levels, distribution="gaussian", *, tol=1e-12, max_iter=20000):
         if step <= tol * scale:
             converged = True
             break
-    t = (c[:-1] + c[1:]) / 2.0
+    c = c + 0.0  # no negative zeros
+    t = (c[:-1] + c[1:]) / 2.0 + 0.0
     edges = np.concatenate(([-np.inf], t, [np.inf]))
     P = np.diff(dist.cdf(edges))
     M = np.diff(dist.partial_moment(edges))

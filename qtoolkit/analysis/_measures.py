@@ -22,7 +22,7 @@ __all__ = [
 DotProductFit = namedtuple("DotProductFit", ["r", "slope", "intercept"])
 DotProductFit.__doc__ = """Least-squares fit of quantized against real dot products, per output.
 
-Attributes
+Parameters
 ----------
 r : array
     Pearson correlation between ``a . w`` and ``a . q(w)`` over the activations.
@@ -30,17 +30,37 @@ slope : array
     Slope of the least-squares line ``a . q(w) ~ slope * (a . w) + intercept``.
 intercept : array
     Intercept of that line.
+
+See Also
+--------
+dot_product_proportionality : Returns it.
+
+Examples
+--------
+>>> from qtoolkit.analysis import DotProductFit
+>>> DotProductFit(r=0.8, slope=0.8, intercept=0.0).r
+0.8
 """
 PairwiseAngles = namedtuple("PairwiseAngles", ["before", "after"])
 PairwiseAngles.__doc__ = """Angles between all pairs of vectors, before and after quantization.
 
-Attributes
+Parameters
 ----------
 before : array of shape (n * (n - 1) / 2,)
     Angles between the real vectors, pairs (i, j) with i < j in the order of
     :func:`scipy.spatial.distance.pdist`.
 after : array of shape (n * (n - 1) / 2,)
     Angles between the quantized vectors, same order.
+
+See Also
+--------
+pairwise_angle_preservation : Returns it.
+
+Examples
+--------
+>>> from qtoolkit.analysis import PairwiseAngles
+>>> PairwiseAngles(before=[0.5], after=[0.7]).after
+[0.7]
 """
 
 
@@ -517,7 +537,7 @@ def dot_product_proportionality(w, quantizer, activations):
 
 
 def pairwise_angle_preservation(X, quantizer, *, degrees=False):
-    r"""Angles between all pairs of vectors before and after quantization.
+    r"""Measure the angles between all pairs of vectors before and after quantization.
 
     Parameters
     ----------

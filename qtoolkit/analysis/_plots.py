@@ -32,7 +32,7 @@ def _require(result, fields, name="result"):
 
 
 def plot_angle_histograms(result, *, ax=None, bins=40):
-    r"""Histograms of angle(x, q(x)) for each dimension, with the delta-method theory.
+    r"""Draw histograms of angle(x, q(x)) for each dimension, with the delta-method theory.
 
     Parameters
     ----------
@@ -77,7 +77,9 @@ def plot_angle_histograms(result, *, ax=None, bins=40):
     >>> matplotlib.use("Agg")
     >>> from qtoolkit.analysis import angle_experiment, plot_angle_histograms
     >>> res = angle_experiment(np.sign, dims=[64, 1024], n_trials=100, vectorized=True, rng=0)
-    >>> ax = plot_angle_histograms(res)
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots()
+    >>> ax = plot_angle_histograms(res, ax=ax)
     >>> len(ax.patches), len(ax.lines)
     (2, 3)
     """
@@ -105,7 +107,7 @@ def plot_angle_histograms(result, *, ax=None, bins=40):
 
 
 def plot_angle_vs_dimension(results, *, ax=None):
-    r"""Mean +- standard deviation of the angle against the dimension, with the theory.
+    r"""Draw the mean +- standard deviation of the angle against the dimension, with the theory.
 
     Parameters
     ----------
@@ -145,7 +147,9 @@ def plot_angle_vs_dimension(results, *, ax=None):
     >>> matplotlib.use("Agg")
     >>> from qtoolkit.analysis import angle_experiment, plot_angle_vs_dimension
     >>> res = angle_experiment(np.sign, dims=[16, 256], n_trials=50, vectorized=True, rng=0)
-    >>> ax = plot_angle_vs_dimension({"gaussian": res})
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots()
+    >>> ax = plot_angle_vs_dimension({"gaussian": res}, ax=ax)
     >>> len(ax.containers)
     1
     """
@@ -172,7 +176,7 @@ def plot_angle_vs_dimension(results, *, ax=None):
 
 
 def plot_dot_product(result, *, ax=None, bins=60):
-    r"""2-D histogram of a.q(w) against a.w with the fitted line, r and slope.
+    r"""Draw the 2-D histogram of a.q(w) against a.w with the fitted line, r and slope.
 
     Parameters
     ----------
@@ -216,7 +220,9 @@ def plot_dot_product(result, *, ax=None, bins=60):
     >>> matplotlib.use("Agg")
     >>> from qtoolkit.analysis import dot_product_experiment, plot_dot_product
     >>> res = dot_product_experiment(np.sign, d=256, n_outputs=2, n_samples=500, rng=0)
-    >>> ax = plot_dot_product(res)
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots()
+    >>> ax = plot_dot_product(res, ax=ax)
     >>> len(ax.collections), len(ax.lines)
     (1, 2)
     """
@@ -237,7 +243,7 @@ def plot_dot_product(result, *, ax=None, bins=60):
 
 
 def plot_arcsine_law(result, *, ax=None):
-    r"""Cosine after quantization against the cosine before, with the arcsine law.
+    r"""Draw the cosine after quantization against the cosine before, with the arcsine law.
 
     Parameters
     ----------
@@ -279,7 +285,9 @@ def plot_arcsine_law(result, *, ax=None):
     >>> matplotlib.use("Agg")
     >>> from qtoolkit.analysis import arcsine_experiment, plot_arcsine_law
     >>> res = arcsine_experiment(np.sign, rho=[-0.5, 0.0, 0.5], d=256, n_trials=20, rng=0)
-    >>> ax = plot_arcsine_law(res)
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots()
+    >>> ax = plot_arcsine_law(res, ax=ax)
     >>> len(ax.lines) >= 2, len(ax.containers)
     (True, 1)
     """
@@ -298,7 +306,7 @@ def plot_arcsine_law(result, *, ax=None):
 
 
 def plot_cosine_vs_bits(curves, *, ax=None):
-    r"""Cosine of x and q(x) against bits per weight for several quantizer families.
+    r"""Draw the cosine of x and q(x) against bits per weight for several quantizer families.
 
     Parameters
     ----------
@@ -346,7 +354,9 @@ def plot_cosine_vs_bits(curves, *, ax=None):
     >>> matplotlib.use("Agg")
     >>> from qtoolkit.analysis import plot_cosine_vs_bits
     >>> curves = {"toy": {"bits": [1, 2], "theory": [0.8, 0.94], "measured": [0.8, 0.94]}}
-    >>> ax = plot_cosine_vs_bits(curves)
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots()
+    >>> ax = plot_cosine_vs_bits(curves, ax=ax)
     >>> len(ax.lines) >= 2, len(ax.containers)
     (True, 1)
     """
@@ -378,7 +388,7 @@ def plot_cosine_vs_bits(curves, *, ax=None):
 
 
 def plot_rotation(results, *, ax=None):
-    r"""Angle of correlated vectors with and without a random rotation, against the correlation length.
+    r"""Draw the angle of correlated vectors with and without a random rotation against the correlation length.
 
     Parameters
     ----------
@@ -420,7 +430,9 @@ def plot_rotation(results, *, ax=None):
     >>> matplotlib.use("Agg")
     >>> from qtoolkit.analysis import rotation_experiment, plot_rotation
     >>> res = rotation_experiment(np.sign, d=64, length_scales=[1.0, 8.0], n_trials=20, rng=0)
-    >>> ax = plot_rotation(res)
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots()
+    >>> ax = plot_rotation(res, ax=ax)
     >>> len(ax.containers)
     2
     """

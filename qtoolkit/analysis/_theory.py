@@ -29,7 +29,7 @@ __all__ = [
 AngleMoments = namedtuple("AngleMoments", ["mean", "std"])
 AngleMoments.__doc__ = """Mean and standard deviation of the angle between x and q(x).
 
-Attributes
+Parameters
 ----------
 mean : float
     The mean angle at dimension ``d`` to second order in 1/d, or the
@@ -37,6 +37,16 @@ mean : float
 std : float
     Its delta-method standard deviation at dimension ``d``, proportional to
     1/sqrt(d) (NaN when no ``d`` was given).
+
+See Also
+--------
+expected_angle : Returns it.
+
+Examples
+--------
+>>> from qtoolkit.analysis import AngleMoments
+>>> AngleMoments(mean=0.647, std=0.011).std
+0.011
 """
 
 DEFAULT_NODES = 2 ** 20
