@@ -71,15 +71,17 @@ def test_bad_levels():
             bitops.set_simd_level(unavailable[0])
 
 
-def test_environment_variable_caps_the_level():
+def test_environment_variable_caps_the_level(tmp_path):
     code = "import qtoolkit.bitops as b; print(b.get_simd_level())"
     env = dict(os.environ, QTOOLKIT_SIMD="generic")
+    # run outside the source tree so that the installed package is imported
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True)
+                         check=True, cwd=tmp_path)
     assert out.stdout.strip() == "generic"
     env["QTOOLKIT_SIMD"] = "bogus"
+    # run outside the source tree so that the installed package is imported
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True)
+                         check=True, cwd=tmp_path)
     assert out.stdout.strip() == bitops.available_simd_levels()[-1]
     assert "QTOOLKIT_SIMD" in out.stderr
 
