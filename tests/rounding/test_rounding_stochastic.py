@@ -1,0 +1,95 @@
+"""Nearest-codeword and stochastic rounding: references, unbiasedness, variance, seeds."""
+import numpy as np
+import pytest
+
+from qtoolkit.rounding import round_to_codebook, stochastic_round
+
+CODEBOOK = np.array([-2.0, -0.5, 0.0, 0.25, 1.0, 3.0])
+
+
+def test_round_to_codebook_matches_argmin(rng):
+    w = rng.uniform(-4, 5, size=3000)
+    out, codes = round_to_codebook(w, CODEBOOK, return_codes=True)
+    ref = np.argmin(np.abs(w[:, None] - CODEBOOK[None, :]), axis=1)
+    np.testing.assert_array_equal(codes, ref)
+    np.testing.assert_array_equal(out, CODEBOOK[ref])
+    np.testing.assert_array_equal(round_to_codebook(out, CODEBOOK), out)
+
+
+def test_round_to_codebook_ties_go_up_and_single_codeword():
+    np.testing.assert_array_equal(round_to_codebook(np.array([-1.25, 0.625]), CODEBOOK),
+                                  [-0.5, 1.0])
+    np.testing.assert_array_equal(round_to_codebook(np.array([-3.0, 7.0]), [0.5]), [0.5, 0.5])
+
+
+def test_round_to_codebook_keeps_shape_and_dtype(rng, float_dtype):
+    w = rng.standard_normal((3, 4, 2)).astype(float_dtype)
+    out = round_to_codebook(w, CODEBOOK)
+    assert out.shape == w.shape and out.dtype == float_dtype
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stochastic_round_grid_unbiased_and_variance(dtype):
+    # For x = k eps + f: E[q] = x and Var[q] = f (eps - f). With n = 40000
+    # draws the sample mean has std sqrt(Var / n) <= eps / (2 sqrt(n)); allow
+    # 5 standard errors. The sample variance of a two-point law has relative
+    # std about sqrt(2 / n) (plus the kurtosis term), so 5% is > 5 standard errors.
+    n, eps = 40000, 0.25
+    for x in (0.0, 0.1, -0.3, 1.2, 0.125):
+        out = stochastic_round(np.full(n, x, dtype=dtype), step=eps, rng=11)
+        assert out.dtype == dtype
+        lo = np.floor(x / eps) * eps
+        assert set(np.unique(out)) <= {lo, lo + eps}
+        f = x - lo
+        assert abs(out.mean() - x) <= 5 * eps / (2 * np.sqrt(n))
+        if 0 < f:
+            np.testing.assert_allclose(out.var(), f * (eps - f), rtol=0.05)
+
+
+def test_stochastic_round_codebook_unbiased_and_variance():
+    n = 40000
+    for x in (-1.9, -0.2, 0.1, 0.7, 2.5):
+        out, codes = stochastic_round(np.full(n, x), codebook=CODEBOOK, rng=5,
+                                      return_codes=True)
+        k = np.searchsorted(CODEBOOK, x) - 1
+        lo, hi = CODEBOOK[k], CODEBOOK[k + 1]
+        assert set(np.unique(out)) <= {lo, hi}
+        np.testing.assert_array_equal(CODEBOOK[codes], out)
+        # std of the mean <= (hi - lo) / (2 sqrt(n))
+        assert abs(out.mean() - x) <= 5 * (hi - lo) / (2 * np.sqrt(n))
+        np.testing.assert_allclose(out.var(), (x - lo) * (hi - x), rtol=0.05)
+
+
+def test_stochastic_round_codewords_are_fixed_points_and_outside_clips():
+    out = stochastic_round(np.concatenate([CODEBOOK, [-9.0, 9.0]]), codebook=CODEBOOK, rng=0)
+    np.testing.assert_array_equal(out, np.concatenate([CODEBOOK, [-2.0, 3.0]]))
+    grid = np.arange(-8, 8) * 0.5
+    np.testing.assert_array_equal(stochastic_round(grid, step=0.5, rng=1), grid)
+
+
+def test_stochastic_round_seed_reproducible(rng):
+    w = rng.standard_normal(1000).astype(np.float32)
+    a = stochastic_round(w, step=0.1, rng=3)
+    np.testing.assert_array_equal(a, stochastic_round(w, step=0.1, rng=3))
+    assert not np.array_equal(a, stochastic_round(w, step=0.1, rng=4))
+    g = np.random.default_rng(9)
+    first, second = stochastic_round(w, step=0.1, rng=g), stochastic_round(w, step=0.1, rng=g)
+    assert not np.array_equal(first, second)
+
+
+def test_stochastic_round_float16_and_any_shape(rng):
+    w = rng.standard_normal((5, 3)).astype(np.float16)
+    out = stochastic_round(w, step=0.5, rng=0)
+    assert out.dtype == np.float16 and out.shape == w.shape
+    np.testing.assert_array_equal(np.abs(out * 2 - np.round(out * 2)), 0)
+
+
+def test_stochastic_round_compiled_path_equals_generic_formula(rng):
+    # The NumPy kernel and the generic path share the counter-based noise:
+    # floor(w / eps + u) * eps with the same u.
+    xs = pytest.importorskip("array_api_strict")
+    for dtype in (np.float32, np.float64):
+        w = rng.standard_normal((7, 11)).astype(dtype)
+        a = stochastic_round(w, step=0.3, rng=21)
+        b = np.asarray(stochastic_round(xs.asarray(w), step=0.3, rng=21))
+        np.testing.assert_array_equal(a, b)
