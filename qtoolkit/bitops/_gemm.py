@@ -80,7 +80,7 @@ def xnor_gemm(a, b, out=None, n_threads=None):
     >>> A = np.array([[1.0, -1.0, 1.0], [-1.0, -1.0, 1.0]])
     >>> B = np.array([[1.0, 1.0, 1.0]])
     >>> xnor_gemm(pack_bits(A), pack_bits(B))
-    array([[1],
+    array([[ 1],
            [-1]], dtype=int32)
     """
     for name, p in (("a", a), ("b", b)):
