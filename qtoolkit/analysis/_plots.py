@@ -106,7 +106,7 @@ def plot_angle_histograms(result, *, ax=None, bins=40):
     return ax
 
 
-def plot_angle_vs_dimension(results, *, ax=None):
+def plot_angle_vs_dimension(results, *, ax=None, theory_from=16):
     r"""Draw the mean +- standard deviation of the angle against the dimension, with the theory.
 
     Parameters
@@ -115,6 +115,9 @@ def plot_angle_vs_dimension(results, *, ax=None):
         One experiment, or several labelled ones (e.g. one per distribution).
     ax : matplotlib.axes.Axes or None, default=None
         Where to draw; the current Axes if None.
+    theory_from : int, default=16
+        Draw the delta-method curve only for dimensions ``d >= theory_from``
+        (it is a large-d expansion; for heavy tails it fails at small d).
 
     Returns
     -------
@@ -163,14 +166,16 @@ def plot_angle_vs_dimension(results, *, ax=None):
         deg = np.degrees
         ax.errorbar(res.dims, deg(res.mean), yerr=deg(res.std), fmt="o", color=c, capsize=3,
                     label=f"{label} Monte Carlo".strip())
-        ax.plot(res.dims, deg(res.theory_mean), "-", color=c, lw=1)
-        ax.fill_between(res.dims, deg(res.theory_mean - res.theory_std),
-                        deg(res.theory_mean + res.theory_std), color=c, alpha=0.15)
+        big = np.asarray(res.dims) >= theory_from
+        dims, tm, ts = np.asarray(res.dims)[big], np.asarray(res.theory_mean)[big], np.asarray(res.theory_std)[big]
+        ax.plot(dims, deg(tm), "-", color=c, lw=1)
+        ax.fill_between(dims, deg(tm - ts), deg(tm + ts), color=c, alpha=0.15)
         ax.axhline(deg(res.theory_limit), color=c, ls=":", lw=1)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("dimension d")
     ax.set_ylabel("angle between x and q(x) (degrees)")
-    ax.set_title("Angle concentrates like 1/sqrt(d): points MC, lines/bands theory")
+    ax.set_title("The angle concentrates like 1/√d: points Monte Carlo (mean ± sd),\n"
+                 "lines and bands theory (delta method), dotted the d → ∞ limit", fontsize="medium")
     ax.legend(fontsize="small")
     return ax
 
@@ -305,7 +310,7 @@ def plot_arcsine_law(result, *, ax=None):
     return ax
 
 
-def plot_cosine_vs_bits(curves, *, ax=None):
+def plot_cosine_vs_bits(curves, *, ax=None, y="cosine", legend=True):
     r"""Draw the cosine of x and q(x) against bits per weight for several quantizer families.
 
     Parameters
@@ -317,19 +322,26 @@ def plot_cosine_vs_bits(curves, *, ax=None):
         levels.
     ax : matplotlib.axes.Axes or None, default=None
         Where to draw; the current Axes if None.
+    y : {"cosine", "angle"}, default="cosine"
+        Plot the cosine, or the angle in degrees on a logarithmic axis (which
+        shows the geometric decay with bits).
+    legend : bool, default=True
+        Draw the legend.
 
     Returns
     -------
     ax : matplotlib.axes.Axes
         Per family a theory line and, if measured, Monte Carlo markers with
-        error bars (a container); the sign limit sqrt(2/pi) as a dotted line.
+        error bars (a container); the sign limit (sqrt(2/pi), 37.07 degrees)
+        as a dotted line.
 
     Raises
     ------
     TypeError
         If ``curves`` is not a dict of dicts.
     ValueError
-        If an entry lacks ``"bits"`` or ``"theory"`` or their lengths differ.
+        If an entry lacks ``"bits"`` or ``"theory"`` or their lengths differ,
+        or ``y`` is unknown.
 
     See Also
     --------
@@ -362,6 +374,14 @@ def plot_cosine_vs_bits(curves, *, ax=None):
     """
     if not isinstance(curves, dict):
         raise TypeError(f"curves must be a dict of family name to dict, got {describe(curves)}")
+    if y not in ("cosine", "angle"):
+        raise ValueError(f"y must be 'cosine' or 'angle', got {y!r}")
+    if y == "angle":
+        def tr(c):
+            return np.degrees(np.arccos(np.clip(np.asarray(c, dtype=float), -1.0, 1.0)))
+    else:
+        def tr(c):
+            return np.asarray(c, dtype=float)
     ax = _axes(ax)
     markers = "osD^v<>ph*"
     for k, (label, c) in enumerate(curves.items()):
@@ -373,17 +393,27 @@ def plot_cosine_vs_bits(curves, *, ax=None):
             raise ValueError(f"curves[{label!r}]: 'bits' and 'theory' must have the same length, "
                              f"got {bits.shape} and {theory.shape}")
         col = f"C{k % 10}"
-        ax.plot(bits, theory, "-", color=col, lw=1.2, label=f"{label} (theory)")
+        ax.plot(bits, tr(theory), "-", marker=".", color=col, lw=1.2, label=f"{label}: theory")
         if c.get("measured") is not None:
             meas = np.asarray(c["measured"], dtype=float)
             mb = np.asarray(c.get("measured_bits", bits), dtype=float)
-            ax.errorbar(mb, meas, yerr=c.get("measured_std"), fmt=markers[k % len(markers)],
-                        color=col, mfc="none", capsize=2, label=f"{label} (Monte Carlo)")
-    ax.axhline(math.sqrt(2 / math.pi), color="0.5", ls=":", lw=1, label="sign: √(2/π)")
+            err = c.get("measured_std")
+            if err is not None and y == "angle":
+                # d(angle)/d(cos) = -1/sin(angle): the same error bar in degrees.
+                err = np.degrees(np.asarray(err, dtype=float) / np.sqrt(np.clip(1 - meas ** 2, 1e-300, None)))
+            ax.errorbar(mb, tr(meas), yerr=err, fmt=markers[k % len(markers)], ms=7,
+                        color=col, mfc="none", capsize=2, label=f"{label}: Monte Carlo")
+    ax.axhline(float(tr(math.sqrt(2 / math.pi))), color="0.5", ls=":", lw=1,
+               label="sign of a Gaussian: √(2/π), 37.07°")
     ax.set_xlabel("bits per weight (log2 of the number of levels)")
-    ax.set_ylabel("cos ∠(x, q(x))")
-    ax.set_title("Angle preservation of every quantizer family (Gaussian weights)")
-    ax.legend(fontsize="x-small", ncol=2)
+    if y == "angle":
+        ax.set_yscale("log")
+        ax.set_ylabel("angle ∠(x, q(x)) (degrees, log scale)")
+    else:
+        ax.set_ylabel("cos ∠(x, q(x))")
+    ax.set_title("Angle preservation of every quantizer family")
+    if legend:
+        ax.legend(fontsize="x-small")
     return ax
 
 

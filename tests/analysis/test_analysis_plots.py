@@ -76,6 +76,11 @@ def test_cosine_vs_bits_plot():
     assert len(ax.containers) == 1  # only "a" has measurements
     assert len(ax.lines) >= 3  # two theory lines and the sqrt(2/pi) reference
     np.testing.assert_allclose(ax.lines[0].get_ydata(), [0.8, 0.9, 0.95])
+    ax = plot_cosine_vs_bits(curves, ax=plt.subplots()[1], y="angle", legend=False)
+    assert ax.get_yscale() == "log" and ax.get_legend() is None
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), np.degrees(np.arccos([0.8, 0.9, 0.95])))
+    with pytest.raises(ValueError, match="y must be 'cosine' or 'angle'"):
+        plot_cosine_vs_bits(curves, y="bits")
     with pytest.raises(ValueError, match="same length"):
         plot_cosine_vs_bits({"a": {"bits": [1, 2], "theory": [0.8]}})
     with pytest.raises(ValueError, match="must be a dict with 'bits' and 'theory'"):
