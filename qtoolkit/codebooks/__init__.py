@@ -18,9 +18,13 @@ is *fixed* (predefined grids, see :mod:`qtoolkit.rounding`) or *adaptive*
 """
 from ._hessian import hessian_importance, hessian_weighted_kmeans
 from ._kmeans import KMeansQuantizer, kmeans_1d
+from ._pq import ProductQuantizer
+from ._rq import ResidualQuantizer
 
 __all__ = [
     "KMeansQuantizer",
+    "ProductQuantizer",
+    "ResidualQuantizer",
     "hessian_importance",
     "hessian_weighted_kmeans",
     "kmeans_1d",

@@ -7,6 +7,7 @@ kernels expect.
 import os
 
 import numpy as np
+from sklearn.utils import check_array
 
 from .._array import check_int, describe
 
@@ -23,28 +24,15 @@ def check_n_threads(n_threads, name="n_threads"):
 def check_tensor(w, name="X"):
     """Validate a weight tensor of any shape (ndim >= 1); return it as a float ndarray.
 
-    Float32 is kept, every other real dtype becomes float64. NaN, Inf and
-    empty input are rejected with a ``ValueError`` naming ``name``.
+    Float32 is kept, every other real dtype becomes float64. NaN, Inf, complex
+    or empty input is rejected with scikit-learn's messages, which name ``name``.
     """
     if hasattr(w, "__array_namespace__") and not isinstance(w, np.ndarray):
         w = np.asarray(w)
-    try:
-        arr = np.asarray(w)
-    except Exception as exc:  # ragged lists and the like
-        raise TypeError(f"{name} must be an array of real numbers, got {describe(w)}") from exc
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating)
-                                   or np.issubdtype(arr.dtype, np.integer)
-                                   or arr.dtype == bool):
-        raise TypeError(f"{name} must be an array of real numbers, got {describe(w)}")
-    if arr.ndim == 0:
-        raise ValueError(f"{name} must have at least one dimension, got a scalar {describe(w)}")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty (shape {arr.shape}); at least one value is required")
-    if arr.dtype != np.float32:
-        arr = arr.astype(np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or Inf")
-    return arr
+    if np.ndim(w) == 0:
+        raise ValueError(f"{name} must have at least one dimension, got {describe(w)}")
+    return check_array(w, dtype=[np.float64, np.float32], ensure_2d=False, allow_nd=True,
+                       ensure_all_finite=True, input_name=name)
 
 
 def check_weights(sample_weight, shape, name="sample_weight"):

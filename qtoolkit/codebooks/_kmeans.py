@@ -3,7 +3,7 @@ import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._array import check_int, check_random_state, describe
 from . import _kmeans1d
@@ -312,6 +312,12 @@ def kmeans_1d(values, n_clusters, *, sample_weight=None, algorithm="optimal", in
     return codebook, inertia, int(n_iter)
 
 
+def _ndim(X):
+    """Number of dimensions of an array-like without NumPy's dispatch protocol."""
+    ndim = getattr(X, "ndim", None)
+    return np.asarray(X).ndim if ndim is None else ndim
+
+
 def _assign(values, codebook):
     """Index of the nearest codeword of a sorted codebook (ties go to the lower one)."""
     bounds = 0.5 * (codebook[1:] + codebook[:-1])
@@ -365,7 +371,7 @@ class KMeansQuantizer(TransformerMixin, BaseEstimator):
     n_iter_ : int
         Lloyd iterations (1 for ``"optimal"``).
     n_features_in_ : int
-        Number of columns of ``X`` when it was 2-D.
+        Number of columns of ``X``, set only when ``fit`` received a 2-D array.
 
     See Also
     --------
@@ -435,11 +441,13 @@ class KMeansQuantizer(TransformerMixin, BaseEstimator):
         self : KMeansQuantizer
             The fitted quantizer.
         """
-        x = check_tensor(X, "X")
-        if x.ndim == 2:
-            self.n_features_in_ = x.shape[1]
-        elif hasattr(self, "n_features_in_"):
-            del self.n_features_in_
+        if _ndim(X) == 2:
+            x = validate_data(self, X, dtype=[np.float64, np.float32], reset=True)
+        else:
+            x = check_tensor(X, "X")
+            for attr in ("n_features_in_", "feature_names_in_"):
+                if hasattr(self, attr):
+                    delattr(self, attr)
         codebook, inertia, n_iter = kmeans_1d(
             x, self.n_clusters, sample_weight=sample_weight, algorithm=self.algorithm,
             init=self.init, max_iter=self.max_iter, tol=self.tol,
@@ -455,8 +463,11 @@ class KMeansQuantizer(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array_like of any shape
-            Values to encode.
+        X : array_like
+            Values to encode. After a 2-D ``fit``, ``X`` must be 2-D with
+            ``n_features_in_`` columns (scikit-learn's contract); after a fit
+            on a tensor of another dimension, any shape is accepted.
+            :meth:`quantize` accepts any shape in both cases.
 
         Returns
         -------
@@ -464,7 +475,13 @@ class KMeansQuantizer(TransformerMixin, BaseEstimator):
             Unsigned integer codes (ties between two codewords go to the lower).
         """
         check_is_fitted(self, "codebook_")
-        x = check_tensor(X, "X")
+        if hasattr(self, "n_features_in_"):
+            x = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        else:
+            x = check_tensor(X, "X")
+        return self._encode(x)
+
+    def _encode(self, x):
         codes = np.searchsorted(self.boundaries_, x, side="left")
         return codes.astype(code_dtype(self.codebook_.shape[0]))
 
@@ -512,5 +529,6 @@ class KMeansQuantizer(TransformerMixin, BaseEstimator):
         q : ndarray, same shape as ``X``
             ``codebook_[transform(X)]`` cast to the dtype of ``X`` (float32 stays float32).
         """
+        check_is_fitted(self, "codebook_")
         x = check_tensor(X, "X")
-        return self.codebook_[self.transform(x)].astype(x.dtype, copy=False)
+        return self.codebook_[self._encode(x)].astype(x.dtype, copy=False)
