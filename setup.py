@@ -25,7 +25,6 @@ EXTENSIONS = {
     "qtoolkit.bitops._bitops": (["qtoolkit/bitops/_bitops.pyx"], True),
     "qtoolkit.codebooks._kmeans1d": (["qtoolkit/codebooks/_kmeans1d.pyx"], True),
     "qtoolkit.codebooks._pq_kernels": (["qtoolkit/codebooks/_pq_kernels.pyx"], True),
-    "qtoolkit.codebooks._pq_kernels": (["qtoolkit/codebooks/_pq_kernels.pyx"], True),
     "qtoolkit.rounding._rounding_kernels": (["qtoolkit/rounding/_rounding_kernels.pyx"], False),
 }
 
