@@ -57,36 +57,25 @@ class _Progress:
         self.stream.flush()
 
 
-def _rounding_families():
-    """The rounding schemes of qtoolkit.rounding used by the figures, by family name."""
-    from .. import rounding
+def _families(quick):
+    """The schemes of qtoolkit.rounding in the main figure: name -> (bits, quantizers)."""
+    from ..rounding import binarize, power_of_two, ternarize, uniform
 
-    fams = {}
-    if hasattr(rounding, "binarize"):
-        fams["binary"] = ([1.0], [lambda x: rounding.binarize(x, scale="mean")])
-    if hasattr(rounding, "ternarize"):
-        fams["ternary (TWN)"] = ([math.log2(3)], [lambda x: rounding.ternarize(x, method="twn")])
-        fams["ternary (optimal)"] = ([math.log2(3)], [lambda x: rounding.ternarize(x, method="optimal")])
-    return fams
-
-
-def _sized_families(quick):
-    from .. import rounding
-
-    fams = {}
-    if hasattr(rounding, "uniform"):
-        bits = list(range(2, 7 if quick else 9))
-        fams["uniform (MSE range)"] = (
-            [float(b) for b in bits],
-            [(lambda b: lambda x: rounding.uniform(x, bits=b, mode="symmetric", range="mse"))(b)
-             for b in bits])
-    if hasattr(rounding, "power_of_two"):
-        bits = [1, 2, 3] if quick else [1, 2, 3, 4]
-        # LogQuant: 2^b + 1 exponents FSR - 2^b .. FSR and a sign; FSR = 1 (top level 2 sigma).
-        fams["power of two (LogQuant, FSR=1)"] = (
-            [math.log2(2 * (2 ** b + 1)) for b in bits],
-            [(lambda b: lambda x: rounding.power_of_two(x, bits=b, method="logquant", fsr=1))(b)
-             for b in bits])
+    log2_3 = math.log2(3)
+    fams = {
+        "binary": ([1.0], [lambda x: binarize(x, scale="mean")]),
+        "ternary (TWN)": ([log2_3], [lambda x: ternarize(x, method="twn")]),
+        "ternary (optimal)": ([log2_3], [lambda x: ternarize(x, method="optimal")]),
+    }
+    bits = list(range(2, 7 if quick else 9))
+    fams["uniform (MSE range)"] = (
+        [float(b) for b in bits],
+        [(lambda b: lambda x: uniform(x, bits=b, mode="symmetric", range="mse"))(b) for b in bits])
+    bits = [1, 2, 3] if quick else [1, 2, 3, 4]
+    # LogQuant: 2^b + 1 exponents FSR - 2^b .. FSR and a sign; FSR = 1 (top level 2 sigma).
+    fams["power of two (LogQuant, FSR=1)"] = (
+        [math.log2(2 * (2 ** b + 1)) for b in bits],
+        [(lambda b: lambda x: power_of_two(x, bits=b, method="logquant", fsr=1))(b) for b in bits])
     return fams
 
 
@@ -223,11 +212,9 @@ def _reproduce(out, quick, seed, progress):
     deg = math.degrees
     n_nodes = 2 ** 18
 
-    fams = _rounding_families()
-    binarize_q = fams["binary"][1][0] if "binary" in fams else np.sign
-    bin_name = "binarize(scale='mean')" if "binary" in fams else "numpy.sign"
-    if "binary" not in fams:
-        notes.append("qtoolkit.rounding.binarize is not available: numpy.sign is used instead.")
+    fams = _families(quick)
+    binarize_q = fams["binary"][1][0]
+    bin_name = "binarize(scale='mean')"
 
     # 1. Closed forms.
     _row(rows, "cos limit, sign of Gaussian (closed form vs quadrature)", bin_name, "gaussian", "inf",
@@ -315,7 +302,6 @@ def _reproduce(out, quick, seed, progress):
     d = 1024 if quick else 4096
     n_trials = 40 if quick else 200
     curves = {}
-    fams.update(_sized_families(quick))
     for name, (bits, qs) in fams.items():
         theory, meas, se = [], [], []
         for b, q in zip(bits, qs):
@@ -348,10 +334,6 @@ def _reproduce(out, quick, seed, progress):
     notes.append("k-means rows: the codebook is fitted on each vector, so at finite d it beats the "
                  "population optimum (Lloyd-Max) by O(k/d): positive z there is expected.")
     notes.append("d = 16 rows: the delta method is a large-d approximation.")
-    missing = [f for f in ("binary", "ternary (TWN)", "uniform (MSE range)",
-                           "power of two (LogQuant, FSR=1)") if f not in curves]
-    if missing:
-        notes.append("not available in this build, left out of cosine_vs_bits: " + ", ".join(missing))
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(13.0, 5.2))

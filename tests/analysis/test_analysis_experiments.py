@@ -62,9 +62,8 @@ def test_angle_experiment_with_user_samples(seed):
 
 
 def test_angle_experiment_with_library_binarize(seed):
-    rounding = pytest.importorskip("qtoolkit.rounding")
-    if not hasattr(rounding, "binarize"):
-        pytest.skip("qtoolkit.rounding.binarize not available")
+    from qtoolkit import rounding
+
     a = angle_experiment(lambda x: rounding.binarize(x, scale="mean"), dims=[100], n_trials=50, rng=seed)
     b = angle_experiment(xnor_reference, dims=[100], n_trials=50, rng=seed)
     np.testing.assert_allclose(a.angles, b.angles, rtol=1e-12)
@@ -161,3 +160,35 @@ def test_experiment_errors():
         rotation_experiment(np.sign, n_trials=5, n_rotations=6)
     with pytest.raises(TypeError, match="rng must be"):
         angle_experiment(np.sign, rng="seed")
+
+
+@pytest.mark.parametrize("family", ["ternary-optimal", "uniform-4", "logquant-2"])
+def test_rounding_families_match_their_theory(family, seed):
+    from qtoolkit import rounding
+    from qtoolkit.analysis import cosine, expected_cosine
+
+    q, nodes = {
+        "ternary-optimal": (lambda x: rounding.ternarize(x, method="optimal"), 2 ** 18),
+        # The MSE range search starts from max|x|, which grows with d: predict a d-vector.
+        "uniform-4": (lambda x: rounding.uniform(x, bits=4, range="mse"), 2048),
+        "logquant-2": (lambda x: rounding.power_of_two(x, bits=2, fsr=1), 2 ** 18),
+    }[family]
+    n, d = 60, 2048
+    X = np.random.default_rng(seed).standard_normal((n, d))
+    c = np.asarray(cosine(X, np.stack([q(x) for x in X])))
+    # Standard error sd/sqrt(n); the finite-d bias of the cosine is O(1/d) (second-order delta
+    # term, below 1/d for these bounded quantizers).
+    assert abs(c.mean() - expected_cosine(q, n_nodes=nodes)) <= Z * c.std(ddof=1) / math.sqrt(n) + 1.0 / d
+
+
+def test_kmeans_codebook_converges_to_lloyd_max(seed):
+    from qtoolkit.analysis import lloyd_max
+    from qtoolkit.codebooks import KMeansQuantizer
+
+    # Optimal 1-D k-means on n Gaussian samples estimates the Lloyd-Max levels; each level is a
+    # cell mean with standard error about sd_cell / sqrt(n p_cell) <= 1 / sqrt(n * 0.1) here.
+    n = 200_000
+    x = np.random.default_rng(seed).standard_normal(n)
+    km = KMeansQuantizer(n_clusters=4, n_threads=1).fit(x)
+    lm = lloyd_max(4)
+    np.testing.assert_allclose(km.codebook_, lm.levels, atol=Z / math.sqrt(n * 0.1))
