@@ -58,8 +58,9 @@ def test_parser_keeps_runtime_and_lists_reproduce():
     assert main([]) == 2
 
 
-def test_python_dash_m_entry_point():
-    res = subprocess.run([sys.executable, "-m", "qtoolkit", "reproduce", "--help"],
+def test_python_dash_m_entry_point(tmp_path):
+    # Run outside the source tree so that the installed package is the one found.
+    res = subprocess.run([sys.executable, "-m", "qtoolkit", "reproduce", "--help"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 0
     assert "--quick" in res.stdout and "--seed" in res.stdout
