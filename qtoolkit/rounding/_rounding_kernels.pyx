@@ -4,7 +4,6 @@ Prior validation of data is assumed: the callers in ``_codebook.py`` and
 ``_ternary.py`` check dtypes, shapes and contiguity and allocate the outputs.
 Each function only computes, with the GIL released.
 """
-from libc.math cimport floor, floorf
 from libc.stdint cimport int64_t, uint64_t
 
 ctypedef fused real_t:
@@ -24,7 +23,11 @@ def stochastic_grid_f32(const float[::1] w,     # IN
                         float[::1] out,         # OUT
                         float step,
                         uint64_t key):
-    """out = step * floor(w / step + u_i), u_i = top 24 bits of SplitMix64(key, i) * 2**-24."""
+    """out = w / step + u_i, u_i = top 24 bits of SplitMix64(key, i) * 2**-24.
+
+    The caller floors and rescales in place with NumPy's SIMD ufuncs, which
+    is faster than a libm floor call per entry at the baseline ISA.
+    """
     cdef Py_ssize_t i, n = w.shape[0]
     cdef float u
     if n == 0:
@@ -32,14 +35,14 @@ def stochastic_grid_f32(const float[::1] w,     # IN
     with nogil:
         for i in range(n):
             u = <float>(<int64_t>(_splitmix(key, i) >> 40)) * <float>5.9604644775390625e-08
-            out[i] = floorf(w[i] / step + u) * step
+            out[i] = w[i] / step + u
 
 
 def stochastic_grid_f64(const double[::1] w,    # IN
                         double[::1] out,        # OUT
                         double step,
                         uint64_t key):
-    """out = step * floor(w / step + u_i), u_i = top 53 bits of SplitMix64(key, i) * 2**-53."""
+    """out = w / step + u_i, u_i = top 53 bits of SplitMix64(key, i) * 2**-53."""
     cdef Py_ssize_t i, n = w.shape[0]
     cdef double u
     if n == 0:
@@ -47,7 +50,7 @@ def stochastic_grid_f64(const double[::1] w,    # IN
     with nogil:
         for i in range(n):
             u = <double>(<int64_t>(_splitmix(key, i) >> 11)) * 1.1102230246251565e-16
-            out[i] = floor(w[i] / step + u) * step
+            out[i] = w[i] / step + u
 
 
 def ternary_scan(const real_t[:, ::1] a,   # IN, each row sorted ascending, non-negative

@@ -206,6 +206,8 @@ def ternarize(w, method="twn", delta=0.7, threshold=0.05, axis=None, scales=None
         w, method, delta, threshold, axis, scales)
     if method == "optimal" and _is_numpy(xp) and axis is None:
         return _optimal_numpy(w)
+    if method == "twn" and _is_numpy(xp) and axis is None:
+        return _twn_numpy(w, delta)
     t, ap, an, _ = _ternary(w, xp, method, delta, threshold, axis, scales)
     if method == "ttq":
         return xp.where(t > 0, t * ap, t * an)
@@ -222,6 +224,18 @@ def _optimal_numpy(w):
     out = np.greater(w, thr).astype(w.dtype)
     out -= np.less(w, -thr)
     out *= alpha
+    return out
+
+
+def _twn_numpy(w, delta):
+    """Per-tensor TWN on NumPy with in-place ufuncs."""
+    a = np.abs(w)
+    thr = delta * a.mean()
+    mask = np.greater(a, thr)
+    count = np.count_nonzero(mask)
+    alpha = a.sum(where=mask) / count if count else 0.0
+    out = np.copysign(np.asarray(alpha, dtype=w.dtype), w)
+    out *= mask
     return out
 
 

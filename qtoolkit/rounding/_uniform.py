@@ -116,7 +116,7 @@ def _fit(view, xp, kept, bits, mode, method, percentile, narrow_range, rounding)
     # Grid search of a shrink ratio of the range, per slice, minimising the
     # squared reconstruction error.
     errors, params = [], []
-    for r in np.linspace(1.0 / _MSE_GRID, 1.0, _MSE_GRID):
+    for r in np.linspace(1.0 / _MSE_GRID, 1.0, _MSE_GRID).tolist():
         scale, zp = _params_from_range(None if lo is None else lo * r, hi * r, xp, qmin, qmax)
         c = _codes(view, xp, scale, zp, qmin, qmax, rounding)
         rec = (c - zp) * scale if zp is not None else c * scale
