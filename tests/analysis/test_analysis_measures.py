@@ -261,3 +261,15 @@ def test_pairwise_angles_match_brute_force(rng):
     np.testing.assert_allclose(np.cos(res.before), 1 - pdist(X, "cosine"), rtol=1e-12)
     with pytest.raises(ValueError, match="n >= 2"):
         pairwise_angle_preservation(X[:1], np.sign)
+
+
+def test_measures_on_dask_stay_lazy(rng):
+    da = pytest.importorskip("dask.array")
+    x = rng.standard_normal((4, 100))
+    dx = da.from_array(x, chunks=(2, 50))
+    out = angle_preservation(dx, da.sign)
+    assert isinstance(out, da.Array)
+    np.testing.assert_allclose(np.asarray(out.compute()), angle(x, np.sign(x)), rtol=1e-12)
+    s = sqnr(dx, da.sign(dx), axis=1)
+    assert isinstance(s, da.Array)
+    np.testing.assert_allclose(np.asarray(s.compute()), sqnr(x, np.sign(x), axis=1), rtol=1e-12)
