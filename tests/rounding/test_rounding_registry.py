@@ -116,11 +116,10 @@ def test_registry_errors():
         get(get("binary"), scale="mean")
 
 
-@pytest.mark.parametrize("bits", [1, 2, 3, 4, 5, 8, 12])
-@pytest.mark.parametrize("mode", ["symmetric", "asymmetric"])
+@pytest.mark.parametrize(("mode", "bits"), [(m, b) for m in ("symmetric", "asymmetric")
+                                             for b in (1, 2, 3, 4, 5, 8, 12)
+                                             if not (m == "symmetric" and b == 1)])
 def test_npz_round_trip_exact(tmp_path, rng, bits, mode):
-    if mode == "symmetric" and bits == 1:
-        pytest.skip("symmetric needs two bits")
     w = rng.standard_normal((5, 7)).astype(np.float32)
     q = encode(w, bits=bits, mode=mode, axis=0)
     path = tmp_path / "w.npz"
