@@ -229,14 +229,13 @@ def _optimal_numpy(w):
 
 def _twn_numpy(w, delta):
     """Per-tensor TWN on NumPy with in-place ufuncs."""
-    a = np.abs(w)
-    thr = delta * a.mean()
-    mask = np.greater(a, thr)
-    count = np.count_nonzero(mask)
-    alpha = a.sum(where=mask) / count if count else 0.0
-    out = np.copysign(np.asarray(alpha, dtype=w.dtype), w)
-    out *= mask
-    return out
+    thr = delta * np.abs(w).mean()
+    pos = np.greater(w, thr)
+    neg = np.less(w, -thr)
+    count = np.count_nonzero(pos) + np.count_nonzero(neg)
+    alpha = (w.sum(where=pos) - w.sum(where=neg)) / count if count else 0.0
+    t = np.subtract(pos, neg, dtype=np.int8)
+    return np.multiply(t, alpha, dtype=w.dtype)
 
 
 def _is_lazy(x):
