@@ -25,8 +25,44 @@ __all__ = [
     "RotationExperiment",
 ]
 
-AngleExperiment = namedtuple(
-    "AngleExperiment", ["dims", "angles", "mean", "std", "theory_mean", "theory_std", "theory_limit"])
+class AngleExperiment(namedtuple(
+        "AngleExperiment", ["dims", "angles", "mean", "std", "theory_mean", "theory_std", "theory_limit"])):
+    __slots__ = ()
+
+    def histogram(self, bins=40, *, degrees=True):
+        """Histogram of the angles of every dimension on common bin edges.
+
+        Parameters
+        ----------
+        bins : int, default=40
+            Number of bins, ``>= 1``, spanning all the finite angles.
+        degrees : bool, default=True
+            Bin the angles in degrees instead of radians.
+
+        Returns
+        -------
+        counts : ndarray of shape (n_dims, bins)
+            Number of trials per bin, per dimension.
+        edges : ndarray of shape (bins + 1,)
+            The bin edges.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from qtoolkit.analysis import angle_experiment
+        >>> counts, edges = angle_experiment(np.sign, dims=[16, 64], n_trials=30, rng=0).histogram(10)
+        >>> counts.shape, edges.shape, counts.sum(axis=1)
+        ((2, 10), (11,), array([30, 30]))
+        """
+        bins = check_int(bins, "bins", low=1)
+        a = np.degrees(self.angles) if degrees else np.asarray(self.angles)
+        finite = a[np.isfinite(a)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
+        counts = np.stack([np.histogram(row[np.isfinite(row)], bins=edges)[0] for row in a])
+        return counts, edges
+
+
 AngleExperiment.__doc__ = """Distribution of angle(x, q(x)) against the dimension (radians).
 
 Parameters

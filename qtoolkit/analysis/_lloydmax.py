@@ -79,11 +79,36 @@ class LloydMaxQuantizer:
 
     @property
     def n_levels(self):
-        """Number of levels."""
+        """Number of levels.
+
+        Examples
+        --------
+        >>> from qtoolkit.analysis import lloyd_max
+        >>> lloyd_max(4).n_levels
+        4
+        """
         return self.levels.shape[0]
 
     def __call__(self, x):
-        """Quantize ``x`` (any Array API real floating array) to the nearest level."""
+        """Quantize every entry of ``x`` to its level.
+
+        Parameters
+        ----------
+        x : array
+            Real floating array of any shape and any Array API namespace.
+
+        Returns
+        -------
+        q : array
+            The level of each entry's cell, same shape, dtype and namespace as ``x``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from qtoolkit.analysis import lloyd_max
+        >>> lloyd_max(2)(np.array([-0.1, 3.0])).round(4)
+        array([-0.7979,  0.7979])
+        """
         xp = array_namespace(x)
         if not hasattr(x, "dtype") or not xp.isdtype(x.dtype, "real floating"):
             raise TypeError(f"x must be a real floating array, got {describe(x)}")

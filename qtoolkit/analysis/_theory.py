@@ -66,7 +66,7 @@ def _grid(dist, n):
         return dist.quantile_grid(n)
     key = (dist.name, n)
     if key not in _GRIDS:
-        if len(_GRIDS) > 8:
+        if len(_GRIDS) >= 4:  # at most 4 grids (32 MB at the default size)
             _GRIDS.clear()
         _GRIDS[key] = dist.quantile_grid(n)
         _GRIDS[key].setflags(write=False)

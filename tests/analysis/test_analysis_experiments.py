@@ -192,3 +192,15 @@ def test_kmeans_codebook_converges_to_lloyd_max(seed):
     km = KMeansQuantizer(n_clusters=4, n_threads=1).fit(x)
     lm = lloyd_max(4)
     np.testing.assert_allclose(km.codebook_, lm.levels, atol=Z / math.sqrt(n * 0.1))
+
+
+def test_angle_histogram_counts_every_trial(seed):
+    res = angle_experiment(np.sign, dims=[8, 128], n_trials=50, vectorized=True, rng=seed)
+    counts, edges = res.histogram(12)
+    assert counts.shape == (2, 12) and edges.shape == (13,)
+    np.testing.assert_array_equal(counts.sum(axis=1), [50, 50])
+    np.testing.assert_array_equal(counts[1], np.histogram(np.degrees(res.angles[1]), bins=edges)[0])
+    counts_rad, edges_rad = res.histogram(12, degrees=False)
+    np.testing.assert_allclose(edges_rad, np.radians(edges), rtol=1e-12)
+    with pytest.raises(ValueError, match="bins must be in"):
+        res.histogram(0)
