@@ -25,8 +25,10 @@ def _clipped(xp, g, clip):
     wd = work_dtype(xp, g)
     v = xp.astype(g, wd)
     if clip is not None and v.size > 1:
-        c = clip * xp.std(v)
-        v = xp.clip(v, -c, c)
+        sd = xp.std(v)
+        if float(sd) > 0:             # std 0: all entries equal, nothing to clip
+            c = clip * sd
+            v = xp.clip(v, -c, c)
     return v
 
 

@@ -124,22 +124,32 @@ def elias_gamma_decode(bits, count, name="data"):
     return values, start + total
 
 
+def _container(width):
+    """Smallest big-endian unsigned dtype holding ``width`` bits, and its bit count."""
+    for nbits, code in ((8, ">u1"), (16, ">u2"), (32, ">u4"), (64, ">u8")):
+        if width <= nbits:
+            return nbits, np.dtype(code)
+    raise ValueError(f"fields of {width} bits are not supported (at most 64)")  # pragma: no cover
+
+
 def uint_bits(values, width):
     """Fixed-width big-endian bits of unsigned integers, as a flat 0/1 ``uint8`` array."""
     if width == 0:
         return np.zeros(0, dtype=np.uint8)
-    shifts = np.arange(width - 1, -1, -1, dtype=np.uint64)
-    return ((np.asarray(values, dtype=np.uint64)[:, None] >> shifts) & np.uint64(1)).astype(
-        np.uint8).ravel()
+    nbits, dt = _container(width)
+    raw = np.asarray(values, dtype=np.uint64).astype(dt).view(np.uint8)
+    bits = np.unpackbits(raw.reshape(-1, nbits // 8), axis=1)
+    return np.ascontiguousarray(bits[:, nbits - width:]).ravel()
 
 
 def bits_uint(bits, width, count):
     """Inverse of :func:`uint_bits`."""
     if width == 0:
         return np.zeros(count, dtype=np.uint64)
-    weights = np.left_shift(np.uint64(1), np.arange(width - 1, -1, -1, dtype=np.uint64))
-    return (bits[:count * width].reshape(count, width).astype(np.uint64) * weights).sum(
-        axis=1, dtype=np.uint64)
+    nbits, dt = _container(width)
+    padded = np.zeros((count, nbits), dtype=np.uint8)
+    padded[:, nbits - width:] = bits[:count * width].reshape(count, width)
+    return np.packbits(padded, axis=1).view(dt).ravel().astype(np.uint64)
 
 
 def unpack_body(data, offset, nbits, name="data"):

@@ -2,6 +2,7 @@
 import numbers
 
 import numpy as np
+from scipy.special import expit
 
 from .._array import check_int
 from ._layer import (QuantizedLayer, check_layer, check_nonneg_float, fit_grid, hessian,
@@ -11,11 +12,11 @@ _ZETA, _GAMMA = 1.1, -0.1          # stretch of the rectified sigmoid (Louizos e
 
 
 def _rect_sigmoid(V):
-    """``h(V)`` and ``dh/dV`` of the rectified sigmoid."""
-    sig = 1.0 / (1.0 + np.exp(-V))
-    raw = sig * (_ZETA - _GAMMA) + _GAMMA
-    h = np.clip(raw, 0.0, 1.0)
-    dh = sig * (1.0 - sig) * (_ZETA - _GAMMA) * ((raw > 0.0) & (raw < 1.0))
+    """``h(V)`` and ``dh/dV`` of the rectified sigmoid (in ``V``'s dtype)."""
+    sig = expit(V)
+    raw = sig * V.dtype.type(_ZETA - _GAMMA) + V.dtype.type(_GAMMA)
+    h = np.clip(raw, 0, 1)
+    dh = sig * (1 - sig) * V.dtype.type(_ZETA - _GAMMA) * ((raw > 0) & (raw < 1))
     return h, dh
 
 
@@ -102,7 +103,8 @@ def adaround(W, X, bits=4, *, mode="asymmetric", n_iter=1000, reg_weight=1.0, be
     up where :math:`V \ge 0`. Inputs that are zero in every calibration
     vector get zero weights, as in :func:`gptq`. The full :math:`H` is used
     instead of mini-batches, which is exact and cheaper whenever
-    ``n_samples > n_in``. Computation is in float64 on NumPy arrays.
+    ``n_samples > n_in``. NumPy arrays; the grid and the final rounding are
+    computed in float64, the Adam iterations in float32.
 
     References
     ----------
@@ -144,27 +146,36 @@ def adaround(W, X, bits=4, *, mode="asymmetric", n_iter=1000, reg_weight=1.0, be
     V = np.log(p) - np.log1p(-p)
     norm = float(np.mean(scale**2)) * max(float(np.mean(np.diag(H))), np.finfo(float).tiny)
 
+    # The iterations run in float32 (half the cost of the (n_out, n_in) @ (n_in, n_in)
+    # product); the grid, the initial point and the final rounding stay in float64.
+    f32 = np.float32
+    V = V.astype(f32)
+    H32 = H.astype(f32)
+    W32, s32, z32, base32 = Wf.astype(f32), s.astype(f32), z.astype(f32), base.astype(f32)
     m = np.zeros_like(V)
     v = np.zeros_like(V)
     b1, b2, eps = 0.9, 0.999, 1e-8
     start = round(warmup * n_iter)
     for t in range(n_iter):
         h, dh = _rect_sigmoid(V)
-        c_soft = base + h + z
+        c_soft = base32 + h + z32
         inside = (c_soft >= qmin) & (c_soft <= qmax)
-        E = (np.clip(c_soft, qmin, qmax) - z) * s - Wf
-        grad = (2.0 / norm) * (E @ H) * s * inside
+        np.clip(c_soft, qmin, qmax, out=c_soft)
+        E = (c_soft - z32) * s32 - W32
+        grad = (E @ H32) * (s32 * f32(2.0 / norm))
+        grad *= inside
         if t >= start and reg_weight > 0:
             t_rel = (t - start) / max(n_iter - start, 1)
             beta_t = b_end + (b_start - b_end) * (1.0 - t_rel)
-            u = 2.0 * h - 1.0
-            grad = grad - reg_weight * 2.0 * beta_t * np.sign(u) * np.abs(u) ** (beta_t - 1)
+            u = 2 * h - 1
+            grad -= f32(reg_weight * 2.0 * beta_t) * np.sign(u) * np.abs(u) ** f32(beta_t - 1)
         grad *= dh
-        m = b1 * m + (1 - b1) * grad
-        v = b2 * v + (1 - b2) * grad**2
-        mhat = m / (1 - b1 ** (t + 1))
-        vhat = v / (1 - b2 ** (t + 1))
-        V -= lr * mhat / (np.sqrt(vhat) + eps)
+        m *= b1
+        m += f32(1 - b1) * grad
+        v *= b2
+        v += f32(1 - b2) * grad * grad
+        step = f32(lr / (1 - b1 ** (t + 1)))
+        V -= step * m / (np.sqrt(v / f32(1 - b2 ** (t + 1))) + f32(eps))
 
     codes = np.clip(base + (V >= 0) + z, qmin, qmax)
     W_hat = (codes - z) * s

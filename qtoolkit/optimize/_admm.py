@@ -287,7 +287,7 @@ def admm_quantize(w, *, X=None, grad=None, bits=3, codebook="uniform", axis=None
                          f"gradient callback), got X={describe(X) if X is not None else None} "
                          f"and grad={grad!r}")
     if X is not None:
-        check_layer(w, X, 2, "asymmetric")
+        check_layer(w, X, 2, "asymmetric", w_name="w")
     else:
         if not callable(grad):
             raise TypeError(f"grad must be callable grad(W) -> array, got {describe(grad)}")

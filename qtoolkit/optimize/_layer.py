@@ -108,9 +108,9 @@ def quantize_column(w, scale, zero, qmin, qmax):
     return q, (q - zero) * scale
 
 
-def check_layer(W, X, bits, mode):
+def check_layer(W, X, bits, mode, w_name="W"):
     """Validate a weight, its calibration inputs, the bit width and the grid mode."""
-    for name, a in (("W", W), ("X", X)):
+    for name, a in ((w_name, W), ("X", X)):
         if not is_numpy_array(a):
             raise TypeError(f"{name} must be a 2-D NumPy array of real floats, got {describe(a)}")
         if a.ndim != 2:
@@ -120,10 +120,11 @@ def check_layer(W, X, bits, mode):
                             f"got {describe(a)}")
         check_finite(a, name)
     if W.shape[1] != X.shape[1]:
-        raise ValueError(f"X must have one column per input of W (W has shape {W.shape}: "
-                         f"{W.shape[1]} inputs), got X of shape {X.shape}")
+        raise ValueError(f"X must have one column per input of {w_name} ({w_name} has shape "
+                         f"{W.shape}: {W.shape[1]} inputs), got X of shape {X.shape}")
     if W.size == 0 or X.shape[0] == 0:
-        raise ValueError(f"W and X must not be empty, got W {W.shape} and X {X.shape}")
+        raise ValueError(f"{w_name} and X must not be empty, got {w_name} {W.shape} and "
+                         f"X {X.shape}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     bits = check_bits(bits, "bits", low=2 if mode == "symmetric" else 1, high=16)

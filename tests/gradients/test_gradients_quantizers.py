@@ -172,6 +172,11 @@ def test_terngrad_values_unbiased_variance(rng):
     assert abs(((draws - g) ** 2).sum(1).mean() - exact) <= 5 * se
 
 
+def test_terngrad_clipping_constant_gradient_is_kept():
+    g = np.full(6, -0.5)          # std 0: clipping must not zero the gradient
+    np.testing.assert_array_equal(terngrad(g, clip=2.5, rng=0), g)
+
+
 def test_terngrad_clipping(rng):
     g = rng.normal(size=500)
     g[3] = 40.0                                   # an outlier

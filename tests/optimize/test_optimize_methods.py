@@ -198,6 +198,8 @@ def test_admm_bad_inputs(rng):
         admm_quantize(W, X=X, rho_growth=0.5)
     with pytest.raises(TypeError, match="w must be a real floating NumPy array"):
         project_scaled_codebook([1.0, 2.0])
+    with pytest.raises(ValueError, match="X must have one column per input of w"):
+        admm_quantize(W, X=X[:, :2])
 
 
 # ---------------------------------------------------------------- LQ-Nets
