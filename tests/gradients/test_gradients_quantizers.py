@@ -309,3 +309,35 @@ def test_bad_inputs():
     tdata = TernGradCompressor(rng=0).encode(np.ones(10))
     with pytest.raises(ValueError, match="truncated"):
         TernGradCompressor().decode(tdata[:-1])
+
+
+def test_quantizers_dask_match_numpy():
+    da = pytest.importorskip("dask.array")
+    x = np.linspace(-1, 1, 10)
+    g = da.from_array(x, chunks=5)
+    np.testing.assert_allclose(np.asarray(qsgd(g, 4, rng=0)), qsgd(x, 4, rng=0), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(terngrad(g, clip=2.5, rng=1)),
+                               terngrad(x, clip=2.5, rng=1), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(scaled_sign(g, scale="two_level")),
+                               scaled_sign(x, scale="two_level"), rtol=1e-12)
+
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+_finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False, width=32)
+
+
+@settings(max_examples=40, deadline=None)
+@given(g=arrays(np.float32, st.integers(0, 40), elements=_finite),
+       levels=st.integers(1, 300), coding=st.sampled_from(["elias", "packed"]),
+       seed=st.integers(0, 2**16))
+def test_wire_roundtrip_property(g, levels, coding, seed):
+    enc, ref = QSGDCompressor(levels, coding, rng=seed), QSGDCompressor(levels, coding, rng=seed)
+    np.testing.assert_array_equal(enc.decode(enc.encode(g)), ref.compress(g))
+    t_enc, t_ref = TernGradCompressor(rng=seed), TernGradCompressor(rng=seed)
+    np.testing.assert_array_equal(t_enc.decode(t_enc.encode(g)), t_ref.compress(g))
+    s_enc, s_ref = SignErrorFeedback(), SignErrorFeedback()
+    np.testing.assert_array_equal(s_enc.decode(s_enc.encode(g)), s_ref.compress(g))

@@ -240,6 +240,16 @@ def test_lq_codes_and_activations(rng):
         np.testing.assert_allclose(qw[i], lq_quantize(w[i], lq_fit(w[i], 2)))
 
 
+def test_lq_delta_keeps_the_previous_basis(rng):
+    x = np.abs(rng.normal(size=300))
+    v_old = lq_fit(x[:150], 2, signed=False)
+    v_free = lq_fit(x[150:] * 3, 2, signed=False, basis=v_old)
+    v_prox = lq_fit(x[150:] * 3, 2, signed=False, basis=v_old, delta=1e9)
+    # a huge proximal weight keeps the basis where it was; none lets the new batch move it
+    np.testing.assert_allclose(v_prox, v_old, rtol=1e-4)
+    assert np.abs(v_free - v_old).max() > 0.1
+
+
 def test_lq_bad_inputs(rng):
     x = rng.normal(size=10)
     with pytest.raises(ValueError, match=r"bits must be in \[1, 8\]"):
