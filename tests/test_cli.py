@@ -1,5 +1,7 @@
 """The ``qtoolkit`` command: ``reproduce`` writes every promised file; ``runtime`` is still there."""
 import csv
+import os
+import pathlib
 import subprocess
 import sys
 
@@ -59,8 +61,14 @@ def test_parser_keeps_runtime_and_lists_reproduce():
 
 
 def test_python_dash_m_entry_point(tmp_path):
-    # Run outside the source tree so that the installed package is the one found.
+    # The child imports the same qtoolkit as this process (installed, or the source tree on
+    # PYTHONPATH), and runs outside the source tree so that no other copy shadows it.
+    import qtoolkit
+
+    env = dict(os.environ)
+    root = str(pathlib.Path(qtoolkit.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     res = subprocess.run([sys.executable, "-m", "qtoolkit", "reproduce", "--help"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=120)
+                         env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0
     assert "--quick" in res.stdout and "--seed" in res.stdout
