@@ -299,8 +299,7 @@ class QSGDCompressor:
             signed[pos] = np.where(neg, -1.0, 1.0) * vals[nnz:].astype(wd)
         elif coding == 1:
             width = int(_wire.bit_length(np.array([s]))[0]) + 1
-            bits = _wire.unpack_body(data, off, n * width)
-            fields = _wire.bits_uint(bits, width, n)
+            fields = _wire.read_fields(data, off, width, n)
             mags = (fields >> np.uint64(1)).astype(wd)
             signed = np.where((fields & np.uint64(1)).astype(bool), -mags, mags)
         else:

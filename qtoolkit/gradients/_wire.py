@@ -152,6 +152,29 @@ def bits_uint(bits, width, count):
     return np.packbits(padded, axis=1).view(dt).ravel().astype(np.uint64)
 
 
+def read_fields(data, offset, width, count, name="data"):
+    """``count`` big-endian ``width``-bit unsigned fields packed from byte ``offset`` of ``data``.
+
+    Equal to ``bits_uint(unpack_body(data, offset, ...), width, count)``; for
+    ``width <= 25`` each field is cut out of a 4-byte window (no unpacking to bits).
+    """
+    need = -(-count * width // 8)
+    buf = np.frombuffer(data, dtype=np.uint8, offset=offset)
+    if buf.size < need:
+        raise ValueError(f"{name} is truncated (needs {count * width} bits of payload, "
+                         f"has {8 * buf.size})")
+    if width == 0 or count == 0:
+        return np.zeros(count, dtype=np.uint64)
+    if width > 25:
+        return bits_uint(np.unpackbits(buf[:need]), width, count)
+    buf = np.concatenate([buf[:need], np.zeros(4, dtype=np.uint8)]).astype(np.uint32)
+    pos = np.arange(count, dtype=np.int64) * width
+    byte = pos >> 3
+    win = (buf[byte] << 24) | (buf[byte + 1] << 16) | (buf[byte + 2] << 8) | buf[byte + 3]
+    shift = (32 - width - (pos & 7)).astype(np.uint32)
+    return ((win >> shift) & np.uint32((1 << width) - 1)).astype(np.uint64)
+
+
 def unpack_body(data, offset, nbits, name="data"):
     """0/1 bits of ``data[offset:]``; check that ``nbits`` are available."""
     bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8, offset=offset))

@@ -341,3 +341,14 @@ def test_wire_roundtrip_property(g, levels, coding, seed):
     np.testing.assert_array_equal(t_enc.decode(t_enc.encode(g)), t_ref.compress(g))
     s_enc, s_ref = SignErrorFeedback(), SignErrorFeedback()
     np.testing.assert_array_equal(s_enc.decode(s_enc.encode(g)), s_ref.compress(g))
+
+
+@pytest.mark.parametrize("width", [1, 3, 8, 13, 25, 26, 40])
+def test_fixed_width_fields_roundtrip(width):
+    v = np.random.default_rng(width).integers(0, 2**width, size=77, dtype=np.uint64)
+    bits = _wire.uint_bits(v, width)
+    ref = "".join(format(int(x), f"0{width}b") for x in v)
+    assert "".join(map(str, bits.tolist())) == ref
+    data = b"xy" + np.packbits(bits).tobytes()
+    np.testing.assert_array_equal(_wire.read_fields(data, 2, width, 77), v)
+    np.testing.assert_array_equal(_wire.bits_uint(bits, width, 77), v)
