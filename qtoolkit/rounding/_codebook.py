@@ -242,7 +242,7 @@ def stochastic_round(w, step=None, codebook=None, rng=None, return_codes=False):
 
 
 def _stochastic_grid_numpy(w, step, rng):
-    """NumPy path: ``floor(w / step + u) * step``, the sum in one compiled pass.
+    """NumPy path: ``floor(w / step + u) * step`` in one compiled pass.
 
     The kernel computes the same noise as ``_uniform_noise``, so the result
     equals the generic path's for the same seed.
@@ -257,7 +257,5 @@ def _stochastic_grid_numpy(w, step, rng):
     out = np.empty(w.shape, dtype=w.dtype)
     kernel = stochastic_grid_f32 if w.dtype == np.float32 else stochastic_grid_f64
     kernel(src, out.reshape(-1), step, _noise_key(rng))
-    np.floor(out, out=out)
-    np.multiply(out, step, out=out)
     return out
 

@@ -164,17 +164,24 @@ def _noise_key(rng):
 
 
 def _counter_uniform(key, index, dtype):
-    """U[0, 1) of the counters ``index`` (uint64 array) in the SplitMix64 stream ``key``.
+    """U[0, 1) for the entries ``index`` (uint64 array) from the SplitMix64 stream ``key``.
+
+    float32 entries ``2j`` and ``2j + 1`` share output ``j`` (its top 24 bits
+    and bits 8..31); float64 entry ``i`` uses the top 53 bits of output ``i``.
 
     The compiled NumPy kernels compute the same values, so every namespace,
     Dask included, gets the same noise for the same seed.
     """
-    z = key + _GOLDEN * (index + np.uint64(1))
+    counter = index >> np.uint64(1) if dtype == np.float32 else index
+    z = key + _GOLDEN * (counter + np.uint64(1))
     z = (z ^ (z >> np.uint64(30))) * _MIX1
     z = (z ^ (z >> np.uint64(27))) * _MIX2
     z ^= z >> np.uint64(31)
     if dtype == np.float32:
-        return (z >> np.uint64(40)).astype(np.float32) * np.float32(2.0 ** -24)
+        # two entries per 64-bit output: the top 24 bits, then bits 8..31
+        bits = np.where(index & np.uint64(1), (z >> np.uint64(8)) & np.uint64(0xFFFFFF),
+                        z >> np.uint64(40))
+        return bits.astype(np.float32) * np.float32(2.0 ** -24)
     return (z >> np.uint64(11)).astype(np.float64) * (2.0 ** -53)
 
 

@@ -11,46 +11,50 @@ ctypedef fused real_t:
     double
 
 
-cdef inline uint64_t _splitmix(uint64_t key, Py_ssize_t i) noexcept nogil:
-    # SplitMix64 output for counter i + 1 of the stream ``key`` (Steele et al. 2014).
-    cdef uint64_t z = key + (<uint64_t>0x9E3779B97F4A7C15ULL) * (<uint64_t>i + 1)
-    z = (z ^ (z >> 30)) * (<uint64_t>0xBF58476D1CE4E5B9ULL)
-    z = (z ^ (z >> 27)) * (<uint64_t>0x94D049BB133111EBULL)
-    return z ^ (z >> 31)
+cdef extern from "_stochastic_kernels.h" nogil:
+    int qt_stochastic_grid_level()
+    void qt_stochastic_grid_f32(const float *w, float *out, int64_t n, float step,
+                                uint64_t key, int level)
+    void qt_stochastic_grid_f64(const double *w, double *out, int64_t n, double step,
+                                uint64_t key, int level)
+
+
+def stochastic_grid_level():
+    """1 if the SSE4.1 loop of stochastic grid rounding is used on this CPU, else 0."""
+    return qt_stochastic_grid_level()
 
 
 def stochastic_grid_f32(const float[::1] w,     # IN
                         float[::1] out,         # OUT
                         float step,
-                        uint64_t key):
-    """out = w / step + u_i, u_i = top 24 bits of SplitMix64(key, i) * 2**-24.
+                        uint64_t key,
+                        int level=-1):
+    """out = step * floor(w / step + u_i) with the counter-based noise of stream ``key``.
 
-    The caller floors and rescales in place with NumPy's SIMD ufuncs, which
-    is faster than a libm floor call per entry at the baseline ISA.
+    ``level`` -1 picks the best loop for the CPU; 0 forces the generic one.
     """
-    cdef Py_ssize_t i, n = w.shape[0]
-    cdef float u
+    cdef int64_t n = w.shape[0]
+    if level < 0:
+        level = qt_stochastic_grid_level()
     if n == 0:
         return
     with nogil:
-        for i in range(n):
-            u = <float>(<int64_t>(_splitmix(key, i) >> 40)) * <float>5.9604644775390625e-08
-            out[i] = w[i] / step + u
+        qt_stochastic_grid_f32(&w[0], &out[0], n, step, key, level)
 
 
 def stochastic_grid_f64(const double[::1] w,    # IN
                         double[::1] out,        # OUT
                         double step,
-                        uint64_t key):
-    """out = w / step + u_i, u_i = top 53 bits of SplitMix64(key, i) * 2**-53."""
-    cdef Py_ssize_t i, n = w.shape[0]
-    cdef double u
+                        uint64_t key,
+                        int level=-1):
+    """out = step * floor(w / step + u_i) with the counter-based noise of stream ``key``."""
+    cdef int64_t n = w.shape[0]
+    if level < 0:
+        level = qt_stochastic_grid_level()
     if n == 0:
         return
     with nogil:
-        for i in range(n):
-            u = <double>(<int64_t>(_splitmix(key, i) >> 11)) * 1.1102230246251565e-16
-            out[i] = w[i] / step + u
+        qt_stochastic_grid_f64(&w[0], &out[0], n, step, key, level)
 
 
 def ternary_scan(const real_t[:, ::1] a,   # IN, each row sorted ascending, non-negative
