@@ -3,7 +3,7 @@ import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._array import check_int
 from ._accounting import huffman_code_lengths
@@ -176,9 +176,13 @@ class EntropyConstrainedQuantizer(TransformerMixin, BaseEstimator):
             The fitted quantizer.
         """
         k = self._check_params()
-        x = check_tensor(X, "X")
         if _ndim(X) == 2:
-            self.n_features_in_ = x.shape[1]
+            x = validate_data(self, X, dtype=[np.float64, np.float32], reset=True)
+        else:
+            x = check_tensor(X, "X")
+            for attr in ("n_features_in_", "feature_names_in_"):
+                if hasattr(self, attr):
+                    delattr(self, attr)
         sw = check_weights(sample_weight, x.shape)
         flat = x.ravel().astype(np.float64)
         ux, uw = _distinct_weighted(flat, np.ascontiguousarray(sw, dtype=np.float64).ravel())
@@ -243,9 +247,9 @@ class EntropyConstrainedQuantizer(TransformerMixin, BaseEstimator):
         self.code_lengths_ = huffman_code_lengths(p)
         self.entropy_ = float(max(0.0, -(p * np.log2(p)).sum()))
         self.huffman_bits_ = float(np.dot(p, self.code_lengths_))
-        self.inertia_ = sse
-        self.distortion_ = sse / pw[-1]
-        self.objective_ = self.distortion_ + lam * self.entropy_
+        self.inertia_ = float(sse)
+        self.distortion_ = float(sse / pw[-1])
+        self.objective_ = float(self.distortion_ + lam * self.entropy_)
         self.n_iter_ = int(n_iter)
         return self
 
@@ -254,8 +258,9 @@ class EntropyConstrainedQuantizer(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array_like of any shape
-            Values to encode.
+        X : array_like
+            Values to encode: 2-D with ``n_features_in_`` columns after a 2-D
+            ``fit``, any shape otherwise.
 
         Returns
         -------
@@ -263,10 +268,10 @@ class EntropyConstrainedQuantizer(TransformerMixin, BaseEstimator):
             Unsigned integer codes.
         """
         check_is_fitted(self, "codebook_")
-        x = check_tensor(X, "X")
-        if hasattr(self, "n_features_in_") and (x.ndim != 2 or x.shape[1] != self.n_features_in_):
-            raise ValueError(f"X has shape {x.shape}, but this quantizer was fitted on "
-                             f"{self.n_features_in_} features")
+        if hasattr(self, "n_features_in_"):
+            x = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        else:
+            x = check_tensor(X, "X")
         codes = np.searchsorted(self.thresholds_, x, side="left")
         return codes.astype(code_dtype(self.codebook_.shape[0]))
 

@@ -8,7 +8,7 @@ from sklearn.cluster import kmeans_plusplus
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._array import check_int, check_random_state
-from ._common import check_codes
+from ._common import check_codes, check_weights
 
 __all__ = ["SoftQuantizer"]
 
@@ -129,10 +129,7 @@ class SoftQuantizer(TransformerMixin, BaseEstimator):
         n = X.shape[0]
         if n < k:
             raise ValueError(f"n_samples={n} must be at least n_clusters={k}")
-        sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-        if sw.shape != (n,) or not np.all(np.isfinite(sw)) or np.any(sw < 0) or not sw.sum() > 0:
-            raise ValueError(f"sample_weight must be finite, non-negative, of shape ({n},) "
-                             "and with a positive sum")
+        sw = check_weights(sample_weight, (n,))
         rng = check_random_state(self.random_state, "random_state")
         C, _ = kmeans_plusplus(X, k, sample_weight=sw, random_state=int(rng.integers(2**31 - 1)))
         spread = float(np.dot(sw, ((X - np.average(X, axis=0, weights=sw)) ** 2).sum(axis=1))

@@ -2,27 +2,34 @@
 
 Skipped checks, and why:
 
-- ``KMeansQuantizer`` is scalar weight sharing: every entry of ``X`` is one
+- ``KMeansQuantizer`` and ``EntropyConstrainedQuantizer`` are scalar weight sharing: every entry of ``X`` is one
   weight, so ``fit`` accepts tensors of any shape, 1-D included
   (``check_fit1d``), and ``sample_weight`` may hold one weight per entry, so
   weights of the shape of ``X`` are accepted (``check_sample_weights_shape``).
-- ``ProductQuantizer`` and ``ResidualQuantizer`` seed scikit-learn's
+- ``ProductQuantizer``, ``ResidualQuantizer`` and ``SoftQuantizer`` seed scikit-learn's
   ``KMeans`` at random, which draws different points for weighted and for
   repeated data (``check_sample_weight_equivalence_on_dense_data``;
   scikit-learn lists the same expected failure for ``KMeans``). With
   explicit initial codebooks the equivalence holds and is tested in
   ``test_codebooks_pq.py``.
+- ``EntropyConstrainedQuantizer``: ``sample_weight`` is an importance (a
+  Hessian diagonal) in the distortion only, while the rate counts every
+  weight once, so a weight of 2 is not a repeated sample by design
+  (``check_sample_weight_equivalence_on_dense_data``).
 """
 import numpy as np
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from qtoolkit.codebooks import KMeansQuantizer, ProductQuantizer, ResidualQuantizer
+from qtoolkit.codebooks import (EntropyConstrainedQuantizer, KMeansQuantizer, ProductQuantizer,
+                                ResidualQuantizer, SoftQuantizer)
 
 ESTIMATORS = [
     KMeansQuantizer(n_clusters=3),
     KMeansQuantizer(n_clusters=3, algorithm="lloyd", random_state=0),
     ProductQuantizer(n_subspaces=1, n_clusters=3, random_state=0),
     ResidualQuantizer(n_stages=2, n_clusters=3, beam_size=2, random_state=0),
+    SoftQuantizer(n_clusters=3, random_state=0),
+    EntropyConstrainedQuantizer(n_clusters=3, lam=0.01),
 ]
 
 SCALAR_SKIPS = {
@@ -34,6 +41,9 @@ SCALAR_SKIPS = {
 
 def expected_failed_checks(estimator):
     """Checks skipped per estimator, with the reason (see the module docstring)."""
+    if isinstance(estimator, EntropyConstrainedQuantizer):
+        return {**SCALAR_SKIPS, "check_sample_weight_equivalence_on_dense_data":
+                "sample_weight weighs the distortion only; the rate counts every weight once"}
     if isinstance(estimator, KMeansQuantizer):
         return SCALAR_SKIPS
     return {"check_sample_weight_equivalence_on_dense_data":
