@@ -276,7 +276,7 @@ class EntropyConstrainedQuantizer(TransformerMixin, BaseEstimator):
         return codes.astype(code_dtype(self.codebook_.shape[0]))
 
     def inverse_transform(self, X):
-        """Codewords for codes.
+        """Return the codewords of the codes.
 
         Parameters
         ----------

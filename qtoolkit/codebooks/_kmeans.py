@@ -486,7 +486,7 @@ class KMeansQuantizer(TransformerMixin, BaseEstimator):
         return codes.astype(code_dtype(self.codebook_.shape[0]))
 
     def inverse_transform(self, X):
-        """Codewords for integer codes.
+        """Return the codewords of integer codes.
 
         Parameters
         ----------
@@ -502,7 +502,7 @@ class KMeansQuantizer(TransformerMixin, BaseEstimator):
         return self.codebook_[check_codes(X, self.codebook_.shape[0], "X")]
 
     def predict(self, X):
-        """Alias of :meth:`transform` (cluster index of every entry).
+        """Return the cluster index of every entry (as :meth:`transform`).
 
         Parameters
         ----------

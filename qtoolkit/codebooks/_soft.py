@@ -214,7 +214,7 @@ class SoftQuantizer(TransformerMixin, BaseEstimator):
     predict = transform
 
     def inverse_transform(self, X):
-        """Codewords for hard codes.
+        """Return the codewords of hard codes.
 
         Parameters
         ----------
