@@ -230,12 +230,13 @@ def _optimal_numpy(w):
 def _twn_numpy(w, delta):
     """Per-tensor TWN on NumPy with in-place ufuncs."""
     thr = delta * np.abs(w).mean()
-    pos = np.greater(w, thr)
-    neg = np.less(w, -thr)
-    count = np.count_nonzero(pos) + np.count_nonzero(neg)
-    alpha = (w.sum(where=pos) - w.sum(where=neg)) / count if count else 0.0
-    t = np.subtract(pos, neg, dtype=np.int8)
-    return np.multiply(t, alpha, dtype=w.dtype)
+    t = np.subtract(np.greater(w, thr), np.less(w, -thr), dtype=np.int8)
+    count = np.count_nonzero(t)
+    out = t.astype(w.dtype)
+    # sum of |w| over the selected entries = sum(t * w), summed pairwise
+    alpha = np.multiply(out, w).sum() / count if count else 0.0
+    out *= alpha
+    return out
 
 
 def _is_lazy(x):
