@@ -3,6 +3,7 @@ import math
 import numbers
 
 import numpy as np
+from array_api_compat import device as _device
 from array_api_compat import is_dask_array
 
 from .._array import check_axis, describe
@@ -44,14 +45,45 @@ def _optimal_rows(a):
     return delta, alpha
 
 
+def _optimal_threshold_xp(w, xp, kept):
+    """The exact optimum in ``w``'s own namespace: sort, cumulative sums, argmax."""
+    kept_t = () if kept is None else tuple(kept)
+    rest = tuple(ax for ax in range(w.ndim) if ax not in kept_t)
+    order = kept_t + rest
+    a = xp.abs(w)
+    if order != tuple(range(w.ndim)):
+        a = xp.permute_dims(a, order)
+    m = math.prod(w.shape[ax] for ax in kept_t)
+    stat_shape = tuple(w.shape[ax] if ax in kept_t else 1 for ax in range(w.ndim))
+    a = xp.sort(xp.reshape(a, (m, -1)), axis=1)
+    n = a.shape[1]
+    a64 = xp.astype(a, xp.float64)
+    # suffix[:, j] = sum(a[:, j:]) for the selection |w| > a[:, j - 1]
+    suffix = xp.flip(xp.cumulative_sum(xp.flip(a64, axis=1), axis=1), axis=1)
+    count = xp.astype(xp.arange(n, 0, -1, device=_device(w)), xp.float64)
+    prev = xp.concat([xp.zeros_like(a64[:, :1]), a64[:, :-1]], axis=1)
+    valid = (a64 > 0) & ((a64 > prev) | (xp.arange(n, device=_device(w)) == 0))
+    obj = xp.where(valid, suffix * suffix / count, -xp.ones_like(a64))
+    j = xp.argmax(obj, axis=1)
+    pick = xp.arange(n, device=_device(w))[None, :] == j[:, None]
+    zero = xp.zeros_like(a64)
+    found = xp.max(obj, axis=1) >= 0
+    alpha = xp.where(found, xp.sum(xp.where(pick, suffix / count, zero), axis=1), 0.0)
+    delta = xp.where(found, xp.sum(xp.where(pick, prev, zero), axis=1), 0.0)
+    return (xp.astype(xp.reshape(delta, stat_shape), w.dtype),
+            xp.astype(xp.reshape(alpha, stat_shape), w.dtype))
+
+
 def _optimal_threshold(w, xp, kept):
     """Threshold and scale of the exact optimum, as arrays of ``w``'s kind (keepdims).
 
-    NumPy arrays are handled in place on a copy of :math:`|w|`; other
-    namespaces (including Dask, which is computed here) go through NumPy for
-    this data-dependent step only, and the two scalars per slice come back
-    in ``w``'s namespace.
+    NumPy arrays are handled in place on a copy of :math:`|w|` by the
+    compiled scan. Dask arrays are computed here, for this data-dependent
+    step only, and the two scalars per slice come back as Dask arrays; every
+    other namespace sorts and scans in its own namespace, on its device.
     """
+    if not _is_numpy(xp) and not is_dask_array(w):
+        return _optimal_threshold_xp(w, xp, kept)
     a = np.abs(_as_numpy(w))
     if a.dtype == np.float16:
         a = a.astype(np.float32)
@@ -181,7 +213,9 @@ def ternarize(w, method="twn", delta=0.7, threshold=0.05, axis=None, scales=None
     one sort (:math:`O(n \\log n)`) and reports as :math:`\\Delta` the
     largest :math:`|w|` left out. For a Dask array that step computes
     :math:`|w|` once, eagerly, to find the thresholds; the returned array is
-    still a lazy Dask array. TWN and TTQ stay fully lazy. The
+    still a lazy Dask array. Other namespaces (PyTorch, CuPy, JAX...) sort
+    and scan in their own namespace, on their device. TWN and TTQ stay
+    fully lazy. The
     pseudo-gradient is the straight-through estimator (TTQ also trains
     :math:`W_p, W_n` from the gradient summed over their entries).
 

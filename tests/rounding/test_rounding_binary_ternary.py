@@ -154,3 +154,24 @@ def test_ternary_float32_matches_float64_levels(rng):
     q32 = ternarize(w.astype(np.float32), method="optimal")
     assert q32.dtype == np.float32
     np.testing.assert_array_equal(np.sign(q32), np.sign(q64))
+
+
+@pytest.mark.parametrize("module", ["array_api_strict", "torch"])
+def test_optimal_ternary_in_other_namespaces_equals_brute_force(module, seed):
+    # Namespaces other than NumPy and Dask sort and scan in their own namespace.
+    xp = pytest.importorskip(module)
+    rng = np.random.default_rng(seed)
+    for n in (1, 4, 9):
+        for _ in range(10):
+            w = rng.standard_normal(n)
+            if n > 3:
+                w[rng.integers(0, n, 2)] = 0.0
+                w[0] = -w[1]
+            _, _, ref = _brute_force_ternary(w)
+            out = ternarize(xp.asarray(w), method="optimal")
+            np.testing.assert_allclose(np.asarray(out), ref, atol=1e-12)
+    w = rng.standard_normal((3, 6))
+    out = ternarize(xp.asarray(w), method="optimal", axis=0)
+    np.testing.assert_allclose(np.asarray(out), ternarize(w, method="optimal", axis=0),
+                               atol=1e-12)
+    assert np.all(np.asarray(ternarize(xp.asarray(np.zeros(3)), method="optimal")) == 0)
