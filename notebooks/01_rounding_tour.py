@@ -364,13 +364,14 @@ for name, quant, width, offset in cases:
     restored = dataclasses.replace(enc, codes=(back - offset).reshape(W.shape).astype(
         enc.codes.dtype))
     err = float(np.abs(decode(restored) - quant(W)).max())
+    intact = bool(np.array_equal(back, codes))
     print(f"{name:20s} [{int(codes.min()) - offset:>4d},{int(codes.max()) - offset:>4d}] "
-          f"{packed.nbytes:7d} {W.nbytes / packed.nbytes:9.1f}x {str(np.array_equal(back, codes)):>12s} "
-          f"{err:18.2g}")
+          f"{packed.nbytes:7d} {W.nbytes / packed.nbytes:9.1f}x {str(intact):>12s} {err:18.2g}")
 
 # %% [markdown]
-# The first rows of the ternary codes and the byte they pack into: code $i$ takes bits
-# $2(i \bmod 4)$ and $2(i \bmod 4) + 1$ of byte $\lfloor i/4 \rfloor$.
+# The first eight ternary codes of one row and the two bytes they pack into: code $i$ takes
+# bits $2(i \bmod 4)$ and $2(i \bmod 4) + 1$ of byte $\lfloor i/4 \rfloor$. The bytes are
+# printed most significant bit first, so within a byte the codes read from right to left.
 
 # %%
 t = get("ternary").encode(W[0, :8]).codes
@@ -380,9 +381,10 @@ print("codes:", t, " bytes:", [f"{b:08b}" for b in pack_codes(t, bits=2)])
 # ## Any array library
 #
 # Every function of `qtoolkit.rounding` takes an Array API array and returns the same kind
-# of array, on the same device, with the same dtype: the NumPy code above runs unchanged on
-# PyTorch tensors or on `array_api_strict`, a deliberately minimal namespace that rejects
-# anything outside the standard. Each block runs only where the library is installed.
+# of array, on the same device, with the same dtype: the functions used above accept PyTorch
+# tensors, or arrays of `array_api_strict`, a deliberately minimal namespace that rejects
+# anything outside the standard, with no change to the call. Each block runs only where the
+# library is installed.
 
 # %%
 w32 = rng.standard_normal(1000).astype(np.float32)
@@ -392,7 +394,8 @@ try:
     a = xps.asarray(w32)
     out = ternarize(a, method="optimal")
     print("array_api_strict:", type(out).__module__, out.dtype,
-          "equal to NumPy:", np.array_equal(np.asarray(out), ternarize(w32, method="optimal")))
+          "equal to NumPy:",
+          np.array_equal(np.from_dlpack(out), ternarize(w32, method="optimal")))
 except ImportError:
     print("array_api_strict is not installed")
 

@@ -180,8 +180,9 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Against steps, the unbiased compressors follow the float32 curve with some extra noise,
-# and the sign with error feedback keeps up with them. Against bits sent (right panel, both
+# Against steps, QSGD and TernGrad (unbiased, up to TernGrad's clipping of the rare large
+# entries) follow the float32 curve with some extra noise, and the sign with error feedback
+# keeps up with them. Against bits sent (right panel, both
 # axes logarithmic) the compressed runs sit far to the left of float32: the table says how
 # many bits per entry each one actually used, headers included, against 32. Dropping the
 # error feedback changes the sign's behaviour: the last two rows of the table send messages
