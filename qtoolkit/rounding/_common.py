@@ -217,7 +217,7 @@ def _uniform_noise(rng, like, xp):
 
 
 def _as_numpy(x):
-    """A NumPy copy of ``x`` for storage (Dask is computed, others go through DLPack/buffer)."""
+    """A NumPy copy of ``x`` for storage (Dask is computed, device arrays go to the host)."""
     if x is None:
         return None
     if isinstance(x, np.ndarray):
@@ -226,5 +226,8 @@ def _as_numpy(x):
         return np.asarray(x.compute())
     try:
         return np.asarray(x)
-    except (TypeError, RuntimeError):
-        return np.from_dlpack(x)
+    except (TypeError, RuntimeError, ValueError):
+        # an accelerator array: bring it to the host first
+        from array_api_compat import to_device
+
+        return np.asarray(to_device(x, "cpu"))

@@ -197,7 +197,8 @@ class Quantizer:
     **params
         Keyword parameters of the scheme's function (``bits``, ``axis``,
         ``method`` ...); stochastic schemes also take ``seed`` (int or None).
-        Values must be JSON-representable.
+        Values must be JSON-representable; their ranges are checked by the
+        scheme's function when the quantizer is called.
 
     Attributes
     ----------
