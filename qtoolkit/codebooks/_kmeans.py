@@ -65,6 +65,7 @@ def _optimal_starts(pw, p1, p2, n, k, n_threads, max_table_bytes=MAX_TABLE_BYTES
     width = n - k + 1
     d_prev = np.empty(n)
     d_cur = np.empty(n)
+    work = np.empty(n)
     _kmeans1d.dp_first_layer(pw, p1, p2, d_prev)
     empty = np.empty(0, dtype=np.int32)
     row_bytes = 4 * width
@@ -76,7 +77,7 @@ def _optimal_starts(pw, p1, p2, n, k, n_threads, max_table_bytes=MAX_TABLE_BYTES
         table = np.empty((k - 1, width), dtype=np.int32)
         for m in range(1, k):
             lower = table[m - 2] if m >= 2 else empty
-            _kmeans1d.dp_layer(pw, p1, p2, d_prev, lower, m - 1, d_cur, table[m - 1],
+            _kmeans1d.dp_layer(pw, p1, p2, d_prev, lower, m - 1, d_cur, table[m - 1], work,
                                m, m, n - k + m, n_threads)
             d_prev, d_cur = d_cur, d_prev
         i = n - 1
@@ -93,7 +94,7 @@ def _optimal_starts(pw, p1, p2, n, k, n_threads, max_table_bytes=MAX_TABLE_BYTES
         if (m - 1) % seg == 0:
             checkpoints[m] = (d_prev.copy(), arg_prev.copy())
         arg_cur = bufs[m % 2]
-        _kmeans1d.dp_layer(pw, p1, p2, d_prev, arg_prev, m - 1, d_cur, arg_cur,
+        _kmeans1d.dp_layer(pw, p1, p2, d_prev, arg_prev, m - 1, d_cur, arg_cur, work,
                            m, m, n - k + m, n_threads)
         d_prev, d_cur = d_cur, d_prev
         arg_prev = arg_cur
@@ -105,7 +106,7 @@ def _optimal_starts(pw, p1, p2, n, k, n_threads, max_table_bytes=MAX_TABLE_BYTES
         d_a, d_b = d_seg, d_cur
         for m in range(m0, m1):
             low = lower if m == m0 else table[m - m0 - 1]
-            _kmeans1d.dp_layer(pw, p1, p2, d_a, low, m - 1, d_b, table[m - m0],
+            _kmeans1d.dp_layer(pw, p1, p2, d_a, low, m - 1, d_b, table[m - m0], work,
                                m, m, n - k + m, n_threads)
             d_a, d_b = d_b, d_a
         for m in range(m1 - 1, m0 - 1, -1):

@@ -60,22 +60,91 @@ def dp_first_layer(const double[::1] pw, const double[::1] p1, const double[::1]
             d_out[i] = _seg_cost(&pw[0], &p1[0], &p2[0], 0, i)
 
 
-cdef inline void _solve_row(const double* pw, const double* p1, const double* p2,
-                            const double* d_prev, Py_ssize_t i, Py_ssize_t lo,
-                            Py_ssize_t hi, double* best_out, int* arg_out) noexcept nogil:
-    """Leftmost ``argmin_{lo <= j <= hi} D_prev(j - 1) + cost(j, i)``."""
-    cdef double wi = pw[i + 1], si = p1[i + 1], qi = p2[i + 1]
-    cdef double best = INFINITY, v, s
-    cdef Py_ssize_t j, bj = lo
-    for j in range(lo, hi + 1):
-        s = si - p1[j]
-        v = d_prev[j - 1] + (qi - p2[j]) - s * s / (wi - pw[j])
-        if v < best:
-            best = v
-            bj = j
-    # the clamped cost keeps single-point clusters at exactly zero error
-    best_out[0] = d_prev[bj - 1] + _seg_cost(pw, p1, p2, bj, i)
+cdef enum:
+    _BLOCK = 64       # values of one row evaluated per vectorisable block
+    _MAX_CHUNKS = 64  # independent chunks of a layer (fixed: results never depend on threads)
+
+
+cdef inline void _solve_row(const double* pw, const double* p1, const double* a,
+                            Py_ssize_t i, Py_ssize_t lo, Py_ssize_t hi,
+                            double* best_out, int* arg_out) noexcept nogil:
+    """Leftmost ``argmin_{lo <= j <= hi} a[j] - (S_i - p1[j])^2 / (W_i - pw[j])``.
+
+    ``a[j] = D_prev(j - 1) - p2[j]``, so the value plus ``p2[i + 1]`` is
+    ``D_prev(j - 1) + cost(j, i)``. Values are computed in blocks (a loop
+    without dependencies, so the divisions vectorise) and then scanned.
+    """
+    cdef double buf[_BLOCK]
+    cdef double wi = pw[i + 1], si = p1[i + 1]
+    cdef double best = INFINITY, s, v
+    cdef Py_ssize_t j0 = lo, cnt, t, bj = lo
+    if hi - lo < 8:
+        for t in range(lo, hi + 1):
+            s = si - p1[t]
+            v = a[t] - s * s / (wi - pw[t])
+            if v < best:
+                best = v
+                bj = t
+        best_out[0] = best
+        arg_out[0] = <int>bj
+        return
+    while j0 <= hi:
+        cnt = hi - j0 + 1
+        if cnt > _BLOCK:
+            cnt = _BLOCK
+        for t in range(cnt):
+            s = si - p1[j0 + t]
+            buf[t] = a[j0 + t] - s * s / (wi - pw[j0 + t])
+        for t in range(cnt):
+            if buf[t] < best:
+                best = buf[t]
+                bj = j0 + t
+        j0 += cnt
+    best_out[0] = best
     arg_out[0] = <int>bj
+
+
+cdef void _solve_range(const double* pw, const double* p1, const double* p2,
+                       const double* d_prev, const double* a, const int* lower,
+                       Py_ssize_t lower_off, Py_ssize_t lower_len,
+                       double* d_out, int* arg, Py_ssize_t ilo,
+                       Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t lo0, Py_ssize_t hi0) noexcept nogil:
+    """Solve rows ``r0 .. r1`` (offsets from ``ilo``) coarse to fine.
+
+    ``lo0`` and ``hi0`` bound the argmins of the whole range (from the
+    neighbouring rows already solved). A row at stride ``h`` searches between
+    the argmins of the rows ``h`` before and after it; the argmin of the
+    previous layer at the same row is a further lower bound.
+    """
+    cdef Py_ssize_t nrows = r1 - r0 + 1, h = 1, r, i, lo, hi, lb, q
+    cdef double v
+    if nrows <= 0:
+        return
+    while h * 2 <= nrows:
+        h *= 2
+    while h >= 1:
+        q = h - 1
+        while q < nrows:
+            r = r0 + q
+            i = ilo + r
+            lo = lo0
+            if q - h >= 0:
+                lo = arg[r - h]
+            if lower_len > 0 and i - lower_off < lower_len:
+                lb = lower[i - lower_off]
+                if lb > lo:
+                    lo = lb
+            hi = hi0
+            if q + h < nrows:
+                hi = arg[r + h]
+            if hi > i:
+                hi = i
+            _solve_row(pw, p1, a, i, lo, hi, &v, &arg[r])
+            # a cluster's cost is >= 0: clamp the rounding of single-point clusters
+            v = v + p2[i + 1]
+            d_out[i] = v if v > d_prev[arg[r] - 1] else d_prev[arg[r] - 1]
+            q += 2 * h
+        h //= 2
 
 
 def dp_layer(const double[::1] pw, const double[::1] p1, const double[::1] p2,
@@ -84,49 +153,77 @@ def dp_layer(const double[::1] pw, const double[::1] p1, const double[::1] p2,
              Py_ssize_t lower_off,       # IN  row i of the previous layer is lower[i - lower_off]
              double[::1] d_out,          # OUT (n,) D_{m+1}(i) for i in [ilo, ihi]
              int[::1] arg_out,           # OUT (ihi - ilo + 1,) start of the last cluster for row i
+             double[::1] work,           # WORK (n,)
              Py_ssize_t m,               # IN  number of clusters already placed (>= 1)
              Py_ssize_t ilo, Py_ssize_t ihi,
              int n_threads):
     """One layer of the optimal 1-D k-means programme.
 
     ``D_{m+1}(i) = min_{m <= j <= i} D_m(j - 1) + cost(j, i)``. The leftmost
-    argmin is monotone in ``i`` (the cost is a Monge array), so rows are solved
-    coarse to fine: a row at stride ``h`` searches only between the argmins of
-    its neighbours at stride ``2h``, and the rows of one stride are
-    independent (threaded with ``prange``). The argmin of the previous layer
-    at the same row is a further lower bound. Every row is solved exactly
-    once, in the same way for any thread count.
+    argmin is monotone in ``i`` (the cost is a Monge array). The rows are cut
+    into at most 64 chunks by pivot rows; the pivots are solved first (coarse
+    to fine among themselves), then the chunks, independently and in
+    parallel, each coarse to fine inside the argmins of its two pivots. The
+    chunking does not depend on the thread count, so neither does the result.
     """
-    cdef Py_ssize_t nrows = ihi - ilo + 1
-    cdef Py_ssize_t h = 1, c, ncols, r, i, lo, hi, lb
-    cdef bint has_lower = lower.shape[0] > 0
+    cdef Py_ssize_t nrows = ihi - ilo + 1, n = pw.shape[0] - 1
+    cdef Py_ssize_t nchunks, c, j, t, h, q, r, i, lo, hi, lb, r0, r1, lo0, hi0
+    cdef Py_ssize_t piv[_MAX_CHUNKS]
+    cdef Py_ssize_t lower_len = lower.shape[0]
     cdef const double* ppw = &pw[0]
     cdef const double* pp1 = &p1[0]
     cdef const double* pp2 = &p2[0]
     cdef const double* pdp = &d_prev[0]
+    cdef const int* plow = &lower[0] if lower_len > 0 else NULL
+    cdef double* pa = &work[0]
+    cdef double* pd = &d_out[0]
+    cdef int* parg = &arg_out[0]
+    cdef double v
     if nrows <= 0:
         return
-    while h * 2 <= nrows:
-        h *= 2
     with nogil:
-        while h >= 1:
-            # rows r with r + 1 = h * (odd number)
-            ncols = (nrows - h) // (2 * h) + 1
-            for c in prange(ncols, num_threads=n_threads, schedule="guided"):
-                r = h - 1 + c * 2 * h
-                i = ilo + r
-                lo = m
-                if r - h >= 0:
-                    lo = arg_out[r - h]
-                if has_lower and i - lower_off < lower.shape[0]:
-                    lb = lower[i - lower_off]
-                    if lb > lo:
-                        lo = lb
-                hi = i
-                if r + h < nrows and arg_out[r + h] < hi:
-                    hi = arg_out[r + h]
-                _solve_row(ppw, pp1, pp2, pdp, i, lo, hi, &d_out[i], &arg_out[r])
-            h //= 2
+        for j in range(m, ihi + 1):
+            pa[j] = pdp[j - 1] - pp2[j]
+        nchunks = nrows // 4096
+        if nchunks > _MAX_CHUNKS:
+            nchunks = _MAX_CHUNKS
+        if nchunks <= 1:
+            _solve_range(ppw, pp1, pp2, pdp, pa, plow, lower_off, lower_len, pd, parg, ilo,
+                         0, nrows - 1, m, ihi)
+        else:
+            # pivot t ends chunk t; pivots are solved coarse to fine among themselves
+            for t in range(nchunks - 1):
+                piv[t] = (t + 1) * nrows // nchunks - 1
+            h = 1
+            while h * 2 <= nchunks - 1:
+                h *= 2
+            while h >= 1:
+                q = h - 1
+                while q < nchunks - 1:
+                    r = piv[q]
+                    i = ilo + r
+                    lo = m
+                    if q - h >= 0:
+                        lo = parg[piv[q - h]]
+                    if lower_len > 0 and i - lower_off < lower_len:
+                        lb = plow[i - lower_off]
+                        if lb > lo:
+                            lo = lb
+                    hi = i
+                    if q + h < nchunks - 1 and parg[piv[q + h]] < hi:
+                        hi = parg[piv[q + h]]
+                    _solve_row(ppw, pp1, pa, i, lo, hi, &v, &parg[r])
+                    v = v + pp2[i + 1]
+                    pd[i] = v if v > pdp[parg[r] - 1] else pdp[parg[r] - 1]
+                    q += 2 * h
+                h //= 2
+            for c in prange(nchunks, num_threads=n_threads, schedule="dynamic"):
+                r0 = 0 if c == 0 else piv[c - 1] + 1
+                r1 = nrows - 1 if c == nchunks - 1 else piv[c] - 1
+                lo0 = m if c == 0 else parg[piv[c - 1]]
+                hi0 = ihi if c == nchunks - 1 else parg[piv[c]]
+                _solve_range(ppw, pp1, pp2, pdp, pa, plow, lower_off, lower_len, pd, parg,
+                             ilo, r0, r1, lo0, hi0)
 
 
 def lloyd(const double[::1] x,       # IN  (n,) sorted distinct values
