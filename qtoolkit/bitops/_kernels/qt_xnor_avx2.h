@@ -1,4 +1,4 @@
-/* AVX2 micro-kernel: tile 4 x 8, nibble-LUT popcount with vpshufb.
+/* AVX2 micro-kernel: tile 3 x 8, nibble-LUT popcount with vpshufb.
  *
  * Both panels hold nibble planes (low nibbles, then high nibbles, of every
  * byte), so a 4-bit difference is lo(a) ^ lo(b) with no shift or mask in the
@@ -8,6 +8,12 @@
  *
  * Lanes are outputs: lane j of accumulator (i, v) counts row i of A against
  * row 4 v + j of B, so no horizontal reduction is needed at the end.
+ *
+ * Three rows, not four: six byte accumulators, the table, four B planes, two
+ * broadcast A words and a temporary fit the 16 ymm registers, where a 4 x 8
+ * tile made gcc spill three accumulators to the stack in the inner loop (about
+ * 7% slower in cache). The op count per pair is the same either way: the A
+ * words are broadcast once per row for both B vectors.
  */
 #ifndef QT_XNOR_AVX2_H
 #define QT_XNOR_AVX2_H
@@ -18,7 +24,7 @@
 #ifdef QT_X86
 #include <immintrin.h>
 
-#define QT_AVX2_MR 4
+#define QT_AVX2_MR 3
 #define QT_AVX2_NR 8
 
 #define QT_AVX2_TARGET __attribute__((target("avx2,popcnt")))
@@ -37,22 +43,20 @@ QT_AVX2_TARGET static void qt_ukernel_avx2(size_t kw, const uint64_t *ap, const 
     const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
                                          0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
     const __m256i zero = _mm256_setzero_si256();
-    __m256i t00 = zero, t01 = zero, t10 = zero, t11 = zero;
-    __m256i t20 = zero, t21 = zero, t30 = zero, t31 = zero;
+    __m256i t00 = zero, t01 = zero, t10 = zero, t11 = zero, t20 = zero, t21 = zero;
     size_t w = 0;
     while (w < kw) {
         const size_t end = (kw - w > 31) ? w + 31 : kw;
-        __m256i c00 = zero, c01 = zero, c10 = zero, c11 = zero;
-        __m256i c20 = zero, c21 = zero, c30 = zero, c31 = zero;
+        __m256i c00 = zero, c01 = zero, c10 = zero, c11 = zero, c20 = zero, c21 = zero;
         for (; w < end; ++w) {
-            const uint64_t *a = ap + 8 * w;
+            const uint64_t *a = ap + 2 * QT_AVX2_MR * w;
             const __m256i *b = (const __m256i *)(bp + 16 * w);
             const __m256i bl0 = _mm256_load_si256(b), bl1 = _mm256_load_si256(b + 1);
             const __m256i bh0 = _mm256_load_si256(b + 2), bh1 = _mm256_load_si256(b + 3);
 #define QT_AVX2_ROW(I, C0, C1)                                                                 \
     do {                                                                                       \
         const __m256i al = _mm256_set1_epi64x((long long)a[I]);                                \
-        const __m256i ah = _mm256_set1_epi64x((long long)a[4 + I]);                            \
+        const __m256i ah = _mm256_set1_epi64x((long long)a[QT_AVX2_MR + I]);                   \
         C0 = _mm256_add_epi8(C0, _mm256_shuffle_epi8(lut, _mm256_xor_si256(al, bl0)));         \
         C0 = _mm256_add_epi8(C0, _mm256_shuffle_epi8(lut, _mm256_xor_si256(ah, bh0)));         \
         C1 = _mm256_add_epi8(C1, _mm256_shuffle_epi8(lut, _mm256_xor_si256(al, bl1)));         \
@@ -61,7 +65,6 @@ QT_AVX2_TARGET static void qt_ukernel_avx2(size_t kw, const uint64_t *ap, const 
             QT_AVX2_ROW(0, c00, c01);
             QT_AVX2_ROW(1, c10, c11);
             QT_AVX2_ROW(2, c20, c21);
-            QT_AVX2_ROW(3, c30, c31);
 #undef QT_AVX2_ROW
         }
         t00 = _mm256_add_epi64(t00, _mm256_sad_epu8(c00, zero));
@@ -70,13 +73,11 @@ QT_AVX2_TARGET static void qt_ukernel_avx2(size_t kw, const uint64_t *ap, const 
         t11 = _mm256_add_epi64(t11, _mm256_sad_epu8(c11, zero));
         t20 = _mm256_add_epi64(t20, _mm256_sad_epu8(c20, zero));
         t21 = _mm256_add_epi64(t21, _mm256_sad_epu8(c21, zero));
-        t30 = _mm256_add_epi64(t30, _mm256_sad_epu8(c30, zero));
-        t31 = _mm256_add_epi64(t31, _mm256_sad_epu8(c31, zero));
     }
-    __m256i r[4] = {qt_avx2_to_i32x8(t00, t01), qt_avx2_to_i32x8(t10, t11),
-                    qt_avx2_to_i32x8(t20, t21), qt_avx2_to_i32x8(t30, t31)};
+    __m256i r[QT_AVX2_MR] = {qt_avx2_to_i32x8(t00, t01), qt_avx2_to_i32x8(t10, t11),
+                             qt_avx2_to_i32x8(t20, t21)};
     const __m256i kv = _mm256_set1_epi32(kbits);
-    for (int i = 0; i < 4; ++i) {
+    for (int i = 0; i < QT_AVX2_MR; ++i) {
         __m256i v = r[i];
         __m256i *dst = (__m256i *)(c + (size_t)i * ldc);
         if (mode & QT_ACC) v = _mm256_add_epi32(v, _mm256_loadu_si256(dst));
