@@ -341,9 +341,11 @@ print("calling it is calling ternarize:",
 # stores. `qtoolkit.bitops.pack_codes` packs non-negative codes of 1, 2, 4 or 8 bits
 # densely, little-endian within each byte: eight binary codes, four ternary codes (2 bits,
 # one pattern unused) or two 4-bit codes per byte. A symmetric uniform code is signed, so it
-# is shifted by $2^{b-1}$ before packing. The table checks that unpacking gives back the
-# codes exactly, and how far the decoded tensor is from calling the quantizer directly: the
-# two compute the scale separately, so in float32 they may differ in the last bits.
+# is shifted by $2^{b-1}$ before packing, and a 3-bit code travels in a 4-bit field. The
+# table checks that unpacking gives back the codes exactly, and how far the decoded tensor
+# is from calling the quantizer directly: the two reach the values by different float32
+# arithmetic (codes times a scale, or a codebook look-up, against the scheme's own formula),
+# so they may differ in the last bit.
 
 # %%
 W = rng.standard_normal((256, 512)).astype(np.float32)
@@ -353,6 +355,7 @@ cases = [
     ("uniform 4-bit asym.", get("uniform", bits=4, mode="asymmetric"), 4, 0),
     ("uniform 4-bit sym.", get("uniform", bits=4), 4, 8),
     ("uniform 8-bit sym.", get("uniform", bits=8), 8, 128),
+    ("DoReFa 3-bit", get("dorefa", bits=3), 4, 0),
 ]
 print(f"{'scheme':20s} {'codes':>11s} {'bytes':>7s} {'vs float32':>10s} {'codes intact':>12s} "
       f"{'max|decode - q(W)|':>18s}")
