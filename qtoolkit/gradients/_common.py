@@ -1,6 +1,5 @@
 """Helpers shared by the gradient quantizers (validation, random draws, norms)."""
 import numpy as np
-from array_api_compat import device as _device
 
 from .._array import check_finite, check_real_floating
 
@@ -19,12 +18,6 @@ def work_dtype(xp, g):
     """float32 for float16 input (probabilities need the precision), else the input dtype."""
     f16 = getattr(xp, "float16", None)     # absent from some namespaces (array-api-strict)
     return xp.float32 if f16 is not None and g.dtype == f16 else g.dtype
-
-
-def uniform_like(xp, g, rng, dtype):
-    """U[0, 1) draws of ``g``'s shape from the NumPy ``rng``, on ``g``'s device."""
-    u = rng.random(tuple(g.shape))
-    return xp.asarray(u, dtype=dtype, device=_device(g))
 
 
 def l2_norm(xp, v):

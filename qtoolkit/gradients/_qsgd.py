@@ -6,7 +6,8 @@ import numpy as np
 
 from .._array import check_int, check_random_state
 from . import _wire
-from ._common import check_gradient, l2_norm, uniform_like, work_dtype
+from ..rounding import stochastic_round
+from ._common import check_gradient, l2_norm, work_dtype
 
 _CODINGS = ("elias", "packed")
 
@@ -16,16 +17,20 @@ def _check_levels(levels):
 
 
 def _qsgd_levels(xp, g, s, rng):
-    """Norm (work dtype, 0-d) and signed integer levels (work dtype) of QSGD."""
+    """Norm (work dtype, 0-d) and signed integer levels (work dtype) of QSGD.
+
+    The level is the unbiased stochastic rounding of ``s |g_i| / ||g||`` to the
+    integers, :func:`qtoolkit.rounding.stochastic_round` with ``step=1``.
+    """
     wd = work_dtype(xp, g)
     v = xp.astype(g, wd)
     norm = l2_norm(xp, v)
-    u = uniform_like(xp, v, rng, wd)          # drawn even for a zero gradient: same rng use
-    if float(norm) == 0.0:
-        return norm, xp.zeros_like(v)
-    r = xp.abs(v) * (s / norm)
-    low = xp.floor(r)
-    level = xp.minimum(low + xp.astype(u < r - low, wd), xp.asarray(s, dtype=wd))
+    if v.size == 0:
+        return norm, v
+    zero = float(norm) == 0.0
+    r = xp.abs(v) * (s / norm) if not zero else xp.zeros_like(v)
+    level = stochastic_round(r, step=1.0, rng=rng)    # one rng draw, zero gradient included
+    level = xp.minimum(level, xp.asarray(s, dtype=wd))
     return norm, xp.where(v < 0, -level, level)
 
 
@@ -44,7 +49,9 @@ def qsgd(g, levels, *, rng=None):
     levels : int
         Number of quantization levels ``s >= 1`` on ``[0, 1]``.
     rng : numpy.random.Generator, int or None, default=None
-        Source of the uniform draws (made on the host, moved to ``g``'s device).
+        Seed of the rounding noise (one draw is taken from it); the noise is
+        that of :func:`qtoolkit.rounding.stochastic_round`, the same in every
+        namespace for the same seed.
 
     Returns
     -------
@@ -93,7 +100,7 @@ def qsgd(g, levels, *, rng=None):
     >>> float(np.linalg.norm(g)) / 4            # the level spacing
     0.325
     >>> qsgd(g, levels=4, rng=0)
-    array([ 0.325, -0.325,  0.   ,  1.3  ])
+    array([ 0.325, -0.325,  0.   ,  0.975])
     """
     g, xp = check_gradient(g)
     s = _check_levels(levels)
@@ -192,7 +199,7 @@ class QSGDCompressor:
         >>> import numpy as np
         >>> from qtoolkit.gradients import QSGDCompressor
         >>> QSGDCompressor(levels=4, rng=0).compress(np.array([0.3, -0.4, 0.0, 1.2]))
-        array([ 0.325, -0.325,  0.   ,  1.3  ])
+        array([ 0.325, -0.325,  0.   ,  0.975])
         """
         g, xp = check_gradient(g)
         norm, signed = _qsgd_levels(xp, g, self.levels, self._rng)
@@ -269,7 +276,7 @@ class QSGDCompressor:
         >>> from qtoolkit.gradients import QSGDCompressor
         >>> comp = QSGDCompressor(levels=4, rng=0)
         >>> comp.decode(comp.encode(np.array([0.3, -0.4, 0.0, 1.2])))
-        array([ 0.325, -0.325,  0.   ,  1.3  ])
+        array([ 0.325, -0.325,  0.   ,  0.975])
         """
         dtype, shape, off = _wire.read_header(data, _wire.SCHEME_QSGD)
         data = bytes(data)

@@ -6,7 +6,8 @@ import numpy as np
 
 from .._array import check_random_state
 from . import _wire
-from ._common import check_gradient, uniform_like, work_dtype
+from ..rounding import stochastic_round
+from ._common import check_gradient, work_dtype
 
 _TRIT_WEIGHTS = np.array([1, 3, 9, 27, 81], dtype=np.uint8)
 
@@ -36,13 +37,13 @@ def _terngrad_parts(xp, g, clip, rng):
     """Scale ``s = max|clip(g)|`` (0-d, work dtype) and the trits in {-1, 0, 1} (work dtype)."""
     v = _clipped(xp, g, clip)
     wd = v.dtype
-    u = uniform_like(xp, v, rng, wd)
-    s = xp.max(xp.abs(v)) if v.size else xp.asarray(0, dtype=wd)
-    if float(s) == 0.0:
-        return s, xp.zeros_like(v)
-    keep = u < xp.abs(v) / s
-    one = xp.ones_like(v)
-    return s, xp.where(keep, xp.where(v < 0, -one, one), xp.zeros_like(v))
+    if v.size == 0:
+        return xp.asarray(0, dtype=wd), v
+    s = xp.max(xp.abs(v))
+    zero = float(s) == 0.0
+    # b ~ Bernoulli(|g| / s): stochastic rounding of |g| / s in [0, 1] to {0, 1}
+    b = stochastic_round(xp.abs(v) / s if not zero else xp.zeros_like(v), step=1.0, rng=rng)
+    return s, xp.where(v < 0, -b, b)
 
 
 def terngrad(g, *, clip=None, rng=None):
@@ -57,7 +58,8 @@ def terngrad(g, *, clip=None, rng=None):
         (the paper uses ``clip=2.5``); the output is then unbiased for the
         clipped gradient.
     rng : numpy.random.Generator, int or None, default=None
-        Source of the Bernoulli draws.
+        Seed of the Bernoulli draws (made by :func:`qtoolkit.rounding.stochastic_round`
+        of :math:`|g|/s` to {0, 1}).
 
     Returns
     -------
@@ -181,7 +183,7 @@ class TernGradCompressor:
         >>> import numpy as np
         >>> from qtoolkit.gradients import TernGradCompressor
         >>> TernGradCompressor(rng=0).compress(np.array([0.5, -1.0, 0.25, 0.0]))
-        array([ 0., -1.,  1.,  0.])
+        array([ 1., -1.,  0.,  0.])
         """
         g, xp = check_gradient(g)
         s, t = _terngrad_parts(xp, g, _check_clip(self.clip), self._rng)
@@ -246,7 +248,7 @@ class TernGradCompressor:
         >>> from qtoolkit.gradients import TernGradCompressor
         >>> comp = TernGradCompressor(rng=0)
         >>> comp.decode(comp.encode(np.array([0.5, -1.0, 0.25, 0.0])))
-        array([ 0., -1.,  1.,  0.])
+        array([ 1., -1.,  0.,  0.])
         """
         dtype, shape, off = _wire.read_header(data, _wire.SCHEME_TERNGRAD)
         data = bytes(data)
