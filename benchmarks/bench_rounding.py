@@ -95,7 +95,12 @@ def main(argv=None):
             verdict = f"qtoolkit {ratio(times, name, ours):.2f}x faster"
         rows.append([name, f"{median(times[name]) * 1e3:.1f}", cell, verdict])
     print(f"# Rounding, n = {args.n} float32, {args.rounds} interleaved rounds")
-    print(f"# {machine_line()}, NumPy {np.__version__}")
+    peer = ""
+    if with_pychop:
+        from importlib.metadata import version
+
+        peer = f", pychop {version('pychop')}"
+    print(f"# {machine_line()}, NumPy {np.__version__}{peer}")
     print(markdown_table(["method", "median ms", "ratio (median per round)", "target / peer"],
                          rows))
     if not with_pychop:
