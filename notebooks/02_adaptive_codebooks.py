@@ -72,7 +72,8 @@ t0 = time.perf_counter()
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", ConvergenceWarning)
     net = MLPClassifier((256,), alpha=1e-3, max_iter=80, random_state=0).fit(X_train, y_train)
-print(f"trained in {time.perf_counter() - t0:.1f} s")
+print(f"trained in {time.perf_counter() - t0:.1f} s on {len(X_train)} digits, "
+      f"{len(X_test)} held out for testing")
 W1, W2 = net.coefs_
 b1, b2 = net.intercepts_
 
@@ -166,7 +167,7 @@ plt.show()
 
 # %% [markdown]
 # Compare the two columns. The squared error of a Lloyd fixed point can sit far above the
-# optimum, more so as $k$ grows, and the starts rank differently at different $k$; the
+# optimum, the more so as $k$ grows, and the starts rank differently at different $k$; the
 # accuracy column moves much less, because a trained network tolerates a moderately worse
 # codebook. What changes the accuracy most is $k$ itself.
 #
@@ -228,7 +229,8 @@ fig.suptitle(f"{w_all.size} weights of the network")
 plt.show()
 
 # %% [markdown]
-# The optimal column is the lower bound, so no other column can be negative. The timings are of
+# The optimal column is the lower bound, so no other column can fall below it (beyond
+# rounding in the last digit). The timings are of
 # this machine and this run; the benchmark `benchmarks/bench_codebooks.py` measures them
 # properly.
 #
@@ -245,8 +247,10 @@ plt.show()
 #
 # For the cross-entropy of a softmax, the Gauss-Newton matrix $\frac1N\sum_n J_n^\top
 # (\mathrm{diag}\,p_n - p_n p_n^\top) J_n$ (with $J_n$ the Jacobian of the logits) is also the
-# Fisher information, and for a ReLU network it equals the Hessian wherever no pre-activation
-# sits exactly on the kink (ReLU has zero second derivative elsewhere). Its diagonal is cheap:
+# Fisher information. For a ReLU network its *diagonal* equals the Hessian's diagonal wherever
+# no pre-activation sits exactly on the kink: the term that Gauss-Newton drops carries the
+# second derivative of the logits with respect to one weight, and that is zero for weights
+# that enter linearly (`W2`) or through a ReLU (`W1`). The diagonal is cheap:
 # with hidden activations $h_{nj} = \max(a_{nj}, 0)$,
 #
 # $$ h_{W2_{jc}} = \frac1N \sum_n h_{nj}^2\, p_{nc}(1 - p_{nc}), \qquad
@@ -282,8 +286,8 @@ for _ in range(3):
     print(f"W2[{i:3d},{j}]    {H2[i, j]:13.4e} {fd:18.4e}")
 
 # %% [markdown]
-# The importance is far from uniform. A pixel that is constant over the training set (the
-# corners of the digits) is 0 after standardisation, so every weight leaving it has
+# The importance is far from uniform. A pixel that is constant over the training set (such
+# as the top-left corner of every digit) is 0 after standardisation, so every weight leaving it has
 # $h = 0$: it can take any value without changing the loss. Below, the summed importance of the
 # weights leaving each pixel, drawn as an 8x8 image.
 
@@ -305,7 +309,8 @@ print(f"mean importance: W1 {H1.mean():.3e}, W2 {H2.mean():.3e}")
 # %% [markdown]
 # Following Choi et al., we share **one** codebook between both layers, which is where the
 # weighting matters most: the output layer's weights are fewer but each carries more curvature,
-# and plain k-means spends its codewords on the bulk of `W1`. For each $k$ we compare plain
+# and plain k-means spends its codewords on the bulk of `W1` (compare the mean importances
+# printed above). For each $k$ we compare plain
 # optimal k-means with the Hessian-weighted one: the second-order proxy
 # $\frac12\sum_i h_{ii}(w_i - \hat w_i)^2$ (which the weighted version minimises, so it
 # is never worse on that column), the actual increase of the training loss, and the test
@@ -343,8 +348,8 @@ plt.show()
 
 # %% [markdown]
 # Read the columns against each other: the weighting targets the loss, and the training loss
-# increase is where to look for its effect; the test accuracy of 540 digits moves in steps of
-# 1/540 and is a noisier judge.
+# increase is where to look for its effect; the test accuracy of a few hundred digits moves in
+# steps of one digit and is a noisier judge.
 #
 # ## Vector codebooks: product and residual quantization
 #
@@ -373,6 +378,7 @@ def w1_from_blocks(Bq):
 
 
 assert np.array_equal(w1_from_blocks(B), W1)
+print("block matrix B:", B.shape)
 results = []  # (family, label, bits per weight, accuracy, cross-entropy)
 
 
@@ -394,7 +400,8 @@ print("RQ training error after each stage (t=4, k=16):", np.round(
 # %% [markdown]
 # ## Accuracy against bits per weight
 #
-# For the comparison we quantize `W1` only (86% of the weights) and keep `W2` in float. The
+# For the comparison we quantize `W1` only (most of the weights, see the fraction printed
+# below) and keep `W2` in float. The
 # scalar families are
 #
 # * plain optimal k-means, $\lceil\log_2 k\rceil + 32k/n$ bits (`bits_per_weight`,
@@ -409,6 +416,7 @@ print("RQ training error after each stage (t=4, k=16):", np.round(
 
 # %%
 n1 = W1.size
+print(f"W1 holds {n1 / n_weights:.1%} of the weights")
 for k in [2, 3, 4, 8, 16]:
     plain = KMeansQuantizer(k, n_threads=1).fit(W1)
     record("scalar k-means", f"k={k}", deep_compression_ratio(n1, k), plain.quantize(W1))
@@ -457,7 +465,7 @@ plt.show()
 # %% [markdown]
 # How to read it: a curve further to the left at the same height is the better code. The
 # accuracy panel is coarse (a handful of test digits separate the points); the cross-entropy
-# panel shows the same ordering more smoothly. Things to check in the table above:
+# panel shows the differences more smoothly. Things to check in the table above:
 #
 # * entropy coding moves the scalar points left, or leaves them in place, without changing the
 #   weights at all: Huffman coding is lossless, never longer than the fixed-length code, and

@@ -371,7 +371,7 @@ plt.show()
 # * the trained weights are not Gaussian. The excess kurtosis in the table is 0 for a Gaussian,
 #   $-1.2$ for a uniform distribution (scikit-learn draws the initial weights uniformly, where
 #   the limit is $\arccos(\sqrt3/2) = 30°$) and positive for heavier tails; lighter tails
-#   give a smaller angle, heavier ones a larger angle. The theory with the layer's own weight
+#   typically give a smaller angle, heavier ones a larger angle. The theory with the layer's own weight
 #   distribution knows this and is the one to compare the measured mean with;
 # * after a random rotation every row looks Gaussian and the angles gather near the Gaussian
 #   limit, within the spread expected at the layer's input dimension;
