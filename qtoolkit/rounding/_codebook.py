@@ -8,6 +8,10 @@ from ._common import (_check_positive_float, _check_weights, _is_numpy, _noise_k
                       _uniform_noise)
 from ._rounding_kernels import stochastic_grid_f32, stochastic_grid_f64
 
+# QTOOLKIT_SIMD=generic (read at import, as for the bit kernels) forces the
+# portable loop of the stochastic grid kernel; otherwise the best one is used.
+_SR_LEVEL = 0 if os.environ.get("QTOOLKIT_SIMD", "").strip().lower() == "generic" else -1
+
 
 def _check_no_nan(w, xp, name="w"):
     if is_dask_array(w):
