@@ -63,6 +63,7 @@ def dp_first_layer(const double[::1] pw, const double[::1] p1, const double[::1]
 cdef enum:
     _BLOCK = 64       # values of one row evaluated per vectorisable block
     _MAX_CHUNKS = 64  # independent chunks of a layer (fixed: results never depend on threads)
+    _MIN_ROWS_PER_THREAD = 65536  # smaller layers run on one thread
 
 
 cdef inline void _solve_row(const double* pw, const double* p1, const double* a,
@@ -181,6 +182,9 @@ def dp_layer(const double[::1] pw, const double[::1] p1, const double[::1] p2,
     cdef double v
     if nrows <= 0:
         return
+    if nrows < _MIN_ROWS_PER_THREAD * n_threads:
+        # a barrier per layer costs more than small layers gain, above all on a busy machine
+        n_threads = 1
     with nogil:
         for j in range(m, ihi + 1):
             pa[j] = pdp[j - 1] - pp2[j]
