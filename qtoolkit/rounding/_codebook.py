@@ -1,4 +1,6 @@
 """Rounding to an arbitrary sorted scalar codebook, deterministic and stochastic."""
+import os
+
 import numpy as np
 from array_api_compat import device as _device
 from array_api_compat import is_dask_array
@@ -260,6 +262,6 @@ def _stochastic_grid_numpy(w, step, rng):
     src = np.ascontiguousarray(w).reshape(-1)
     out = np.empty(w.shape, dtype=w.dtype)
     kernel = stochastic_grid_f32 if w.dtype == np.float32 else stochastic_grid_f64
-    kernel(src, out.reshape(-1), step, _noise_key(rng))
+    kernel(src, out.reshape(-1), step, _noise_key(rng), _SR_LEVEL)
     return out
 
