@@ -29,7 +29,7 @@
 #include <omp.h>
 #endif
 
-#define QT_KC 128                      /* words of K per block (8192 bits) */
+#define QT_KC 64                       /* words of K per block (4096 bits): B micro-panel in L1 */
 #define QT_A_BLOCK_BYTES (256 * 1024)  /* packed A block, kept in L2 */
 #define QT_MAX_TILE (16 * 16)
 
