@@ -84,6 +84,13 @@ def _moments(quantizer, distribution, n_nodes):
         raise ValueError(f"quantizer must return an array of its input's shape {x.shape}, got {describe(q)}")
     if not np.all(np.isfinite(q)):
         raise ValueError("quantizer returned NaN or Inf on the quantile grid of the distribution")
+    if np.array_equal(q, x):
+        # e.g. binarize(w, scale="mean", axis=0): on a 1-D grid every entry is its own channel,
+        # gets its own scale |x_i|, and comes back unchanged, so the "theory" would say cos = 1
+        raise ValueError(
+            "quantizer returned the quantile grid unchanged: the theory needs a quantizer whose "
+            "scales and thresholds are per tensor (entrywise in the limit); a per-channel quantizer "
+            "(axis=0) treats each grid point as its own channel")
     return x, q
 
 
@@ -124,7 +131,9 @@ def expected_cosine(quantizer, distribution="gaussian", *, n_nodes=DEFAULT_NODES
         If ``quantizer`` is not callable or ``distribution`` is of the wrong type.
     ValueError
         If ``distribution`` is unknown or has infinite variance, ``quantizer``
-        changes the shape, returns NaN/Inf, or returns only zeros.
+        changes the shape, returns NaN/Inf, returns only zeros, or returns the
+        grid unchanged (a per-channel quantizer, which the d -> infinity theory
+        does not cover).
 
     See Also
     --------

@@ -264,3 +264,18 @@ def test_special_functions_sanity():
     # The Gaussian fast path uses scipy.special.ndtr; it must agree with scipy.stats.
     z = np.array([-3.0, -0.5, 0.0, 2.0])
     np.testing.assert_allclose(special.ndtr(z), stats.norm.cdf(z), rtol=1e-15)
+
+
+def test_per_channel_quantizer_is_rejected_by_the_theory():
+    """A per-channel scale sees each point of the 1-D quadrature grid as its own channel and
+    returns it unchanged; the theory must refuse rather than report cos = 1."""
+    from qtoolkit.analysis import expected_cosine, expected_dot_product_fit
+    from qtoolkit.rounding import binarize
+
+    per_row = lambda w: binarize(w, scale="mean", axis=0)  # noqa: E731
+    with pytest.raises(ValueError, match="per tensor"):
+        expected_cosine(per_row)
+    with pytest.raises(ValueError, match="per tensor"):
+        expected_dot_product_fit(per_row)
+    # the per-tensor version is fine and gives sqrt(2/pi)
+    assert abs(expected_cosine(lambda w: binarize(w, scale="mean")) - np.sqrt(2 / np.pi)) < 1e-4
