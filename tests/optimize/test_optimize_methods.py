@@ -105,6 +105,22 @@ def test_loss_aware_bad_inputs(rng):
         loss_aware_ternarize(w, np.ones(5), axis=2)
 
 
+def _train(prox, X, Y, W, b, m, v, Wq):
+    """300 steps of the loss-aware loop; returns the quantized weights and the bias."""
+    for t in range(1, 301):
+        Z = X @ Wq.T + b
+        P = np.exp(Z - Z.max(1, keepdims=True))
+        P /= P.sum(1, keepdims=True)
+        G = (P - Y).T @ X / len(X)          # gradient with respect to the quantized weights
+        b = b - 0.1 * (P - Y).mean(0)
+        m = 0.9 * m + 0.1 * G
+        v = 0.999 * v + 0.001 * G**2
+        d = np.sqrt(v / (1 - 0.999**t)) + 1e-8
+        W = W - 0.01 * (m / (1 - 0.9**t)) / d
+        Wq = prox(W, d, axis=0)
+    return Wq, b
+
+
 @pytest.mark.parametrize("prox", [loss_aware_binarize, loss_aware_ternarize])
 def test_loss_aware_steps_in_an_adam_training_loop(prox):
     """Hou et al.'s loop: Adam step on the full-precision weights preconditioned by
@@ -119,17 +135,9 @@ def test_loss_aware_steps_in_an_adam_training_loop(prox):
     b = np.zeros(10)
     m, v = np.zeros_like(W), np.zeros_like(W)
     Wq = prox(W, np.ones_like(W), axis=0)
-    for t in range(1, 301):
-        Z = X @ Wq.T + b
-        P = np.exp(Z - Z.max(1, keepdims=True))
-        P /= P.sum(1, keepdims=True)
-        G = (P - Y).T @ X / len(X)          # gradient with respect to the quantized weights
-        b -= 0.1 * (P - Y).mean(0)
-        m = 0.9 * m + 0.1 * G
-        v = 0.999 * v + 0.001 * G**2
-        d = np.sqrt(v / (1 - 0.999**t)) + 1e-8
-        W = W - 0.01 * (m / (1 - 0.9**t)) / d
-        Wq = prox(W, d, axis=0)
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(1):      # small products: one BLAS thread is fastest
+        Wq, b = _train(prox, X, Y, W, b, m, v, Wq)
     n_levels = max(len(np.unique(np.abs(row))) for row in Wq)   # magnitudes per class
     assert n_levels <= (1 if prox is loss_aware_binarize else 2)
     assert ((X @ Wq.T + b).argmax(1) == y).mean() > 0.85   # chance is 0.1
