@@ -26,13 +26,20 @@ def _distinct_weighted(values, weights):
     if not np.all(keep):
         values = values[keep]
         weights = weights[keep]
-    order = np.argsort(values, kind="stable")
-    xs = values[order].astype(np.float64)
-    ws = weights[order]
+    equal = bool(np.all(weights == weights[0]))
+    if equal:  # no weights to carry along: a plain sort (in the input dtype) is faster
+        xs = np.sort(values).astype(np.float64)
+    else:
+        order = np.argsort(values)
+        xs = values[order].astype(np.float64)
+        ws = weights[order]
     first = np.empty(xs.shape[0], dtype=bool)
     first[0] = True
     np.not_equal(xs[1:], xs[:-1], out=first[1:])
     idx = np.flatnonzero(first)
+    if equal:
+        counts = np.diff(np.append(idx, xs.shape[0])).astype(np.float64)
+        return np.ascontiguousarray(xs[idx]), counts * weights[0]
     return np.ascontiguousarray(xs[idx]), np.ascontiguousarray(np.add.reduceat(ws, idx))
 
 
@@ -297,9 +304,7 @@ def kmeans_1d(values, n_clusters, *, sample_weight=None, algorithm="optimal", in
     shift, pw, p1, p2 = _prefix(ux, uw)
     if algorithm == "optimal":
         starts = _optimal_starts(pw, p1, p2, n, k, n_threads)
-        s = starts[:-1]
-        e = starts[1:]
-        codebook = shift + (p1[e] - p1[s]) / (pw[e] - pw[s])
+        codebook = _cluster_means(ux, uw, starts, None)
         n_iter = 1
     else:
         codebook = np.ascontiguousarray(_init_centers(ux, uw, k, init, rng, n_threads),
@@ -308,9 +313,39 @@ def kmeans_1d(values, n_clusters, *, sample_weight=None, algorithm="optimal", in
         variance = p2[-1] / pw[-1]
         n_iter = _kmeans1d.lloyd(ux, pw, p1, p2, shift, codebook, starts, max_iter,
                                  float(tol) * variance)
+        # the centres are the means of the last assignment (``starts``) unless an
+        # empty cluster was moved in the last iteration: recompute those means
+        # by direct sums, which are exact for clusters of a single value
+        sizes = np.diff(starts)
+        if np.all(sizes >= 0) and starts[0] == 0 and starts[-1] == n:
+            live = sizes > 0
+            pm = shift + (p1[starts[1:]] - p1[starts[:-1]])[live] / (
+                pw[starts[1:]] - pw[starts[:-1]])[live]
+            if np.allclose(pm, codebook[live], rtol=1e-9, atol=1e-12 * np.sqrt(variance)):
+                codebook = _cluster_means(ux, uw, starts, codebook)
         codebook = np.sort(codebook)
     inertia = _inertia_sorted(ux, uw, codebook)
     return codebook, inertia, int(n_iter)
+
+
+def _cluster_means(ux, uw, starts, fallback):
+    """Weighted means of the clusters ``ux[starts[t]:starts[t + 1]]``, summed directly.
+
+    Each mean is ``x_first + sum(w (x - x_first)) / sum(w)``, so a cluster of
+    one distinct value returns that value exactly. Empty clusters keep
+    ``fallback[t]``.
+    """
+    sizes = np.diff(starts)
+    live = sizes > 0
+    first = starts[:-1][live]
+    base = ux[first]
+    off = uw * (ux - np.repeat(base, sizes[live]))
+    means = base + np.add.reduceat(off, first) / np.add.reduceat(uw, first)
+    if fallback is None:
+        return means
+    out = np.array(fallback, dtype=np.float64)
+    out[live] = means
+    return out
 
 
 def _ndim(X):

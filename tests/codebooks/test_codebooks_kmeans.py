@@ -105,7 +105,8 @@ def test_lloyd_matches_reference_iterations():
 
 def test_lloyd_fixed_point_and_empty_clusters():
     # linear seeds over a gap leave clusters empty: they are relocated, none stays empty
-    x = np.concatenate([np.linspace(0, 1, 50), np.linspace(100, 101, 50)])
+    u = np.random.default_rng(13).uniform(size=(2, 50))
+    x = np.concatenate([u[0], 100 + u[1]])
     codebook, inertia, _ = kmeans_1d(x, 6, algorithm="lloyd", init="linear", tol=0.0)
     codes = np.searchsorted(0.5 * (codebook[1:] + codebook[:-1]), x)
     counts = np.bincount(codes, minlength=6)
@@ -134,10 +135,13 @@ def test_unit_weights_equal_no_weights():
 
 
 def test_threads_and_memory_budget_do_not_change_the_result():
-    x = np.random.default_rng(7).normal(size=20_000)
-    a = kmeans_1d(x, 33, n_threads=1)
-    b = kmeans_1d(x, 33, n_threads=2)
+    # layers of >= 2 * 65536 rows run threaded (smaller ones use one thread)
+    big = np.random.default_rng(11).laplace(size=140_000)
+    a = kmeans_1d(big, 5, n_threads=1)
+    b = kmeans_1d(big, 5, n_threads=2)
     np.testing.assert_array_equal(a[0], b[0])
+    assert a[1] == b[1]
+    x = np.random.default_rng(7).normal(size=20_000)
     ux, uw = _distinct_weighted(x, np.ones_like(x))
     _, pw, p1, p2 = _prefix(ux, uw)
     full = _optimal_starts(pw, p1, p2, ux.size, 33, 2)
@@ -243,3 +247,16 @@ def test_bad_parameters():
         hessian_importance(second_moment=[-1.0])
     with pytest.raises(ValueError, match="importance must have the shape of w"):
         hessian_weighted_kmeans(x, 2, hessian=[1.0, 2.0])
+
+
+def test_largest_codebook():
+    # k = 65536 (16-bit codes) on 65536 distinct values: every value is its own codeword
+    x = np.random.default_rng(12).permutation(65536).astype(np.float64) / 7.0
+    q = KMeansQuantizer(n_clusters=65536).fit(x)
+    np.testing.assert_array_equal(q.codebook_, np.sort(x))
+    assert q.inertia_ == 0.0
+    codes = q.transform(x)
+    assert codes.dtype == np.uint16
+    np.testing.assert_array_equal(q.inverse_transform(codes), x)
+    with pytest.raises(ValueError, match=r"n_clusters must be in \[1, 65536\]"):
+        KMeansQuantizer(n_clusters=65537).fit(x)
