@@ -3,7 +3,7 @@ wire size and speed of the gradient compressors.
 
 Usage::
 
-    python benchmarks/bench_optimize.py                       # 3 and 4 bits, AdaRound 500 iterations
+    python benchmarks/bench_optimize.py               # 3 and 4 bits, AdaRound 500 iterations
     python benchmarks/bench_optimize.py --adaround-iters 1000 --rounds 5
     python benchmarks/bench_optimize.py --skip-layer          # gradient compressors only
 
@@ -27,7 +27,8 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import interleaved, machine_line, markdown_table, median, ratio, time_once  # noqa: E402
+from _harness import (interleaved, machine_line, markdown_table, median, ratio,  # noqa: E402
+                      time_once)
 
 import qtoolkit  # noqa: E402
 from qtoolkit.gradients import QSGDCompressor, SignErrorFeedback, TernGradCompressor  # noqa: E402
@@ -36,7 +37,7 @@ from qtoolkit.rounding import uniform  # noqa: E402
 
 
 def shifted_digits():
-    """Digit images (scaled to [0, 1]) and their 8 one-pixel shifts: 9 x 1797 images of 64 pixels."""
+    """Digit images (scaled to [0, 1]) and their 8 one-pixel shifts: 9 x 1797 images, 64 pixels."""
     from sklearn.datasets import load_digits
 
     d = load_digits()
@@ -91,7 +92,8 @@ def bench_layer(args):
         methods = [
             run("round-to-nearest", lambda: uniform(W, bits=bits, mode="asymmetric", axis=0)),
             run("GPTQ", lambda: gptq(W, Xc, bits).weight),
-            run("GPTQ, no lazy batch (block_size=1)", lambda: gptq(W, Xc, bits, block_size=1).weight),
+            run("GPTQ, no lazy batch (block_size=1)",
+                lambda: gptq(W, Xc, bits, block_size=1).weight),
             run("GPTQ act_order", lambda: gptq(W, Xc, bits, act_order=True).weight),
             run("GPTQ act_order, group 128",
                 lambda: gptq(W, Xc, bits, act_order=True, group_size=128).weight),
@@ -127,9 +129,12 @@ def bench_gradients(args):
     s_sqrt = int(math.isqrt(n))
     comps = [
         (f"QSGD s=sqrt(n)={s_sqrt}, Elias", QSGDCompressor(levels=s_sqrt, coding="elias", rng=0)),
-        (f"QSGD s=sqrt(n)={s_sqrt}, packed", QSGDCompressor(levels=s_sqrt, coding="packed", rng=0)),
+        (f"QSGD s=sqrt(n)={s_sqrt}, packed",
+         QSGDCompressor(levels=s_sqrt, coding="packed", rng=0)),
         ("QSGD s=7, Elias", QSGDCompressor(levels=7, coding="elias", rng=0)),
         ("QSGD s=7, packed", QSGDCompressor(levels=7, coding="packed", rng=0)),
+        ("QSGD s=7, buckets of 512, Elias",
+         QSGDCompressor(levels=7, coding="elias", bucket_size=512, rng=0)),
         ("QSGD s=1, Elias", QSGDCompressor(levels=1, coding="elias", rng=0)),
         ("TernGrad (clip 2.5 sigma)", TernGradCompressor(clip=2.5, rng=0)),
         ("sign + error feedback", SignErrorFeedback()),
@@ -141,7 +146,8 @@ def bench_gradients(args):
     data = {}
     for name, c in comps:
         data[name] = c.encode(g)
-        methods.append((name + " encode", lambda c=c, name=name: data.__setitem__(name, c.encode(g))))
+        methods.append((name + " encode",
+                        lambda c=c, name=name: data.__setitem__(name, c.encode(g))))
         methods.append((name + " decode", lambda c=c, name=name: c.decode(data[name])))
     times = interleaved(methods, rounds=args.rounds, warmup=1)
     base = "float32 tobytes / frombuffer (no compression)"

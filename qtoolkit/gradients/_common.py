@@ -1,5 +1,5 @@
-"""Helpers shared by the gradient quantizers (validation, random draws, norms)."""
-import numpy as np
+"""Helpers shared by the gradient quantizers (validation, dtypes, sizes)."""
+import math
 
 from .._array import check_finite, check_real_floating
 
@@ -20,14 +20,6 @@ def work_dtype(xp, g):
     return xp.float32 if f16 is not None and g.dtype == f16 else g.dtype
 
 
-def l2_norm(xp, v):
-    """Euclidean norm of ``v`` without overflow in low precision (scaled by max |v|)."""
-    m = xp.max(xp.abs(v)) if v.size else xp.asarray(0, dtype=v.dtype)
-    if float(m) == 0.0:
-        return m
-    return m * xp.sqrt(xp.sum((v / m) ** 2))
-
-
-def as_dtype_scalar(value, dtype):
-    """``value`` rounded to ``dtype`` as a NumPy scalar (what the wire stores)."""
-    return np.asarray(value, dtype=dtype)[()]
+def numel(x):
+    """Number of elements of an Array API array (``size`` is a method on some, e.g. torch)."""
+    return math.prod(x.shape)

@@ -3,11 +3,12 @@ import math
 import struct
 
 import numpy as np
+from array_api_compat import device as _device
 
 from .._array import check_int, check_random_state
 from . import _wire
 from ..rounding import stochastic_round
-from ._common import check_gradient, l2_norm, work_dtype
+from ._common import check_gradient, numel, work_dtype
 
 _CODINGS = ("elias", "packed")
 
@@ -16,38 +17,73 @@ def _check_levels(levels):
     return check_int(levels, "levels", low=1, high=2**31 - 1)
 
 
-def _qsgd_levels(xp, g, s, rng):
-    """Norm (work dtype, 0-d) and signed integer levels (work dtype) of QSGD.
+def _check_bucket(bucket_size):
+    return check_int(bucket_size, "bucket_size", low=1, allow_none=True)
 
-    The level is the unbiased stochastic rounding of ``s |g_i| / ||g||`` to the
-    integers, :func:`qtoolkit.rounding.stochastic_round` with ``step=1``.
+
+def _layout(n, bucket):
+    """Bucket length ``d`` and bucket count for ``n`` elements (one bucket if None)."""
+    d = n if bucket is None else min(bucket, n)
+    return d, -(-n // d)
+
+
+def _as_rows(xp, flat, d, nb):
+    """``flat`` (n,) zero-padded to ``(nb, d)``."""
+    pad = nb * d - flat.shape[0]
+    if pad:
+        flat = xp.concat([flat, xp.zeros((pad,), dtype=flat.dtype, device=_device(flat))])
+    return xp.reshape(flat, (nb, d))
+
+
+def _qsgd_levels(xp, g, s, rng, bucket):
+    """Bucket norms ``(n_buckets,)`` and signed integer levels (shape of ``g``), work dtype.
+
+    The level is the unbiased stochastic rounding of ``s |g_i| / ||g_bucket||`` to
+    the integers, :func:`qtoolkit.rounding.stochastic_round` with ``step=1``.
+    Norms are computed as ``m sqrt(sum((g/m)^2))``, ``m`` the bucket's max |g|.
     """
     wd = work_dtype(xp, g)
     v = xp.astype(g, wd)
-    norm = l2_norm(xp, v)
-    if v.size == 0:
-        return norm, v
-    zero = float(norm) == 0.0
-    r = xp.abs(v) * (s / norm) if not zero else xp.zeros_like(v)
-    level = stochastic_round(r, step=1.0, rng=rng)    # one rng draw, zero gradient included
+    n = numel(v)
+    if n == 0:
+        return xp.zeros((0,), dtype=wd, device=_device(v)), v
+    d, nb = _layout(n, bucket)
+    rows = _as_rows(xp, xp.reshape(v, (-1,)), d, nb)
+    a = xp.abs(rows)
+    m = xp.max(a, axis=1, keepdims=True)
+    one = xp.ones_like(m)
+    norms = m * xp.sqrt(xp.sum((rows / xp.where(m > 0, m, one)) ** 2, axis=1, keepdims=True))
+    ratio = xp.where(norms > 0, a / xp.where(norms > 0, norms, one), xp.zeros_like(a))  # <= 1
+    r = xp.reshape(xp.reshape(ratio * s, (-1,))[:n], tuple(g.shape))
+    level = stochastic_round(r, step=1.0, rng=rng)        # one rng draw per call
     level = xp.minimum(level, xp.asarray(s, dtype=wd))
-    return norm, xp.where(v < 0, -level, level)
+    return xp.reshape(norms, (nb,)), xp.where(v < 0, -level, level)
 
 
-def _dequantize(xp, norm, signed, s, out_dtype):
-    return xp.astype(signed * (norm / s), out_dtype)
+def _dequantize(xp, norms, signed, s, out_dtype, bucket):
+    n = numel(signed)
+    if n == 0:
+        return xp.astype(signed, out_dtype)
+    d, nb = _layout(n, bucket)
+    rows = _as_rows(xp, xp.reshape(signed, (-1,)), d, nb) * (xp.reshape(norms, (nb, 1)) / s)
+    return xp.astype(xp.reshape(xp.reshape(rows, (-1,))[:n], tuple(signed.shape)), out_dtype)
 
 
-def qsgd(g, levels, *, rng=None):
+def qsgd(g, levels, *, bucket_size=None, rng=None):
     r"""Quantize a gradient with QSGD: norm, sign and a stochastic level out of ``levels``.
 
     Parameters
     ----------
     g : array of shape (...)
         Gradient, real floating, finite; any Array API array (NumPy, PyTorch,
-        array-api-strict, ...). The norm is taken over the whole array.
+        array-api-strict, ...).
     levels : int
         Number of quantization levels ``s >= 1`` on ``[0, 1]``.
+    bucket_size : int or None, default=None
+        Quantize consecutive buckets of this many elements (C order) each
+        with its own norm (the paper's bucketing, e.g. 512), which lowers the
+        variance bound to :math:`\min(d/s^2, \sqrt d/s)\|g\|^2`; None: one
+        norm for the whole array.
     rng : numpy.random.Generator, int or None, default=None
         Seed of the rounding noise (one draw is taken from it); the noise is
         that of :func:`qtoolkit.rounding.stochastic_round`, the same in every
@@ -104,8 +140,9 @@ def qsgd(g, levels, *, rng=None):
     """
     g, xp = check_gradient(g)
     s = _check_levels(levels)
-    norm, signed = _qsgd_levels(xp, g, s, check_random_state(rng))
-    return _dequantize(xp, norm, signed, s, g.dtype)
+    bucket = _check_bucket(bucket_size)
+    norms, signed = _qsgd_levels(xp, g, s, check_random_state(rng), bucket)
+    return _dequantize(xp, norms, signed, s, g.dtype, bucket)
 
 
 class QSGDCompressor:
@@ -121,6 +158,8 @@ class QSGDCompressor:
         paper's scheme; small for sparse outputs, about ``2.8 n`` bits at
         ``s = sqrt(n)``). ``"packed"``: each element as a fixed-width level of
         ``ceil(log2(s + 1))`` bits plus a sign bit.
+    bucket_size : int or None, default=None
+        Elements per bucket, each with its own norm (see :func:`qsgd`).
     rng : numpy.random.Generator, int or None, default=None
         Source of the rounding draws; one generator is kept for the life of
         the compressor.
@@ -145,13 +184,14 @@ class QSGDCompressor:
 
     Notes
     -----
-    The message holds a header (shape, dtype), ``s``, the norm (in the work
-    dtype: float32 for float16 gradients, else the gradient's dtype) and the
-    coded levels; :meth:`decode` recomputes
-    :math:`\|g\|_2\,\operatorname{sign}_i\,\xi_i / s` with the same arithmetic,
+    The message holds a header (shape, dtype), ``s``, the bucket length, the
+    bucket norms (in the work dtype: float32 for float16 gradients, else the
+    gradient's dtype) and the coded levels; :meth:`decode` recomputes
+    :math:`\|g_b\|_2\,\operatorname{sign}_i\,\xi_i / s` with the same arithmetic,
     so ``decode(encode(g))`` equals :meth:`compress` with the same generator
     state bit for bit. The variance bound is
-    :math:`E\|Q_s(g)-g\|^2 \le \min(n/s^2, \sqrt n/s)\|g\|^2` [1]_.
+    :math:`E\|Q_s(g)-g\|^2 \le \min(d/s^2, \sqrt d/s)\|g\|^2` [1]_, ``d`` the
+    bucket length (``n`` without buckets).
 
     References
     ----------
@@ -172,11 +212,13 @@ class QSGDCompressor:
     True
     """
 
-    def __init__(self, levels=7, coding="elias", rng=None):
+    def __init__(self, levels=7, coding="elias", bucket_size=None, rng=None):
         self.levels = levels
         self.coding = coding
+        self.bucket_size = bucket_size
         self.rng = rng
         _check_levels(levels)
+        _check_bucket(bucket_size)
         if coding not in _CODINGS:
             raise ValueError(f"coding must be one of {_CODINGS}, got {coding!r}")
         self._rng = check_random_state(rng)
@@ -202,8 +244,8 @@ class QSGDCompressor:
         array([ 0.325, -0.325,  0.   ,  0.975])
         """
         g, xp = check_gradient(g)
-        norm, signed = _qsgd_levels(xp, g, self.levels, self._rng)
-        return _dequantize(xp, norm, signed, self.levels, g.dtype)
+        norms, signed = _qsgd_levels(xp, g, self.levels, self._rng, self.bucket_size)
+        return _dequantize(xp, norms, signed, self.levels, g.dtype, self.bucket_size)
 
     def encode(self, g):
         """Quantize ``g`` and serialize the result.
@@ -224,18 +266,18 @@ class QSGDCompressor:
         >>> import numpy as np
         >>> from qtoolkit.gradients import QSGDCompressor
         >>> len(QSGDCompressor(levels=4, rng=0).encode(np.array([0.3, -0.4, 0.0, 1.2])))
-        36
+        44
         """
         g, _ = check_gradient(g)
         g = _wire.to_numpy(g)
         s = self.levels
-        norm, signed = _qsgd_levels(np, g, s, self._rng)
+        norms, signed = _qsgd_levels(np, g, s, self._rng, self.bucket_size)
         wd = np.dtype(work_dtype(np, g))
         mags = np.abs(signed).astype(np.uint64).ravel()
         neg = np.signbit(signed).ravel()
         head = _wire.write_header(_wire.SCHEME_QSGD, g.dtype, g.shape)
-        head += struct.pack("<IB", s, _CODINGS.index(self.coding))
-        head += np.asarray(norm, dtype=wd).tobytes()
+        head += struct.pack("<IBQ", s, _CODINGS.index(self.coding), self.bucket_size or 0)
+        head += np.asarray(norms, dtype=wd).tobytes()
         if self.coding == "elias":
             nz = np.flatnonzero(mags)
             gaps = np.diff(np.concatenate([[-1], nz])).astype(np.uint64)
@@ -281,14 +323,19 @@ class QSGDCompressor:
         dtype, shape, off = _wire.read_header(data, _wire.SCHEME_QSGD)
         data = bytes(data)
         wd = np.dtype(np.float32) if dtype == np.float16 else dtype
-        need = off + 5 + wd.itemsize
-        if len(data) < need:
-            raise ValueError(f"data is truncated (QSGD body needs {need} bytes, got {len(data)})")
-        s, coding = struct.unpack_from("<IB", data, off)
-        off += 5
-        norm = np.frombuffer(data, dtype=wd, count=1, offset=off)[0]
-        off += wd.itemsize
+        if len(data) < off + 13:
+            raise ValueError(f"data is truncated (QSGD parameters need {off + 13} bytes, "
+                             f"got {len(data)})")
+        s, coding, bucket = struct.unpack_from("<IBQ", data, off)
+        off += 13
+        bucket = bucket or None
         n = math.prod(shape)
+        nb = _layout(n, bucket)[1] if n else 0
+        if len(data) < off + nb * wd.itemsize:
+            raise ValueError(f"data is truncated (QSGD norms need {off + nb * wd.itemsize} "
+                             f"bytes, got {len(data)})")
+        norms = np.frombuffer(data, dtype=wd, count=nb, offset=off)
+        off += nb * wd.itemsize
         if coding == 0:
             if len(data) < off + 8:
                 raise ValueError("data is truncated (QSGD count of non-zeros missing)")
@@ -311,10 +358,10 @@ class QSGDCompressor:
             signed = np.where((fields & np.uint64(1)).astype(bool), -mags, mags)
         else:
             raise ValueError(f"data has an unknown QSGD coding {coding}")
-        return _dequantize(np, norm, signed.reshape(shape), s, dtype)
+        return _dequantize(np, norms, signed.reshape(shape), s, dtype, bucket)
 
     def variance_bound(self, g):
-        r"""Bound on :math:`E\|Q_s(g) - g\|^2`: :math:`\min(n/s^2, \sqrt n / s)\,\|g\|^2`.
+        r"""Bound on :math:`E\|Q_s(g) - g\|^2`: :math:`\min(d/s^2, \sqrt d / s)\,\|g\|^2`.
 
         Parameters
         ----------
@@ -324,7 +371,8 @@ class QSGDCompressor:
         Returns
         -------
         bound : float
-            The bound of [1]_ (Lemma 3.1).
+            The bound of [1]_ (Lemma 3.1), with ``d`` the bucket length
+            (``n`` without buckets).
 
         Examples
         --------
@@ -334,6 +382,7 @@ class QSGDCompressor:
         12.5
         """
         g, xp = check_gradient(g)
-        n, s = g.size, self.levels
-        sq = float(xp.sum(xp.astype(g, xp.float64) ** 2)) if g.size else 0.0
+        n, s = numel(g), self.levels
+        n = _layout(n, self.bucket_size)[0] if n else 0
+        sq = float(xp.sum(xp.astype(g, xp.float64) ** 2)) if n else 0.0
         return min(n / s**2, math.sqrt(n) / s) * sq

@@ -5,7 +5,7 @@ import numpy as np
 from array_api_compat import device as _device
 
 from . import _wire
-from ._common import check_gradient
+from ._common import check_gradient, numel
 
 _SCALES = ("mean", "two_level", None)
 
@@ -20,7 +20,7 @@ def _sign_parts(xp, p, scale):
     """Boolean ``p >= 0`` and the two reconstruction values (0-d arrays, dtype of ``p``)."""
     pos = p >= 0
     one = xp.ones((), dtype=p.dtype, device=_device(p))
-    if scale is None or p.size == 0:
+    if scale is None or numel(p) == 0:
         return pos, one, -one
     a = xp.abs(p)
     if scale == "mean":
@@ -28,7 +28,7 @@ def _sign_parts(xp, p, scale):
         return pos, m, -m
     fp = xp.astype(pos, p.dtype)
     n_pos = xp.sum(fp)
-    n_neg = p.size - n_pos
+    n_neg = numel(p) - n_pos
     hi = xp.sum(a * fp) / xp.maximum(n_pos, one)
     lo = xp.sum(a * (1 - fp)) / xp.maximum(n_neg, one)
     return pos, hi, -lo

@@ -7,7 +7,7 @@ import numpy as np
 from .._array import check_random_state
 from . import _wire
 from ..rounding import stochastic_round
-from ._common import check_gradient, work_dtype
+from ._common import check_gradient, numel, work_dtype
 
 _TRIT_WEIGHTS = np.array([1, 3, 9, 27, 81], dtype=np.uint8)
 
@@ -25,7 +25,7 @@ def _check_clip(clip):
 def _clipped(xp, g, clip):
     wd = work_dtype(xp, g)
     v = xp.astype(g, wd)
-    if clip is not None and v.size > 1:
+    if clip is not None and numel(v) > 1:
         sd = xp.std(v)
         if float(sd) > 0:             # std 0: all entries equal, nothing to clip
             c = clip * sd
@@ -37,7 +37,7 @@ def _terngrad_parts(xp, g, clip, rng):
     """Scale ``s = max|clip(g)|`` (0-d, work dtype) and the trits in {-1, 0, 1} (work dtype)."""
     v = _clipped(xp, g, clip)
     wd = v.dtype
-    if v.size == 0:
+    if numel(v) == 0:
         return xp.asarray(0, dtype=wd), v
     s = xp.max(xp.abs(v))
     zero = float(s) == 0.0
@@ -289,7 +289,7 @@ class TernGradCompressor:
         g, xp = check_gradient(g)
         v = _clipped(xp, g, _check_clip(self.clip))
         v = xp.astype(v, xp.float64)
-        if not v.size:
+        if not numel(v):
             return 0.0
         s = float(xp.max(xp.abs(v)))
         return s * float(xp.sum(xp.abs(v))) - float(xp.sum(v * v))

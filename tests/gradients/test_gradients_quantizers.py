@@ -92,6 +92,38 @@ def test_qsgd_wire_roundtrip_exact(coding, shape, levels):
         np.testing.assert_array_equal(out, want)
 
 
+@pytest.mark.parametrize("bucket", [1, 5, 13, 64])
+@pytest.mark.parametrize("coding", ["elias", "packed"])
+def test_qsgd_buckets_roundtrip_and_levels(rng, bucket, coding):
+    g = rng.normal(size=(3, 13))
+    enc = QSGDCompressor(levels=4, coding=coding, bucket_size=bucket, rng=2)
+    ref = QSGDCompressor(levels=4, coding=coding, bucket_size=bucket, rng=2)
+    q = enc.decode(enc.encode(g))
+    np.testing.assert_array_equal(q, ref.compress(g))
+    # each bucket has its own norm: |q| * s / ||g_bucket|| is an integer in [0, s]
+    flat, qf = g.ravel(), q.ravel()
+    for start in range(0, flat.size, bucket):
+        sl = slice(start, start + bucket)
+        lev = np.abs(qf[sl]) * 4 / np.linalg.norm(flat[sl])
+        np.testing.assert_allclose(lev, np.round(lev), atol=1e-9)
+        assert lev.max() <= 4 + 1e-9
+
+
+def test_qsgd_buckets_unbiased_variance_and_bound(rng):
+    g = rng.normal(size=12)
+    s, d, T = 2, 4, 4000
+    gen = np.random.default_rng(9)
+    draws = np.stack([qsgd(g, s, bucket_size=d, rng=gen) for _ in range(T)])
+    var = np.concatenate([_qsgd_exact_var(g[i:i + d], s) for i in range(0, 12, d)])
+    assert np.all(np.abs(draws.mean(0) - g) <= 5 * np.sqrt(var / T) + 1e-12)
+    bound = QSGDCompressor(levels=s, bucket_size=d).variance_bound(g)
+    assert bound == pytest.approx(min(d / s**2, math.sqrt(d) / s) * np.sum(g**2))
+    assert var.sum() <= bound
+    # one bucket covering the array is the unbucketed quantizer
+    np.testing.assert_array_equal(qsgd(g, s, bucket_size=12, rng=1), qsgd(g, s, rng=1))
+    np.testing.assert_array_equal(qsgd(g, s, bucket_size=100, rng=1), qsgd(g, s, rng=1))
+
+
 def _elias_len(v):
     return sum(2 * (int(x).bit_length() - 1) + 1 for x in v)
 
@@ -107,7 +139,7 @@ def test_qsgd_elias_message_size_matches_code_lengths(rng):
     nz = np.flatnonzero(lev)
     gaps = np.diff(np.concatenate([[-1], nz]))
     payload = _elias_len(gaps) + _elias_len(lev[nz]) + nz.size
-    header = 2 + 3 + 8 + 5 + 8 + 8               # magic, codes, shape, s+coding, norm, nnz
+    header = 2 + 3 + 8 + 13 + 8 + 8   # magic, codes, shape, s+coding+bucket, norm, nnz
     assert len(data) == header + math.ceil(payload / 8)
     assert comp.bits_per_element_ == 8 * len(data) / n
     # far below 64-bit floats; the paper quotes about 2.8 bits per element at s = sqrt(n)
@@ -118,7 +150,7 @@ def test_qsgd_packed_message_size(rng):
     g = rng.normal(size=1001)
     comp = QSGDCompressor(levels=7, coding="packed", rng=0)
     data = comp.encode(g)
-    assert len(data) == 2 + 3 + 8 + 5 + 8 + math.ceil(1001 * 4 / 8)   # 3 level bits + sign
+    assert len(data) == 2 + 3 + 8 + 13 + 8 + math.ceil(1001 * 4 / 8)   # 3 level bits + sign
 
 
 def test_elias_gamma_against_string_reference():
@@ -152,6 +184,13 @@ def test_qsgd_torch():
     np.testing.assert_array_equal(q.numpy(), qsgd(g.numpy(), 3, rng=5))
     comp = QSGDCompressor(levels=3, rng=5)
     np.testing.assert_array_equal(comp.decode(comp.encode(g)), q.numpy())
+    qb = qsgd(g, 3, bucket_size=5, rng=5)
+    np.testing.assert_array_equal(qb.numpy(), qsgd(g.numpy(), 3, bucket_size=5, rng=5))
+    t = terngrad(g, clip=2.5, rng=5)
+    assert isinstance(t, torch.Tensor)
+    np.testing.assert_array_equal(t.numpy(), terngrad(g.numpy(), clip=2.5, rng=5))
+    e = SignErrorFeedback(scale="two_level")
+    np.testing.assert_array_equal(e.compress(g).numpy(), scaled_sign(g.numpy(), scale="two_level"))
 
 
 # ---------------------------------------------------------------- TernGrad
@@ -289,6 +328,8 @@ def test_bad_inputs():
         qsgd(g, 0)
     with pytest.raises(TypeError, match="levels must be an integer"):
         QSGDCompressor(levels=2.5)
+    with pytest.raises(ValueError, match=r"bucket_size must be in \[1, "):
+        qsgd(g, 4, bucket_size=0)
     with pytest.raises(ValueError, match="coding must be one of"):
         QSGDCompressor(coding="huffman")
     with pytest.raises(ValueError, match="clip must be None or a positive"):
@@ -333,9 +374,10 @@ _finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False, width=32)
 @settings(max_examples=40, deadline=None)
 @given(g=arrays(np.float32, st.integers(0, 40), elements=_finite),
        levels=st.integers(1, 300), coding=st.sampled_from(["elias", "packed"]),
-       seed=st.integers(0, 2**16))
-def test_wire_roundtrip_property(g, levels, coding, seed):
-    enc, ref = QSGDCompressor(levels, coding, rng=seed), QSGDCompressor(levels, coding, rng=seed)
+       bucket=st.one_of(st.none(), st.integers(1, 50)), seed=st.integers(0, 2**16))
+def test_wire_roundtrip_property(g, levels, coding, bucket, seed):
+    enc = QSGDCompressor(levels, coding, bucket_size=bucket, rng=seed)
+    ref = QSGDCompressor(levels, coding, bucket_size=bucket, rng=seed)
     np.testing.assert_array_equal(enc.decode(enc.encode(g)), ref.compress(g))
     t_enc, t_ref = TernGradCompressor(rng=seed), TernGradCompressor(rng=seed)
     np.testing.assert_array_equal(t_enc.decode(t_enc.encode(g)), t_ref.compress(g))

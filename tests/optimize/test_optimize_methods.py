@@ -125,7 +125,7 @@ def _train(prox, X, Y, W, b, m, v, Wq):
 def test_loss_aware_steps_in_an_adam_training_loop(prox):
     """Hou et al.'s loop: Adam step on the full-precision weights preconditioned by
     d = sqrt(v_hat) + eps, then the closed-form prox gives the quantized weights used in the
-    forward pass. Softmax regression on digits with 1-bit / ternary weights (one scale per class)."""
+    forward pass. Softmax regression on digits, 1-bit / ternary weights, one scale per class."""
     from sklearn.datasets import load_digits
 
     X, y = load_digits(return_X_y=True)
