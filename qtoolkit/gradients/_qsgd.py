@@ -191,7 +191,9 @@ class QSGDCompressor:
     so ``decode(encode(g))`` equals :meth:`compress` with the same generator
     state bit for bit. The variance bound is
     :math:`E\|Q_s(g)-g\|^2 \le \min(d/s^2, \sqrt d/s)\|g\|^2` [1]_, ``d`` the
-    bucket length (``n`` without buckets).
+    bucket length (``n`` without buckets). The Elias-gamma stream stores all
+    unary prefixes first and then all mantissas: the same length as the
+    interleaved code, but decodable with vectorised NumPy operations.
 
     References
     ----------
