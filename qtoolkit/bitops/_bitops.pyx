@@ -22,6 +22,7 @@ cdef extern from "qt_bitops.h" nogil:
     int qt_xnor_gemm(const uint64_t *a, size_t m, size_t lda, const uint64_t *b, size_t n,
                      size_t ldb, size_t nw, int32_t kbits, int32_t *c, size_t ldc,
                      int level, int n_threads)
+    int64_t qt_ukernel_repeat(int level, size_t kw, size_t reps)
 
 LEVEL_NAMES = tuple(qt_level_name(i).decode() for i in range(QT_N_LEVELS))
 
@@ -92,3 +93,16 @@ def xnor_gemm(const uint64_t[:, ::1] a, const uint64_t[:, ::1] b, size_t nw, int
         raise MemoryError("xnor_gemm: out of memory for the packed panels")
     if rc == -2:
         raise RuntimeError(f"xnor_gemm: SIMD level {level} cannot run on this CPU")
+
+
+def ukernel_repeat(int level, size_t kw, size_t reps):
+    """Run the micro-kernel of ``level`` ``reps`` times on L1-resident panels of ``kw`` words;
+    return the binary MACs done (for measuring the kernel's in-cache throughput)."""
+    cdef int64_t macs
+    with nogil:
+        macs = qt_ukernel_repeat(level, kw, reps)
+    if macs == -1:
+        raise MemoryError("ukernel_repeat: out of memory")
+    if macs == -2:
+        raise RuntimeError(f"ukernel_repeat: SIMD level {level} cannot run on this CPU")
+    return macs

@@ -93,3 +93,13 @@ def test_show_runtime_reports_the_kernel():
     assert f"kernel in use: {bitops.get_simd_level()}" in text
     for level in bitops.available_simd_levels():
         assert level in text
+
+
+def test_ukernel_repeat_counts_macs():
+    from qtoolkit.bitops import _bitops
+
+    for level in bitops.available_simd_levels():
+        lid = _bitops.LEVEL_NAMES.index(level)
+        one = _bitops.ukernel_repeat(lid, 4, 3)
+        assert one > 0 and one % (3 * 4 * 64) == 0
+        assert _bitops.ukernel_repeat(lid, 4, 6) == 2 * one

@@ -224,4 +224,29 @@ static int qt_xnor_gemm(const uint64_t *a, size_t m, size_t lda, const uint64_t 
     return status;
 }
 
+/* Run the micro-kernel of `level` `reps` times on one pair of micro-panels of
+ * kw words that stay in L1: the kernel's own in-cache throughput, for the
+ * benchmarks. Returns the number of binary MACs done, or -1 / -2 as above. */
+static int64_t qt_ukernel_repeat(int level, size_t kw, size_t reps)
+{
+    if (!qt_level_usable(level)) return -2;
+    const qt_isa_t *isa = &qt_isas[level];
+    const size_t MR = (size_t)isa->mr, NR = (size_t)isa->nr, pf = isa->nibble ? 2 : 1;
+    uint64_t *ap = (uint64_t *)qt_aligned_alloc(MR * kw * pf * sizeof(uint64_t));
+    uint64_t *bp = (uint64_t *)qt_aligned_alloc(NR * kw * pf * sizeof(uint64_t));
+    int32_t tile[QT_MAX_TILE];
+    if (ap == NULL || bp == NULL) {
+        free(ap);
+        free(bp);
+        return -1;
+    }
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    for (size_t i = 0; i < MR * kw * pf; ++i) { x ^= x << 13; x ^= x >> 7; x ^= x << 17; ap[i] = x & (isa->nibble ? QT_NIB_LO : ~0ULL); }
+    for (size_t i = 0; i < NR * kw * pf; ++i) { x ^= x << 13; x ^= x >> 7; x ^= x << 17; bp[i] = x & (isa->nibble ? QT_NIB_LO : ~0ULL); }
+    for (size_t r = 0; r < reps; ++r) isa->kernel(kw, ap, bp, tile, NR, QT_FIN, (int32_t)(kw * 64));
+    free(ap);
+    free(bp);
+    return (int64_t)(reps * MR * NR * kw * 64);
+}
+
 #endif /* QT_GEMM_H */
