@@ -66,7 +66,10 @@ def xnor_gemm(a, b, out=None, n_threads=None):
     :func:`qtoolkit.show_runtime`): AVX-512 VPOPCNTDQ, AVX2 (nibble-table
     ``vpshufb`` popcount), scalar POPCNT, portable C or NEON. ``K`` is limited
     to ``MAX_BITS`` = 2**31 - 1 so that every result fits int32. The GIL is
-    released while the kernel runs.
+    released while the kernel runs. Threads take chunks of rows from a shared
+    queue; on a machine whose cores are busy with other processes a thread the
+    OS does not schedule in time delays the whole product, so pass
+    ``n_threads=1`` there.
 
     References
     ----------
