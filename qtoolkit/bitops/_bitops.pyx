@@ -42,39 +42,30 @@ def openmp_enabled():
     return bool(qt_openmp_enabled())
 
 
-def pack_rows_f32(const float[:, ::1] x, uint64_t[:, ::1] out, int level, int n_threads=1):
-    """Pack the sign bits of each row of ``x`` (IN) into ``out`` (OUT); return the NaN count."""
-    cdef size_t nan
+ctypedef fused pack_t:
+    float
+    double
+    uint8_t
+
+
+def pack_rows(const pack_t[:, ::1] x, uint64_t[:, ::1] out, int level, int n_threads=1):
+    """Pack each row of ``x`` (IN) into ``out`` (OUT): the sign bits (x >= 0) of floats, the
+    non-zero bytes of uint8. Return the number of NaNs seen (0 means none)."""
+    cdef size_t nan = 0
     cdef int simd = level >= QT_LEVEL_AVX2 and qt_cpu_has(QT_LEVEL_AVX2)
     if x.shape[0] == 0:
         return 0
     with nogil:
-        nan = qt_pack_rows_f32(&x[0, 0], x.shape[0], x.shape[1], x.shape[1],
-                               &out[0, 0], out.shape[1], simd, n_threads)
+        if pack_t is float:
+            nan = qt_pack_rows_f32(&x[0, 0], x.shape[0], x.shape[1], x.shape[1],
+                                   &out[0, 0], out.shape[1], simd, n_threads)
+        elif pack_t is double:
+            nan = qt_pack_rows_f64(&x[0, 0], x.shape[0], x.shape[1], x.shape[1],
+                                   &out[0, 0], out.shape[1], simd, n_threads)
+        else:
+            nan = qt_pack_rows_u8(&x[0, 0], x.shape[0], x.shape[1], x.shape[1],
+                                  &out[0, 0], out.shape[1], simd, n_threads)
     return nan
-
-
-def pack_rows_f64(const double[:, ::1] x, uint64_t[:, ::1] out, int level, int n_threads=1):
-    """Pack the sign bits of each row of ``x`` (IN) into ``out`` (OUT); return the NaN count."""
-    cdef size_t nan
-    cdef int simd = level >= QT_LEVEL_AVX2 and qt_cpu_has(QT_LEVEL_AVX2)
-    if x.shape[0] == 0:
-        return 0
-    with nogil:
-        nan = qt_pack_rows_f64(&x[0, 0], x.shape[0], x.shape[1], x.shape[1],
-                               &out[0, 0], out.shape[1], simd, n_threads)
-    return nan
-
-
-def pack_rows_u8(const uint8_t[:, ::1] x, uint64_t[:, ::1] out, int level, int n_threads=1):
-    """Pack the non-zero bytes of each row of ``x`` (IN) into ``out`` (OUT)."""
-    cdef int simd = level >= QT_LEVEL_AVX2 and qt_cpu_has(QT_LEVEL_AVX2)
-    if x.shape[0] == 0:
-        return 0
-    with nogil:
-        qt_pack_rows_u8(&x[0, 0], x.shape[0], x.shape[1], x.shape[1],
-                        &out[0, 0], out.shape[1], simd, n_threads)
-    return 0
 
 
 def xnor_gemm(const uint64_t[:, ::1] a, const uint64_t[:, ::1] b, size_t nw, int32_t kbits,

@@ -197,19 +197,18 @@ def pack_bits(x, axis=-1, n_threads=None):
     batch, k = x.shape[:-1], x.shape[-1]
     if x.dtype.kind == "b":
         flat = x.view(np.uint8)
-        kernel = _bitops.pack_rows_u8
     elif x.dtype == np.float64:
-        flat, kernel = x, _bitops.pack_rows_f64
+        flat = x
     elif x.dtype.kind == "f":
-        flat, kernel = x.astype(np.float32, copy=False), _bitops.pack_rows_f32
+        flat = x.astype(np.float32, copy=False)
     else:  # integers: the sign decides
-        flat, kernel = (x >= 0).view(np.uint8), _bitops.pack_rows_u8
+        flat = (x >= 0).view(np.uint8)
     rows = int(np.prod(batch, dtype=np.int64))
     flat = np.ascontiguousarray(flat.reshape(rows, k))
     words = np.empty((rows, _stride(k)), dtype=np.uint64)
     if k == 0:
         words[...] = 0
-    elif kernel(flat, words, _level_id(), threads):
+    elif _bitops.pack_rows(flat, words, _level_id(), threads):
         raise ValueError("x contains NaN, which has no sign to pack")
     return PackedBits._trusted(words.reshape(batch + (words.shape[-1],)), k)
 
