@@ -69,7 +69,8 @@ class ProductQuantizer(TransformerMixin, BaseEstimator):
     codebook_ : ndarray of shape (M, K, d_sub)
         One codebook per subspace, float32 for float32 data, else float64.
     inertia_ : float
-        Squared error of the training data after encoding.
+        Weighted squared error of the training data (sum of the subspace
+        k-means inertias, each with the final assignment).
     n_iter_ : int
         Largest number of Lloyd iterations over the subspaces.
     n_features_in_ : int
@@ -166,18 +167,17 @@ class ProductQuantizer(TransformerMixin, BaseEstimator):
         seeds = rng.integers(0, 2**31 - 1, size=M)
         books = np.empty((M, self.n_clusters, ds), dtype=X.dtype)
         n_iter = 0
+        inertia = 0.0
         for m in range(M):
             sub = np.ascontiguousarray(X[:, m * ds:(m + 1) * ds])
             start = init if isinstance(init, str) else init[m]
-            books[m], _, it = fit_kmeans(sub, self.n_clusters, start, self.max_iter, self.tol,
-                                         int(seeds[m]), sample_weight)
+            books[m], err, it = fit_kmeans(sub, self.n_clusters, start, self.max_iter, self.tol,
+                                           int(seeds[m]), sample_weight)
             n_iter = max(n_iter, it)
+            inertia += err   # the subspaces are orthogonal: their errors add up
         self.codebook_ = books
         self.n_iter_ = n_iter
-        codes = self._encode(X)
-        err = ((X - self._decode(codes)) ** 2).sum(axis=1)
-        sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float)
-        self.inertia_ = float(np.dot(sw, err))
+        self.inertia_ = inertia
         return self
 
     def _encode(self, X):
