@@ -3,7 +3,7 @@
 Package metadata lives in ``pyproject.toml``. Each extension is one Cython
 module; C kernels are ``#include``d by the module that uses them, so every
 kernel file is compiled at the baseline ISA and selects its SIMD path at run
-time (no ``-march=native``). OpenMP is used where the compiler supports it;
+time (never tuned to the build machine's own CPU). OpenMP is used where the compiler supports it;
 otherwise the extensions are built serial, with a warning.
 
 Set ``QTOOLKIT_DEBUG=1`` to build with bounds checking and assertions.
