@@ -28,6 +28,13 @@ def _cb(values, w, xp):
     return xp.asarray([float(v) for v in values], dtype=w.dtype, device=_device(w))
 
 
+def _dorefa_grid(n, w, xp, signed):
+    """The DoReFa levels i/n (or 2 i/n - 1), computed with the same operations, in the same
+    dtype, as the forward map, so that decoding gives back its values bit for bit."""
+    g = xp.arange(n + 1, dtype=w.dtype, device=_device(w)) / float(n)
+    return 2 * g - 1 if signed else g
+
+
 def _codes_int(x, xp, dtype=None):
     return xp.astype(x, xp.int8 if dtype is None else dtype)
 
@@ -79,9 +86,8 @@ def _encode_dorefa(w, params, rng):
                               scheme="dorefa")
     n = 2 ** bits - 1
     codes = xp.astype(xp.round((v + 1) * (n / 2)), xp.int32 if bits > 7 else xp.int8)
-    grid = [2.0 * i / n - 1.0 for i in range(n + 1)]
-    return QuantizedArray(codes=codes, scale=None, codebook=_cb(grid, w, xp), bits=bits,
-                          dtype=_dtname(w), scheme="dorefa")
+    return QuantizedArray(codes=codes, scale=None, codebook=_dorefa_grid(n, w, xp, True),
+                          bits=bits, dtype=_dtname(w), scheme="dorefa")
 
 
 def _encode_dorefa_activation(x, params, rng):
@@ -90,8 +96,7 @@ def _encode_dorefa_activation(x, params, rng):
     x, xp = _check_weights(x, "x")
     n = 2 ** bits - 1
     codes = xp.astype(xp.round(v * n), xp.int32 if bits > 7 else xp.int8)
-    return QuantizedArray(codes=codes, scale=None, codebook=_cb([i / n for i in range(n + 1)],
-                                                                x, xp),
+    return QuantizedArray(codes=codes, scale=None, codebook=_dorefa_grid(n, x, xp, False),
                           bits=bits, dtype=_dtname(x), scheme="dorefa_activation")
 
 
