@@ -343,9 +343,10 @@ print("calling it is calling ternarize:",
 # one pattern unused) or two 4-bit codes per byte. A symmetric uniform code is signed, so it
 # is shifted by $2^{b-1}$ before packing, and a 3-bit code travels in a 4-bit field. The
 # table checks that unpacking gives back the codes exactly, and how far the decoded tensor
-# is from calling the quantizer directly: the two reach the values by different float32
-# arithmetic (codes times a scale, or a codebook look-up, against the scheme's own formula),
-# so they may differ in the last bit.
+# is from calling the quantizer directly. Decoding takes codes times a scale, or a codebook
+# look-up, instead of the scheme's own formula; the scales and codebooks are computed with
+# the forward map's own float arithmetic, so the two agree to the last bit (the cell checks
+# it).
 
 # %%
 W = rng.standard_normal((256, 512)).astype(np.float32)
@@ -370,6 +371,7 @@ for name, quant, width, offset in cases:
     intact = bool(np.array_equal(back, codes))
     print(f"{name:20s} [{int(codes.min()) - offset:>4d},{int(codes.max()) - offset:>4d}] "
           f"{packed.nbytes:7d} {W.nbytes / packed.nbytes:9.1f}x {str(intact):>12s} {err:18.2g}")
+    assert intact and err == 0.0, name
 
 # %% [markdown]
 # The first eight ternary codes of one row and the two bytes they pack into: code $i$ takes
