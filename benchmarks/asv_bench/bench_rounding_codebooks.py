@@ -1,0 +1,60 @@
+"""asv benchmarks of qtoolkit.rounding and qtoolkit.codebooks: time, and quality (track_*)."""
+import numpy as np
+
+from qtoolkit import codebooks, rounding
+
+
+class Rounding:
+    params = [["uniform4", "ternary_twn", "ternary_optimal", "stochastic_round", "copy"]]
+    param_names = ["method"]
+
+    def setup(self, method):
+        self.w = np.random.default_rng(0).standard_normal(1 << 22, dtype=np.float32)
+
+    def time_rounding(self, method):
+        w = self.w
+        if method == "uniform4":
+            rounding.uniform(w, bits=4)
+        elif method == "ternary_twn":
+            rounding.ternarize(w, method="twn")
+        elif method == "ternary_optimal":
+            rounding.ternarize(w, method="optimal")
+        elif method == "stochastic_round":
+            rounding.stochastic_round(w, step=0.125, rng=0)
+        else:
+            w.copy()
+
+
+class KMeans1D:
+    params = ([16, 256], ["optimal", "lloyd"])
+    param_names = ["n_clusters", "algorithm"]
+    timeout = 300
+
+    def setup(self, n_clusters, algorithm):
+        self.w = np.random.default_rng(0).standard_normal(200_000).astype(np.float32)
+
+    def time_fit(self, n_clusters, algorithm):
+        codebooks.KMeansQuantizer(n_clusters=n_clusters, algorithm=algorithm).fit(self.w)
+
+    def track_inertia(self, n_clusters, algorithm):
+        return float(codebooks.KMeansQuantizer(n_clusters=n_clusters,
+                                               algorithm=algorithm).fit(self.w).inertia_)
+
+    track_inertia.unit = "squared error"
+
+
+class ProductQuantization:
+    timeout = 300
+
+    def setup(self):
+        self.X = np.random.default_rng(0).standard_normal((20_000, 64)).astype(np.float32)
+
+    def time_fit_encode(self):
+        pq = codebooks.ProductQuantizer(n_subspaces=8, n_clusters=64, random_state=0).fit(self.X)
+        pq.transform(self.X)
+
+    def track_reconstruction_error(self):
+        pq = codebooks.ProductQuantizer(n_subspaces=8, n_clusters=64, random_state=0).fit(self.X)
+        return float(((pq.inverse_transform(pq.transform(self.X)) - self.X) ** 2).sum())
+
+    track_reconstruction_error.unit = "squared error"
