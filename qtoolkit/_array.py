@@ -4,6 +4,7 @@ Validation happens once, in the public layer, through the helpers here. Every
 error names the argument, the expected form and what was received.
 """
 import numbers
+import os
 
 import numpy as np
 from array_api_compat import array_namespace, is_numpy_array  # noqa: F401  (re-exported)
@@ -13,6 +14,8 @@ __all__ = [
     "is_numpy_array",
     "check_random_state",
     "check_int",
+    "check_n_threads",
+    "cpu_count",
     "check_bits",
     "check_axis",
     "check_finite",
@@ -61,6 +64,21 @@ def check_int(value, name, *, low=None, high=None, allow_none=False):
         hi = "inf" if high is None else high
         raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
     return value
+
+
+def cpu_count():
+    """Number of CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def check_n_threads(n_threads, name="n_threads", *, default=None):
+    """Validate a thread count: an int >= 1, or None for ``default`` (every usable CPU if None)."""
+    if n_threads is None:
+        return cpu_count() if default is None else default
+    return check_int(n_threads, name, low=1)
 
 
 def check_bits(bits, name="bits", *, low=1, high=32):

@@ -7,12 +7,12 @@ on an AVX-512 machine, and :func:`set_simd_level` / :func:`simd_level` change it
 at run time so that tests can run every level.
 """
 import contextlib
-import numbers
 import os
 import platform
 import sys
 import warnings
 
+from .._array import check_n_threads, cpu_count
 from . import _bitops
 
 __all__ = [
@@ -224,23 +224,10 @@ def show_runtime(file=None):
     lines.append(f"kernel in use: {_state['level']} (best: {usable[-1]}; "
                  f"{_ENV}={env if env else '<unset>'})")
     lines.append(f"OpenMP: {'yes' if _bitops.openmp_enabled() else 'no (serial build)'}; "
-                 f"CPUs usable: {_cpu_count()}")
+                 f"CPUs usable: {cpu_count()}")
     print("\n".join(lines), file=file)
-
-
-def _cpu_count():
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        return os.cpu_count() or 1
 
 
 def _resolve_threads(n_threads, work, threshold):
     """Validate ``n_threads``; for None, one thread below ``threshold`` units of work, else all CPUs."""
-    if n_threads is None:
-        return 1 if work < threshold else _cpu_count()
-    if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral):
-        raise TypeError(f"n_threads must be None or a positive int, got {n_threads!r}")
-    if n_threads < 1:
-        raise ValueError(f"n_threads must be None or >= 1, got {n_threads}")
-    return int(n_threads)
+    return check_n_threads(n_threads, default=1 if work < threshold else None)

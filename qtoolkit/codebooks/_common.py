@@ -4,21 +4,12 @@ Prior validation of the estimator parameters is the caller's job; these
 helpers validate data arrays and turn them into the float64 buffers the
 kernels expect.
 """
-import os
-
 import numpy as np
 from sklearn.utils import check_array
 
-from .._array import check_int, describe
+from .._array import describe
 
 __all__ = []
-
-
-def check_n_threads(n_threads, name="n_threads"):
-    """Return a thread count: ``None`` means every CPU, otherwise an int >= 1."""
-    if n_threads is None:
-        return max(1, os.cpu_count() or 1)
-    return check_int(n_threads, name, low=1)
 
 
 def check_tensor(w, name="X"):

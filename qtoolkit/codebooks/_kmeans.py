@@ -7,7 +7,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._array import check_int, check_random_state, describe
 from . import _kmeans1d
-from ._common import check_codes, check_n_threads, check_tensor, check_weights, code_dtype
+from .._array import check_n_threads
+from ._common import check_codes, check_tensor, check_weights, code_dtype
 
 __all__ = ["KMeansQuantizer", "kmeans_1d"]
 

@@ -8,7 +8,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._array import check_int, check_random_state, describe
 from . import _pq_kernels
-from ._common import check_codes, check_n_threads, code_dtype
+from .._array import check_n_threads
+from ._common import check_codes, code_dtype
 
 __all__ = ["ProductQuantizer"]
 

@@ -1,4 +1,6 @@
 """Binarization: sign with a scale (BinaryConnect, XNOR-Net, loss-aware)."""
+from array_api_compat import is_dask_array
+
 from .._array import check_random_state, describe
 from ._common import (_check_finite_scale_input, _check_weights, _reduce, _sign,
                       _uniform_noise, check_axis)
@@ -33,18 +35,12 @@ def _validate_binarize(w, scale, axis, d):
         if tuple(d.shape) != tuple(w.shape):
             raise ValueError(f"d must have the shape of w {tuple(w.shape)}, got {describe(d)}")
         _check_finite_scale_input(d, xp, "d")
-        if not _lazy(d) and bool(xp.any(d < 0)):
+        if not is_dask_array(d) and bool(xp.any(d < 0)):
             raise ValueError("d must be non-negative (a diagonal curvature estimate)")
         d = xp.astype(d, w.dtype)
     elif d is not None:
         raise ValueError(f"d is used only with scale='loss_aware', got scale={scale!r}")
     return w, xp, axis, d
-
-
-def _lazy(x):
-    from array_api_compat import is_dask_array
-
-    return is_dask_array(x)
 
 
 def binarize(w, scale=None, axis=None, d=None):

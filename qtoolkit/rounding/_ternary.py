@@ -271,7 +271,3 @@ def _twn_numpy(w, delta):
     alpha = np.multiply(out, w).sum() / count if count else 0.0
     out *= alpha
     return out
-
-
-def _is_lazy(x):
-    return is_dask_array(x)
