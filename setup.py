@@ -8,6 +8,7 @@ otherwise the extensions are built serial, with a warning.
 
 Set ``QTOOLKIT_DEBUG=1`` to build with bounds checking and assertions.
 """
+
 import os
 import sys
 import tempfile
@@ -48,8 +49,9 @@ def _compiler_has_openmp(compiler):
             f.write("#include <omp.h>\nint main(void){return omp_get_max_threads() < 1;}\n")
         try:
             objs = compiler.compile([src], output_dir=tmp, extra_postargs=["-fopenmp"])
-            compiler.link_executable(objs, os.path.join(tmp, "omp_probe"),
-                                     extra_postargs=["-fopenmp"])
+            compiler.link_executable(
+                objs, os.path.join(tmp, "omp_probe"), extra_postargs=["-fopenmp"]
+            )
         except Exception:  # any compile or link failure means "no OpenMP"
             return False
     return True
@@ -61,8 +63,10 @@ class BuildExt(build_ext):
     def build_extensions(self):
         openmp = _compiler_has_openmp(self.compiler)
         if not openmp:
-            warnings.warn("the C compiler has no OpenMP: qtoolkit's kernels are built "
-                          "single-threaded (n_threads is then ignored)")
+            warnings.warn(
+                "the C compiler has no OpenMP: qtoolkit's kernels are built "
+                "single-threaded (n_threads is then ignored)"
+            )
         for ext in self.extensions:
             ext.extra_compile_args += ["-O3", "-std=c11", "-fno-strict-aliasing"]
             if DEBUG:
@@ -87,7 +91,6 @@ extensions = [
 ]
 
 setup(
-    ext_modules=cythonize(extensions, compiler_directives=COMPILER_DIRECTIVES,
-                          annotate=False),
+    ext_modules=cythonize(extensions, compiler_directives=COMPILER_DIRECTIVES, annotate=False),
     cmdclass={"build_ext": BuildExt},
 )

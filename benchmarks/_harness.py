@@ -5,6 +5,7 @@ rounds (each round times every method once, in the same order), and reports
 the median time of each method and the median of the per-round ratios, which
 are far more stable than absolute times on a shared machine.
 """
+
 import gc
 import platform
 import statistics

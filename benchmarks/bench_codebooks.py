@@ -20,6 +20,7 @@ assignment, float64), reported relative to qtoolkit's optimum. Times are
 medians over interleaved rounds (each round runs every method once, in the
 same order); speed-ups are medians of per-round ratios.
 """
+
 import argparse
 import os
 import sys
@@ -28,9 +29,9 @@ import tempfile
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import machine_line, markdown_table, median, time_once  # noqa: E402
+from _harness import machine_line, markdown_table, median, time_once
 
-from qtoolkit.codebooks import ProductQuantizer, ResidualQuantizer, kmeans_1d  # noqa: E402
+from qtoolkit.codebooks import ProductQuantizer, ResidualQuantizer, kmeans_1d
 
 
 def digits_weights(n):
@@ -84,8 +85,14 @@ def scalar_methods(x, k, peers, n_cpu):
     if "sklearn" in peers:
         from sklearn.cluster import KMeans
 
-        out.append(("scikit-learn KMeans(n_init=1)", lambda: KMeans(
-            n_clusters=k, n_init=1, random_state=0).fit(x[:, None]).cluster_centers_))
+        out.append(
+            (
+                "scikit-learn KMeans(n_init=1)",
+                lambda: (
+                    KMeans(n_clusters=k, n_init=1, random_state=0).fit(x[:, None]).cluster_centers_
+                ),
+            )
+        )
     if "faiss" in peers:
         import faiss
 
@@ -93,15 +100,22 @@ def scalar_methods(x, k, peers, n_cpu):
             km = faiss.Kmeans(1, k, niter=25, seed=1, verbose=False)
             km.train(np.ascontiguousarray(x[:, None]))
             return km.centroids
+
         out.append(("faiss.Kmeans(niter=25)", run_faiss))
     if "ckmeans" in peers:
         import ckmeans
 
         kc = min(k, 255)
         if kc != k:
-            out.append((f"qtoolkit optimal k={kc} (1 thread)", lambda: kmeans_1d(x, kc, n_threads=1)[0]))
-            out.append((f"qtoolkit optimal k={kc} ({n_cpu} threads)",
-                        lambda: kmeans_1d(x, kc, n_threads=n_cpu)[0]))
+            out.append(
+                (f"qtoolkit optimal k={kc} (1 thread)", lambda: kmeans_1d(x, kc, n_threads=1)[0])
+            )
+            out.append(
+                (
+                    f"qtoolkit optimal k={kc} ({n_cpu} threads)",
+                    lambda: kmeans_1d(x, kc, n_threads=n_cpu)[0],
+                )
+            )
         out.append((f"ckmeans k={kc}", lambda: [c.mean() for c in ckmeans.ckmeans(x64, kc)]))
     if "kmeans1d" in peers:
         import kmeans1d
@@ -135,12 +149,28 @@ def run_scalar(args):
                     base = errors.get("qtoolkit optimal k=255 (1 thread)", opt)
                 rel = errors[name] / base - 1.0
                 speed = median([t / r for t, r in zip(times[name], ref_time)])
-                rows.append([name, f"{median(times[name]):.3f}", f"{errors[name]:.10g}",
-                             f"{rel:+.2e}", f"{speed:.2f}"])
+                rows.append(
+                    [
+                        name,
+                        f"{median(times[name]):.3f}",
+                        f"{errors[name]:.10g}",
+                        f"{rel:+.2e}",
+                        f"{speed:.2f}",
+                    ]
+                )
             print(f"## {data}, n = {x.size}, k = {k}\n")
-            print(markdown_table(["method", "median time (s)", "squared error",
-                                  "error vs optimal", "time / qtoolkit optimal (1 thread)"],
-                                 rows))
+            print(
+                markdown_table(
+                    [
+                        "method",
+                        "median time (s)",
+                        "squared error",
+                        "error vs optimal",
+                        "time / qtoolkit optimal (1 thread)",
+                    ],
+                    rows,
+                )
+            )
             print()
             summary.append((data, k, times, errors))
     print_scalar_targets(summary, n_cpu)
@@ -159,19 +189,25 @@ def print_scalar_targets(summary, n_cpu):
             if "kmeans1d" in times:
                 rel = abs(errors[opt] - errors["kmeans1d"]) / errors["kmeans1d"]
                 sp = _speedup(times, "kmeans1d", opt)
-                lines.append(f"- {data} k={k}: optimal ({label}) vs kmeans1d: error differs by "
-                             f"{rel:.1e} relative (target <= 1e-9: {'met' if rel <= 1e-9 else 'NOT met'}); "
-                             f"{sp:.1f}x faster (target >= 10x: {'met' if sp >= 10 else 'NOT met'})")
+                lines.append(
+                    f"- {data} k={k}: optimal ({label}) vs kmeans1d: error differs by "
+                    f"{rel:.1e} relative (target <= 1e-9: {'met' if rel <= 1e-9 else 'NOT met'}); "
+                    f"{sp:.1f}x faster (target >= 10x: {'met' if sp >= 10 else 'NOT met'})"
+                )
             ck = [name for name in times if name.startswith("ckmeans")]
             if ck and k >= 255:
                 mine = f"qtoolkit optimal k=255 ({label})" if k != 255 else opt
                 sp = _speedup(times, ck[0], mine)
-                lines.append(f"- {data} k=255: optimal ({label}) vs ckmeans: {sp:.2f}x faster "
-                             f"(target >= 2x: {'met' if sp >= 2 else 'NOT met'})")
+                lines.append(
+                    f"- {data} k=255: optimal ({label}) vs ckmeans: {sp:.2f}x faster "
+                    f"(target >= 2x: {'met' if sp >= 2 else 'NOT met'})"
+                )
         lloyd = "qtoolkit lloyd"
         rel = errors[lloyd] / errors["qtoolkit optimal (1 thread)"] - 1
-        line = (f"- {data} k={k}: lloyd error {rel * 100:+.3f}% vs optimal "
-                f"(target <= +0.5%: {'met' if rel <= 0.005 else 'NOT met'})")
+        line = (
+            f"- {data} k={k}: lloyd error {rel * 100:+.3f}% vs optimal "
+            f"(target <= +0.5%: {'met' if rel <= 0.005 else 'NOT met'})"
+        )
         if "scikit-learn KMeans(n_init=1)" in times:
             sp = _speedup(times, "scikit-learn KMeans(n_init=1)", lloyd)
             line += f"; {sp:.0f}x faster than scikit-learn (target >= 20x: {'met' if sp >= 20 else 'NOT met'})"
@@ -189,8 +225,10 @@ def run_pq(args):
     rng = np.random.default_rng(0)
     X = vector_data(args.n, args.d, rng)
     M, K, it = args.m, args.k_vec, 25
-    print(f"# Product quantization: {args.n} x {args.d} float32, M = {M}, K = {K}, "
-          f"{it} iterations, trained and encoded on all points\n# {machine_line()}\n")
+    print(
+        f"# Product quantization: {args.n} x {args.d} float32, M = {M}, K = {K}, "
+        f"{it} iterations, trained and encoded on all points\n# {machine_line()}\n"
+    )
 
     def qt():
         pq = ProductQuantizer(M, K, max_iter=it, tol=0.0, random_state=0).fit(X)
@@ -201,7 +239,7 @@ def run_pq(args):
 
         pq = faiss.ProductQuantizer(args.d, M, int(np.log2(K)))
         pq.cp.niter = it
-        pq.cp.max_points_per_centroid = args.n   # train on every point, like the others
+        pq.cp.max_points_per_centroid = args.n  # train on every point, like the others
         pq.train(X)
         return pq.decode(pq.compute_codes(X))
 
@@ -224,14 +262,18 @@ def run_rq(args):
     rng = np.random.default_rng(0)
     X = vector_data(args.n, args.d, rng)
     S, K = 2, 256
-    print(f"# Residual quantization: {args.n} x {args.d} float32, {S} x {K} codewords\n"
-          f"# {machine_line()}\n")
+    print(
+        f"# Residual quantization: {args.n} x {args.d} float32, {S} x {K} codewords\n"
+        f"# {machine_line()}\n"
+    )
 
     def qt(beam):
         def run():
-            rq = ResidualQuantizer(S, K, beam_size=beam, init=args.rq_init, max_iter=25,
-                                   random_state=0).fit(X)
+            rq = ResidualQuantizer(
+                S, K, beam_size=beam, init=args.rq_init, max_iter=25, random_state=0
+            ).fit(X)
             return rq.inverse_transform(rq.transform(X))
+
         return run
 
     def fa():
@@ -241,8 +283,10 @@ def run_rq(args):
         rq.train(X)
         return rq.decode(rq.compute_codes(X))
 
-    methods = [("qtoolkit ResidualQuantizer beam 1", qt(1)),
-               ("qtoolkit ResidualQuantizer beam 5", qt(5))]
+    methods = [
+        ("qtoolkit ResidualQuantizer beam 1", qt(1)),
+        ("qtoolkit ResidualQuantizer beam 5", qt(5)),
+    ]
     if "faiss" in args.peers:
         methods.append(("faiss.ResidualQuantizer (default beam 5)", fa))
     vector_table(X, methods, args.rounds, "qtoolkit ResidualQuantizer beam 1")
@@ -259,10 +303,20 @@ def vector_table(X, methods, rounds, ref):
     rows = []
     for name, _ in methods:
         sp = median([t / r for t, r in zip(times[name], times[ref])])
-        rows.append([name, f"{median(times[name]):.2f}", f"{errors[name]:.6g}",
-                     f"{errors[name] / errors[ref] - 1:+.2%}", f"{sp:.2f}"])
-    print(markdown_table(["method", "median time (s)", "squared error",
-                          f"error vs {ref}", f"time / {ref}"], rows))
+        rows.append(
+            [
+                name,
+                f"{median(times[name]):.2f}",
+                f"{errors[name]:.6g}",
+                f"{errors[name] / errors[ref] - 1:+.2%}",
+                f"{sp:.2f}",
+            ]
+        )
+    print(
+        markdown_table(
+            ["method", "median time (s)", "squared error", f"error vs {ref}", f"time / {ref}"], rows
+        )
+    )
 
 
 def main(argv=None):
@@ -271,18 +325,27 @@ def main(argv=None):
     s = sub.add_parser("scalar", help="1-D k-means (scalar weight sharing)")
     s.add_argument("--n", type=int, default=1_000_000)
     s.add_argument("--k", type=int, nargs="+", default=[4, 16, 256])
-    s.add_argument("--data", nargs="+", default=["gaussian", "laplace", "digits"],
-                   choices=["gaussian", "laplace", "digits"])
-    s.add_argument("--peers", nargs="*", default=["sklearn", "faiss", "ckmeans", "kmeans1d"],
-                   choices=["sklearn", "faiss", "ckmeans", "kmeans1d"])
+    s.add_argument(
+        "--data",
+        nargs="+",
+        default=["gaussian", "laplace", "digits"],
+        choices=["gaussian", "laplace", "digits"],
+    )
+    s.add_argument(
+        "--peers",
+        nargs="*",
+        default=["sklearn", "faiss", "ckmeans", "kmeans1d"],
+        choices=["sklearn", "faiss", "ckmeans", "kmeans1d"],
+    )
     s.add_argument("--rounds", type=int, default=1)
     for name, n, d in (("pq", 100_000, 128), ("rq", 100_000, 128)):
         v = sub.add_parser(name)
         v.add_argument("--n", type=int, default=n)
         v.add_argument("--d", type=int, default=d)
         v.add_argument("--rounds", type=int, default=1)
-        v.add_argument("--peers", nargs="*", default=["faiss", "nanopq"],
-                       choices=["faiss", "nanopq"])
+        v.add_argument(
+            "--peers", nargs="*", default=["faiss", "nanopq"], choices=["faiss", "nanopq"]
+        )
         if name == "pq":
             v.add_argument("--m", type=int, default=8)
             v.add_argument("--k-vec", type=int, default=256)

@@ -22,6 +22,7 @@ quantize-dequantize, ``Chopf`` fixed point with stochastic rounding,
 rmode=5) are timed in the same rounds when pychop is installed; pychop has
 no ternary quantizer.
 """
+
 import argparse
 import os
 import sys
@@ -29,16 +30,19 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import interleaved, machine_line, markdown_table, median, ratio  # noqa: E402
+from _harness import interleaved, machine_line, markdown_table, median, ratio
 
-from qtoolkit.rounding import stochastic_round, ternarize, uniform  # noqa: E402
+from qtoolkit.rounding import stochastic_round, ternarize, uniform
 
-TARGETS = {"uniform 4-bit": ("copy", 4.0), "stochastic_round": ("copy", 6.0),
-           "ternarize optimal": ("sort |w|", 1.5)}
+TARGETS = {
+    "uniform 4-bit": ("copy", 4.0),
+    "stochastic_round": ("copy", 6.0),
+    "ternarize optimal": ("sort |w|", 1.5),
+}
 
 
 def _methods(x, with_pychop):
-    step = 2.0 ** -4
+    step = 2.0**-4
     methods = [
         ("copy", lambda: x.copy()),
         ("sort |w|", lambda: np.sort(np.abs(x))),
@@ -47,8 +51,12 @@ def _methods(x, with_pychop):
         ("ternarize optimal", lambda: ternarize(x, method="optimal")),
         ("stochastic_round", lambda: stochastic_round(x, step=step, rng=0)),
     ]
-    refs = {"uniform 4-bit": "copy", "ternarize twn": "copy",
-            "ternarize optimal": "sort |w|", "stochastic_round": "copy"}
+    refs = {
+        "uniform 4-bit": "copy",
+        "ternarize twn": "copy",
+        "ternarize optimal": "sort |w|",
+        "stochastic_round": "copy",
+    }
     if with_pychop:
         import pychop
 
@@ -73,6 +81,7 @@ def main(argv=None):
 
         warnings.filterwarnings("ignore", message="Current int type not support")
         import pychop  # noqa: F401
+
         with_pychop = True
     except ImportError:
         with_pychop = False
@@ -101,8 +110,9 @@ def main(argv=None):
 
         peer = f", pychop {version('pychop')}"
     print(f"# {machine_line()}, NumPy {np.__version__}{peer}")
-    print(markdown_table(["method", "median ms", "ratio (median per round)", "target / peer"],
-                         rows))
+    print(
+        markdown_table(["method", "median ms", "ratio (median per round)", "target / peer"], rows)
+    )
     if not with_pychop:
         print("(pychop not installed: pip install pychop, or the 'bench' extra)")
 

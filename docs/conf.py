@@ -8,6 +8,7 @@ the gallery page from the figures it makes. Build with::
 
     sphinx-build -W -b html docs docs/_build/html
 """
+
 import os
 import pathlib
 import shutil
@@ -69,9 +70,11 @@ def write_api_pages():
         module = getattr(qtoolkit, sub)
         names = "\n".join(f"   {name}" for name in sorted(module.__all__))
         title = f"qtoolkit.{sub}"
-        text = (f"{title}\n{'=' * len(title)}\n\n.. automodule:: qtoolkit.{sub}\n   :no-members:\n\n"
-                f".. currentmodule:: qtoolkit.{sub}\n\n.. autosummary::\n   :toctree: generated/\n\n"
-                f"{names}\n")
+        text = (
+            f"{title}\n{'=' * len(title)}\n\n.. automodule:: qtoolkit.{sub}\n   :no-members:\n\n"
+            f".. currentmodule:: qtoolkit.{sub}\n\n.. autosummary::\n   :toctree: generated/\n\n"
+            f"{names}\n"
+        )
         path = api / f"{sub}.rst"
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
@@ -91,13 +94,19 @@ def write_gallery():
     """Run `qtoolkit reproduce --quick` and show every figure it makes."""
     out = HERE / "_static" / "reproduce"
     if not (out / "figures.done").exists():
-        subprocess.run([sys.executable, "-m", "qtoolkit", "reproduce", "--quick", "--out", str(out)],
-                       check=True)
+        subprocess.run(
+            [sys.executable, "-m", "qtoolkit", "reproduce", "--quick", "--out", str(out)],
+            check=True,
+        )
         (out / "figures.done").write_text("ok\n")
-    lines = ["# Gallery of theory figures", "",
-             "Every figure below is made by `qtoolkit reproduce` (here with `--quick`, fewer "
-             "Monte Carlo samples); `qtoolkit reproduce --out DIR` makes the full-size versions "
-             "and the table of theory against measurement.", ""]
+    lines = [
+        "# Gallery of theory figures",
+        "",
+        "Every figure below is made by `qtoolkit reproduce` (here with `--quick`, fewer "
+        "Monte Carlo samples); `qtoolkit reproduce --out DIR` makes the full-size versions "
+        "and the table of theory against measurement.",
+        "",
+    ]
     for png in sorted(out.rglob("*.png")):
         rel = png.relative_to(HERE).as_posix()
         name = png.stem.replace("_", " ")

@@ -32,10 +32,24 @@ import numpy as np
 from scipy import integrate, optimize, stats
 
 from qtoolkit.bitops import pack_codes, unpack_codes
-from qtoolkit.rounding import (approx_sign_gradient, available_quantizers, binarize,
-                               clipped_straight_through, decode, dorefa_weights, encode,
-                               fixed_point, get, inq_codebook, power_of_two, stochastic_round,
-                               straight_through, swish_sign_gradient, ternarize, uniform)
+from qtoolkit.rounding import (
+    approx_sign_gradient,
+    available_quantizers,
+    binarize,
+    clipped_straight_through,
+    decode,
+    dorefa_weights,
+    encode,
+    fixed_point,
+    get,
+    inq_codebook,
+    power_of_two,
+    stochastic_round,
+    straight_through,
+    swish_sign_gradient,
+    ternarize,
+    uniform,
+)
 
 rng = np.random.default_rng(0)
 
@@ -116,20 +130,25 @@ print("INQ 4-bit codebook of w:", inq_codebook(w, bits=4))
 # problem exactly on the sample, and TWN's rule of thumb $\Delta = 0.7\,\mathbb{E}|w|$ was
 # derived as an approximation of it.
 
+
 # %%
 def ternary_gain(delta):
     p = 2 * stats.norm.sf(delta)
-    alpha = 2 * stats.norm.pdf(delta) / p      # E[|w| | |w| > delta]
+    alpha = 2 * stats.norm.pdf(delta) / p  # E[|w| | |w| > delta]
     return p * alpha**2
 
 
 res = optimize.minimize_scalar(lambda d: -ternary_gain(d), bounds=(0.0, 3.0), method="bounded")
 delta_star = res.x
-print(f"binary XNOR:     MSE theory {1 - 2 / np.pi:.4f}   measured "
-      f"{np.mean((binarize(w, scale='mean') - w) ** 2):.4f}")
-print(f"ternary optimum: Delta* theory {delta_star:.4f} (TWN's 0.7 E|w| = "
-      f"{0.7 * np.sqrt(2 / np.pi):.4f}),  MSE theory {1 - ternary_gain(delta_star):.4f}   "
-      f"measured {np.mean((ternarize(w, method='optimal') - w) ** 2):.4f}")
+print(
+    f"binary XNOR:     MSE theory {1 - 2 / np.pi:.4f}   measured "
+    f"{np.mean((binarize(w, scale='mean') - w) ** 2):.4f}"
+)
+print(
+    f"ternary optimum: Delta* theory {delta_star:.4f} (TWN's 0.7 E|w| = "
+    f"{0.7 * np.sqrt(2 / np.pi):.4f}),  MSE theory {1 - ternary_gain(delta_star):.4f}   "
+    f"measured {np.mean((ternarize(w, method='optimal') - w) ** 2):.4f}"
+)
 
 # %% [markdown]
 # ## Error against bits
@@ -187,11 +206,15 @@ plt.show()
 
 for dist, x in data.items():
     mm = table[dist, "uniform, min-max"]
-    print(f"{dist:8s} min-max slope 7->8 bits {mm[-1] - mm[-2]:.2f} dB/bit (theory 6.02); "
-          f"MSE range gains {table[dist, 'uniform, MSE range'][0] - mm[0]:.2f} dB at 2 bits")
+    print(
+        f"{dist:8s} min-max slope 7->8 bits {mm[-1] - mm[-2]:.2f} dB/bit (theory 6.02); "
+        f"MSE range gains {table[dist, 'uniform, MSE range'][0] - mm[0]:.2f} dB at 2 bits"
+    )
 lap = data["Laplace"]
-print(f"Laplace XNOR binarization: MSE {np.mean((binarize(lap, scale='mean') - lap) ** 2):.4f} "
-      f"(theory 0.5)")
+print(
+    f"Laplace XNOR binarization: MSE {np.mean((binarize(lap, scale='mean') - lap) ** 2):.4f} "
+    f"(theory 0.5)"
+)
 
 # %% [markdown]
 # ## Stochastic against deterministic rounding
@@ -228,10 +251,14 @@ axes[1].plot(x, theory_var, "k--", lw=1, label="(x - lo)(hi - x)")
 axes[1].set_xlabel("x")
 axes[1].legend(fontsize=8)
 plt.show()
-print(f"max |mean - x| over the 200 points: stochastic {np.abs(mean - x).max():.4f}, "
-      f"nearest {np.abs(nearest - x).max():.4f} (half a step: {step / 2})")
-print(f"max |measured - theoretical variance|: {np.abs(var - theory_var).max():.5f} "
-      f"(the largest variance is step^2/4 = {step**2 / 4})")
+print(
+    f"max |mean - x| over the 200 points: stochastic {np.abs(mean - x).max():.4f}, "
+    f"nearest {np.abs(nearest - x).max():.4f} (half a step: {step / 2})"
+)
+print(
+    f"max |measured - theoretical variance|: {np.abs(var - theory_var).max():.5f} "
+    f"(the largest variance is step^2/4 = {step**2 / 4})"
+)
 
 # %% [markdown]
 # The average of $N$ independent stochastic roundings of one value converges to it at the
@@ -242,7 +269,7 @@ print(f"max |measured - theoretical variance|: {np.abs(var - theory_var).max():.
 # rounding.
 
 # %%
-x0 = np.pi / 10       # irrational, so no average of draws hits it exactly
+x0 = np.pi / 10  # irrational, so no average of draws hits it exactly
 samples = stochastic_round(np.full(100_000, x0), step=1.0, rng=2)
 N = np.unique(np.logspace(0, 5, 30).astype(int))
 running = np.cumsum(samples)[N - 1] / N
@@ -259,8 +286,7 @@ trace = {k: [] for k in acc}
 gen = np.random.default_rng(3)
 for _ in range(1000):
     for mode in acc:
-        acc[mode] = fixed_point(acc[mode] + 0.01, int_bits=5, frac_bits=4, rounding=mode,
-                                rng=gen)
+        acc[mode] = fixed_point(acc[mode] + 0.01, int_bits=5, frac_bits=4, rounding=mode, rng=gen)
         trace[mode].append(acc[mode].mean())
 for mode in acc:
     axes[1].plot(trace[mode], label=f"rounding={mode!r}")
@@ -269,8 +295,10 @@ axes[1].set_xlabel("number of +0.01 updates")
 axes[1].set_ylabel("mean over 1000 accumulators")
 axes[1].legend(fontsize=8)
 plt.show()
-print(f"after 1000 updates of 0.01 in Q5.4: nearest {trace['half_even'][-1]:.3f}, "
-      f"stochastic {trace['stochastic'][-1]:.3f} (exact 10)")
+print(
+    f"after 1000 updates of 0.01 in Q5.4: nearest {trace['half_even'][-1]:.3f}, "
+    f"stochastic {trace['stochastic'][-1]:.3f} (exact 10)"
+)
 
 # %% [markdown]
 # ## Pseudo-gradients
@@ -330,8 +358,12 @@ q3 = get("ternary", method="optimal")
 config = json.dumps(q3.get_config())
 print(config)
 print("rebuilt from JSON equals the original:", get(json.loads(config)) == q3)
-print("calling it is calling ternarize:",
-      np.array_equal(q3(w), ternarize(w, method="optimal")), "  bits per code:", q3.n_bits)
+print(
+    "calling it is calling ternarize:",
+    np.array_equal(q3(w), ternarize(w, method="optimal")),
+    "  bits per code:",
+    q3.n_bits,
+)
 
 # %% [markdown]
 # ## From real values to integer codes to bytes
@@ -358,19 +390,24 @@ cases = [
     ("uniform 8-bit sym.", get("uniform", bits=8), 8, 128),
     ("DoReFa 3-bit", get("dorefa", bits=3), 4, 0),
 ]
-print(f"{'scheme':20s} {'codes':>11s} {'bytes':>7s} {'vs float32':>10s} {'codes intact':>12s} "
-      f"{'max|decode - q(W)|':>18s}")
+print(
+    f"{'scheme':20s} {'codes':>11s} {'bytes':>7s} {'vs float32':>10s} {'codes intact':>12s} "
+    f"{'max|decode - q(W)|':>18s}"
+)
 for name, quant, width, offset in cases:
     enc = quant.encode(W)
     codes = np.asarray(enc.codes).astype(np.int64).ravel() + offset
     packed = pack_codes(codes, bits=width)
     back = unpack_codes(packed, bits=width, count=codes.size).astype(np.int64)
-    restored = dataclasses.replace(enc, codes=(back - offset).reshape(W.shape).astype(
-        enc.codes.dtype))
+    restored = dataclasses.replace(
+        enc, codes=(back - offset).reshape(W.shape).astype(enc.codes.dtype)
+    )
     err = float(np.abs(decode(restored) - quant(W)).max())
     intact = bool(np.array_equal(back, codes))
-    print(f"{name:20s} [{int(codes.min()) - offset:>4d},{int(codes.max()) - offset:>4d}] "
-          f"{packed.nbytes:7d} {W.nbytes / packed.nbytes:9.1f}x {str(intact):>12s} {err:18.2g}")
+    print(
+        f"{name:20s} [{int(codes.min()) - offset:>4d},{int(codes.max()) - offset:>4d}] "
+        f"{packed.nbytes:7d} {W.nbytes / packed.nbytes:9.1f}x {intact!s:>12s} {err:18.2g}"
+    )
     assert intact and err == 0.0, name
 
 # %% [markdown]
@@ -398,9 +435,13 @@ try:
 
     a = xps.asarray(w32)
     out = ternarize(a, method="optimal")
-    print("array_api_strict:", type(out).__module__, out.dtype,
-          "equal to NumPy:",
-          np.array_equal(np.from_dlpack(out), ternarize(w32, method="optimal")))
+    print(
+        "array_api_strict:",
+        type(out).__module__,
+        out.dtype,
+        "equal to NumPy:",
+        np.array_equal(np.from_dlpack(out), ternarize(w32, method="optimal")),
+    )
 except ImportError:
     print("array_api_strict is not installed")
 
@@ -410,8 +451,15 @@ try:
     tt = torch.from_numpy(w32)
     out = uniform(tt, bits=4)
     enc = encode(tt, bits=4)
-    print("torch:", type(out).__name__, out.dtype, "codes:", enc.codes.dtype,
-          "equal to NumPy:", np.array_equal(out.numpy(), uniform(w32, bits=4)))
+    print(
+        "torch:",
+        type(out).__name__,
+        out.dtype,
+        "codes:",
+        enc.codes.dtype,
+        "equal to NumPy:",
+        np.array_equal(out.numpy(), uniform(w32, bits=4)),
+    )
 except ImportError:
     print("torch is not installed")
 

@@ -42,13 +42,23 @@ from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
-from qtoolkit.codebooks import (EntropyConstrainedQuantizer, KMeansQuantizer, ProductQuantizer,
-                                ResidualQuantizer, bits_per_weight, deep_compression_ratio,
-                                entropy_coded_bits, hessian_weighted_kmeans, kmeans_1d,
-                                pq_compression_ratio, rq_compression_ratio)
+from qtoolkit.codebooks import (
+    EntropyConstrainedQuantizer,
+    KMeansQuantizer,
+    ProductQuantizer,
+    ResidualQuantizer,
+    bits_per_weight,
+    deep_compression_ratio,
+    entropy_coded_bits,
+    hessian_weighted_kmeans,
+    kmeans_1d,
+    pq_compression_ratio,
+    rq_compression_ratio,
+)
 
 try:  # one BLAS / OpenMP thread: on a small shared machine this is the fastest setting
     from threadpoolctl import threadpool_limits
+
     threadpool_limits(1)
 except ImportError:
     pass
@@ -63,8 +73,7 @@ except ImportError:
 
 # %%
 X, y = load_digits(return_X_y=True)
-X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0,
-                                                    stratify=y)
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
 scaler = StandardScaler().fit(X_train)
 X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
 
@@ -72,8 +81,10 @@ t0 = time.perf_counter()
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", ConvergenceWarning)
     net = MLPClassifier((256,), alpha=1e-3, max_iter=80, random_state=0).fit(X_train, y_train)
-print(f"trained in {time.perf_counter() - t0:.1f} s on {len(X_train)} digits, "
-      f"{len(X_test)} held out for testing")
+print(
+    f"trained in {time.perf_counter() - t0:.1f} s on {len(X_train)} digits, "
+    f"{len(X_test)} held out for testing"
+)
 W1, W2 = net.coefs_
 b1, b2 = net.intercepts_
 
@@ -99,8 +110,10 @@ def cross_entropy(W1, W2, X=X_test, y=y_test):
 
 n_weights = W1.size + W2.size
 print(f"{n_weights} weights ({W1.size} in W1, {W2.size} in W2)")
-print(f"test accuracy {accuracy(W1, W2):.4f} (scikit-learn says {net.score(X_test, y_test):.4f}),"
-      f" test cross-entropy {cross_entropy(W1, W2):.4f}")
+print(
+    f"test accuracy {accuracy(W1, W2):.4f} (scikit-learn says {net.score(X_test, y_test):.4f}),"
+    f" test cross-entropy {cross_entropy(W1, W2):.4f}"
+)
 
 # %% [markdown]
 # ## Weight sharing, and the initialisation of Lloyd's algorithm
@@ -147,13 +160,17 @@ excess = {init: [] for init in inits}
 print(f"{'k':>3} {'init':>10} {'excess SSE %':>13} {'iterations':>11} {'accuracy':>9}")
 for k in ks:
     cb, sse_opt, _ = optimal[k]
-    print(f"{k:3d} {'optimal':>10} {0.0:13.2f} {'-':>11} "
-          f"{accuracy(KMeansQuantizer(k, n_threads=1).fit(W1).quantize(W1), W2):9.4f}")
+    print(
+        f"{k:3d} {'optimal':>10} {0.0:13.2f} {'-':>11} "
+        f"{accuracy(KMeansQuantizer(k, n_threads=1).fit(W1).quantize(W1), W2):9.4f}"
+    )
     for init in inits:
         q = KMeansQuantizer(k, algorithm="lloyd", init=init, random_state=0, n_threads=1).fit(W1)
         excess[init].append(100 * (q.inertia_ / sse_opt - 1))
-        print(f"{k:3d} {init:>10} {excess[init][-1]:13.2f} {q.n_iter_:11d} "
-              f"{accuracy(q.quantize(W1), W2):9.4f}")
+        print(
+            f"{k:3d} {init:>10} {excess[init][-1]:13.2f} {q.n_iter_:11d} "
+            f"{accuracy(q.quantize(W1), W2):9.4f}"
+        )
 
 fig, ax = plt.subplots(figsize=(6, 3.6))
 for init in inits:
@@ -194,10 +211,12 @@ def best_time(fn, repeat=3):
 methods = {
     "optimal (DP)": lambda k: kmeans_1d(w_all, k, n_threads=1)[1],
     "Lloyd, histogram start": lambda k: kmeans_1d(w_all, k, algorithm="lloyd", n_threads=1)[1],
-    "Lloyd, linear start": lambda k: kmeans_1d(w_all, k, algorithm="lloyd", init="linear",
-                                               n_threads=1)[1],
-    "sklearn KMeans": lambda k: KMeans(k, n_init=1, random_state=0).fit(
-        w_all.reshape(-1, 1)).inertia_,
+    "Lloyd, linear start": lambda k: kmeans_1d(
+        w_all, k, algorithm="lloyd", init="linear", n_threads=1
+    )[1],
+    "sklearn KMeans": lambda k: (
+        KMeans(k, n_init=1, random_state=0).fit(w_all.reshape(-1, 1)).inertia_
+    ),
 }
 ks_time = [4, 16, 64, 256]
 sse = {m: [] for m in methods}
@@ -209,14 +228,17 @@ for k in ks_time:
         seconds[m].append(t)
 print(f"{'k':>4} " + " ".join(f"{m:>24}" for m in methods))
 for i, k in enumerate(ks_time):
-    cells = [f"{100 * (sse[m][i] / sse['optimal (DP)'][i] - 1):+7.2f}% {1e3 * seconds[m][i]:8.1f} ms"
-             for m in methods]
+    cells = [
+        f"{100 * (sse[m][i] / sse['optimal (DP)'][i] - 1):+7.2f}% {1e3 * seconds[m][i]:8.1f} ms"
+        for m in methods
+    ]
     print(f"{k:4d} " + " ".join(f"{c:>24}" for c in cells))
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
 for m in methods:
-    ax1.plot(ks_time, [100 * (s / o - 1) for s, o in zip(sse[m], sse["optimal (DP)"])], "o-",
-             label=m)
+    ax1.plot(
+        ks_time, [100 * (s / o - 1) for s, o in zip(sse[m], sse["optimal (DP)"])], "o-", label=m
+    )
     ax2.plot(ks_time, 1e3 * np.array(seconds[m]), "o-", label=m)
 for ax in (ax1, ax2):
     ax.set_xscale("log", base=2)
@@ -260,9 +282,9 @@ plt.show()
 # %%
 a, h, p = forward(W1, W2, X_train)
 N = len(X_train)
-H2 = (h ** 2).T @ (p * (1 - p)) / N
-spread = p @ (W2 ** 2).T - (p @ W2.T) ** 2
-H1 = (X_train ** 2).T @ ((a > 0) * spread) / N
+H2 = (h**2).T @ (p * (1 - p)) / N
+spread = p @ (W2**2).T - (p @ W2.T) ** 2
+H1 = (X_train**2).T @ ((a > 0) * spread) / N
 L0 = cross_entropy(W1, W2, X_train, y_train)
 
 # check a few entries against a central second difference of the training loss
@@ -275,14 +297,20 @@ for _ in range(3):
         i, j = rng.integers(W1.shape[0]), rng.integers(W1.shape[1])
     E = np.zeros_like(W1)
     E[i, j] = step
-    fd = (cross_entropy(W1 + E, W2, X_train, y_train) + cross_entropy(W1 - E, W2, X_train, y_train)
-          - 2 * L0) / step ** 2
+    fd = (
+        cross_entropy(W1 + E, W2, X_train, y_train)
+        + cross_entropy(W1 - E, W2, X_train, y_train)
+        - 2 * L0
+    ) / step**2
     print(f"W1[{i:2d},{j:3d}]    {H1[i, j]:13.4e} {fd:18.4e}")
     i, j = rng.integers(W2.shape[0]), rng.integers(W2.shape[1])
     E = np.zeros_like(W2)
     E[i, j] = step
-    fd = (cross_entropy(W1, W2 + E, X_train, y_train) + cross_entropy(W1, W2 - E, X_train, y_train)
-          - 2 * L0) / step ** 2
+    fd = (
+        cross_entropy(W1, W2 + E, X_train, y_train)
+        + cross_entropy(W1, W2 - E, X_train, y_train)
+        - 2 * L0
+    ) / step**2
     print(f"W2[{i:3d},{j}]    {H2[i, j]:13.4e} {fd:18.4e}")
 
 # %% [markdown]
@@ -322,11 +350,13 @@ ks_h = [2, 3, 4, 6, 8, 16]
 rows = {"plain": [], "Hessian-weighted": []}
 print(f"{'k':>3} {'k-means':>17} {'proxy':>10} {'train loss +':>13} {'test acc':>9}")
 for k in ks_h:
-    fitted = {"plain": KMeansQuantizer(k, n_threads=1).fit(w_all),
-              "Hessian-weighted": hessian_weighted_kmeans(w_all, k, hessian=hh, n_threads=1)}
+    fitted = {
+        "plain": KMeansQuantizer(k, n_threads=1).fit(w_all),
+        "Hessian-weighted": hessian_weighted_kmeans(w_all, k, hessian=hh, n_threads=1),
+    }
     for name, q in fitted.items():
         wq = q.quantize(w_all)
-        q1, q2 = wq[:W1.size].reshape(W1.shape), wq[W1.size:].reshape(W2.shape)
+        q1, q2 = wq[: W1.size].reshape(W1.shape), wq[W1.size :].reshape(W2.shape)
         proxy = 0.5 * float(np.sum(hh * (w_all - wq) ** 2))
         dl = cross_entropy(q1, q2, X_train, y_train) - L0
         rows[name].append((proxy, dl, accuracy(q1, q2)))
@@ -388,14 +418,24 @@ def record(family, label, ratio, W1q):
 
 for s, k in [(1, 4), (1, 16), (1, 64), (2, 16), (4, 16), (8, 4)]:
     pq = ProductQuantizer(n_subspaces=s, n_clusters=k, random_state=0, n_threads=1).fit(B)
-    record("product quantization", f"s={s}, k={k}", pq_compression_ratio(B.shape, s, k),
-           w1_from_blocks(pq.inverse_transform(pq.transform(B))))
+    record(
+        "product quantization",
+        f"s={s}, k={k}",
+        pq_compression_ratio(B.shape, s, k),
+        w1_from_blocks(pq.inverse_transform(pq.transform(B))),
+    )
 for t, k in [(1, 16), (2, 16), (3, 16), (4, 16), (2, 64)]:
     rq = ResidualQuantizer(n_stages=t, n_clusters=k, random_state=0).fit(B)
-    record("residual quantization", f"t={t}, k={k}", rq_compression_ratio(B.shape, t, k),
-           w1_from_blocks(rq.inverse_transform(rq.transform(B))))
-print("RQ training error after each stage (t=4, k=16):", np.round(
-    ResidualQuantizer(n_stages=4, n_clusters=16, random_state=0).fit(B).stage_inertia_, 4))
+    record(
+        "residual quantization",
+        f"t={t}, k={k}",
+        rq_compression_ratio(B.shape, t, k),
+        w1_from_blocks(rq.inverse_transform(rq.transform(B))),
+    )
+print(
+    "RQ training error after each stage (t=4, k=16):",
+    np.round(ResidualQuantizer(n_stages=4, n_clusters=16, random_state=0).fit(B).stage_inertia_, 4),
+)
 
 # %% [markdown]
 # ## Accuracy against bits per weight
@@ -422,20 +462,27 @@ for k in [2, 3, 4, 8, 16]:
     record("scalar k-means", f"k={k}", deep_compression_ratio(n1, k), plain.quantize(W1))
     assert np.isclose(32 / deep_compression_ratio(n1, k), bits_per_weight(n1, k))
     weighted = hessian_weighted_kmeans(W1, k, hessian=H1, n_threads=1)
-    record("Hessian-weighted k-means", f"k={k}", deep_compression_ratio(n1, k),
-           weighted.quantize(W1))
+    record(
+        "Hessian-weighted k-means", f"k={k}", deep_compression_ratio(n1, k), weighted.quantize(W1)
+    )
     huff = entropy_coded_bits(plain.transform(W1), k)
     record("k-means + Huffman", f"k={k}", 32 * n1 / huff, plain.quantize(W1))
 var = float(W1.var())
 for lam in [0.5, 0.2, 0.05, 0.01]:
     ecsq = EntropyConstrainedQuantizer(n_clusters=16, lam=lam * var).fit(W1)
     codes = ecsq.transform(W1)
-    record("ECSQ", f"lam={lam}*var", 32 * n1 / entropy_coded_bits(codes, len(ecsq.codebook_)),
-           ecsq.inverse_transform(codes).reshape(W1.shape))
+    record(
+        "ECSQ",
+        f"lam={lam}*var",
+        32 * n1 / entropy_coded_bits(codes, len(ecsq.codebook_)),
+        ecsq.inverse_transform(codes).reshape(W1.shape),
+    )
 
 print(f"float: accuracy {accuracy(W1, W2):.4f}, cross-entropy {cross_entropy(W1, W2):.4f}")
-print(f"{'family':>26} {'setting':>12} {'bits/weight':>12} {'ratio':>7} {'accuracy':>9} "
-      f"{'cross-ent.':>10}")
+print(
+    f"{'family':>26} {'setting':>12} {'bits/weight':>12} {'ratio':>7} {'accuracy':>9} "
+    f"{'cross-ent.':>10}"
+)
 for fam, label, bpw, acc, ce in sorted(results, key=lambda r: (r[0], r[2])):
     print(f"{fam:>26} {label:>12} {bpw:12.3f} {32 / bpw:7.1f} {acc:9.4f} {ce:10.4f}")
 

@@ -39,18 +39,34 @@ from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 
-from qtoolkit.analysis import (angle, angle_experiment, angle_preservation, arcsine_experiment,
-                               arcsine_law, cosine, dot_product_experiment,
-                               dot_product_proportionality, expected_angle, expected_cosine,
-                               expected_dot_product_fit, lloyd_max, pairwise_angle_preservation,
-                               plot_angle_histograms, plot_angle_vs_dimension, plot_arcsine_law,
-                               plot_cosine_vs_bits, plot_dot_product, plot_rotation,
-                               rotation_experiment, sign_cosine_gaussian)
+from qtoolkit.analysis import (
+    angle,
+    angle_experiment,
+    angle_preservation,
+    arcsine_experiment,
+    arcsine_law,
+    cosine,
+    dot_product_experiment,
+    dot_product_proportionality,
+    expected_angle,
+    expected_cosine,
+    lloyd_max,
+    pairwise_angle_preservation,
+    plot_angle_histograms,
+    plot_angle_vs_dimension,
+    plot_arcsine_law,
+    plot_cosine_vs_bits,
+    plot_dot_product,
+    plot_rotation,
+    rotation_experiment,
+    sign_cosine_gaussian,
+)
 from qtoolkit.codebooks import KMeansQuantizer
 from qtoolkit.rounding import binarize, power_of_two, ternarize, uniform
 
 try:  # one BLAS thread: on a small shared machine this is the fastest setting
     from threadpoolctl import threadpool_limits
+
     threadpool_limits(1)
 except ImportError:
     pass
@@ -79,17 +95,22 @@ res = angle_experiment(np.sign, dims=dims, n_trials=500, vectorized=True, rng=rn
 print(f"limit arccos(sqrt(2/pi)) = {deg(math.acos(sign_cosine_gaussian())):.3f} deg")
 print(f"{'d':>5} {'mean (MC)':>10} {'mean (theory)':>14} {'sd (MC)':>8} {'sd (theory)':>12}")
 for k, d in enumerate(res.dims):
-    print(f"{d:5d} {deg(res.mean[k]):10.3f} {deg(res.theory_mean[k]):14.3f} "
-          f"{deg(res.std[k]):8.3f} {deg(res.theory_std[k]):12.3f}")
+    print(
+        f"{d:5d} {deg(res.mean[k]):10.3f} {deg(res.theory_mean[k]):14.3f} "
+        f"{deg(res.std[k]):8.3f} {deg(res.theory_std[k]):12.3f}"
+    )
 
 # two independent random vectors, for comparison
 x, z = rng.standard_normal((2, 500, 4096))
-print(f"angle between two independent vectors, d = 4096: "
-      f"{deg(angle(x, z)).mean():.2f} +- {deg(angle(x, z)).std():.2f} deg")
+print(
+    f"angle between two independent vectors, d = 4096: "
+    f"{deg(angle(x, z)).mean():.2f} +- {deg(angle(x, z)).std():.2f} deg"
+)
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
-plot_angle_histograms(angle_experiment(np.sign, dims=(16, 64, 256), n_trials=500,
-                                       vectorized=True, rng=rng), ax=ax1)
+plot_angle_histograms(
+    angle_experiment(np.sign, dims=(16, 64, 256), n_trials=500, vectorized=True, rng=rng), ax=ax1
+)
 ax1.set_xlim(15, 60)
 plot_angle_vs_dimension(res, ax=ax2)
 plt.show()
@@ -115,14 +136,15 @@ plt.show()
 # network relies on; the slope is a constant that batch normalisation removes.
 
 # %%
-quantizers = {"sign(w)": np.sign,
-              "E|w| sign(w) (XNOR-Net)": lambda w: binarize(w, scale="mean")}
+quantizers = {"sign(w)": np.sign, "E|w| sign(w) (XNOR-Net)": lambda w: binarize(w, scale="mean")}
 dot = {}
 for name, q in quantizers.items():
     dot[name] = dot_product_experiment(q, d=1024, n_outputs=32, n_samples=2000, rng=rng)
     r = dot[name]
-    print(f"{name:>24}: r = {r.r.mean():.4f} (theory {r.theory.r:.4f}, exact isotropic "
-          f"{r.cosine.mean():.4f}), slope = {r.slope.mean():.4f} (theory {r.theory.slope:.4f})")
+    print(
+        f"{name:>24}: r = {r.r.mean():.4f} (theory {r.theory.r:.4f}, exact isotropic "
+        f"{r.cosine.mean():.4f}), slope = {r.slope.mean():.4f} (theory {r.theory.slope:.4f})"
+    )
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
 for ax, (name, r) in zip(axes, dot.items()):
@@ -170,13 +192,18 @@ plt.show()
 # coordinates dominate (a larger angle).
 
 # %%
-rot = {cov: rotation_experiment(np.sign, d=256, covariance=cov, n_trials=200, n_rotations=10,
-                                vectorized=True, rng=rng)
-       for cov in ("exponential", "exponential-spectrum")}
+rot = {
+    cov: rotation_experiment(
+        np.sign, d=256, covariance=cov, n_trials=200, n_rotations=10, vectorized=True, rng=rng
+    )
+    for cov in ("exponential", "exponential-spectrum")
+}
 for cov, r in rot.items():
     print(cov)
-    print(f"  {'l':>6} {'no rotation':>12} {'rotated':>10}   (isotropic limit "
-          f"{deg(r.theory_mean):.2f} deg)")
+    print(
+        f"  {'l':>6} {'no rotation':>12} {'rotated':>10}   (isotropic limit "
+        f"{deg(r.theory_mean):.2f} deg)"
+    )
     for ell, m, mr in zip(r.length_scales, r.mean, r.mean_rotated):
         print(f"  {ell:6g} {deg(m):12.2f} {deg(mr):10.2f}")
 fig, ax = plt.subplots(figsize=(6.5, 4.2))
@@ -204,8 +231,10 @@ lloyd = {}
 for n in (2, 4, 8, 16):
     lm = lloyd_max(n, tol=1e-7)
     lloyd[n] = lm
-    print(f"{n:6d} {lm.mse:9.5f} {math.sqrt(1 - lm.mse):10.5f} {expected_cosine(lm):20.5f}  "
-          f"{np.array2string(lm.levels[n // 2:], precision=4)} (and their negatives)")
+    print(
+        f"{n:6d} {lm.mse:9.5f} {math.sqrt(1 - lm.mse):10.5f} {expected_cosine(lm):20.5f}  "
+        f"{np.array2string(lm.levels[n // 2 :], precision=4)} (and their negatives)"
+    )
 print(f"sqrt(2/pi) = {math.sqrt(2 / math.pi):.4f}")
 
 grid = np.linspace(-3.5, 3.5, 2001)
@@ -248,18 +277,20 @@ families = {
     "binary": {1.0: lambda x: binarize(x, scale="mean")},
     "ternary (TWN)": {math.log2(3): lambda x: ternarize(x, method="twn")},
     "ternary (optimal)": {math.log2(3): lambda x: ternarize(x, method="optimal")},
-    "uniform (MSE range)": {float(b): (lambda b: lambda x: uniform(x, bits=b, range="mse"))(b)
-                            for b in range(2, 7)},
+    "uniform (MSE range)": {
+        float(b): (lambda b: lambda x: uniform(x, bits=b, range="mse"))(b) for b in range(2, 7)
+    },
     "power of two (LogQuant, FSR=1)": {
-        math.log2(2 * (2 ** b + 1)): (lambda b: lambda x: power_of_two(x, bits=b, fsr=1))(b)
-        for b in (1, 2, 3)},
+        math.log2(2 * (2**b + 1)): (lambda b: lambda x: power_of_two(x, bits=b, fsr=1))(b)
+        for b in (1, 2, 3)
+    },
 }
 curves = {}
 print(f"{'family':>31} {'bits':>5} {'theory':>8} {'measured':>9} {'sd':>7}")
 for name, qs in families.items():
     bits, theory, meas, sd = [], [], [], []
     for b, q in qs.items():
-        nodes = d_mc if name.startswith("uniform") else 2 ** 18
+        nodes = d_mc if name.startswith("uniform") else 2**18
         bits.append(b)
         theory.append(expected_cosine(q, n_nodes=nodes))
         m, s = measure(q)
@@ -269,15 +300,20 @@ for name, qs in families.items():
     curves[name] = {"bits": bits, "theory": theory, "measured": meas, "measured_std": sd}
 
 lm_bits = [1, 2, 3, 4, 5, 6]
-lm_theory = [math.sqrt(1 - lloyd_max(2 ** b, tol=1e-7).mse) for b in lm_bits]
+lm_theory = [math.sqrt(1 - lloyd_max(2**b, tol=1e-7).mse) for b in lm_bits]
 km_bits = [1, 2, 3, 4]
-km = [measure(lambda x, k=2 ** b: KMeansQuantizer(k, n_threads=1).fit(x).quantize(x))
-      for b in km_bits]
+km = [
+    measure(lambda x, k=2**b: KMeansQuantizer(k, n_threads=1).fit(x).quantize(x)) for b in km_bits
+]
 for b, (m, s) in zip(km_bits, km):
     print(f"{'Lloyd-Max / k-means':>31} {b:5.2f} {lm_theory[b - 1]:8.5f} {m:9.5f} {s:7.5f}")
 curves["Lloyd–Max (theory) / k-means (MC)"] = {
-    "bits": lm_bits, "theory": lm_theory, "measured": [m for m, _ in km],
-    "measured_bits": km_bits, "measured_std": [s for _, s in km]}
+    "bits": lm_bits,
+    "theory": lm_theory,
+    "measured": [m for m, _ in km],
+    "measured_bits": km_bits,
+    "measured_std": [s for _, s in km],
+}
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.6), layout="constrained")
 plot_cosine_vs_bits(curves, ax=ax1, legend=False)
@@ -307,14 +343,12 @@ plt.show()
 
 # %%
 X, y = load_digits(return_X_y=True)
-X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0,
-                                                    stratify=y)
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
 scaler = StandardScaler().fit(X_train)
 X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", ConvergenceWarning)
-    net = MLPClassifier((256, 128), alpha=1e-3, max_iter=60, random_state=0).fit(X_train,
-                                                                                   y_train)
+    net = MLPClassifier((256, 128), alpha=1e-3, max_iter=60, random_state=0).fit(X_train, y_train)
 print(f"test accuracy {net.score(X_test, y_test):.4f}")
 
 # inputs of every layer on the test set
@@ -332,8 +366,10 @@ def haar(n, rng):
 per_row_binary = lambda W: binarize(W, scale="mean", axis=0)  # noqa: E731  one alpha per output
 
 print(f"Gaussian limit: {deg(math.acos(sign_cosine_gaussian())):.2f} deg")
-print(f"{'layer':>5} {'shape':>10} {'kurtosis':>9} {'angle mean':>11} {'own theory':>11} "
-      f"{'rotated':>8} {'r mean':>7} {'isotropic r':>12} {'slope mean':>11}")
+print(
+    f"{'layer':>5} {'shape':>10} {'kurtosis':>9} {'angle mean':>11} {'own theory':>11} "
+    f"{'rotated':>8} {'r mean':>7} {'isotropic r':>12} {'slope mean':>11}"
+)
 stats = []
 for i, (W, A) in enumerate(zip(layers, inputs), start=1):
     th = deg(angle_preservation(W, np.sign))
@@ -342,8 +378,10 @@ for i, (W, A) in enumerate(zip(layers, inputs), start=1):
     fit = dot_product_proportionality(W, per_row_binary, A)
     iso = np.cos(np.radians(th))
     stats.append((th, th_rot, fit, iso, own))
-    print(f"{i:5d} {str(W.shape):>10} {kurtosis(W.ravel()):9.3f} {th.mean():11.2f} {deg(own.mean):11.2f} {th_rot.mean():8.2f} "
-          f"{np.nanmean(fit.r):7.3f} {iso.mean():12.3f} {np.nanmean(fit.slope):11.3f}")
+    print(
+        f"{i:5d} {W.shape!s:>10} {kurtosis(W.ravel()):9.3f} {th.mean():11.2f} {deg(own.mean):11.2f} {th_rot.mean():8.2f} "
+        f"{np.nanmean(fit.r):7.3f} {iso.mean():12.3f} {np.nanmean(fit.slope):11.3f}"
+    )
 
 # %%
 fig, axes = plt.subplots(2, 3, figsize=(14, 7.5), layout="constrained")
@@ -405,8 +443,10 @@ ax.legend()
 plt.show()
 resid = after - arcsine_law(before)
 print(f"pairs: {before.size}, cos before from {before.min():.3f} to {before.max():.3f}")
-print(f"mean of after - (2/pi) arcsin(before): {resid.mean():+.4f}, "
-      f"rms: {np.sqrt(np.mean(resid ** 2)):.4f}, 1/sqrt(d) = {1 / math.sqrt(pre.shape[1]):.4f}")
+print(
+    f"mean of after - (2/pi) arcsin(before): {resid.mean():+.4f}, "
+    f"rms: {np.sqrt(np.mean(resid**2)):.4f}, 1/sqrt(d) = {1 / math.sqrt(pre.shape[1]):.4f}"
+)
 
 # %% [markdown]
 # **References.** A. G. Anderson and C. P. Berg, *The high-dimensional geometry of binary

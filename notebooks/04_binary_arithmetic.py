@@ -28,8 +28,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import qtoolkit
-from qtoolkit.bitops import (available_simd_levels, binary_matmul, pack_bits, simd_level,
-                             unpack_bits, xnor_gemm)
+from qtoolkit.bitops import (
+    available_simd_levels,
+    binary_matmul,
+    pack_bits,
+    simd_level,
+    unpack_bits,
+    xnor_gemm,
+)
 
 rng = np.random.default_rng(0)
 

@@ -35,8 +35,7 @@ rng = np.random.default_rng(0)
 X, y = load_digits(return_X_y=True)
 X = (X / 16.0).astype(np.float32)
 X = (X - X.mean(axis=0)) / (X.std(axis=0) + 1e-3)
-X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0,
-                                                    stratify=y)
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
 print(X_train.shape, X_test.shape)
 
 # %% [markdown]
@@ -45,6 +44,7 @@ print(X_train.shape, X_test.shape)
 # A binarized layer outputs integers of size about $\sqrt{K}$; batch normalisation after
 # each layer puts them back on a scale where the next sign is informative (and it absorbs
 # the constant of the dot-product proportionality, see the analysis notebook).
+
 
 # %%
 class BatchNorm:
@@ -98,9 +98,10 @@ class Adam:
             m += 0.1 * g
             v *= 0.999
             v += 0.001 * g * g
-            mh = m / (1 - 0.9 ** self.t)
-            vh = v / (1 - 0.999 ** self.t)
+            mh = m / (1 - 0.9**self.t)
+            vh = v / (1 - 0.999**self.t)
             p -= self.lr * mh / (np.sqrt(vh) + 1e-8)
+
 
 # %% [markdown]
 # ## One network, two modes
@@ -112,13 +113,16 @@ class Adam:
 # layer sees real pixels and the output layer keeps real weights, as in most binarized
 # networks.
 
+
 # %%
 class MLP:
     def __init__(self, sizes, binary, seed=0):
         r = np.random.default_rng(seed)
         self.binary = binary
-        self.W = [r.uniform(-1, 1, (o, i)).astype(np.float32) * np.float32(np.sqrt(6 / (i + o)))
-                  for i, o in zip(sizes[:-1], sizes[1:])]
+        self.W = [
+            r.uniform(-1, 1, (o, i)).astype(np.float32) * np.float32(np.sqrt(6 / (i + o)))
+            for i, o in zip(sizes[:-1], sizes[1:])
+        ]
         self.bn = [BatchNorm(o) for o in sizes[1:-1]]
         self.b_out = np.zeros(sizes[-1], np.float32)
 
@@ -162,7 +166,7 @@ class MLP:
         for _ in range(epochs):
             order = r.permutation(len(X))
             for s in range(0, len(X), batch):
-                idx = order[s:s + batch]
+                idx = order[s : s + batch]
                 loss, g = softmax_xent(self.forward(X[idx], train=True), y[idx])
                 gW, gb = self.backward(g)
                 opt.step(gW + [bn.dgamma for bn in self.bn] + [bn.dbeta for bn in self.bn] + [gb])
@@ -181,8 +185,10 @@ float_net = MLP(sizes, binary=False)
 float_hist = float_net.fit(X_train, y_train)
 binary_net = MLP(sizes, binary=True)
 binary_hist = binary_net.fit(X_train, y_train)
-print(f"test accuracy: float {float_hist[-1]:.3f}, binary weights and activations "
-      f"{binary_hist[-1]:.3f}")
+print(
+    f"test accuracy: float {float_hist[-1]:.3f}, binary weights and activations "
+    f"{binary_hist[-1]:.3f}"
+)
 
 # %%
 fig, ax = plt.subplots(figsize=(5.5, 3.5))
@@ -202,6 +208,7 @@ plt.show()
 # is $\alpha_j \cdot (\mathrm{sign}(h) \cdot \mathrm{sign}(W_j))$: an `xnor_gemm` of packed bits
 # followed by one scale per unit. Packed, the layer's weights take 1 bit each instead of 32.
 
+
 # %%
 def binary_inference(net, X):
     # layer 1: real input, binary weights (a float product)
@@ -220,8 +227,10 @@ logits_float = binary_net.forward(X_test)
 same = np.array_equal(logits_bits.argmax(axis=1), logits_float.argmax(axis=1))
 print("predictions identical to the float simulation:", same)
 print("max |logit difference|:", float(np.abs(logits_bits - logits_float).max()))
-print(f"layer 2 weights: {binary_net.W[1].nbytes} bytes as float32, "
-      f"{packed_W.n_words * 8 * packed_W.shape[0]} bytes packed")
+print(
+    f"layer 2 weights: {binary_net.W[1].nbytes} bytes as float32, "
+    f"{packed_W.n_words * 8 * packed_W.shape[0]} bytes packed"
+)
 print(f"accuracy with xnor_gemm: {(logits_bits.argmax(axis=1) == y_test).mean():.3f}")
 
 # %% [markdown]

@@ -37,18 +37,16 @@ import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from qtoolkit.gradients import (QSGDCompressor, SignErrorFeedback, TernGradCompressor, qsgd,
-                                terngrad)
+from qtoolkit.gradients import QSGDCompressor, SignErrorFeedback, TernGradCompressor, qsgd, terngrad
 
 X, y = load_digits(return_X_y=True)
-X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0,
-                                                    stratify=y)
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
 mu, sd = X_train.mean(axis=0), X_train.std(axis=0) + 1e-3
 
 
 def prepare(A):
     A = (A - mu) / sd
-    return np.hstack([A, np.ones((len(A), 1))]).astype(np.float32)   # a bias column
+    return np.hstack([A, np.ones((len(A), 1))]).astype(np.float32)  # a bias column
 
 
 X_train, X_test = prepare(X_train), prepare(X_test)
@@ -62,6 +60,7 @@ print(X_train.shape, X_test.shape, "parameters:", n_classes * n_features)
 # $p = \mathrm{softmax}(W x)$ and the cross-entropy loss, the gradient on a batch $B$ is
 # $\frac{1}{|B|}\sum_{i \in B} (p_i - e_{y_i})\,x_i^\top$: one $10 \times 65$ float32 array,
 # 650 numbers per worker per step.
+
 
 # %%
 def loss_and_grad(W, A, labels):
@@ -77,6 +76,7 @@ def loss_and_grad(W, A, labels):
 
 def accuracy(W, A, labels):
     return float(((A @ W.T).argmax(axis=1) == labels).mean())
+
 
 # %% [markdown]
 # ## Workers, compressors and the wire
@@ -95,6 +95,7 @@ def accuracy(W, A, labels):
 # * scaled sign, $\frac{\|p\|_1}{n}\mathrm{sign}(p)$, with error feedback
 #   ($p = g + e$, $e \leftarrow p - C(p)$), and the same compressor with its error
 #   forgotten after every step (`reset()`), which is plain scaled sign without feedback.
+
 
 # %%
 class FullPrecision:
@@ -127,14 +128,15 @@ methods = {
 
 
 def train(make, steps=300, workers=4, batch=128, lr=0.3, every=10, seed=0):
-    batches = np.random.default_rng(seed)        # the same batches for every method
+    batches = np.random.default_rng(seed)  # the same batches for every method
     comps = [make(k) for k in range(workers)]
     W = np.zeros((n_classes, n_features), np.float32)
     bits, n_sent, log = 0, 0, []
     for t in range(steps + 1):
         if t % every == 0:
-            log.append((t, bits, loss_and_grad(W, X_train, y_train)[0],
-                        accuracy(W, X_test, y_test)))
+            log.append(
+                (t, bits, loss_and_grad(W, X_train, y_train)[0], accuracy(W, X_test, y_test))
+            )
         if t == steps:
             break
         idx = batches.choice(len(X_train), size=batch, replace=False)
@@ -150,11 +152,11 @@ def train(make, steps=300, workers=4, batch=128, lr=0.3, every=10, seed=0):
 
 
 results = {name: train(make) for name, make in methods.items()}
-print(f"{'method':22s} {'bits/entry':>10s} {'total Mbit':>10s} {'final loss':>10s} "
-      f"{'test acc':>8s}")
+print(
+    f"{'method':22s} {'bits/entry':>10s} {'total Mbit':>10s} {'final loss':>10s} {'test acc':>8s}"
+)
 for name, (log, bpe) in results.items():
-    print(f"{name:22s} {bpe:10.2f} {log[-1, 1] / 1e6:10.2f} {log[-1, 2]:10.4f} "
-          f"{log[-1, 3]:8.3f}")
+    print(f"{name:22s} {bpe:10.2f} {log[-1, 1] / 1e6:10.2f} {log[-1, 2]:10.4f} {log[-1, 3]:8.3f}")
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(14, 4))
@@ -162,7 +164,7 @@ for name, (log, _) in results.items():
     style = "k-" if name == "float32" else "-"
     axes[0].plot(log[:, 0], log[:, 2], style, label=name)
     axes[1].plot(log[:, 0], log[:, 3], style, label=name)
-    axes[2].plot(log[1:, 1] / 1e6, log[1:, 2], style, label=name)   # from the first step on
+    axes[2].plot(log[1:, 1] / 1e6, log[1:, 2], style, label=name)  # from the first step on
 axes[0].set_xlabel("step")
 axes[0].set_ylabel("training loss")
 axes[1].set_xlabel("step")
@@ -221,13 +223,19 @@ for s in levels:
     bias = np.linalg.norm(Q.mean(axis=0) - g) / np.sqrt(norm2)
     rows.append((s, measured, exact, QSGDCompressor(levels=s).variance_bound(g), bias))
 rows = np.array(rows)
-print(f"n = {g.size},  ||g||^2 = {norm2:.4f},  ||g||_1 / (sqrt(n) ||g||_2) = "
-      f"{np.abs(g).sum() / np.sqrt(g.size * norm2):.3f}")
-print(f"{'s':>4s} {'measured E|Q-g|^2':>18s} {'exact formula':>14s} {'bound':>10s} "
-      f"{'|mean(Q)-g|/|g|':>16s} {'sqrt(exact/N)/|g|':>18s}")
+print(
+    f"n = {g.size},  ||g||^2 = {norm2:.4f},  ||g||_1 / (sqrt(n) ||g||_2) = "
+    f"{np.abs(g).sum() / np.sqrt(g.size * norm2):.3f}"
+)
+print(
+    f"{'s':>4s} {'measured E|Q-g|^2':>18s} {'exact formula':>14s} {'bound':>10s} "
+    f"{'|mean(Q)-g|/|g|':>16s} {'sqrt(exact/N)/|g|':>18s}"
+)
 for s, measured, exact, bound, bias in rows:
-    print(f"{int(s):4d} {measured:18.5f} {exact:14.5f} {bound:10.4f} {bias:16.4f} "
-          f"{np.sqrt(exact / n_draws / norm2):18.4f}")
+    print(
+        f"{int(s):4d} {measured:18.5f} {exact:14.5f} {bound:10.4f} {bias:16.4f} "
+        f"{np.sqrt(exact / n_draws / norm2):18.4f}"
+    )
 
 fig, ax = plt.subplots(figsize=(6, 4))
 ax.loglog(rows[:, 0], rows[:, 1] / norm2, "o", label="measured (2000 draws)")
@@ -254,9 +262,11 @@ plt.show()
 
 # %%
 Q = np.stack([terngrad(g, rng=gen) for _ in range(n_draws)])
-print(f"TernGrad: measured {np.mean(np.sum((Q - g) ** 2, axis=(1, 2))):.5f}, "
-      f"formula {TernGradCompressor().variance_bound(g):.5f}, "
-      f"|mean(Q)-g|/|g| = {np.linalg.norm(Q.mean(axis=0) - g) / np.sqrt(norm2):.4f}")
+print(
+    f"TernGrad: measured {np.mean(np.sum((Q - g) ** 2, axis=(1, 2))):.5f}, "
+    f"formula {TernGradCompressor().variance_bound(g):.5f}, "
+    f"|mean(Q)-g|/|g| = {np.linalg.norm(Q.mean(axis=0) - g) / np.sqrt(norm2):.4f}"
+)
 
 # %% [markdown]
 # ## Error feedback loses nothing
@@ -284,10 +294,14 @@ for t in range(200):
     grad_norm.append(np.linalg.norm(g_t))
     W -= 0.3 * g_t
 gap = np.abs(sent_sum + ef.error_ - grad_sum).max()
-print(f"max |sum sent + error - sum of gradients| = {gap:.2e} "
-      f"(largest entry of the sums: {np.abs(grad_sum).max():.2f})")
-print(f"||e_t||: largest {max(err_norm):.3f}, last {err_norm[-1]:.3f};  "
-      f"||g_t||: largest {max(grad_norm):.3f};  ||sum of g_t|| = {np.linalg.norm(grad_sum):.3f}")
+print(
+    f"max |sum sent + error - sum of gradients| = {gap:.2e} "
+    f"(largest entry of the sums: {np.abs(grad_sum).max():.2f})"
+)
+print(
+    f"||e_t||: largest {max(err_norm):.3f}, last {err_norm[-1]:.3f};  "
+    f"||g_t||: largest {max(grad_norm):.3f};  ||sum of g_t|| = {np.linalg.norm(grad_sum):.3f}"
+)
 
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.plot(grad_norm, label="||g_t||, the gradient")

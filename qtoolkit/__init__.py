@@ -9,10 +9,11 @@ The subpackages follow the taxonomy of the quantization survey literature:
 - :mod:`qtoolkit.bitops`: bit packing and binary / low-bit matrix products;
 - :mod:`qtoolkit.analysis`: why quantization works, measured and predicted.
 """
+
 __version__ = "0.1.0"
 
-from . import analysis, bitops, codebooks, gradients, optimize, rounding  # noqa: E402
-from .bitops import show_runtime  # noqa: E402
+from . import analysis, bitops, codebooks, gradients, optimize, rounding
+from .bitops import show_runtime
 
 __all__ = [
     "__version__",

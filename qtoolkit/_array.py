@@ -3,24 +3,25 @@
 Validation happens once, in the public layer, through the helpers here. Every
 error names the argument, the expected form and what was received.
 """
+
 import numbers
 import os
 
 import numpy as np
-from array_api_compat import array_namespace, is_numpy_array  # noqa: F401  (re-exported)
+from array_api_compat import array_namespace, is_numpy_array
 
 __all__ = [
     "array_namespace",
-    "is_numpy_array",
-    "check_random_state",
+    "check_axis",
+    "check_bits",
+    "check_finite",
     "check_int",
     "check_n_threads",
-    "cpu_count",
-    "check_bits",
-    "check_axis",
-    "check_finite",
+    "check_random_state",
     "check_real_floating",
+    "cpu_count",
     "describe",
+    "is_numpy_array",
 ]
 
 
@@ -42,14 +43,17 @@ def check_random_state(rng, name="rng"):
         if isinstance(rng, numbers.Integral) and not isinstance(rng, bool) and rng < 0:
             raise ValueError(f"{name} must be a non-negative seed, got {rng}")
         if isinstance(rng, bool):
-            raise TypeError(f"{name} must be None, an int seed or a numpy.random.Generator, got {rng!r}")
+            raise TypeError(
+                f"{name} must be None, an int seed or a numpy.random.Generator, got {rng!r}"
+            )
         return np.random.default_rng(rng)
     if isinstance(rng, np.random.Generator):
         return rng
     if isinstance(rng, np.random.RandomState):
         return np.random.default_rng(rng.randint(0, 2**63 - 1, dtype=np.int64))
     raise TypeError(
-        f"{name} must be None, an int seed or a numpy.random.Generator, got {describe(rng)}")
+        f"{name} must be None, an int seed or a numpy.random.Generator, got {describe(rng)}"
+    )
 
 
 def check_int(value, name, *, low=None, high=None, allow_none=False):

@@ -1,4 +1,5 @@
 """Command-line interface: ``qtoolkit <command>`` or ``python -m qtoolkit <command>``."""
+
 import argparse
 import sys
 
@@ -32,7 +33,8 @@ def _nonnegative_int(text):
 def build_parser():
     """Return the argument parser of the ``qtoolkit`` command."""
     parser = argparse.ArgumentParser(
-        prog="qtoolkit", description="qtoolkit: quantized neural networks as a NumPy toolkit.")
+        prog="qtoolkit", description="qtoolkit: quantized neural networks as a NumPy toolkit."
+    )
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"qtoolkit {__version__}")
@@ -43,11 +45,19 @@ def build_parser():
         "reproduce",
         help="regenerate every theory figure (PNG and SVG) and the theory-vs-measurement table",
         description="Regenerate every theory figure (PNG and SVG) and the table of theory "
-                    "against measurement (CSV and Markdown) into --out.")
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory (created if missing)")
+        "against measurement (CSV and Markdown) into --out.",
+    )
+    p.add_argument(
+        "--out", required=True, metavar="DIR", help="output directory (created if missing)"
+    )
     p.add_argument("--quick", action="store_true", help="smaller experiments (under 30 s)")
-    p.add_argument("--seed", type=_nonnegative_int, default=0, metavar="S",
-                   help="seed of every random draw (default 0)")
+    p.add_argument(
+        "--seed",
+        type=_nonnegative_int,
+        default=0,
+        metavar="S",
+        help="seed of every random draw (default 0)",
+    )
     p.add_argument("--no-progress", action="store_true", help="do not print the progress bar")
     p.set_defaults(func=_cmd_reproduce)
     return parser

@@ -1,4 +1,5 @@
 """Shared fixtures: a seed, the float dtypes, the SIMD levels, a headless matplotlib."""
+
 import os
 
 import matplotlib

@@ -1,4 +1,5 @@
 """The ``qtoolkit`` command: ``reproduce`` writes every promised file; ``runtime`` is still there."""
+
 import csv
 import os
 import pathlib
@@ -22,7 +23,16 @@ def test_reproduce_quick_writes_every_promised_file(tmp_path, capsys):
         assert "<svg" in (out / f"{name}.svg").read_text()[:2000]
     with open(out / TABLES[0], newline="") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == ["quantity", "quantizer", "distribution", "d", "theory", "measured", "std_error", "z"]
+    assert rows[0] == [
+        "quantity",
+        "quantizer",
+        "distribution",
+        "d",
+        "theory",
+        "measured",
+        "std_error",
+        "z",
+    ]
     assert len(rows) > 30
     # Every row holds a theory and a measurement; the arcsine rows agree within 5 standard errors.
     for r in rows[1:]:
@@ -68,7 +78,13 @@ def test_python_dash_m_entry_point(tmp_path):
     env = dict(os.environ)
     root = str(pathlib.Path(qtoolkit.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    res = subprocess.run([sys.executable, "-m", "qtoolkit", "reproduce", "--help"], cwd=tmp_path,
-                         env=env, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "qtoolkit", "reproduce", "--help"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0
     assert "--quick" in res.stdout and "--seed" in res.stdout

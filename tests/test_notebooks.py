@@ -1,4 +1,5 @@
 """Every teaching notebook in notebooks/ runs from top to bottom within its time limit."""
+
 import os
 import pathlib
 
@@ -13,8 +14,12 @@ def execute(path, workdir):
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     nb = jupytext.read(path)
-    client = nbclient.NotebookClient(nb, timeout=TIME_LIMIT, kernel_name="python3",
-                                     resources={"metadata": {"path": str(workdir)}})
+    client = nbclient.NotebookClient(
+        nb,
+        timeout=TIME_LIMIT,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(workdir)}},
+    )
     # the kernel draws with matplotlib's inline backend, which embeds each figure as PNG
     old = os.environ.pop("MPLBACKEND", None)
     try:

@@ -1,4 +1,5 @@
 """The public API: pinned names, numpydoc-valid docstrings, and docstring examples that run."""
+
 import doctest
 import inspect
 
@@ -57,7 +58,8 @@ def test_numpydoc(qualname):
     errors = [(code, msg) for code, msg in result["errors"] if code in CHECKS]
     # methods inherit the class examples; only functions and classes need their own
     if qualname.count(".") > 2 and inspect.isclass(
-            getattr(getattr(qtoolkit, qualname.split(".")[1]), qualname.split(".")[2], None)):
+        getattr(getattr(qtoolkit, qualname.split(".")[1]), qualname.split(".")[2], None)
+    ):
         errors = [(c, m) for c, m in errors if c != "EX01"]
     assert not errors, f"{qualname}: {errors}"
 
@@ -82,5 +84,6 @@ def test_docstring_examples(test):
         # rerun to report the failure text
         report = []
         doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE).run(
-            test, out=report.append)
+            test, out=report.append
+        )
         pytest.fail("".join(report))

@@ -1,11 +1,11 @@
 """asv benchmarks of qtoolkit.bitops: packing, xnor_gemm per SIMD level and thread count,
 binary_matmul end to end, and the float32 matmul it replaces (as a track of the ratio)."""
+
 import time
 
 import numpy as np
 
-from qtoolkit.bitops import (available_simd_levels, binary_matmul, pack_bits, simd_level,
-                             xnor_gemm)
+from qtoolkit.bitops import available_simd_levels, binary_matmul, pack_bits, simd_level, xnor_gemm
 
 
 class XnorGemm:
@@ -31,7 +31,7 @@ class XnorGemm:
                 t0 = time.perf_counter()
                 xnor_gemm(self.a, self.b, out=self.out, n_threads=n_threads)
                 best = min(best, time.perf_counter() - t0)
-        return n ** 3 / best / 1e9
+        return n**3 / best / 1e9
 
     track_gmacs.unit = "GMAC/s"
 

@@ -1,4 +1,5 @@
 """asv benchmarks of qtoolkit.rounding and qtoolkit.codebooks: time, and quality (track_*)."""
+
 import numpy as np
 
 from qtoolkit import codebooks, rounding
@@ -37,8 +38,11 @@ class KMeans1D:
         codebooks.KMeansQuantizer(n_clusters=n_clusters, algorithm=algorithm).fit(self.w)
 
     def track_inertia(self, n_clusters, algorithm):
-        return float(codebooks.KMeansQuantizer(n_clusters=n_clusters,
-                                               algorithm=algorithm).fit(self.w).inertia_)
+        return float(
+            codebooks.KMeansQuantizer(n_clusters=n_clusters, algorithm=algorithm)
+            .fit(self.w)
+            .inertia_
+        )
 
     track_inertia.unit = "squared error"
 

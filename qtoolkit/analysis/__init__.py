@@ -30,6 +30,7 @@ draws the figures that ``qtoolkit reproduce`` regenerates.
   :func:`plot_cosine_vs_bits`, :func:`plot_rotation`.
 - :func:`reproduce`: every figure and the theory-against-measurement table.
 """
+
 from ._experiments import (
     AngleExperiment,
     ArcsineExperiment,

@@ -16,6 +16,7 @@ results are directly comparable:
 Prior validation of everything but ``distribution`` itself is assumed by the
 private helpers below.
 """
+
 import math
 import numbers
 
@@ -70,7 +71,7 @@ class Distribution:
     def second_moment(self):
         """E[X^2]."""
         if self.samples is not None:
-            return float(np.mean(self.samples ** 2))
+            return float(np.mean(self.samples**2))
         m, v = self.frozen.stats(moments="mv")
         return float(v + m * m)
 
@@ -99,7 +100,9 @@ class Distribution:
         if name == "t":
             return special.stdtr(df, z)
         if name == "laplace":
-            return np.where(z < 0, 0.5 * np.exp(np.minimum(z, 0.0)), 1.0 - 0.5 * np.exp(-np.maximum(z, 0.0)))
+            return np.where(
+                z < 0, 0.5 * np.exp(np.minimum(z, 0.0)), 1.0 - 0.5 * np.exp(-np.maximum(z, 0.0))
+            )
         if name == "uniform":
             return np.clip(z, 0.0, 1.0)
         return self.frozen.cdf(t)
@@ -119,8 +122,11 @@ class Distribution:
                 zf = np.where(np.isinf(z), 0.0, z)
                 mz = np.where(np.isinf(z), 0.0, -np.exp(-0.5 * zf * zf) / math.sqrt(2.0 * math.pi))
             elif name == "laplace":
-                mz = np.where(z < 0, (z - 1.0) * np.exp(np.minimum(z, 0.0)) / 2.0,
-                              -(z + 1.0) * np.exp(-np.maximum(z, 0.0)) / 2.0)
+                mz = np.where(
+                    z < 0,
+                    (z - 1.0) * np.exp(np.minimum(z, 0.0)) / 2.0,
+                    -(z + 1.0) * np.exp(-np.maximum(z, 0.0)) / 2.0,
+                )
                 mz = np.where(np.isinf(z), 0.0, mz)
             elif name == "t":
                 # d/dz [-(df + z^2) f(z) / (df - 1)] = z f(z) for Student's t.
@@ -131,7 +137,9 @@ class Distribution:
                 zc = np.clip(z, 0.0, 1.0)
                 mz = zc * zc / 2.0
             else:
-                return np.array([_quad_partial_moment(dist, ti) for ti in t.ravel()]).reshape(t.shape)
+                return np.array([_quad_partial_moment(dist, ti) for ti in t.ravel()]).reshape(
+                    t.shape
+                )
         return loc * self.cdf(t) + scale * mz
 
 
@@ -157,30 +165,45 @@ def as_distribution(distribution, name="distribution"):
         if key not in DISTRIBUTION_NAMES:
             raise ValueError(
                 f"{name} must be one of {DISTRIBUTION_NAMES}, a frozen scipy.stats distribution "
-                f"or a 1-D array of samples, got {distribution!r}")
+                f"or a 1-D array of samples, got {distribution!r}"
+            )
         return Distribution(key, frozen=_named(key))
     if hasattr(distribution, "dist") and hasattr(distribution, "ppf"):
         if not isinstance(distribution.dist, stats.rv_continuous):
-            raise TypeError(f"{name} must be a continuous scipy.stats distribution, "
-                            f"got {describe(distribution)}")
+            raise TypeError(
+                f"{name} must be a continuous scipy.stats distribution, "
+                f"got {describe(distribution)}"
+            )
         var = float(distribution.var())
         if not np.isfinite(var) or var <= 0:
-            raise ValueError(f"{name} must have a finite, positive variance, "
-                             f"got variance {var} for {distribution.dist.name}")
+            raise ValueError(
+                f"{name} must have a finite, positive variance, "
+                f"got variance {var} for {distribution.dist.name}"
+            )
         return Distribution(distribution.dist.name, frozen=distribution)
     if isinstance(distribution, numbers.Number) or distribution is None:
-        raise TypeError(f"{name} must be a name, a frozen scipy.stats distribution or a 1-D array "
-                        f"of samples, got {describe(distribution)}")
+        raise TypeError(
+            f"{name} must be a name, a frozen scipy.stats distribution or a 1-D array "
+            f"of samples, got {describe(distribution)}"
+        )
     try:
         samples = np.asarray(distribution)
     except Exception as exc:  # an object numpy cannot read
-        raise TypeError(f"{name} must be a name, a frozen scipy.stats distribution or a 1-D array "
-                        f"of samples, got {describe(distribution)}") from exc
+        raise TypeError(
+            f"{name} must be a name, a frozen scipy.stats distribution or a 1-D array "
+            f"of samples, got {describe(distribution)}"
+        ) from exc
     if samples.ndim != 1 or samples.size < 2:
-        raise ValueError(f"{name} given as samples must be a 1-D array of at least 2 values, "
-                         f"got {describe(distribution)}")
-    if not np.issubdtype(samples.dtype, np.floating) and not np.issubdtype(samples.dtype, np.integer):
-        raise TypeError(f"{name} given as samples must be real numbers, got {describe(distribution)}")
+        raise ValueError(
+            f"{name} given as samples must be a 1-D array of at least 2 values, "
+            f"got {describe(distribution)}"
+        )
+    if not np.issubdtype(samples.dtype, np.floating) and not np.issubdtype(
+        samples.dtype, np.integer
+    ):
+        raise TypeError(
+            f"{name} given as samples must be real numbers, got {describe(distribution)}"
+        )
     samples = np.sort(samples.astype(np.float64))
     if not np.all(np.isfinite(samples)):
         raise ValueError(f"{name} given as samples contains NaN or Inf")

@@ -3,6 +3,7 @@
 The experiments draw float64 NumPy data from a ``numpy.random.Generator`` and
 call the quantizer on NumPy arrays; the same ``rng`` seed gives the same result.
 """
+
 import math
 from collections import namedtuple
 
@@ -15,18 +16,23 @@ from ._measures import angle, dot_product_proportionality
 from ._theory import arcsine_law, expected_angle, expected_cosine, expected_dot_product_fit
 
 __all__ = [
-    "angle_experiment",
-    "dot_product_experiment",
-    "arcsine_experiment",
-    "rotation_experiment",
     "AngleExperiment",
-    "DotProductExperiment",
     "ArcsineExperiment",
+    "DotProductExperiment",
     "RotationExperiment",
+    "angle_experiment",
+    "arcsine_experiment",
+    "dot_product_experiment",
+    "rotation_experiment",
 ]
 
-class AngleExperiment(namedtuple(
-        "AngleExperiment", ["dims", "angles", "mean", "std", "theory_mean", "theory_std", "theory_limit"])):
+
+class AngleExperiment(
+    namedtuple(
+        "AngleExperiment",
+        ["dims", "angles", "mean", "std", "theory_mean", "theory_std", "theory_limit"],
+    )
+):
     __slots__ = ()
 
     def histogram(self, bins=40, *, degrees=True):
@@ -96,8 +102,8 @@ Examples
 """
 
 DotProductExperiment = namedtuple(
-    "DotProductExperiment",
-    ["r", "slope", "intercept", "cosine", "theory", "u", "v"])
+    "DotProductExperiment", ["r", "slope", "intercept", "cosine", "theory", "u", "v"]
+)
 DotProductExperiment.__doc__ = """Dot products a.w against a.q(w) over random weights and activations.
 
 Parameters
@@ -131,7 +137,8 @@ Examples
 """
 
 ArcsineExperiment = namedtuple(
-    "ArcsineExperiment", ["rho", "cos_before", "cos_after", "cos_after_std", "theory"])
+    "ArcsineExperiment", ["rho", "cos_before", "cos_after", "cos_after_std", "theory"]
+)
 ArcsineExperiment.__doc__ = """Cosine between q(x) and q(y) for pairs of Gaussian vectors of correlation rho.
 
 Parameters
@@ -162,7 +169,8 @@ array([0.   , 0.333])
 
 RotationExperiment = namedtuple(
     "RotationExperiment",
-    ["length_scales", "mean", "std", "mean_rotated", "std_rotated", "se_rotated", "theory_mean"])
+    ["length_scales", "mean", "std", "mean_rotated", "std_rotated", "se_rotated", "theory_mean"],
+)
 RotationExperiment.__doc__ = """Angle(x, q(x)) for correlated Gaussian x, with and without a random rotation (radians).
 
 Parameters
@@ -216,21 +224,32 @@ def _quantize_rows(quantizer, X, vectorized):
     if vectorized:
         Q = np.asarray(quantizer(X), dtype=np.float64)
         if Q.shape != X.shape:
-            raise ValueError(f"quantizer must return an array of its input's shape {X.shape}, "
-                             f"got {describe(Q)}")
+            raise ValueError(
+                f"quantizer must return an array of its input's shape {X.shape}, got {describe(Q)}"
+            )
         return Q
     Q = np.empty_like(X)
     for i in range(X.shape[0]):
         qi = np.asarray(quantizer(X[i]), dtype=np.float64)
         if qi.shape != X[i].shape:
-            raise ValueError(f"quantizer must return an array of its input's shape {X[i].shape}, "
-                             f"got {describe(qi)}")
+            raise ValueError(
+                f"quantizer must return an array of its input's shape {X[i].shape}, "
+                f"got {describe(qi)}"
+            )
         Q[i] = qi
     return Q
 
 
-def angle_experiment(quantizer, distribution="gaussian", dims=(16, 64, 256, 1024, 4096), *,
-                     n_trials=1000, vectorized=False, n_nodes=2 ** 18, rng=None):
+def angle_experiment(
+    quantizer,
+    distribution="gaussian",
+    dims=(16, 64, 256, 1024, 4096),
+    *,
+    n_trials=1000,
+    vectorized=False,
+    n_nodes=2**18,
+    rng=None,
+):
     r"""Monte Carlo distribution of angle(x, q(x)) for random vectors of several dimensions.
 
     Parameters
@@ -302,14 +321,31 @@ def angle_experiment(quantizer, distribution="gaussian", dims=(16, 64, 256, 1024
         X = dist.rvs((n_trials, int(d)), rng)
         Q = _quantize_rows(quantizer, X, vectorized)
         angles[k] = angle(X, Q, axis=-1)
-    theory = np.array([tuple(expected_angle(quantizer, dist, d=int(d), n_nodes=n_nodes)) for d in dims])
+    theory = np.array(
+        [tuple(expected_angle(quantizer, dist, d=int(d), n_nodes=n_nodes)) for d in dims]
+    )
     limit = math.acos(expected_cosine(quantizer, dist, n_nodes=n_nodes))
-    return AngleExperiment(dims, angles, np.nanmean(angles, axis=1), np.nanstd(angles, axis=1, ddof=1),
-                           theory[:, 0], theory[:, 1], limit)
+    return AngleExperiment(
+        dims,
+        angles,
+        np.nanmean(angles, axis=1),
+        np.nanstd(angles, axis=1, ddof=1),
+        theory[:, 0],
+        theory[:, 1],
+        limit,
+    )
 
 
-def dot_product_experiment(quantizer, distribution="gaussian", d=1024, *, n_outputs=32,
-                           n_samples=2000, activations="gaussian", rng=None):
+def dot_product_experiment(
+    quantizer,
+    distribution="gaussian",
+    d=1024,
+    *,
+    n_outputs=32,
+    n_samples=2000,
+    activations="gaussian",
+    rng=None,
+):
     r"""Monte Carlo dot-product proportionality: a.q(w) against a.w over random activations.
 
     Parameters
@@ -377,7 +413,9 @@ def dot_product_experiment(quantizer, distribution="gaussian", d=1024, *, n_outp
     W = dist.rvs((n_outputs, d), rng)
     if isinstance(activations, np.ndarray) and activations.ndim == 2:
         if activations.shape[1] != d:
-            raise ValueError(f"activations must have shape (n_samples, {d}), got {describe(activations)}")
+            raise ValueError(
+                f"activations must have shape (n_samples, {d}), got {describe(activations)}"
+            )
         A = np.asarray(activations, dtype=np.float64)
     else:
         A = as_distribution(activations, "activations").rvs((n_samples, d), rng)
@@ -388,8 +426,15 @@ def dot_product_experiment(quantizer, distribution="gaussian", d=1024, *, n_outp
     return DotProductExperiment(fit.r, fit.slope, fit.intercept, cos, theory, A @ W[0], A @ Q[0])
 
 
-def arcsine_experiment(quantizer=np.sign, rho=np.linspace(-0.95, 0.95, 9), d=1024, *,
-                       n_trials=200, vectorized=False, rng=None):
+def arcsine_experiment(
+    quantizer=np.sign,
+    rho=np.linspace(-0.95, 0.95, 9),
+    d=1024,
+    *,
+    n_trials=200,
+    vectorized=False,
+    rng=None,
+):
     r"""Monte Carlo arcsine law: cosine between q(x) and q(y) for correlated Gaussian pairs.
 
     Parameters
@@ -485,9 +530,17 @@ def _covariance_factor(d, length, covariance):
     return np.diag(np.exp(-idx / (2.0 * length)))  # variances exp(-i / length)
 
 
-def rotation_experiment(quantizer=np.sign, d=256, length_scales=(0.5, 2.0, 8.0, 32.0, 128.0), *,
-                        covariance="exponential", n_trials=200, n_rotations=10, vectorized=False,
-                        rng=None):
+def rotation_experiment(
+    quantizer=np.sign,
+    d=256,
+    length_scales=(0.5, 2.0, 8.0, 32.0, 128.0),
+    *,
+    covariance="exponential",
+    n_trials=200,
+    n_rotations=10,
+    vectorized=False,
+    rng=None,
+):
     r"""Angle(x, q(x)) for correlated Gaussian vectors, with and without a random rotation.
 
     Parameters
@@ -561,11 +614,14 @@ def rotation_experiment(quantizer=np.sign, d=256, length_scales=(0.5, 2.0, 8.0, 
     d = check_int(d, "d", low=1)
     n_trials = check_int(n_trials, "n_trials", low=2)
     if covariance not in ("exponential", "exponential-spectrum"):
-        raise ValueError("covariance must be 'exponential' or 'exponential-spectrum', "
-                         f"got {covariance!r}")
+        raise ValueError(
+            f"covariance must be 'exponential' or 'exponential-spectrum', got {covariance!r}"
+        )
     scales = np.atleast_1d(np.asarray(length_scales, dtype=np.float64))
     if scales.size == 0 or not np.all(np.isfinite(scales)) or np.any(scales <= 0):
-        raise ValueError(f"length_scales must be positive and finite, got {describe(length_scales)}")
+        raise ValueError(
+            f"length_scales must be positive and finite, got {describe(length_scales)}"
+        )
     n_rotations = check_int(n_rotations, "n_rotations", low=2, high=n_trials)
     rng = check_random_state(rng)
     out = np.empty((5, scales.size))
@@ -581,7 +637,12 @@ def rotation_experiment(quantizer=np.sign, d=256, length_scales=(0.5, 2.0, 8.0, 
         a = angle(X, _quantize_rows(quantizer, X, vectorized))
         b = angle(XR, _quantize_rows(quantizer, XR, vectorized))
         means = np.array([np.nanmean(b[g]) for g in groups])
-        out[:, k] = (np.nanmean(a), np.nanstd(a, ddof=1), np.nanmean(b), np.nanstd(b, ddof=1),
-                     np.std(means, ddof=1) / math.sqrt(n_rotations))
+        out[:, k] = (
+            np.nanmean(a),
+            np.nanstd(a, ddof=1),
+            np.nanmean(b),
+            np.nanstd(b, ddof=1),
+            np.std(means, ddof=1) / math.sqrt(n_rotations),
+        )
     theory = math.acos(expected_cosine(quantizer, "gaussian"))
     return RotationExperiment(scales, out[0], out[1], out[2], out[3], out[4], theory)

@@ -1,4 +1,5 @@
 """Lloyd-Max quantizers: the MSE-optimal scalar quantizer of a distribution, as a reference codebook."""
+
 import math
 
 import numpy as np
@@ -6,7 +7,7 @@ import numpy as np
 from .._array import array_namespace, check_int, describe
 from ._distributions import as_distribution
 
-__all__ = ["lloyd_max", "LloydMaxQuantizer"]
+__all__ = ["LloydMaxQuantizer", "lloyd_max"]
 
 
 class LloydMaxQuantizer:
@@ -121,8 +122,10 @@ class LloydMaxQuantizer:
         return xp.reshape(xp.take(levels, idx), shape)
 
     def __repr__(self):
-        return (f"LloydMaxQuantizer(n_levels={self.n_levels}, distribution={self.distribution!r}, "
-                f"mse={self.mse:.6g})")
+        return (
+            f"LloydMaxQuantizer(n_levels={self.n_levels}, distribution={self.distribution!r}, "
+            f"mse={self.mse:.6g})"
+        )
 
 
 def _initial_levels(dist, k):

@@ -3,20 +3,21 @@
 Every function here takes arrays of any Array API namespace (NumPy, PyTorch,
 CuPy, JAX, Dask, array-api-strict) and returns arrays of the same namespace.
 """
+
 from collections import namedtuple
 
 from .._array import array_namespace, check_axis, describe
 
 __all__ = [
-    "angle",
-    "cosine",
-    "mse",
-    "sqnr",
-    "angle_preservation",
-    "dot_product_proportionality",
-    "pairwise_angle_preservation",
     "DotProductFit",
     "PairwiseAngles",
+    "angle",
+    "angle_preservation",
+    "cosine",
+    "dot_product_proportionality",
+    "mse",
+    "pairwise_angle_preservation",
+    "sqnr",
 ]
 
 DotProductFit = namedtuple("DotProductFit", ["r", "slope", "intercept"])
@@ -75,8 +76,9 @@ def _namespace(**arrays):
         try:
             array_namespace(a)
         except TypeError:
-            raise TypeError(f"{name} must be a real floating array (float16/32/64), "
-                            f"got {describe(a)}") from None
+            raise TypeError(
+                f"{name} must be a real floating array (float16/32/64), got {describe(a)}"
+            ) from None
     return array_namespace(*arrays.values())
 
 
@@ -88,8 +90,9 @@ def _pair(x, y, axis, xp=None):
     try:
         x, y = xp.broadcast_arrays(x, y)
     except (ValueError, RuntimeError, TypeError) as exc:
-        raise ValueError(f"x and y must have broadcastable shapes, got {tuple(x.shape)} "
-                         f"and {tuple(y.shape)}") from exc
+        raise ValueError(
+            f"x and y must have broadcastable shapes, got {tuple(x.shape)} and {tuple(y.shape)}"
+        ) from exc
     dtype = xp.result_type(x.dtype, y.dtype)
     x = xp.astype(x, dtype)
     y = xp.astype(y, dtype)
@@ -363,8 +366,9 @@ def _apply(quantizer, w, name="quantizer"):
         raise TypeError(f"{name} must be a callable array -> array, got {describe(quantizer)}")
     q = quantizer(w)
     if tuple(getattr(q, "shape", ())) != tuple(w.shape):
-        raise ValueError(f"{name} must return an array of the input's shape {tuple(w.shape)}, "
-                         f"got {describe(q)}")
+        raise ValueError(
+            f"{name} must return an array of the input's shape {tuple(w.shape)}, got {describe(q)}"
+        )
     xp = array_namespace(w)
     if not xp.isdtype(q.dtype, "real floating"):
         q = xp.astype(q, w.dtype)
@@ -502,11 +506,14 @@ def dot_product_proportionality(w, quantizer, activations):
     if w.ndim not in (1, 2):
         raise ValueError(f"w must have shape (n_out, n_in) or (n_in,), got {describe(w)}")
     if activations.ndim != 2:
-        raise ValueError(f"activations must have shape (n_samples, n_in), got {describe(activations)}")
+        raise ValueError(
+            f"activations must have shape (n_samples, n_in), got {describe(activations)}"
+        )
     n_in = w.shape[-1]
     if activations.shape[1] != n_in:
-        raise ValueError(f"activations must have n_in={n_in} columns to match w, "
-                         f"got {describe(activations)}")
+        raise ValueError(
+            f"activations must have n_in={n_in} columns to match w, got {describe(activations)}"
+        )
     if activations.shape[0] < 2:
         raise ValueError(f"activations must have at least 2 samples, got {describe(activations)}")
     q = _apply(quantizer, w)
@@ -598,6 +605,6 @@ def pairwise_angle_preservation(X, quantizer, *, degrees=False):
     n = X.shape[0]
     before, after = [], []
     for i in range(n - 1):
-        before.append(angle(X[i:i + 1, :], X[i + 1:, :], axis=-1, degrees=degrees))
-        after.append(angle(Q[i:i + 1, :], Q[i + 1:, :], axis=-1, degrees=degrees))
+        before.append(angle(X[i : i + 1, :], X[i + 1 :, :], axis=-1, degrees=degrees))
+        after.append(angle(Q[i : i + 1, :], Q[i + 1 :, :], axis=-1, degrees=degrees))
     return PairwiseAngles(xp.concat(before), xp.concat(after))

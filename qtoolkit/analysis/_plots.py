@@ -1,4 +1,5 @@
 """Plots of the experiments against the theory (matplotlib; each takes ``ax=None`` and returns the Axes)."""
+
 import math
 
 import numpy as np
@@ -9,9 +10,9 @@ from ._theory import arcsine_law
 __all__ = [
     "plot_angle_histograms",
     "plot_angle_vs_dimension",
-    "plot_dot_product",
     "plot_arcsine_law",
     "plot_cosine_vs_bits",
+    "plot_dot_product",
     "plot_rotation",
 ]
 
@@ -27,8 +28,10 @@ def _axes(ax):
 def _require(result, fields, name="result"):
     missing = [f for f in fields if not hasattr(result, f)]
     if missing:
-        raise TypeError(f"{name} must be the result of the matching experiment (missing "
-                        f"{', '.join(missing)}), got {describe(result)}")
+        raise TypeError(
+            f"{name} must be the result of the matching experiment (missing "
+            f"{', '.join(missing)}), got {describe(result)}"
+        )
 
 
 def plot_angle_histograms(result, *, ax=None, bins=40):
@@ -95,10 +98,16 @@ def plot_angle_histograms(result, *, ax=None, bins=40):
         if sd > 0:
             lo, hi = min(a.min(), mu - 4 * sd), max(a.max(), mu + 4 * sd)
             t = np.linspace(lo, hi, 200)
-            ax.plot(t, np.exp(-0.5 * ((t - mu) / sd) ** 2) / (sd * math.sqrt(2 * math.pi)),
-                    "--", color=colors[k], lw=1)
-    ax.axvline(deg(result.theory_limit), color="k", lw=1,
-               label=f"limit {deg(result.theory_limit):.2f}°")
+            ax.plot(
+                t,
+                np.exp(-0.5 * ((t - mu) / sd) ** 2) / (sd * math.sqrt(2 * math.pi)),
+                "--",
+                color=colors[k],
+                lw=1,
+            )
+    ax.axvline(
+        deg(result.theory_limit), color="k", lw=1, label=f"limit {deg(result.theory_limit):.2f}°"
+    )
     ax.set_xlabel("angle between x and q(x) (degrees)")
     ax.set_ylabel("density")
     ax.set_title("Angle preservation: Monte Carlo (steps) vs theory (dashed)")
@@ -160,22 +169,39 @@ def plot_angle_vs_dimension(results, *, ax=None, theory_from=16):
         results = {"": results}
     ax = _axes(ax)
     for k, (label, res) in enumerate(results.items()):
-        _require(res, ("dims", "mean", "std", "theory_mean", "theory_std", "theory_limit"),
-                 f"results[{label!r}]")
+        _require(
+            res,
+            ("dims", "mean", "std", "theory_mean", "theory_std", "theory_limit"),
+            f"results[{label!r}]",
+        )
         c = f"C{k % 10}"
         deg = np.degrees
-        ax.errorbar(res.dims, deg(res.mean), yerr=deg(res.std), fmt="o", color=c, capsize=3,
-                    label=f"{label} Monte Carlo".strip())
+        ax.errorbar(
+            res.dims,
+            deg(res.mean),
+            yerr=deg(res.std),
+            fmt="o",
+            color=c,
+            capsize=3,
+            label=f"{label} Monte Carlo".strip(),
+        )
         big = np.asarray(res.dims) >= theory_from
-        dims, tm, ts = np.asarray(res.dims)[big], np.asarray(res.theory_mean)[big], np.asarray(res.theory_std)[big]
+        dims, tm, ts = (
+            np.asarray(res.dims)[big],
+            np.asarray(res.theory_mean)[big],
+            np.asarray(res.theory_std)[big],
+        )
         ax.plot(dims, deg(tm), "-", color=c, lw=1)
         ax.fill_between(dims, deg(tm - ts), deg(tm + ts), color=c, alpha=0.15)
         ax.axhline(deg(res.theory_limit), color=c, ls=":", lw=1)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("dimension d")
     ax.set_ylabel("angle between x and q(x) (degrees)")
-    ax.set_title("The angle concentrates like 1/√d: points Monte Carlo (mean ± sd),\n"
-                 "lines and bands theory (delta method), dotted the d → ∞ limit", fontsize="medium")
+    ax.set_title(
+        "The angle concentrates like 1/√d: points Monte Carlo (mean ± sd),\n"
+        "lines and bands theory (delta method), dotted the d → ∞ limit",
+        fontsize="medium",
+    )
     ax.legend(fontsize="small")
     return ax
 
@@ -238,8 +264,13 @@ def plot_dot_product(result, *, ax=None, bins=60):
     t = np.linspace(u.min(), u.max(), 2)
     r0, s0, i0 = float(result.r[0]), float(result.slope[0]), float(result.intercept[0])
     ax.plot(t, s0 * t + i0, "r-", lw=1.5, label=f"fit: r = {r0:.3f}, slope = {s0:.3f}")
-    ax.plot(t, result.theory.slope * t, "k--", lw=1,
-            label=f"theory: r = {result.theory.r:.3f}, slope = {result.theory.slope:.3f}")
+    ax.plot(
+        t,
+        result.theory.slope * t,
+        "k--",
+        lw=1,
+        label=f"theory: r = {result.theory.r:.3f}, slope = {result.theory.slope:.3f}",
+    )
     ax.set_xlabel("a · w")
     ax.set_ylabel("a · q(w)")
     ax.set_title("Dot-product proportionality")
@@ -301,8 +332,15 @@ def plot_arcsine_law(result, *, ax=None):
     r = np.linspace(-1.0, 1.0, 401)
     ax.plot(r, arcsine_law(r), "k-", lw=1.5, label="(2/π) arcsin ρ")
     ax.plot(r, r, color="0.6", ls=":", lw=1, label="identity")
-    ax.errorbar(result.cos_before, result.cos_after, yerr=result.cos_after_std, fmt="o",
-                color="C3", capsize=3, label="Monte Carlo")
+    ax.errorbar(
+        result.cos_before,
+        result.cos_after,
+        yerr=result.cos_after_std,
+        fmt="o",
+        color="C3",
+        capsize=3,
+        label="Monte Carlo",
+    )
     ax.set_xlabel("cos ∠(x, y)")
     ax.set_ylabel("cos ∠(q(x), q(y))")
     ax.set_title("Arcsine law for pairs of vectors")
@@ -377,21 +415,28 @@ def plot_cosine_vs_bits(curves, *, ax=None, y="cosine", legend=True):
     if y not in ("cosine", "angle"):
         raise ValueError(f"y must be 'cosine' or 'angle', got {y!r}")
     if y == "angle":
+
         def tr(c):
             return np.degrees(np.arccos(np.clip(np.asarray(c, dtype=float), -1.0, 1.0)))
     else:
+
         def tr(c):
             return np.asarray(c, dtype=float)
+
     ax = _axes(ax)
     markers = "osD^v<>ph*"
     for k, (label, c) in enumerate(curves.items()):
         if not isinstance(c, dict) or "bits" not in c or "theory" not in c:
-            raise ValueError(f"curves[{label!r}] must be a dict with 'bits' and 'theory', got {describe(c)}")
+            raise ValueError(
+                f"curves[{label!r}] must be a dict with 'bits' and 'theory', got {describe(c)}"
+            )
         bits = np.asarray(c["bits"], dtype=float)
         theory = np.asarray(c["theory"], dtype=float)
         if bits.shape != theory.shape:
-            raise ValueError(f"curves[{label!r}]: 'bits' and 'theory' must have the same length, "
-                             f"got {bits.shape} and {theory.shape}")
+            raise ValueError(
+                f"curves[{label!r}]: 'bits' and 'theory' must have the same length, "
+                f"got {bits.shape} and {theory.shape}"
+            )
         col = f"C{k % 10}"
         ax.plot(bits, tr(theory), "-", marker=".", color=col, lw=1.2, label=f"{label}: theory")
         if c.get("measured") is not None:
@@ -400,11 +445,27 @@ def plot_cosine_vs_bits(curves, *, ax=None, y="cosine", legend=True):
             err = c.get("measured_std")
             if err is not None and y == "angle":
                 # d(angle)/d(cos) = -1/sin(angle): the same error bar in degrees.
-                err = np.degrees(np.asarray(err, dtype=float) / np.sqrt(np.clip(1 - meas ** 2, 1e-300, None)))
-            ax.errorbar(mb, tr(meas), yerr=err, fmt=markers[k % len(markers)], ms=7,
-                        color=col, mfc="none", capsize=2, label=f"{label}: Monte Carlo")
-    ax.axhline(float(tr(math.sqrt(2 / math.pi))), color="0.5", ls=":", lw=1,
-               label="sign of a Gaussian: √(2/π), 37.07°")
+                err = np.degrees(
+                    np.asarray(err, dtype=float) / np.sqrt(np.clip(1 - meas**2, 1e-300, None))
+                )
+            ax.errorbar(
+                mb,
+                tr(meas),
+                yerr=err,
+                fmt=markers[k % len(markers)],
+                ms=7,
+                color=col,
+                mfc="none",
+                capsize=2,
+                label=f"{label}: Monte Carlo",
+            )
+    ax.axhline(
+        float(tr(math.sqrt(2 / math.pi))),
+        color="0.5",
+        ls=":",
+        lw=1,
+        label="sign of a Gaussian: √(2/π), 37.07°",
+    )
     ax.set_xlabel("bits per weight (log2 of the number of levels)")
     if y == "angle":
         ax.set_yscale("log")
@@ -471,17 +532,40 @@ def plot_rotation(results, *, ax=None):
     ax = _axes(ax)
     limit = None
     for k, (label, res) in enumerate(results.items()):
-        _require(res, ("length_scales", "mean", "std", "mean_rotated", "std_rotated", "theory_mean"),
-                 f"results[{label!r}]")
+        _require(
+            res,
+            ("length_scales", "mean", "std", "mean_rotated", "std_rotated", "theory_mean"),
+            f"results[{label!r}]",
+        )
         deg = np.degrees
         c = f"C{k % 10}"
-        ax.errorbar(res.length_scales, deg(res.mean), yerr=deg(res.std), fmt="o-", color=c,
-                    capsize=3, label=f"{label} no rotation".strip())
-        ax.errorbar(res.length_scales, deg(res.mean_rotated), yerr=deg(res.std_rotated), fmt="s--",
-                    color=c, mfc="none", capsize=3, label=f"{label} random rotation".strip())
+        ax.errorbar(
+            res.length_scales,
+            deg(res.mean),
+            yerr=deg(res.std),
+            fmt="o-",
+            color=c,
+            capsize=3,
+            label=f"{label} no rotation".strip(),
+        )
+        ax.errorbar(
+            res.length_scales,
+            deg(res.mean_rotated),
+            yerr=deg(res.std_rotated),
+            fmt="s--",
+            color=c,
+            mfc="none",
+            capsize=3,
+            label=f"{label} random rotation".strip(),
+        )
         limit = res.theory_mean
-    ax.axhline(np.degrees(limit), color="k", lw=1, ls=":",
-               label=f"isotropic limit {np.degrees(limit):.2f}°")
+    ax.axhline(
+        np.degrees(limit),
+        color="k",
+        lw=1,
+        ls=":",
+        label=f"isotropic limit {np.degrees(limit):.2f}°",
+    )
     ax.set_xscale("log", base=2)
     ax.set_xlabel("correlation length ℓ")
     ax.set_ylabel("angle between x and q(x) (degrees)")

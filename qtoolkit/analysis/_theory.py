@@ -7,6 +7,7 @@ need no truncation and a quantizer whose scale or threshold is estimated from
 its input (XNOR's E|w|, TWN's 0.7 E|w|) sees the population values of those
 statistics. The quantizer is called once on the whole grid.
 """
+
 import math
 import numbers
 from collections import namedtuple
@@ -18,12 +19,12 @@ from ._distributions import as_distribution
 from ._measures import DotProductFit
 
 __all__ = [
-    "expected_cosine",
-    "expected_angle",
-    "expected_dot_product_fit",
-    "arcsine_law",
-    "sign_cosine_gaussian",
     "AngleMoments",
+    "arcsine_law",
+    "expected_angle",
+    "expected_cosine",
+    "expected_dot_product_fit",
+    "sign_cosine_gaussian",
 ]
 
 AngleMoments = namedtuple("AngleMoments", ["mean", "std"])
@@ -49,7 +50,7 @@ Examples
 0.011
 """
 
-DEFAULT_NODES = 2 ** 20
+DEFAULT_NODES = 2**20
 
 
 def _check_quantizer(quantizer):
@@ -81,7 +82,9 @@ def _moments(quantizer, distribution, n_nodes):
     x = _grid(dist, n_nodes)
     q = np.asarray(quantizer(x.copy()), dtype=np.float64)
     if q.shape != x.shape:
-        raise ValueError(f"quantizer must return an array of its input's shape {x.shape}, got {describe(q)}")
+        raise ValueError(
+            f"quantizer must return an array of its input's shape {x.shape}, got {describe(q)}"
+        )
     if not np.all(np.isfinite(q)):
         raise ValueError("quantizer returned NaN or Inf on the quantile grid of the distribution")
     if np.array_equal(q, x):
@@ -90,7 +93,8 @@ def _moments(quantizer, distribution, n_nodes):
         raise ValueError(
             "quantizer returned the quantile grid unchanged: the theory needs a quantizer whose "
             "scales and thresholds are per tensor (entrywise in the limit); a per-channel quantizer "
-            "(axis=0) treats each grid point as its own channel")
+            "(axis=0) treats each grid point as its own channel"
+        )
     return x, q
 
 
@@ -181,8 +185,9 @@ def expected_cosine(quantizer, distribution="gaussian", *, n_nodes=DEFAULT_NODES
     return _cos_from(x, q)[3]
 
 
-def expected_angle(quantizer, distribution="gaussian", d=None, *, degrees=False,
-                   n_nodes=DEFAULT_NODES):
+def expected_angle(
+    quantizer, distribution="gaussian", d=None, *, degrees=False, n_nodes=DEFAULT_NODES
+):
     r"""Limit of the angle between x and q(x) and its delta-method spread at dimension d.
 
     Parameters
@@ -288,9 +293,12 @@ def _second_order_bias(mu, sigma):
             ej = np.zeros(3)
             ei[i] = e[i]
             ej[j] = e[j]
-            H[i, j] = (_angle_of_moments(mu + ei + ej) - _angle_of_moments(mu + ei - ej)
-                       - _angle_of_moments(mu - ei + ej) + _angle_of_moments(mu - ei - ej)) \
-                / (4.0 * e[i] * e[j])
+            H[i, j] = (
+                _angle_of_moments(mu + ei + ej)
+                - _angle_of_moments(mu + ei - ej)
+                - _angle_of_moments(mu - ei + ej)
+                + _angle_of_moments(mu - ei - ej)
+            ) / (4.0 * e[i] * e[j])
     return 0.5 * float(np.sum(H * sigma))
 
 

@@ -11,9 +11,15 @@ chosen at import from the CPU's instruction sets (:func:`show_runtime`). Dense
 storage of 1-, 2-, 4- and 8-bit integer codes is in :func:`pack_codes` /
 :func:`unpack_codes`.
 """
+
 from ._codes import PACKABLE_BITS, pack_codes, unpack_codes
-from ._dispatch import (available_simd_levels, get_simd_level, set_simd_level, show_runtime,
-                        simd_level)
+from ._dispatch import (
+    available_simd_levels,
+    get_simd_level,
+    set_simd_level,
+    show_runtime,
+    simd_level,
+)
 from ._gemm import MAX_BITS, binary_matmul, xnor_gemm
 from ._packing import PackedBits, pack_bits, unpack_bits
 

@@ -5,11 +5,12 @@ Codes are packed little-endian within each byte: with ``b`` bits per code and
 ``b * (i % p) ... b * (i % p) + b - 1`` of byte ``i // p``. Two int4 codes
 share one byte, four 2-bit codes, eight 1-bit codes.
 """
+
 import numbers
 
 import numpy as np
 
-__all__ = ["pack_codes", "unpack_codes", "PACKABLE_BITS"]
+__all__ = ["PACKABLE_BITS", "pack_codes", "unpack_codes"]
 
 PACKABLE_BITS = (1, 2, 4, 8)
 
@@ -75,9 +76,11 @@ def pack_codes(codes, bits):
     if c.dtype.kind not in "iub":
         raise TypeError(f"codes must be an integer array, got dtype {c.dtype}")
     c = c.reshape(-1)
-    if c.size and (int(c.min()) < 0 or int(c.max()) > 2 ** bits - 1):
-        raise ValueError(f"codes must lie in [0, {2 ** bits - 1}] for bits={bits}, got values "
-                         f"in [{int(c.min())}, {int(c.max())}]")
+    if c.size and (int(c.min()) < 0 or int(c.max()) > 2**bits - 1):
+        raise ValueError(
+            f"codes must lie in [0, {2**bits - 1}] for bits={bits}, got values "
+            f"in [{int(c.min())}, {int(c.max())}]"
+        )
     c = c.astype(np.uint8)
     if bits == 8:
         return c.copy()
@@ -154,14 +157,15 @@ def unpack_codes(packed, bits, count):
     count = int(count)
     capacity = p.size * 8 // bits
     if count < 0 or count > capacity:
-        raise ValueError(f"count must be in [0, {capacity}] for {p.size} bytes of {bits}-bit "
-                         f"codes, got {count}")
+        raise ValueError(
+            f"count must be in [0, {capacity}] for {p.size} bytes of {bits}-bit codes, got {count}"
+        )
     if bits == 8:
         return p[:count].copy()
     if bits == 1:
         return np.unpackbits(p, count=count, bitorder="little")
     per = 8 // bits
-    shifts = (np.arange(per, dtype=np.uint8) * np.uint8(bits))
-    mask = np.uint8(2 ** bits - 1)
+    shifts = np.arange(per, dtype=np.uint8) * np.uint8(bits)
+    mask = np.uint8(2**bits - 1)
     out = (p[:, None] >> shifts[None, :]) & mask
     return out.reshape(-1)[:count]

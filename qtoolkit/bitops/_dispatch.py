@@ -6,6 +6,7 @@ level it supports becomes the default. The environment variable
 on an AVX-512 machine, and :func:`set_simd_level` / :func:`simd_level` change it
 at run time so that tests can run every level.
 """
+
 import contextlib
 import os
 import platform
@@ -19,8 +20,8 @@ __all__ = [
     "available_simd_levels",
     "get_simd_level",
     "set_simd_level",
-    "simd_level",
     "show_runtime",
+    "simd_level",
 ]
 
 _NAMES = _bitops.LEVEL_NAMES  # index = C level id
@@ -66,8 +67,11 @@ def _initial_level():
     if not cap:
         return _best_level()
     if cap not in _ORDER:
-        warnings.warn(f"{_ENV}={cap!r} is not one of {_ORDER}; using the best level",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"{_ENV}={cap!r} is not one of {_ORDER}; using the best level",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return _best_level()
     return _best_level(cap)
 
@@ -103,8 +107,9 @@ def _check_level(level):
     if name not in _ORDER:
         raise ValueError(f"level must be one of {_ORDER}, got {level!r}")
     if name not in available_simd_levels():
-        raise ValueError(f"level {name!r} cannot run on this CPU; available: "
-                         f"{available_simd_levels()}")
+        raise ValueError(
+            f"level {name!r} cannot run on this CPU; available: {available_simd_levels()}"
+        )
     return name
 
 
@@ -221,10 +226,13 @@ def show_runtime(file=None):
             lines.append(f"  {name:<8} not supported")
     env = os.environ.get(_ENV)
     lines.append(f"levels available: {', '.join(usable)}")
-    lines.append(f"kernel in use: {_state['level']} (best: {usable[-1]}; "
-                 f"{_ENV}={env if env else '<unset>'})")
-    lines.append(f"OpenMP: {'yes' if _bitops.openmp_enabled() else 'no (serial build)'}; "
-                 f"CPUs usable: {cpu_count()}")
+    lines.append(
+        f"kernel in use: {_state['level']} (best: {usable[-1]}; {_ENV}={env if env else '<unset>'})"
+    )
+    lines.append(
+        f"OpenMP: {'yes' if _bitops.openmp_enabled() else 'no (serial build)'}; "
+        f"CPUs usable: {cpu_count()}"
+    )
     print("\n".join(lines), file=file)
 
 

@@ -1,4 +1,5 @@
 """Binary matrix products: :func:`xnor_gemm` on packed bits, :func:`binary_matmul` on real arrays."""
+
 import numpy as np
 
 from .._array import describe
@@ -6,7 +7,7 @@ from . import _bitops
 from ._dispatch import _level_id, _resolve_threads
 from ._packing import PackedBits, pack_bits
 
-__all__ = ["xnor_gemm", "binary_matmul", "MAX_BITS"]
+__all__ = ["MAX_BITS", "binary_matmul", "xnor_gemm"]
 
 #: The largest K (bits per row) :func:`xnor_gemm` accepts: |C[i, j]| <= K must fit int32.
 MAX_BITS = 2**31 - 1
@@ -88,13 +89,16 @@ def xnor_gemm(a, b, out=None, n_threads=None):
     """
     for name, p in (("a", a), ("b", b)):
         if not isinstance(p, PackedBits):
-            raise TypeError(f"{name} must be a PackedBits (pack real or boolean arrays with "
-                            f"qtoolkit.bitops.pack_bits), got {describe(p)}")
+            raise TypeError(
+                f"{name} must be a PackedBits (pack real or boolean arrays with "
+                f"qtoolkit.bitops.pack_bits), got {describe(p)}"
+            )
         if p.ndim != 2:
             raise ValueError(f"{name} must be 2-D, got shape {p.shape}")
     if a.n_bits != b.n_bits:
-        raise ValueError(f"a and b must have the same number of bits K, got {a.n_bits} and "
-                         f"{b.n_bits}")
+        raise ValueError(
+            f"a and b must have the same number of bits K, got {a.n_bits} and {b.n_bits}"
+        )
     k = a.n_bits
     if k > MAX_BITS:
         raise ValueError(f"K={k} exceeds MAX_BITS={MAX_BITS} (the int32 output range)")
@@ -180,10 +184,12 @@ def binary_matmul(A, B, scale=None, n_threads=None):
         if x.dtype.kind not in "fiu":
             raise TypeError(f"{name} must be a real array, got {describe(x)}")
     if A.shape[1] != B.shape[1]:
-        raise ValueError(f"A and B must have the same number of columns K, got {A.shape[1]} "
-                         f"and {B.shape[1]}")
-    c = xnor_gemm(pack_bits(A, n_threads=n_threads), pack_bits(B, n_threads=n_threads),
-                  n_threads=n_threads)
+        raise ValueError(
+            f"A and B must have the same number of columns K, got {A.shape[1]} and {B.shape[1]}"
+        )
+    c = xnor_gemm(
+        pack_bits(A, n_threads=n_threads), pack_bits(B, n_threads=n_threads), n_threads=n_threads
+    )
     if scale is None:
         return c
     k = A.shape[1]

@@ -1,4 +1,5 @@
 """Sign bits packed into 64-bit words: :class:`PackedBits`, :func:`pack_bits`, :func:`unpack_bits`."""
+
 import numbers
 
 import numpy as np
@@ -68,7 +69,7 @@ class PackedBits:
     11
     """
 
-    __slots__ = ("_words", "_n_bits")
+    __slots__ = ("_n_bits", "_words")
 
     def __init__(self, words, n_bits):
         if isinstance(n_bits, bool) or not isinstance(n_bits, (numbers.Integral, np.integer)):
@@ -83,8 +84,9 @@ class PackedBits:
             raise ValueError("words must have at least one axis (the packed axis)")
         n_words = -(-n_bits // 64)
         if words.shape[-1] < n_words:
-            raise ValueError(f"words has {words.shape[-1]} words per row but n_bits={n_bits} "
-                             f"needs {n_words}")
+            raise ValueError(
+                f"words has {words.shape[-1]} words per row but n_bits={n_bits} needs {n_words}"
+            )
         out = np.zeros(words.shape[:-1] + (_stride(n_bits),), dtype=np.uint64)
         out[..., :n_words] = words[..., :n_words]
         if n_bits % 64:

@@ -16,12 +16,19 @@ is *fixed* (predefined grids, see :mod:`qtoolkit.rounding`) or *adaptive*
   random variables over a codebook (LR-nets, Shayer et al.);
 - the storage accounting of all of them, and ``.npz`` save / load.
 """
-from ._accounting import (bits_per_weight, deep_compression_ratio, entropy_bits,
-                          entropy_coded_bits, huffman_code_lengths, pq_compression_ratio,
-                          rq_compression_ratio)
+
+from ._accounting import (
+    bits_per_weight,
+    deep_compression_ratio,
+    entropy_bits,
+    entropy_coded_bits,
+    huffman_code_lengths,
+    pq_compression_ratio,
+    rq_compression_ratio,
+)
 from ._ecsq import EntropyConstrainedQuantizer
-from ._io import load_quantizer, save_quantizer
 from ._hessian import hessian_importance, hessian_weighted_kmeans
+from ._io import load_quantizer, save_quantizer
 from ._kmeans import KMeansQuantizer, kmeans_1d
 from ._pq import ProductQuantizer
 from ._probabilistic import ProbabilisticWeights

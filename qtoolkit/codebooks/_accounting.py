@@ -1,4 +1,5 @@
 """Compression accounting: bits per weight with codebook overhead, entropy-coded size."""
+
 import heapq
 import math
 
@@ -22,9 +23,11 @@ def _index_bits(k):
 
 
 def _check_shape(shape):
-    if (not isinstance(shape, (tuple, list)) or len(shape) != 2
-            or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1
-                   for s in shape)):
+    if (
+        not isinstance(shape, (tuple, list))
+        or len(shape) != 2
+        or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1 for s in shape)
+    ):
         raise ValueError(f"shape must be a pair of positive integers (m, n), got {shape!r}")
     return int(shape[0]), int(shape[1])
 
@@ -343,8 +346,10 @@ def huffman_code_lengths(counts):
     """
     c = np.asarray(counts, dtype=np.float64)
     if c.ndim != 1 or c.size == 0 or not np.all(np.isfinite(c)) or np.any(c < 0) or not c.sum() > 0:
-        raise ValueError("counts must be a non-empty 1-D array of finite, non-negative values "
-                         f"with a positive sum, got {describe(counts)}")
+        raise ValueError(
+            "counts must be a non-empty 1-D array of finite, non-negative values "
+            f"with a positive sum, got {describe(counts)}"
+        )
     lengths = np.zeros(c.size, dtype=np.int64)
     used = np.flatnonzero(c > 0)
     if used.size == 1:

@@ -4,6 +4,7 @@ Prior validation of the estimator parameters is the caller's job; these
 helpers validate data arrays and turn them into the float64 buffers the
 kernels expect.
 """
+
 import numpy as np
 from sklearn.utils import check_array
 
@@ -22,8 +23,14 @@ def check_tensor(w, name="X"):
         w = np.asarray(w)
     if np.ndim(w) == 0:
         raise ValueError(f"{name} must have at least one dimension, got {describe(w)}")
-    return check_array(w, dtype=[np.float64, np.float32], ensure_2d=False, allow_nd=True,
-                       ensure_all_finite=True, input_name=name)
+    return check_array(
+        w,
+        dtype=[np.float64, np.float32],
+        ensure_2d=False,
+        allow_nd=True,
+        ensure_all_finite=True,
+        input_name=name,
+    )
 
 
 def check_weights(sample_weight, shape, name="sample_weight"):
@@ -36,8 +43,9 @@ def check_weights(sample_weight, shape, name="sample_weight"):
     if sample_weight is None:
         return np.ones(shape, dtype=np.float64)
     sw = np.asarray(sample_weight)
-    if sw.dtype == object or not (np.issubdtype(sw.dtype, np.floating)
-                                  or np.issubdtype(sw.dtype, np.integer)):
+    if sw.dtype == object or not (
+        np.issubdtype(sw.dtype, np.floating) or np.issubdtype(sw.dtype, np.integer)
+    ):
         raise TypeError(f"{name} must be an array of real numbers, got {describe(sample_weight)}")
     sw = sw.astype(np.float64)
     if sw.ndim == 0:
@@ -47,8 +55,9 @@ def check_weights(sample_weight, shape, name="sample_weight"):
     elif sw.ndim == 1 and len(shape) >= 1 and sw.shape[0] == shape[0]:
         sw = np.broadcast_to(sw.reshape((-1,) + (1,) * (len(shape) - 1)), shape)
     else:
-        raise ValueError(f"{name} must have shape {tuple(shape)} or ({shape[0]},), "
-                         f"got shape {sw.shape}")
+        raise ValueError(
+            f"{name} must have shape {tuple(shape)} or ({shape[0]},), got shape {sw.shape}"
+        )
     if not np.all(np.isfinite(sw)):
         raise ValueError(f"{name} contains NaN or Inf")
     if np.any(sw < 0):
@@ -70,16 +79,26 @@ def code_dtype(n_clusters):
 def check_codes(codes, n_clusters, name="codes", shape_tail=None):
     """Validate integer codes in ``[0, n_clusters)``; return them as an intp array."""
     arr = np.asarray(codes)
-    if not (np.issubdtype(arr.dtype, np.integer)
-            or (np.issubdtype(arr.dtype, np.floating) and arr.size
-                and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)))):
+    if not (
+        np.issubdtype(arr.dtype, np.integer)
+        or (
+            np.issubdtype(arr.dtype, np.floating)
+            and arr.size
+            and np.all(np.isfinite(arr))
+            and np.all(arr == np.round(arr))
+        )
+    ):
         raise TypeError(f"{name} must be an array of integer codes, got {describe(codes)}")
-    if shape_tail is not None and (arr.ndim != len(shape_tail) + 1
-                                   or arr.shape[1:] != tuple(shape_tail)):
-        raise ValueError(f"{name} must have shape (n_samples, {', '.join(map(str, shape_tail))}), "
-                         f"got shape {arr.shape}")
+    if shape_tail is not None and (
+        arr.ndim != len(shape_tail) + 1 or arr.shape[1:] != tuple(shape_tail)
+    ):
+        raise ValueError(
+            f"{name} must have shape (n_samples, {', '.join(map(str, shape_tail))}), "
+            f"got shape {arr.shape}"
+        )
     arr = arr.astype(np.intp)
     if arr.size and (arr.min() < 0 or arr.max() >= n_clusters):
-        raise ValueError(f"{name} must lie in [0, {n_clusters - 1}], "
-                         f"got values in [{arr.min()}, {arr.max()}]")
+        raise ValueError(
+            f"{name} must lie in [0, {n_clusters - 1}], got values in [{arr.min()}, {arr.max()}]"
+        )
     return arr

@@ -1,4 +1,5 @@
 """Entropy-constrained scalar quantization: uniform + entropy coding, and ECSQ Lloyd."""
+
 import numbers
 
 import numpy as np
@@ -128,8 +129,9 @@ class EntropyConstrainedQuantizer(TransformerMixin, BaseEstimator):
     True
     """
 
-    def __init__(self, n_clusters=16, lam=0.01, *, method="ecsq", step=None, max_iter=100,
-                 tol=1e-9):
+    def __init__(
+        self, n_clusters=16, lam=0.01, *, method="ecsq", step=None, max_iter=100, tol=1e-9
+    ):
         self.n_clusters = n_clusters
         self.lam = lam
         self.method = method
@@ -146,14 +148,20 @@ class EntropyConstrainedQuantizer(TransformerMixin, BaseEstimator):
         k = check_int(self.n_clusters, "n_clusters", low=1, high=1 << 16)
         for name in ("lam", "tol"):
             v = getattr(self, name)
-            if not isinstance(v, numbers.Real) or isinstance(v, bool) or not v >= 0 \
-                    or not np.isfinite(v):
+            if (
+                not isinstance(v, numbers.Real)
+                or isinstance(v, bool)
+                or not v >= 0
+                or not np.isfinite(v)
+            ):
                 raise ValueError(f"{name} must be a finite non-negative real number, got {v!r}")
         if self.method not in ("ecsq", "uniform"):
             raise ValueError(f"method must be 'ecsq' or 'uniform', got {self.method!r}")
-        if self.step is not None and (not isinstance(self.step, numbers.Real)
-                                      or isinstance(self.step, bool)
-                                      or not (np.isfinite(self.step) and self.step > 0)):
+        if self.step is not None and (
+            not isinstance(self.step, numbers.Real)
+            or isinstance(self.step, bool)
+            or not (np.isfinite(self.step) and self.step > 0)
+        ):
             raise ValueError(f"step must be None or a positive real number, got {self.step!r}")
         check_int(self.max_iter, "max_iter", low=1)
         return k
@@ -193,8 +201,9 @@ class EntropyConstrainedQuantizer(TransformerMixin, BaseEstimator):
         pc = np.concatenate(([0.0], np.cumsum(uc)))
 
         def cells(thresholds):
-            starts = np.concatenate(([0], np.searchsorted(ux, thresholds, side="right"),
-                                     [ux.shape[0]]))
+            starts = np.concatenate(
+                ([0], np.searchsorted(ux, thresholds, side="right"), [ux.shape[0]])
+            )
             s, e = starts[:-1], starts[1:]
             keep = e > s
             return s[keep], e[keep], keep
@@ -208,8 +217,11 @@ class EntropyConstrainedQuantizer(TransformerMixin, BaseEstimator):
 
         lam = float(self.lam)
         if self.method == "uniform":
-            step = float(self.step) if self.step is not None else (
-                (ux[-1] - ux[0]) / max(k - 1, 1) if ux[-1] > ux[0] else 1.0)
+            step = (
+                float(self.step)
+                if self.step is not None
+                else ((ux[-1] - ux[0]) / max(k - 1, 1) if ux[-1] > ux[0] else 1.0)
+            )
             cell = np.round(ux / step)
             edges = (np.unique(cell)[:-1] + 0.5) * step
             s, e, _ = cells(edges)
@@ -218,8 +230,10 @@ class EntropyConstrainedQuantizer(TransformerMixin, BaseEstimator):
             n_iter = 1
         else:
             if k > ux.shape[0]:
-                raise ValueError(f"n_clusters={k} exceeds the number of distinct values with "
-                                 f"positive weight ({ux.shape[0]}); use n_clusters <= {ux.shape[0]}")
+                raise ValueError(
+                    f"n_clusters={k} exceeds the number of distinct values with "
+                    f"positive weight ({ux.shape[0]}); use n_clusters <= {ux.shape[0]}"
+                )
             codebook, _, _ = kmeans_1d(ux, k, sample_weight=uw, algorithm="lloyd")
             bounds = 0.5 * (codebook[1:] + codebook[:-1])
             s, e, _ = cells(bounds)

@@ -1,4 +1,5 @@
 """Hessian-weighted k-means (Choi et al. 2017): importance weights for weight sharing."""
+
 import numbers
 
 import numpy as np
@@ -6,7 +7,7 @@ import numpy as np
 from ._common import check_tensor
 from ._kmeans import KMeansQuantizer
 
-__all__ = ["hessian_weighted_kmeans", "hessian_importance"]
+__all__ = ["hessian_importance", "hessian_weighted_kmeans"]
 
 
 def hessian_importance(*, hessian=None, second_moment=None, eps=0.0):
@@ -59,8 +60,10 @@ def hessian_importance(*, hessian=None, second_moment=None, eps=0.0):
     array([2. , 0.5])
     """
     if (hessian is None) == (second_moment is None):
-        raise ValueError("give exactly one of hessian and second_moment, got "
-                         f"{'both' if hessian is not None else 'neither'}")
+        raise ValueError(
+            "give exactly one of hessian and second_moment, got "
+            f"{'both' if hessian is not None else 'neither'}"
+        )
     if not isinstance(eps, numbers.Real) or isinstance(eps, bool) or not eps >= 0:
         raise ValueError(f"eps must be a non-negative real number, got {eps!r}")
     name = "hessian" if hessian is not None else "second_moment"
@@ -70,8 +73,7 @@ def hessian_importance(*, hessian=None, second_moment=None, eps=0.0):
     return h if hessian is not None else np.sqrt(h) + eps
 
 
-def hessian_weighted_kmeans(w, n_clusters, *, hessian=None, second_moment=None, eps=0.0,
-                            **params):
+def hessian_weighted_kmeans(w, n_clusters, *, hessian=None, second_moment=None, eps=0.0, **params):
     r"""Fit scalar weight sharing with Hessian (or Adam second-moment) importance weights.
 
     Parameters

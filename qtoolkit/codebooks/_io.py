@@ -1,4 +1,5 @@
 """Save and load fitted codebook learners as ``.npz`` (no pickle)."""
+
 import json
 
 import numpy as np
@@ -18,8 +19,14 @@ def _registry():
     from ._rq import ResidualQuantizer
     from ._soft import SoftQuantizer
 
-    classes = (EntropyConstrainedQuantizer, KMeansQuantizer, ProductQuantizer,
-               ProbabilisticWeights, ResidualQuantizer, SoftQuantizer)
+    classes = (
+        EntropyConstrainedQuantizer,
+        KMeansQuantizer,
+        ProductQuantizer,
+        ProbabilisticWeights,
+        ResidualQuantizer,
+        SoftQuantizer,
+    )
     return {cls.__name__: cls for cls in classes}
 
 
@@ -80,14 +87,18 @@ def save_quantizer(quantizer, file):
         if isinstance(value, np.generic):
             value = value.item()
         if value is not None and not isinstance(value, (bool, int, float, str)):
-            raise TypeError(f"parameter {key}={describe(value)} cannot be saved without pickle; "
-                            "use an int seed, None or a plain value")
+            raise TypeError(
+                f"parameter {key}={describe(value)} cannot be saved without pickle; "
+                "use an int seed, None or a plain value"
+            )
         params[key] = value
     arrays["__params__"] = np.array(json.dumps(params, sort_keys=True))
     for key, value in fitted.items():
         arr = np.asarray(value)
         if arr.dtype == object:
-            raise TypeError(f"fitted attribute {key} ({describe(value)}) cannot be saved without pickle")
+            raise TypeError(
+                f"fitted attribute {key} ({describe(value)}) cannot be saved without pickle"
+            )
         arrays["attr:" + key] = arr
     np.savez(file, **arrays)
 
@@ -134,7 +145,9 @@ def load_quantizer(file):
         name = str(data["__class__"])
         registry = _registry()
         if name not in registry:
-            raise ValueError(f"unknown quantizer class {name!r}; expected one of {sorted(registry)}")
+            raise ValueError(
+                f"unknown quantizer class {name!r}; expected one of {sorted(registry)}"
+            )
         params = json.loads(str(data["__params__"]))
         attrs = {}
         for key in data.files:

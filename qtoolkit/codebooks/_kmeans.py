@@ -1,13 +1,13 @@
 """Scalar weight sharing: weighted 1-D k-means, exact (dynamic programming) or Lloyd."""
+
 import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._array import check_int, check_random_state, describe
+from .._array import check_int, check_n_threads, check_random_state, describe
 from . import _kmeans1d
-from .._array import check_n_threads
 from ._common import check_codes, check_tensor, check_weights, code_dtype
 
 __all__ = ["KMeansQuantizer", "kmeans_1d"]
@@ -85,8 +85,21 @@ def _optimal_starts(pw, p1, p2, n, k, n_threads, max_table_bytes=MAX_TABLE_BYTES
         table = np.empty((k - 1, width), dtype=np.int32)
         for m in range(1, k):
             lower = table[m - 2] if m >= 2 else empty
-            _kmeans1d.dp_layer(pw, p1, p2, d_prev, lower, m - 1, d_cur, table[m - 1], work,
-                               m, m, n - k + m, n_threads)
+            _kmeans1d.dp_layer(
+                pw,
+                p1,
+                p2,
+                d_prev,
+                lower,
+                m - 1,
+                d_cur,
+                table[m - 1],
+                work,
+                m,
+                m,
+                n - k + m,
+                n_threads,
+            )
             d_prev, d_cur = d_cur, d_prev
         i = n - 1
         for m in range(k - 1, 0, -1):
@@ -102,8 +115,9 @@ def _optimal_starts(pw, p1, p2, n, k, n_threads, max_table_bytes=MAX_TABLE_BYTES
         if (m - 1) % seg == 0:
             checkpoints[m] = (d_prev.copy(), arg_prev.copy())
         arg_cur = bufs[m % 2]
-        _kmeans1d.dp_layer(pw, p1, p2, d_prev, arg_prev, m - 1, d_cur, arg_cur, work,
-                           m, m, n - k + m, n_threads)
+        _kmeans1d.dp_layer(
+            pw, p1, p2, d_prev, arg_prev, m - 1, d_cur, arg_cur, work, m, m, n - k + m, n_threads
+        )
         d_prev, d_cur = d_cur, d_prev
         arg_prev = arg_cur
     table = np.empty((seg, width), dtype=np.int32)
@@ -114,8 +128,9 @@ def _optimal_starts(pw, p1, p2, n, k, n_threads, max_table_bytes=MAX_TABLE_BYTES
         d_a, d_b = d_seg, d_cur
         for m in range(m0, m1):
             low = lower if m == m0 else table[m - m0 - 1]
-            _kmeans1d.dp_layer(pw, p1, p2, d_a, low, m - 1, d_b, table[m - m0], work,
-                               m, m, n - k + m, n_threads)
+            _kmeans1d.dp_layer(
+                pw, p1, p2, d_a, low, m - 1, d_b, table[m - m0], work, m, m, n - k + m, n_threads
+            )
             d_a, d_b = d_b, d_a
         for m in range(m1 - 1, m0 - 1, -1):
             j = int(table[m - m0, i - m])
@@ -174,13 +189,24 @@ def _init_centers(ux, uw, k, init, rng, n_threads=1):
         return np.sort(ux[idx])
     from sklearn.cluster import kmeans_plusplus
 
-    centers, _ = kmeans_plusplus(ux[:, None], k, sample_weight=uw,
-                                 random_state=int(rng.integers(2**31 - 1)))
+    centers, _ = kmeans_plusplus(
+        ux[:, None], k, sample_weight=uw, random_state=int(rng.integers(2**31 - 1))
+    )
     return np.sort(centers[:, 0])
 
 
-def kmeans_1d(values, n_clusters, *, sample_weight=None, algorithm="optimal", init="histogram",
-              max_iter=300, tol=1e-4, rng=None, n_threads=None):
+def kmeans_1d(
+    values,
+    n_clusters,
+    *,
+    sample_weight=None,
+    algorithm="optimal",
+    init="histogram",
+    max_iter=300,
+    tol=1e-4,
+    rng=None,
+    n_threads=None,
+):
     r"""Weighted k-means of scalars: the codebook of scalar weight sharing.
 
     Parameters
@@ -285,13 +311,16 @@ def kmeans_1d(values, n_clusters, *, sample_weight=None, algorithm="optimal", in
         raise ValueError(f"algorithm must be one of {_ALGORITHMS}, got {algorithm!r}")
     if isinstance(init, str):
         if init not in _INITS:
-            raise ValueError(f"init must be one of {_INITS} or an array of shape "
-                             f"(n_clusters,), got {init!r}")
+            raise ValueError(
+                f"init must be one of {_INITS} or an array of shape (n_clusters,), got {init!r}"
+            )
     else:
         arr = np.asarray(init, dtype=np.float64) if not isinstance(init, str) else None
         if arr.shape != (k,) or not np.all(np.isfinite(arr)):
-            raise ValueError(f"init must be one of {_INITS} or a finite array of shape "
-                             f"({k},), got {describe(init)}")
+            raise ValueError(
+                f"init must be one of {_INITS} or a finite array of shape "
+                f"({k},), got {describe(init)}"
+            )
     max_iter = check_int(max_iter, "max_iter", low=1)
     if not isinstance(tol, numbers.Real) or isinstance(tol, bool) or not tol >= 0:
         raise ValueError(f"tol must be a non-negative real number, got {tol!r}")
@@ -300,28 +329,35 @@ def kmeans_1d(values, n_clusters, *, sample_weight=None, algorithm="optimal", in
     ux, uw = _distinct_weighted(x.ravel(), np.ascontiguousarray(sw, dtype=np.float64).ravel())
     n = ux.shape[0]
     if k > n:
-        raise ValueError(f"n_clusters={k} exceeds the number of distinct values with positive "
-                         f"weight ({n}); use n_clusters <= {n}")
+        raise ValueError(
+            f"n_clusters={k} exceeds the number of distinct values with positive "
+            f"weight ({n}); use n_clusters <= {n}"
+        )
     shift, pw, p1, p2 = _prefix(ux, uw)
     if algorithm == "optimal":
         starts = _optimal_starts(pw, p1, p2, n, k, n_threads)
         codebook = _cluster_means(ux, uw, starts, None)
         n_iter = 1
     else:
-        codebook = np.ascontiguousarray(_init_centers(ux, uw, k, init, rng, n_threads),
-                                        dtype=np.float64)
+        codebook = np.ascontiguousarray(
+            _init_centers(ux, uw, k, init, rng, n_threads), dtype=np.float64
+        )
         starts = np.empty(k + 1, dtype=np.int_)
         variance = p2[-1] / pw[-1]
-        n_iter = _kmeans1d.lloyd(ux, pw, p1, p2, shift, codebook, starts, max_iter,
-                                 float(tol) * variance)
+        n_iter = _kmeans1d.lloyd(
+            ux, pw, p1, p2, shift, codebook, starts, max_iter, float(tol) * variance
+        )
         # the centres are the means of the last assignment (``starts``) unless an
         # empty cluster was moved in the last iteration: recompute those means
         # by direct sums, which are exact for clusters of a single value
         sizes = np.diff(starts)
         if np.all(sizes >= 0) and starts[0] == 0 and starts[-1] == n:
             live = sizes > 0
-            pm = shift + (p1[starts[1:]] - p1[starts[:-1]])[live] / (
-                pw[starts[1:]] - pw[starts[:-1]])[live]
+            pm = (
+                shift
+                + (p1[starts[1:]] - p1[starts[:-1]])[live]
+                / (pw[starts[1:]] - pw[starts[:-1]])[live]
+            )
             if np.allclose(pm, codebook[live], rtol=1e-9, atol=1e-12 * np.sqrt(variance)):
                 codebook = _cluster_means(ux, uw, starts, codebook)
         codebook = np.sort(codebook)
@@ -445,8 +481,17 @@ class KMeansQuantizer(TransformerMixin, BaseEstimator):
            [1, 2, 2]], dtype=uint8)
     """
 
-    def __init__(self, n_clusters=8, *, algorithm="optimal", init="histogram", max_iter=300,
-                 tol=1e-4, random_state=None, n_threads=None):
+    def __init__(
+        self,
+        n_clusters=8,
+        *,
+        algorithm="optimal",
+        init="histogram",
+        max_iter=300,
+        tol=1e-4,
+        random_state=None,
+        n_threads=None,
+    ):
         self.n_clusters = n_clusters
         self.algorithm = algorithm
         self.init = init
@@ -486,9 +531,16 @@ class KMeansQuantizer(TransformerMixin, BaseEstimator):
                 if hasattr(self, attr):
                     delattr(self, attr)
         codebook, inertia, n_iter = kmeans_1d(
-            x, self.n_clusters, sample_weight=sample_weight, algorithm=self.algorithm,
-            init=self.init, max_iter=self.max_iter, tol=self.tol,
-            rng=check_random_state(self.random_state, "random_state"), n_threads=self.n_threads)
+            x,
+            self.n_clusters,
+            sample_weight=sample_weight,
+            algorithm=self.algorithm,
+            init=self.init,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            rng=check_random_state(self.random_state, "random_state"),
+            n_threads=self.n_threads,
+        )
         self.codebook_ = codebook
         self.boundaries_ = 0.5 * (codebook[1:] + codebook[:-1])
         self.inertia_ = inertia

@@ -1,4 +1,5 @@
 """Product quantization (Jégou et al. 2011; Gong et al. 2014 for network weights)."""
+
 import numbers
 
 import numpy as np
@@ -6,9 +7,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.cluster import KMeans
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._array import check_int, check_random_state, describe
+from .._array import check_int, check_n_threads, check_random_state, describe
 from . import _pq_kernels
-from .._array import check_n_threads
 from ._common import check_codes, code_dtype
 
 __all__ = ["ProductQuantizer"]
@@ -25,8 +25,15 @@ def check_kmeans_params(est):
 
 def fit_kmeans(X, n_clusters, init, max_iter, tol, seed, sample_weight=None):
     """scikit-learn's Lloyd k-means, one start; returns (centers, inertia, n_iter)."""
-    km = KMeans(n_clusters=n_clusters, init=init, n_init=1, max_iter=max_iter, tol=tol,
-                random_state=seed, algorithm="lloyd")
+    km = KMeans(
+        n_clusters=n_clusters,
+        init=init,
+        n_init=1,
+        max_iter=max_iter,
+        tol=tol,
+        random_state=seed,
+        algorithm="lloyd",
+    )
     km.fit(X, sample_weight=sample_weight)
     return km.cluster_centers_.astype(X.dtype, copy=False), float(km.inertia_), int(km.n_iter_)
 
@@ -113,8 +120,17 @@ class ProductQuantizer(TransformerMixin, BaseEstimator):
     (200, 8)
     """
 
-    def __init__(self, n_subspaces=8, n_clusters=256, *, init="random", max_iter=25, tol=0.0,
-                 random_state=None, n_threads=None):
+    def __init__(
+        self,
+        n_subspaces=8,
+        n_clusters=256,
+        *,
+        init="random",
+        max_iter=25,
+        tol=0.0,
+        random_state=None,
+        n_threads=None,
+    ):
         self.n_subspaces = n_subspaces
         self.n_clusters = n_clusters
         self.init = init
@@ -157,25 +173,30 @@ class ProductQuantizer(TransformerMixin, BaseEstimator):
         init = self.init
         if isinstance(init, str):
             if init not in ("random", "k-means++"):
-                raise ValueError(f"init must be 'random', 'k-means++' or an array of shape "
-                                 f"({M}, {self.n_clusters}, {ds}), got {init!r}")
+                raise ValueError(
+                    f"init must be 'random', 'k-means++' or an array of shape "
+                    f"({M}, {self.n_clusters}, {ds}), got {init!r}"
+                )
         else:
             init = np.asarray(init, dtype=X.dtype)
             if init.shape != (M, self.n_clusters, ds):
-                raise ValueError(f"init must be 'random', 'k-means++' or an array of shape "
-                                 f"({M}, {self.n_clusters}, {ds}), got {describe(self.init)}")
+                raise ValueError(
+                    f"init must be 'random', 'k-means++' or an array of shape "
+                    f"({M}, {self.n_clusters}, {ds}), got {describe(self.init)}"
+                )
         rng = check_random_state(self.random_state, "random_state")
         seeds = rng.integers(0, 2**31 - 1, size=M)
         books = np.empty((M, self.n_clusters, ds), dtype=X.dtype)
         n_iter = 0
         inertia = 0.0
         for m in range(M):
-            sub = np.ascontiguousarray(X[:, m * ds:(m + 1) * ds])
+            sub = np.ascontiguousarray(X[:, m * ds : (m + 1) * ds])
             start = init if isinstance(init, str) else init[m]
-            books[m], err, it = fit_kmeans(sub, self.n_clusters, start, self.max_iter, self.tol,
-                                           int(seeds[m]), sample_weight)
+            books[m], err, it = fit_kmeans(
+                sub, self.n_clusters, start, self.max_iter, self.tol, int(seeds[m]), sample_weight
+            )
             n_iter = max(n_iter, it)
-            inertia += err   # the subspaces are orthogonal: their errors add up
+            inertia += err  # the subspaces are orthogonal: their errors add up
         self.codebook_ = books
         self.n_iter_ = n_iter
         self.inertia_ = inertia
@@ -243,9 +264,11 @@ class ProductQuantizer(TransformerMixin, BaseEstimator):
         Q = validate_data(self, Q, dtype=[np.float32, np.float64], reset=False)
         M, K, ds = self.codebook_.shape
         Qs = Q.reshape(Q.shape[0], M, ds).astype(self.codebook_.dtype, copy=False)
-        t = (np.einsum("qmd,qmd->qm", Qs, Qs)[:, :, None]
-             - 2 * np.einsum("qmd,mkd->qmk", Qs, self.codebook_)
-             + np.einsum("mkd,mkd->mk", self.codebook_, self.codebook_)[None])
+        t = (
+            np.einsum("qmd,qmd->qm", Qs, Qs)[:, :, None]
+            - 2 * np.einsum("qmd,mkd->qmk", Qs, self.codebook_)
+            + np.einsum("mkd,mkd->mk", self.codebook_, self.codebook_)[None]
+        )
         return np.maximum(t, 0)
 
     def search(self, Q, codes, n_neighbors=1):

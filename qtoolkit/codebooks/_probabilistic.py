@@ -1,4 +1,5 @@
 """Probabilistic weights (LR-nets, Shayer et al. 2018): a categorical law per weight."""
+
 import numbers
 
 import numpy as np
@@ -99,17 +100,23 @@ class ProbabilisticWeights(BaseEstimator):
             if not isinstance(v, numbers.Real) or isinstance(v, bool) or not 0 < v < 1:
                 raise ValueError(f"{name} must be a real number in (0, 1), got {v!r}")
         if not self.p_min < self.p_max:
-            raise ValueError(f"p_min must be below p_max, got p_min={self.p_min!r}, "
-                             f"p_max={self.p_max!r}")
+            raise ValueError(
+                f"p_min must be below p_max, got p_min={self.p_min!r}, p_max={self.p_max!r}"
+            )
         w = check_tensor(X, "X").astype(np.float64)
         if self.scale is None:
             scale = float(np.max(np.abs(w)))
             if scale == 0:
                 scale = 1.0
         else:
-            if (not isinstance(self.scale, numbers.Real) or isinstance(self.scale, bool)
-                    or not (np.isfinite(self.scale) and self.scale > 0)):
-                raise ValueError(f"scale must be None or a positive real number, got {self.scale!r}")
+            if (
+                not isinstance(self.scale, numbers.Real)
+                or isinstance(self.scale, bool)
+                or not (np.isfinite(self.scale) and self.scale > 0)
+            ):
+                raise ValueError(
+                    f"scale must be None or a positive real number, got {self.scale!r}"
+                )
             scale = float(self.scale)
         u = np.clip(w / scale, -1.0, 1.0)
         lo, hi = float(self.p_min), float(self.p_max)
@@ -165,7 +172,7 @@ class ProbabilisticWeights(BaseEstimator):
         """
         p = self.probabilities()
         mu = p @ self.codebook_
-        return np.maximum(p @ self.codebook_ ** 2 - mu ** 2, 0.0)
+        return np.maximum(p @ self.codebook_**2 - mu**2, 0.0)
 
     def mode(self):
         """Most probable codeword of every weight (ties go to the lower codeword).
@@ -215,8 +222,10 @@ class ProbabilisticWeights(BaseEstimator):
         check_is_fitted(self, "logits_")
         shape = self.logits_.shape[:-1]
         if len(shape) != 2:
-            raise ValueError(f"preactivation_moments needs weights of shape (n_in, n_out), "
-                             f"got weights of shape {shape}")
+            raise ValueError(
+                f"preactivation_moments needs weights of shape (n_in, n_out), "
+                f"got weights of shape {shape}"
+            )
         x = check_tensor(h, "h").astype(np.float64)
         if x.ndim != 2 or x.shape[1] != shape[0]:
             raise ValueError(f"h must have shape (n_samples, {shape[0]}), got {x.shape}")

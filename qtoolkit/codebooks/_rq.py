@@ -1,4 +1,5 @@
 """Residual quantization: stage-wise k-means on residuals, beam-search encoding."""
+
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -25,10 +26,10 @@ def beam_encode(X, codebooks, beam_size):
     errors = np.empty(n, dtype=np.float64)
     cnorm = np.einsum("skd,skd->sk", codebooks, codebooks)
     for lo in range(0, n, _CHUNK):
-        x = X[lo:lo + _CHUNK]
+        x = X[lo : lo + _CHUNK]
         m = x.shape[0]
-        res = x[:, None, :].copy()                       # (m, B, d)
-        err = np.einsum("mbd,mbd->mb", res, res)          # (m, B)
+        res = x[:, None, :].copy()  # (m, B, d)
+        err = np.einsum("mbd,mbd->mb", res, res)  # (m, B)
         path = np.zeros((m, 1, 0), dtype=np.int64)
         for s in range(S):
             b = res.shape[1]
@@ -43,11 +44,12 @@ def beam_encode(X, codebooks, beam_size):
             bi, ki = np.divmod(top, K)
             res = np.take_along_axis(res, bi[:, :, None], axis=1) - codebooks[s][ki]
             err = np.einsum("mbd,mbd->mb", res, res)
-            path = np.concatenate([np.take_along_axis(path, bi[:, :, None], axis=1),
-                                   ki[:, :, None]], axis=2)
+            path = np.concatenate(
+                [np.take_along_axis(path, bi[:, :, None], axis=1), ki[:, :, None]], axis=2
+            )
         best = np.argmin(err, axis=1)
-        codes[lo:lo + m] = path[np.arange(m), best]
-        errors[lo:lo + m] = err[np.arange(m), best]
+        codes[lo : lo + m] = path[np.arange(m), best]
+        errors[lo : lo + m] = err[np.arange(m), best]
     return codes, errors
 
 
@@ -118,8 +120,18 @@ class ResidualQuantizer(TransformerMixin, BaseEstimator):
     (2, 3)
     """
 
-    def __init__(self, n_stages=2, n_clusters=256, *, beam_size=1, init="k-means++",
-                 max_iter=25, tol=0.0, random_state=None, n_threads=None):
+    def __init__(
+        self,
+        n_stages=2,
+        n_clusters=256,
+        *,
+        beam_size=1,
+        init="k-means++",
+        max_iter=25,
+        tol=0.0,
+        random_state=None,
+        n_threads=None,
+    ):
         self.n_stages = n_stages
         self.n_clusters = n_clusters
         self.beam_size = beam_size
@@ -168,12 +180,19 @@ class ResidualQuantizer(TransformerMixin, BaseEstimator):
         n_iter = 0
         res = X
         for s in range(S):
-            books[s], _, it = fit_kmeans(np.ascontiguousarray(res), self.n_clusters, self.init,
-                                         self.max_iter, self.tol, int(seeds[s]), sw)
+            books[s], _, it = fit_kmeans(
+                np.ascontiguousarray(res),
+                self.n_clusters,
+                self.init,
+                self.max_iter,
+                self.tol,
+                int(seeds[s]),
+                sw,
+            )
             n_iter = max(n_iter, it)
-            codes, err = beam_encode(X, books[:s + 1], self.beam_size)
+            codes, err = beam_encode(X, books[: s + 1], self.beam_size)
             stage_err[s] = err.sum() if sw is None else np.dot(sw, err)
-            res = X - self._decode(codes, books[:s + 1])
+            res = X - self._decode(codes, books[: s + 1])
         self.codebook_ = books
         self.stage_inertia_ = stage_err
         self.inertia_ = float(stage_err[-1])
@@ -202,8 +221,11 @@ class ResidualQuantizer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "codebook_")
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
-        codes, _ = beam_encode(X.astype(self.codebook_.dtype, copy=False), self.codebook_,
-                               check_int(self.beam_size, "beam_size", low=1))
+        codes, _ = beam_encode(
+            X.astype(self.codebook_.dtype, copy=False),
+            self.codebook_,
+            check_int(self.beam_size, "beam_size", low=1),
+        )
         return codes.astype(code_dtype(self.codebook_.shape[1]))
 
     def inverse_transform(self, X):

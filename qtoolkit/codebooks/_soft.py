@@ -1,4 +1,5 @@
 """Soft-to-hard vector quantization (Agustsson et al. 2017): annealed soft k-means."""
+
 import numbers
 
 import numpy as np
@@ -15,8 +16,7 @@ __all__ = ["SoftQuantizer"]
 
 def _sq_dist(X, C):
     """Squared distances (n, k) between rows of X and rows of C."""
-    d = (np.einsum("nd,nd->n", X, X)[:, None] - 2 * X @ C.T
-         + np.einsum("kd,kd->k", C, C)[None, :])
+    d = np.einsum("nd,nd->n", X, X)[:, None] - 2 * X @ C.T + np.einsum("kd,kd->k", C, C)[None, :]
     return np.maximum(d, 0.0)
 
 
@@ -86,8 +86,9 @@ class SoftQuantizer(TransformerMixin, BaseEstimator):
     np.float64(0.5)
     """
 
-    def __init__(self, n_clusters=8, *, sigma=None, sigma_growth=1.5, max_iter=30,
-                 random_state=None):
+    def __init__(
+        self, n_clusters=8, *, sigma=None, sigma_growth=1.5, max_iter=30, random_state=None
+    ):
         self.n_clusters = n_clusters
         self.sigma = sigma
         self.sigma_growth = sigma_growth
@@ -120,11 +121,17 @@ class SoftQuantizer(TransformerMixin, BaseEstimator):
         k = check_int(self.n_clusters, "n_clusters", low=1)
         n_iter = check_int(self.max_iter, "max_iter", low=1)
         g = self.sigma_growth
-        if not isinstance(g, numbers.Real) or isinstance(g, bool) or not (np.isfinite(g) and g >= 1):
+        if (
+            not isinstance(g, numbers.Real)
+            or isinstance(g, bool)
+            or not (np.isfinite(g) and g >= 1)
+        ):
             raise ValueError(f"sigma_growth must be a real number >= 1, got {g!r}")
-        if self.sigma is not None and (not isinstance(self.sigma, numbers.Real)
-                                       or isinstance(self.sigma, bool)
-                                       or not (np.isfinite(self.sigma) and self.sigma > 0)):
+        if self.sigma is not None and (
+            not isinstance(self.sigma, numbers.Real)
+            or isinstance(self.sigma, bool)
+            or not (np.isfinite(self.sigma) and self.sigma > 0)
+        ):
             raise ValueError(f"sigma must be None or a positive real number, got {self.sigma!r}")
         n = X.shape[0]
         if n < k:
@@ -132,8 +139,9 @@ class SoftQuantizer(TransformerMixin, BaseEstimator):
         sw = check_weights(sample_weight, (n,))
         rng = check_random_state(self.random_state, "random_state")
         C, _ = kmeans_plusplus(X, k, sample_weight=sw, random_state=int(rng.integers(2**31 - 1)))
-        spread = float(np.dot(sw, ((X - np.average(X, axis=0, weights=sw)) ** 2).sum(axis=1))
-                       / sw.sum())
+        spread = float(
+            np.dot(sw, ((X - np.average(X, axis=0, weights=sw)) ** 2).sum(axis=1)) / sw.sum()
+        )
         sigma = float(self.sigma) if self.sigma is not None else 1.0 / max(spread, 1e-300)
         for _ in range(n_iter):
             phi = softmax(-sigma * _sq_dist(X, C), axis=1) * sw[:, None]

@@ -21,6 +21,7 @@ input's Array API namespace), ``encode`` (bytes on the wire) and ``decode``
 (bytes to a NumPy array equal to what ``compress`` gives), and records the
 measured ``bits_per_element_`` of its last message.
 """
+
 from ._qsgd import QSGDCompressor, qsgd
 from ._sign import SignErrorFeedback, scaled_sign
 from ._terngrad import TernGradCompressor, terngrad

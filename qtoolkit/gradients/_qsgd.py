@@ -1,4 +1,5 @@
 """QSGD: unbiased stochastic quantization of a gradient to s levels, with a wire encoding."""
+
 import math
 import struct
 
@@ -6,8 +7,8 @@ import numpy as np
 from array_api_compat import device as _device
 
 from .._array import check_int, check_random_state
-from . import _wire
 from ..rounding import stochastic_round
+from . import _wire
 from ._common import check_gradient, numel, work_dtype
 
 _CODINGS = ("elias", "packed")
@@ -55,7 +56,7 @@ def _qsgd_levels(xp, g, s, rng, bucket):
     norms = m * xp.sqrt(xp.sum((rows / xp.where(m > 0, m, one)) ** 2, axis=1, keepdims=True))
     ratio = xp.where(norms > 0, a / xp.where(norms > 0, norms, one), xp.zeros_like(a))  # <= 1
     r = xp.reshape(xp.reshape(ratio * s, (-1,))[:n], tuple(g.shape))
-    level = stochastic_round(r, step=1.0, rng=rng)        # one rng draw per call
+    level = stochastic_round(r, step=1.0, rng=rng)  # one rng draw per call
     level = xp.minimum(level, xp.asarray(s, dtype=wd))
     return xp.reshape(norms, (nb,)), xp.where(v < 0, -level, level)
 
@@ -283,8 +284,9 @@ class QSGDCompressor:
         if self.coding == "elias":
             nz = np.flatnonzero(mags)
             gaps = np.diff(np.concatenate([[-1], nz])).astype(np.uint64)
-            bits = np.concatenate([_wire.elias_gamma_bits(np.concatenate([gaps, mags[nz]])),
-                                   neg[nz].astype(np.uint8)])
+            bits = np.concatenate(
+                [_wire.elias_gamma_bits(np.concatenate([gaps, mags[nz]])), neg[nz].astype(np.uint8)]
+            )
             head += struct.pack("<Q", nz.size)
         else:
             width = int(_wire.bit_length(np.array([s]))[0])
@@ -326,16 +328,19 @@ class QSGDCompressor:
         data = bytes(data)
         wd = np.dtype(np.float32) if dtype == np.float16 else dtype
         if len(data) < off + 13:
-            raise ValueError(f"data is truncated (QSGD parameters need {off + 13} bytes, "
-                             f"got {len(data)})")
+            raise ValueError(
+                f"data is truncated (QSGD parameters need {off + 13} bytes, got {len(data)})"
+            )
         s, coding, bucket = struct.unpack_from("<IBQ", data, off)
         off += 13
         bucket = bucket or None
         n = math.prod(shape)
         nb = _layout(n, bucket)[1] if n else 0
         if len(data) < off + nb * wd.itemsize:
-            raise ValueError(f"data is truncated (QSGD norms need {off + nb * wd.itemsize} "
-                             f"bytes, got {len(data)})")
+            raise ValueError(
+                f"data is truncated (QSGD norms need {off + nb * wd.itemsize} "
+                f"bytes, got {len(data)})"
+            )
         norms = np.frombuffer(data, dtype=wd, count=nb, offset=off)
         off += nb * wd.itemsize
         if coding == 0:
@@ -351,7 +356,7 @@ class QSGDCompressor:
             if nnz and pos[-1] >= n:
                 raise ValueError("data is corrupt (QSGD position beyond the array)")
             signed = np.zeros(n, dtype=wd)
-            neg = bits[used:used + nnz].astype(bool)
+            neg = bits[used : used + nnz].astype(bool)
             signed[pos] = np.where(neg, -1.0, 1.0) * vals[nnz:].astype(wd)
         elif coding == 1:
             width = int(_wire.bit_length(np.array([s]))[0]) + 1

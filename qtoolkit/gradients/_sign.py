@@ -1,4 +1,5 @@
 """1-bit (sign) gradients and the error-feedback compressor."""
+
 import math
 
 import numpy as np
@@ -172,7 +173,8 @@ class SignErrorFeedback:
                 raise ValueError(
                     f"g must keep the shape and dtype of earlier steps "
                     f"{tuple(self.error_.shape)}/{self.error_.dtype}, got "
-                    f"{tuple(g.shape)}/{g.dtype}; call reset() to start a new tensor")
+                    f"{tuple(g.shape)}/{g.dtype}; call reset() to start a new tensor"
+                )
             p = g + self.error_
         else:
             p = g
@@ -232,8 +234,11 @@ class SignErrorFeedback:
         pos = _wire.to_numpy(pos).ravel()
         dtype = np.dtype(_wire.to_numpy(q).dtype)
         values = np.array([_wire.to_numpy(hi), _wire.to_numpy(lo)], dtype=dtype)
-        data = (_wire.write_header(_wire.SCHEME_SIGN, dtype, tuple(q.shape)) + values.tobytes()
-                + np.packbits(pos.astype(np.uint8)).tobytes())
+        data = (
+            _wire.write_header(_wire.SCHEME_SIGN, dtype, tuple(q.shape))
+            + values.tobytes()
+            + np.packbits(pos.astype(np.uint8)).tobytes()
+        )
         self.bits_per_element_ = 8 * len(data) / max(pos.size, 1)
         return data
 
@@ -270,11 +275,13 @@ class SignErrorFeedback:
         n = math.prod(shape)
         need = off + 2 * dtype.itemsize + -(-n // 8)
         if len(data) < need:
-            raise ValueError(f"data is truncated (sign message needs {need} bytes, "
-                             f"got {len(data)})")
+            raise ValueError(
+                f"data is truncated (sign message needs {need} bytes, got {len(data)})"
+            )
         hi, lo = np.frombuffer(data, dtype=dtype, count=2, offset=off)
-        bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8, offset=off + 2 * dtype.itemsize),
-                             count=n).astype(bool)
+        bits = np.unpackbits(
+            np.frombuffer(data, dtype=np.uint8, offset=off + 2 * dtype.itemsize), count=n
+        ).astype(bool)
         return np.where(bits, hi, lo).astype(dtype).reshape(shape)
 
     def reset(self):

@@ -1,12 +1,13 @@
 """TernGrad: unbiased ternary gradients scaled by the max norm, optional 2.5-sigma clipping."""
+
 import math
 import numbers
 
 import numpy as np
 
 from .._array import check_random_state
-from . import _wire
 from ..rounding import stochastic_round
+from . import _wire
 from ._common import check_gradient, numel, work_dtype
 
 _TRIT_WEIGHTS = np.array([1, 3, 9, 27, 81], dtype=np.uint8)
@@ -15,10 +16,15 @@ _TRIT_WEIGHTS = np.array([1, 3, 9, 27, 81], dtype=np.uint8)
 def _check_clip(clip):
     if clip is None:
         return None
-    if isinstance(clip, bool) or not isinstance(clip, numbers.Real) or not clip > 0 \
-            or not math.isfinite(clip):
-        raise ValueError(f"clip must be None or a positive finite number of standard "
-                         f"deviations, got {clip!r}")
+    if (
+        isinstance(clip, bool)
+        or not isinstance(clip, numbers.Real)
+        or not clip > 0
+        or not math.isfinite(clip)
+    ):
+        raise ValueError(
+            f"clip must be None or a positive finite number of standard deviations, got {clip!r}"
+        )
     return float(clip)
 
 
@@ -27,7 +33,7 @@ def _clipped(xp, g, clip):
     v = xp.astype(g, wd)
     if clip is not None and numel(v) > 1:
         sd = xp.std(v)
-        if float(sd) > 0:             # std 0: all entries equal, nothing to clip
+        if float(sd) > 0:  # std 0: all entries equal, nothing to clip
             c = clip * sd
             v = xp.clip(v, -c, c)
     return v
@@ -217,8 +223,11 @@ class TernGradCompressor:
         pad = (-digits.size) % 5
         digits = np.concatenate([digits, np.zeros(pad, dtype=np.uint8)]).reshape(-1, 5)
         packed = (digits * _TRIT_WEIGHTS).sum(axis=1, dtype=np.uint8)
-        data = (_wire.write_header(_wire.SCHEME_TERNGRAD, g.dtype, g.shape)
-                + np.asarray(s, dtype=wd).tobytes() + packed.tobytes())
+        data = (
+            _wire.write_header(_wire.SCHEME_TERNGRAD, g.dtype, g.shape)
+            + np.asarray(s, dtype=wd).tobytes()
+            + packed.tobytes()
+        )
         self.bits_per_element_ = 8 * len(data) / max(g.size, 1)
         return data
 
@@ -256,8 +265,9 @@ class TernGradCompressor:
         n = math.prod(shape)
         need = off + wd.itemsize + -(-n // 5)
         if len(data) < need:
-            raise ValueError(f"data is truncated (TernGrad message needs {need} bytes, "
-                             f"got {len(data)})")
+            raise ValueError(
+                f"data is truncated (TernGrad message needs {need} bytes, got {len(data)})"
+            )
         s = np.frombuffer(data, dtype=wd, count=1, offset=off)[0]
         packed = np.frombuffer(data, dtype=np.uint8, offset=off + wd.itemsize)
         if packed.size and packed.max() >= 243:

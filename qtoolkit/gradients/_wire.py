@@ -13,6 +13,7 @@ Every message starts with the same header::
 
 followed by a scheme-specific body written by the compressor.
 """
+
 import struct
 
 import numpy as np
@@ -38,8 +39,11 @@ def to_numpy(x):
 def write_header(scheme, dtype, shape):
     """Bytes of the common header."""
     dtype = np.dtype(dtype)
-    return (b"QG" + struct.pack("<BcB", scheme, _DTYPE_CODES[dtype], len(shape))
-            + struct.pack(f"<{len(shape)}Q", *shape))
+    return (
+        b"QG"
+        + struct.pack("<BcB", scheme, _DTYPE_CODES[dtype], len(shape))
+        + struct.pack(f"<{len(shape)}Q", *shape)
+    )
 
 
 def read_header(data, scheme, name="data"):
@@ -52,12 +56,15 @@ def read_header(data, scheme, name="data"):
         raise TypeError(f"{name} must be bytes produced by encode(), got {type(data).__name__}")
     data = bytes(data)
     if len(data) < 5 or data[:2] != b"QG":
-        raise ValueError(f"{name} is not a qtoolkit gradient message (bad magic or too short, "
-                         f"{len(data)} bytes)")
+        raise ValueError(
+            f"{name} is not a qtoolkit gradient message (bad magic or too short, {len(data)} bytes)"
+        )
     got, code, ndim = struct.unpack_from("<BcB", data, 2)
     if got != scheme:
-        raise ValueError(f"{name} holds a {_SCHEME_NAMES.get(got, got)!s} message, expected "
-                         f"{_SCHEME_NAMES[scheme]}")
+        raise ValueError(
+            f"{name} holds a {_SCHEME_NAMES.get(got, got)!s} message, expected "
+            f"{_SCHEME_NAMES[scheme]}"
+        )
     if code not in _CODE_DTYPES:
         raise ValueError(f"{name} has an unknown dtype code {code!r}")
     end = 5 + 8 * ndim
@@ -83,7 +90,7 @@ def elias_gamma_bits(values):
     """
     values = np.asarray(values, dtype=np.uint64)
     n = values.size
-    nbits = bit_length(values) - 1                       # N per value
+    nbits = bit_length(values) - 1  # N per value
     prefix = np.zeros(int(nbits.sum()) + n, dtype=np.uint8)
     prefix[np.cumsum(nbits + 1) - 1] = 1
     total = int(nbits.sum())
@@ -119,7 +126,7 @@ def elias_gamma_decode(bits, count, name="data"):
         starts = np.cumsum(nbits) - nbits
         j = np.arange(total) - starts[owner]
         shift = (nbits[owner] - 1 - j).astype(np.uint64)
-        contrib = bits[start:start + total].astype(np.uint64) << shift
+        contrib = bits[start : start + total].astype(np.uint64) << shift
         np.add.at(values, owner, contrib)
     return values, start + total
 
@@ -139,7 +146,7 @@ def uint_bits(values, width):
     nbits, dt = _container(width)
     raw = np.asarray(values, dtype=np.uint64).astype(dt).view(np.uint8)
     bits = np.unpackbits(raw.reshape(-1, nbits // 8), axis=1)
-    return np.ascontiguousarray(bits[:, nbits - width:]).ravel()
+    return np.ascontiguousarray(bits[:, nbits - width :]).ravel()
 
 
 def bits_uint(bits, width, count):
@@ -148,7 +155,7 @@ def bits_uint(bits, width, count):
         return np.zeros(count, dtype=np.uint64)
     nbits, dt = _container(width)
     padded = np.zeros((count, nbits), dtype=np.uint8)
-    padded[:, nbits - width:] = bits[:count * width].reshape(count, width)
+    padded[:, nbits - width :] = bits[: count * width].reshape(count, width)
     return np.packbits(padded, axis=1).view(dt).ravel().astype(np.uint64)
 
 
@@ -161,8 +168,9 @@ def read_fields(data, offset, width, count, name="data"):
     need = -(-count * width // 8)
     buf = np.frombuffer(data, dtype=np.uint8, offset=offset)
     if buf.size < need:
-        raise ValueError(f"{name} is truncated (needs {count * width} bits of payload, "
-                         f"has {8 * buf.size})")
+        raise ValueError(
+            f"{name} is truncated (needs {count * width} bits of payload, has {8 * buf.size})"
+        )
     if width == 0 or count == 0:
         return np.zeros(count, dtype=np.uint64)
     if width > 25:

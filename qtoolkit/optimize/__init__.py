@@ -26,6 +26,7 @@ only the distance to the full-precision weights.
 The loss-aware steps take any Array API array; the layer-wise methods, ADMM
 and LQ-Nets work on NumPy arrays.
 """
+
 from ._adaround import adaround
 from ._admm import ADMMResult, admm_quantize, project_scaled_codebook
 from ._gptq import gptq

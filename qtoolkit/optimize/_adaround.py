@@ -1,14 +1,14 @@
 """AdaRound: learned up/down rounding of a linear layer's weights."""
+
 import numbers
 
 import numpy as np
 from scipy.special import expit
 
 from .._array import check_int
-from ._layer import (QuantizedLayer, check_layer, check_nonneg_float, fit_grid, hessian,
-                     levels)
+from ._layer import QuantizedLayer, check_layer, check_nonneg_float, fit_grid, hessian, levels
 
-_ZETA, _GAMMA = 1.1, -0.1          # stretch of the rectified sigmoid (Louizos et al. 2018)
+_ZETA, _GAMMA = 1.1, -0.1  # stretch of the rectified sigmoid (Louizos et al. 2018)
 
 
 def _rect_sigmoid(V):
@@ -21,16 +21,31 @@ def _rect_sigmoid(V):
 
 
 def _check_beta(beta):
-    ok = (isinstance(beta, tuple) and len(beta) == 2
-          and all(isinstance(b, numbers.Real) and not isinstance(b, bool) and np.isfinite(b)
-                  and b >= 1 for b in beta))
+    ok = (
+        isinstance(beta, tuple)
+        and len(beta) == 2
+        and all(
+            isinstance(b, numbers.Real) and not isinstance(b, bool) and np.isfinite(b) and b >= 1
+            for b in beta
+        )
+    )
     if not ok:
         raise ValueError(f"beta must be a tuple (start, end) of numbers >= 1, got {beta!r}")
     return float(beta[0]), float(beta[1])
 
 
-def adaround(W, X, bits=4, *, mode="asymmetric", n_iter=1000, reg_weight=1.0, beta=(20, 2),
-             warmup=0.2, lr=0.05):
+def adaround(
+    W,
+    X,
+    bits=4,
+    *,
+    mode="asymmetric",
+    n_iter=1000,
+    reg_weight=1.0,
+    beta=(20, 2),
+    warmup=0.2,
+    lr=0.05,
+):
     r"""Round a linear layer's weight up or down with AdaRound, learned on calibration inputs.
 
     Each weight keeps its grid cell (floor of :math:`w/s`) and learns whether
@@ -179,7 +194,14 @@ def adaround(W, X, bits=4, *, mode="asymmetric", n_iter=1000, reg_weight=1.0, be
 
     codes = np.clip(base + (V >= 0) + z, qmin, qmax)
     W_hat = (codes - z) * s
-    return QuantizedLayer(weight=W_hat.astype(W.dtype), codes=codes.astype(np.int32),
-                          scale=scale[:, None], zero_point=zero[:, None],
-                          groups=np.zeros(W.shape[1], dtype=np.intp), bits=bits,
-                          dead_inputs=dead, damp=0.0, n_iter=n_iter)
+    return QuantizedLayer(
+        weight=W_hat.astype(W.dtype),
+        codes=codes.astype(np.int32),
+        scale=scale[:, None],
+        zero_point=zero[:, None],
+        groups=np.zeros(W.shape[1], dtype=np.intp),
+        bits=bits,
+        dead_inputs=dead,
+        damp=0.0,
+        n_iter=n_iter,
+    )

@@ -1,4 +1,5 @@
 """ADMM quantization to a scaled codebook (Leng et al. 2018), with an exact projection."""
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +30,7 @@ def _check_codebook_bits(codebook, bits):
 def _project_row(v, mags, signed_levels):
     """Exact ``argmin_{alpha, Q} ||v - alpha Q||^2`` for one row; returns ``(alpha, Q)``."""
     a = np.abs(v)
-    mid = (mags[1:] + mags[:-1]) / 2                     # rounding thresholds of |v| / alpha
+    mid = (mags[1:] + mags[:-1]) / 2  # rounding thresholds of |v| / alpha
     nz = a > 0
     if not nz.any():
         return 0.0, np.zeros_like(v)
@@ -133,8 +134,11 @@ def _project(w, bits, codebook, axis, dtype):
         alphas[i], Qs[i] = _project_row(r, mags, signed)
     kept = () if axis is None else axis
     rest = tuple(ax for ax in range(w.ndim) if ax not in kept)
-    Q = np.transpose(Qs.reshape([w.shape[ax] for ax in kept + rest]),
-                     np.argsort(kept + rest)) if w.ndim else Qs.reshape(())
+    Q = (
+        np.transpose(Qs.reshape([w.shape[ax] for ax in kept + rest]), np.argsort(kept + rest))
+        if w.ndim
+        else Qs.reshape(())
+    )
     return alphas.reshape(stat_shape).astype(dtype), Q.astype(dtype)
 
 
@@ -181,8 +185,20 @@ class ADMMResult:
     history: np.ndarray
 
 
-def admm_quantize(w, *, X=None, grad=None, bits=3, codebook="uniform", axis=None, rho=1e-2,
-                  rho_growth=1.2, n_iter=50, lr=1e-2, inner_steps=10):
+def admm_quantize(
+    w,
+    *,
+    X=None,
+    grad=None,
+    bits=3,
+    codebook="uniform",
+    axis=None,
+    rho=1e-2,
+    rho_growth=1.2,
+    n_iter=50,
+    lr=1e-2,
+    inner_steps=10,
+):
     r"""Quantize a weight tensor to a scaled codebook by ADMM (Leng et al. 2018).
 
     Minimises a loss :math:`f(W)` subject to :math:`W` lying in
@@ -283,9 +299,11 @@ def admm_quantize(w, *, X=None, grad=None, bits=3, codebook="uniform", axis=None
     True
     """
     if (X is None) == (grad is None):
-        raise ValueError("give exactly one of X (layer reconstruction) and grad (a loss "
-                         f"gradient callback), got X={describe(X) if X is not None else None} "
-                         f"and grad={grad!r}")
+        raise ValueError(
+            "give exactly one of X (layer reconstruction) and grad (a loss "
+            f"gradient callback), got X={describe(X) if X is not None else None} "
+            f"and grad={grad!r}"
+        )
     if X is not None:
         check_layer(w, X, 2, "asymmetric", w_name="w")
     else:
@@ -317,6 +335,7 @@ def admm_quantize(w, *, X=None, grad=None, bits=3, codebook="uniform", axis=None
             E = W - w0
             return float(np.sum((E @ H) * E))
     else:
+
         def loss(W):
             return np.nan
 
@@ -334,8 +353,9 @@ def admm_quantize(w, *, X=None, grad=None, bits=3, codebook="uniform", axis=None
             for _ in range(inner_steps):
                 g = grad(W)
                 if not hasattr(g, "shape") or tuple(g.shape) != W.shape:
-                    raise ValueError(f"grad(W) must return an array of shape {W.shape}, "
-                                     f"got {describe(g)}")
+                    raise ValueError(
+                        f"grad(W) must return an array of shape {W.shape}, got {describe(g)}"
+                    )
                 g = np.asarray(g, dtype=np.float64)
                 if not np.all(np.isfinite(g)):
                     raise ValueError("grad(W) returned NaN or Inf")
@@ -351,5 +371,6 @@ def admm_quantize(w, *, X=None, grad=None, bits=3, codebook="uniform", axis=None
     if X is not None:
         alpha, Q = best[1], best[2]
         G = alpha * Q
-    return ADMMResult(weight=G.astype(w.dtype), alpha=alpha.astype(w.dtype),
-                      Q=Q.astype(w.dtype), history=history)
+    return ADMMResult(
+        weight=G.astype(w.dtype), alpha=alpha.astype(w.dtype), Q=Q.astype(w.dtype), history=history
+    )

@@ -1,10 +1,19 @@
 """GPTQ / OBQ: Hessian-guided post-training rounding of a linear layer, column by column."""
+
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve, cholesky
 
 from .._array import check_int
-from ._layer import (QuantizedLayer, check_group_size, check_layer, check_nonneg_float, fit_grid,
-                     hessian, levels, quantize_column)
+from ._layer import (
+    QuantizedLayer,
+    check_group_size,
+    check_layer,
+    check_nonneg_float,
+    fit_grid,
+    hessian,
+    levels,
+    quantize_column,
+)
 
 _MAX_DAMP_TRIES = 8
 
@@ -27,11 +36,13 @@ def _inverse_cholesky(H, damp):
         except LinAlgError:
             d = max(10.0 * d, 1e-6)
     raise LinAlgError(  # pragma: no cover - H + 1e1 * mean(diag) I is positive definite
-        f"the dampened Hessian is not positive definite even with damp={d}")
+        f"the dampened Hessian is not positive definite even with damp={d}"
+    )
 
 
-def gptq(W, X, bits=4, *, mode="asymmetric", group_size=None, act_order=False, damp=0.01,
-         block_size=128):
+def gptq(
+    W, X, bits=4, *, mode="asymmetric", group_size=None, act_order=False, damp=0.01, block_size=128
+):
     r"""Round a linear layer's weight with GPTQ (OBQ), minimising the output error on ``X``.
 
     Columns (input features) are quantized one at a time; the rounding error of
@@ -172,7 +183,7 @@ def gptq(W, X, bits=4, *, mode="asymmetric", group_size=None, act_order=False, d
                 # the group's current weights: in-block updates are in W1, the
                 # pending lazy updates of this block are applied on the fly
                 g_end = min(col + group_size, n_in)
-                cur = W1[:, j:g_end - i1]
+                cur = W1[:, j : g_end - i1]
                 if g_end > i2:
                     later = Wp[:, i2:g_end] - E1[:, :j] @ U[i1:col, i2:g_end]
                     cur = np.concatenate([cur, later], axis=1)
@@ -183,14 +194,22 @@ def gptq(W, X, bits=4, *, mode="asymmetric", group_size=None, act_order=False, d
             c, q = quantize_column(w, scale, zero, qmin, qmax)
             codes[:, col], Q[:, col] = c, q
             err = (w - q) / U1[j, j]
-            W1[:, j + 1:] -= np.outer(err, U1[j, j + 1:])
+            W1[:, j + 1 :] -= np.outer(err, U1[j, j + 1 :])
             E1[:, j] = err
         Wp[:, i2:] -= E1 @ U[i1:i2, i2:]
 
     inv = np.empty_like(perm)
     inv[perm] = np.arange(n_in)
-    groups_proc = np.zeros(n_in, dtype=np.intp) if group_size is None else \
-        np.arange(n_in) // group_size
-    return QuantizedLayer(weight=Q[:, inv].astype(W.dtype), codes=codes[:, inv].astype(np.int32),
-                          scale=scales, zero_point=zeros, groups=groups_proc[inv], bits=bits,
-                          dead_inputs=dead, damp=damp_used)
+    groups_proc = (
+        np.zeros(n_in, dtype=np.intp) if group_size is None else np.arange(n_in) // group_size
+    )
+    return QuantizedLayer(
+        weight=Q[:, inv].astype(W.dtype),
+        codes=codes[:, inv].astype(np.int32),
+        scale=scales,
+        zero_point=zeros,
+        groups=groups_proc[inv],
+        bits=bits,
+        dead_inputs=dead,
+        damp=damp_used,
+    )

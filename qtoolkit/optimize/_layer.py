@@ -7,6 +7,7 @@ calibration inputs ``X`` of shape ``(n_samples, n_in)``. Both methods round
 re-implemented here because GPTQ refits it on the error-updated weights, one
 group at a time, inside its column loop).
 """
+
 import numbers
 from dataclasses import dataclass
 
@@ -116,15 +117,19 @@ def check_layer(W, X, bits, mode, w_name="W"):
         if a.ndim != 2:
             raise ValueError(f"{name} must be 2-D, got {describe(a)}")
         if not np.issubdtype(a.dtype, np.floating):
-            raise TypeError(f"{name} must be a real floating array (float16/32/64), "
-                            f"got {describe(a)}")
+            raise TypeError(
+                f"{name} must be a real floating array (float16/32/64), got {describe(a)}"
+            )
         check_finite(a, name)
     if W.shape[1] != X.shape[1]:
-        raise ValueError(f"X must have one column per input of {w_name} ({w_name} has shape "
-                         f"{W.shape}: {W.shape[1]} inputs), got X of shape {X.shape}")
+        raise ValueError(
+            f"X must have one column per input of {w_name} ({w_name} has shape "
+            f"{W.shape}: {W.shape[1]} inputs), got X of shape {X.shape}"
+        )
     if W.size == 0 or X.shape[0] == 0:
-        raise ValueError(f"{w_name} and X must not be empty, got {w_name} {W.shape} and "
-                         f"X {X.shape}")
+        raise ValueError(
+            f"{w_name} and X must not be empty, got {w_name} {W.shape} and X {X.shape}"
+        )
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     bits = check_bits(bits, "bits", low=2 if mode == "symmetric" else 1, high=16)
@@ -137,8 +142,12 @@ def check_group_size(group_size, n_in):
 
 
 def check_nonneg_float(value, name):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) \
-            or value < 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not np.isfinite(value)
+        or value < 0
+    ):
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return float(value)
 

@@ -1,4 +1,5 @@
 """Loss-aware binarization and ternarization: closed-form proximal Newton steps."""
+
 import math
 
 import numpy as np
@@ -13,8 +14,9 @@ def _check_w_d(w, d):
     """Validate ``w`` and ``d`` (same shape, real floating, finite, ``d >= 0``); return xp."""
     for name, a in (("w", w), ("d", d)):
         if not hasattr(a, "dtype") or not hasattr(a, "shape"):
-            raise TypeError(f"{name} must be a real floating array (any Array API namespace), "
-                            f"got {describe(a)}")
+            raise TypeError(
+                f"{name} must be a real floating array (any Array API namespace), got {describe(a)}"
+            )
     xp = array_namespace(w, d)
     for name, a in (("w", w), ("d", d)):
         if not xp.isdtype(a.dtype, "real floating"):

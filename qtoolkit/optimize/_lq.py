@@ -1,4 +1,5 @@
 """LQ-Nets: a learned quantizer basis, fitted by quantization-error minimisation (QEM)."""
+
 import numpy as np
 
 from .._array import check_axis, check_bits, check_finite, check_int, describe, is_numpy_array
@@ -52,8 +53,9 @@ def _check_basis(basis, n_rows, k, name="basis"):
     if b is None:
         return None
     if b.size != n_rows * k:
-        raise ValueError(f"{name} must hold {k} coefficients per slice ({n_rows} slices), "
-                         f"got shape {b.shape}")
+        raise ValueError(
+            f"{name} must hold {k} coefficients per slice ({n_rows} slices), got shape {b.shape}"
+        )
     if not np.all(np.isfinite(b)):
         raise ValueError(f"{name} contains NaN or Inf")
     return b.reshape(n_rows, k)
@@ -219,8 +221,9 @@ def lq_quantize(x, basis, *, signed=True, axis=None, return_codes=False):
     rows, _ = _rows(np.asarray(x, dtype=np.float64), axis)
     b = np.asarray(basis, dtype=np.float64)
     if b.ndim not in (1, 2) or b.shape[-1] < 1 or b.shape[-1] > 8:
-        raise ValueError(f"basis must have shape (K,) or (n_slices, K) with K in [1, 8], "
-                         f"got {describe(basis)}")
+        raise ValueError(
+            f"basis must have shape (K,) or (n_slices, K) with K in [1, 8], got {describe(basis)}"
+        )
     k = b.shape[-1]
     b = _check_basis(b, rows.shape[0], k)
     E = _combos(k, signed)
@@ -237,4 +240,3 @@ def lq_quantize(x, basis, *, signed=True, axis=None, return_codes=False):
     if return_codes:
         return xq, np.transpose(codes.reshape(shape_t), inv)
     return xq
-

@@ -31,12 +31,17 @@ array-api-strict) and returns the same kind of array, on the same device,
 with the same floating dtype; a Dask array stays lazy. Adaptive codebooks
 (k-means and relatives) are in :mod:`qtoolkit.codebooks`.
 """
+
 from ._binary import binarize, stochastic_binarize
 from ._codebook import round_to_codebook, stochastic_round
 from ._dorefa import dorefa_activations, dorefa_gradients, dorefa_weights
 from ._fixed import fixed_point
-from ._gradients import (approx_sign_gradient, clipped_straight_through, straight_through,
-                         swish_sign_gradient)
+from ._gradients import (
+    approx_sign_gradient,
+    clipped_straight_through,
+    straight_through,
+    swish_sign_gradient,
+)
 from ._pow2 import inq_codebook, power_of_two
 from ._quantized import QuantizedArray, decode
 from ._registry import Quantizer, available_quantizers, get

@@ -1,9 +1,16 @@
 """Binarization: sign with a scale (BinaryConnect, XNOR-Net, loss-aware)."""
+
 from array_api_compat import is_dask_array
 
 from .._array import check_random_state, describe
-from ._common import (_check_finite_scale_input, _check_weights, _reduce, _sign,
-                      _uniform_noise, check_axis)
+from ._common import (
+    _check_finite_scale_input,
+    _check_weights,
+    _reduce,
+    _sign,
+    _uniform_noise,
+    check_axis,
+)
 
 BINARY_SCALES = (None, "mean", "loss_aware")
 
@@ -29,8 +36,10 @@ def _validate_binarize(w, scale, axis, d):
         _check_finite_scale_input(w, xp)
     if scale == "loss_aware":
         if d is None:
-            raise ValueError("scale='loss_aware' needs d, a non-negative curvature estimate "
-                             "of the same shape as w (e.g. sqrt of Adam's v_hat)")
+            raise ValueError(
+                "scale='loss_aware' needs d, a non-negative curvature estimate "
+                "of the same shape as w (e.g. sqrt of Adam's v_hat)"
+            )
         d, _ = _check_weights(d, "d")
         if tuple(d.shape) != tuple(w.shape):
             raise ValueError(f"d must have the shape of w {tuple(w.shape)}, got {describe(d)}")

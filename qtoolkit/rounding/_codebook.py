@@ -1,4 +1,5 @@
 """Rounding to an arbitrary sorted scalar codebook, deterministic and stochastic."""
+
 import os
 
 import numpy as np
@@ -6,8 +7,7 @@ from array_api_compat import device as _device
 from array_api_compat import is_dask_array
 
 from .._array import check_random_state, describe
-from ._common import (_check_positive_float, _check_weights, _is_numpy, _noise_key,
-                      _uniform_noise)
+from ._common import _check_positive_float, _check_weights, _is_numpy, _noise_key, _uniform_noise
 from ._rounding_kernels import stochastic_grid_f32, stochastic_grid_f64
 
 # QTOOLKIT_SIMD=generic (read at import, as for the bit kernels) forces the
@@ -37,11 +37,13 @@ def _check_codebook(codebook, w, xp, *, min_size=1):
         try:
             cb = np.asarray(codebook, dtype=np.float64)
         except (TypeError, ValueError) as exc:
-            raise TypeError(f"codebook must be a sorted 1-D array of reals, "
-                            f"got {describe(codebook)}") from exc
+            raise TypeError(
+                f"codebook must be a sorted 1-D array of reals, got {describe(codebook)}"
+            ) from exc
     if cb.ndim != 1 or cb.size < min_size:
-        raise ValueError(f"codebook must be 1-D with at least {min_size} codeword(s), "
-                         f"got shape {cb.shape}")
+        raise ValueError(
+            f"codebook must be 1-D with at least {min_size} codeword(s), got shape {cb.shape}"
+        )
     if not np.all(np.isfinite(cb)):
         raise ValueError("codebook contains NaN or Inf")
     if np.any(np.diff(cb) <= 0):
@@ -208,8 +210,10 @@ def stochastic_round(w, step=None, codebook=None, rng=None, return_codes=False):
     """
     w, xp = _check_weights(w)
     if (step is None) == (codebook is None):
-        raise ValueError("give exactly one of step (a grid step) and codebook (sorted "
-                         f"codewords); got step={step!r}, codebook={describe(codebook)}")
+        raise ValueError(
+            "give exactly one of step (a grid step) and codebook (sorted "
+            f"codewords); got step={step!r}, codebook={describe(codebook)}"
+        )
     if return_codes and codebook is None:
         raise ValueError("return_codes=True needs codebook; a grid has no finite code table")
     rng = check_random_state(rng)
@@ -264,4 +268,3 @@ def _stochastic_grid_numpy(w, step, rng):
     kernel = stochastic_grid_f32 if w.dtype == np.float32 else stochastic_grid_f64
     kernel(src, out.reshape(-1), step, _noise_key(rng), _SR_LEVEL)
     return out
-

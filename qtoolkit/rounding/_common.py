@@ -11,6 +11,7 @@ axis, with ``keepdims=True`` so that a scale broadcasts against the tensor.
 last axis is split into blocks of ``g`` consecutive entries, and each block
 gets its own scale as well.
 """
+
 import math
 import numbers
 
@@ -26,15 +27,15 @@ ROUNDING_MODES = ("half_even", "half_away")
 def _check_weights(w, name="w", *, allow_empty=False):
     """Validate a real floating array of any Array API namespace; return ``(w, xp)``."""
     if isinstance(w, (list, tuple, numbers.Number)) or not hasattr(w, "dtype"):
-        raise TypeError(f"{name} must be an Array API array (numpy, torch, dask, ...), "
-                        f"got {describe(w)}")
+        raise TypeError(
+            f"{name} must be an Array API array (numpy, torch, dask, ...), got {describe(w)}"
+        )
     try:
         xp = array_namespace(w)
     except TypeError as exc:
         raise TypeError(f"{name} must be an Array API array, got {describe(w)}") from exc
     if not xp.isdtype(w.dtype, "real floating"):
-        raise TypeError(f"{name} must be a real floating array (float16/32/64), "
-                        f"got {describe(w)}")
+        raise TypeError(f"{name} must be a real floating array (float16/32/64), got {describe(w)}")
     if not allow_empty and math.prod(w.shape) == 0:
         raise ValueError(f"{name} must not be empty, got {describe(w)}")
     return w, xp
@@ -81,15 +82,19 @@ def _check_scale_axes(w, axis, group_size):
     group_size = check_int(group_size, "group_size", low=1, allow_none=True)
     if group_size is not None:
         if w.ndim == 0:
-            raise ValueError("group_size needs an array with at least one dimension, "
-                             "got a 0-d array")
+            raise ValueError(
+                "group_size needs an array with at least one dimension, got a 0-d array"
+            )
         last = w.ndim - 1
         if axis is not None and last in axis:
-            raise ValueError(f"group_size splits the last axis into blocks, so axis must not "
-                             f"contain it; got axis={axis} for an array of dimension {w.ndim}")
+            raise ValueError(
+                f"group_size splits the last axis into blocks, so axis must not "
+                f"contain it; got axis={axis} for an array of dimension {w.ndim}"
+            )
         if w.shape[-1] % group_size:
-            raise ValueError(f"group_size={group_size} does not divide the last axis "
-                             f"of length {w.shape[-1]}")
+            raise ValueError(
+                f"group_size={group_size} does not divide the last axis of length {w.shape[-1]}"
+            )
     return axis, group_size
 
 
@@ -179,15 +184,16 @@ def _counter_uniform(key, index, dtype):
     z ^= z >> np.uint64(31)
     if dtype == np.float32:
         # two entries per 64-bit output: the top 24 bits, then bits 8..31
-        bits = np.where(index & np.uint64(1), (z >> np.uint64(8)) & np.uint64(0xFFFFFF),
-                        z >> np.uint64(40))
-        return bits.astype(np.float32) * np.float32(2.0 ** -24)
-    return (z >> np.uint64(11)).astype(np.float64) * (2.0 ** -53)
+        bits = np.where(
+            index & np.uint64(1), (z >> np.uint64(8)) & np.uint64(0xFFFFFF), z >> np.uint64(40)
+        )
+        return bits.astype(np.float32) * np.float32(2.0**-24)
+    return (z >> np.uint64(11)).astype(np.float64) * (2.0**-53)
 
 
 def _dask_block_noise(block, key, shape, dtype, block_info=None):
     loc = block_info[0]["array-location"]
-    strides = [math.prod(shape[k + 1:]) for k in range(len(shape))]
+    strides = [math.prod(shape[k + 1 :]) for k in range(len(shape))]
     index = np.zeros((), dtype=np.uint64)
     for k, (start, stop) in enumerate(loc):
         ax = np.arange(start, stop, dtype=np.uint64) * np.uint64(strides[k])

@@ -1,11 +1,11 @@
 """DoReFa-Net k-bit weights, activations and gradients."""
+
 from .._array import check_axis, check_bits, check_random_state
-from ._common import (_check_finite_scale_input, _check_weights, _reduce, _sign,
-                      _uniform_noise)
+from ._common import _check_finite_scale_input, _check_weights, _reduce, _sign, _uniform_noise
 
 
 def _quantize_k(r, xp, bits):
-    n = float(2 ** bits - 1)
+    n = float(2**bits - 1)
     return xp.round(r * n) / n
 
 
@@ -203,5 +203,5 @@ def dorefa_gradients(g, bits, rng=None, axis=None):
     u = _uniform_noise(rng, g, xp)
     if u.dtype != g.dtype:
         u = xp.astype(u, g.dtype)
-    r = g / (2 * m) + 0.5 + (u - 0.5) / float(2 ** bits - 1)
+    r = g / (2 * m) + 0.5 + (u - 0.5) / float(2**bits - 1)
     return 2 * m * (_quantize_k(r, xp, bits) - 0.5)

@@ -1,14 +1,15 @@
 """Signed fixed-point (Qm.n) rounding."""
+
 from .._array import check_int, check_random_state, describe
-from ._common import _check_choice, _check_weights, _round, _uniform_noise
 from ._codebook import _check_no_nan
+from ._common import _check_choice, _check_weights, _round, _uniform_noise
 
 FIXED_ROUNDING = ("half_even", "half_away", "floor", "stochastic")
 
 
 def _fixed_codes(w, xp, int_bits, frac_bits, saturate, rounding, rng):
     """Float-valued two's-complement codes of ``w`` in Q``int_bits``.``frac_bits``."""
-    scale = 2.0 ** frac_bits
+    scale = 2.0**frac_bits
     y = w * scale
     if rounding == "floor":
         c = xp.floor(y)
@@ -20,7 +21,7 @@ def _fixed_codes(w, xp, int_bits, frac_bits, saturate, rounding, rng):
     else:
         c = _round(y, xp, rounding)
     total = int_bits + frac_bits
-    qmin, qmax = -(2.0 ** total), 2.0 ** total - 1
+    qmin, qmax = -(2.0**total), 2.0**total - 1
     if saturate:
         c = xp.clip(c, qmin, qmax)
     else:
@@ -33,8 +34,10 @@ def _validate_fixed(w, int_bits, frac_bits, saturate, rounding):
     int_bits = check_int(int_bits, "int_bits", low=0, high=31)
     frac_bits = check_int(frac_bits, "frac_bits", low=0, high=31)
     if int_bits + frac_bits > 31:
-        raise ValueError(f"int_bits + frac_bits must be at most 31 (a 32-bit word with its "
-                         f"sign bit), got {int_bits} + {frac_bits}")
+        raise ValueError(
+            f"int_bits + frac_bits must be at most 31 (a 32-bit word with its "
+            f"sign bit), got {int_bits} + {frac_bits}"
+        )
     if not isinstance(saturate, bool):
         raise TypeError(f"saturate must be a bool, got {describe(saturate)}")
     rounding = _check_choice(rounding, "rounding", FIXED_ROUNDING)
@@ -109,10 +112,10 @@ def fixed_point(w, int_bits, frac_bits, saturate=True, rounding="half_even", rng
     >>> fixed_point(np.array([2.25]), int_bits=1, frac_bits=2, saturate=False)
     array([-1.75])
     """
-    w, xp, int_bits, frac_bits, rounding = _validate_fixed(w, int_bits, frac_bits,
-                                                           saturate, rounding)
+    w, xp, int_bits, frac_bits, rounding = _validate_fixed(
+        w, int_bits, frac_bits, saturate, rounding
+    )
     rng = check_random_state(rng)
     c, scale = _fixed_codes(w, xp, int_bits, frac_bits, saturate, rounding, rng)
     out = c / scale
     return xp.astype(out, w.dtype) if out.dtype != w.dtype else out
-

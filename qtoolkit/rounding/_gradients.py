@@ -4,6 +4,7 @@ Each takes the latent (real) input ``w`` and the upstream gradient ``grad``
 of the quantized output, and returns the gradient to apply to ``w``, so that
 a NumPy training loop can use it without an autodiff framework.
 """
+
 from .._array import describe
 from ._common import _check_positive_float, _check_weights
 

@@ -1,4 +1,5 @@
 """Power-of-two (logarithmic) quantization: LogQuant and the INQ codebook."""
+
 import math
 import numbers
 
@@ -6,7 +7,7 @@ import numpy as np
 from array_api_compat import device as _device
 
 from .._array import check_axis, check_bits, describe
-from ._common import (_check_choice, _check_finite_scale_input, _check_weights, _reduce)
+from ._common import _check_choice, _check_finite_scale_input, _check_weights, _reduce
 
 POW2_METHODS = ("logquant", "inq")
 
@@ -23,7 +24,7 @@ def _logquant_parts(w, xp, bits, fsr, axis):
         fsr = xp.round(_safe_log2(_reduce(xp.max, a, axis), xp))
     else:
         fsr = xp.asarray(float(fsr), dtype=w.dtype, device=_device(w))
-    e = xp.clip(xp.round(_safe_log2(a, xp)), fsr - 2 ** bits, fsr)
+    e = xp.clip(xp.round(_safe_log2(a, xp)), fsr - 2**bits, fsr)
     mag = xp.where(a > 0, xp.pow(2.0 * xp.ones_like(a), e), xp.zeros_like(a))
     return xp.where(w < 0, -mag, mag), fsr
 
@@ -39,8 +40,9 @@ def _inq_parts(w, xp, bits, axis):
     # below 2^n2: round to 2^n2 at or above its half, to 0 below it.
     low = a >= xp.pow(two, n2 - 1)
     k = xp.minimum(k, n1)
-    mag = xp.where(k >= n2, xp.pow(two, k), xp.where(low, xp.pow(two, n2 + 0 * k),
-                                                     xp.zeros_like(a)))
+    mag = xp.where(
+        k >= n2, xp.pow(two, k), xp.where(low, xp.pow(two, n2 + 0 * k), xp.zeros_like(a))
+    )
     mag = xp.where(a > 0, mag, xp.zeros_like(a))
     return xp.where(w < 0, -mag, mag), n1
 
@@ -192,6 +194,6 @@ def inq_codebook(w, bits):
         raise ValueError("w is all zero: the INQ codebook needs max|w| > 0")
     n1 = math.floor(math.log2(4.0 * s / 3.0))
     n2 = n1 + 1 - 2 ** (bits - 2)
-    mags = [2.0 ** k for k in range(n2, n1 + 1)]
+    mags = [2.0**k for k in range(n2, n1 + 1)]
     cb = [-m for m in reversed(mags)] + [0.0] + mags
     return xp.asarray(cb, dtype=w.dtype, device=_device(w))

@@ -1,4 +1,5 @@
 """The encoded form of a quantized tensor, and the generic decoder."""
+
 from dataclasses import dataclass, field
 
 from .._array import array_namespace, describe

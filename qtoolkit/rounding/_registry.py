@@ -1,4 +1,5 @@
 """A registry of the rounding schemes as configurable quantizer objects."""
+
 import inspect
 import json
 import math
@@ -40,32 +41,50 @@ def _codes_int(x, xp, dtype=None):
 
 
 def _encode_binary(w, params, rng):
-    w, xp, axis, d = _validate_binarize(w, params.get("scale"), params.get("axis"),
-                                        params.get("d"))
+    w, xp, axis, d = _validate_binarize(w, params.get("scale"), params.get("axis"), params.get("d"))
     alpha = _binary_scale(w, xp, params.get("scale"), axis, d)
     codes = _codes_int(w >= 0, xp)
-    return QuantizedArray(codes=codes, scale=alpha, codebook=_cb([-1, 1], w, xp), bits=1,
-                          axis=axis, dtype=_dtname(w), scheme="binary")
+    return QuantizedArray(
+        codes=codes,
+        scale=alpha,
+        codebook=_cb([-1, 1], w, xp),
+        bits=1,
+        axis=axis,
+        dtype=_dtname(w),
+        scheme="binary",
+    )
 
 
 def _encode_stochastic_binary(w, params, rng):
     w, xp = _check_weights(w)
     v = stochastic_binarize(w, rng=rng)
-    return QuantizedArray(codes=_codes_int(v > 0, xp), scale=None,
-                          codebook=_cb([-1, 1], w, xp), bits=1, dtype=_dtname(w),
-                          scheme="stochastic_binary")
+    return QuantizedArray(
+        codes=_codes_int(v > 0, xp),
+        scale=None,
+        codebook=_cb([-1, 1], w, xp),
+        bits=1,
+        dtype=_dtname(w),
+        scheme="stochastic_binary",
+    )
 
 
 def _encode_ternary(w, params, rng):
     p = {"method": "twn", "delta": 0.7, "threshold": 0.05, "axis": None, "scales": None}
     p.update(params)
     w, xp, method, delta, threshold, axis = _validate_ternarize(
-        w, p["method"], p["delta"], p["threshold"], p["axis"], p["scales"])
+        w, p["method"], p["delta"], p["threshold"], p["axis"], p["scales"]
+    )
     t, ap, an, _ = _ternary(w, xp, method, delta, threshold, axis, p["scales"])
-    return QuantizedArray(codes=_codes_int(t + 1, xp), scale=ap,
-                          scale_neg=an if method == "ttq" else None,
-                          codebook=_cb([-1, 0, 1], w, xp), bits=2, axis=axis,
-                          dtype=_dtname(w), scheme="ternary")
+    return QuantizedArray(
+        codes=_codes_int(t + 1, xp),
+        scale=ap,
+        scale_neg=an if method == "ttq" else None,
+        codebook=_cb([-1, 0, 1], w, xp),
+        bits=2,
+        axis=axis,
+        dtype=_dtname(w),
+        scheme="ternary",
+    )
 
 
 def _encode_uniform(w, params, rng):
@@ -78,26 +97,48 @@ def _encode_dorefa(w, params, rng):
     w, xp = _check_weights(w)
     axis = params.get("axis")
     if bits == 1:
-        _, alpha = _dorefa_weight_parts(w, xp, 1, None if axis is None else
-                                        tuple(sorted(a % w.ndim for a in (
-                                            axis if isinstance(axis, tuple) else (axis,)))))
-        return QuantizedArray(codes=_codes_int(v >= 0, xp), scale=alpha,
-                              codebook=_cb([-1, 1], w, xp), bits=1, dtype=_dtname(w),
-                              scheme="dorefa")
-    n = 2 ** bits - 1
+        _, alpha = _dorefa_weight_parts(
+            w,
+            xp,
+            1,
+            None
+            if axis is None
+            else tuple(sorted(a % w.ndim for a in (axis if isinstance(axis, tuple) else (axis,)))),
+        )
+        return QuantizedArray(
+            codes=_codes_int(v >= 0, xp),
+            scale=alpha,
+            codebook=_cb([-1, 1], w, xp),
+            bits=1,
+            dtype=_dtname(w),
+            scheme="dorefa",
+        )
+    n = 2**bits - 1
     codes = xp.astype(xp.round((v + 1) * (n / 2)), xp.int32 if bits > 7 else xp.int8)
-    return QuantizedArray(codes=codes, scale=None, codebook=_dorefa_grid(n, w, xp, True),
-                          bits=bits, dtype=_dtname(w), scheme="dorefa")
+    return QuantizedArray(
+        codes=codes,
+        scale=None,
+        codebook=_dorefa_grid(n, w, xp, True),
+        bits=bits,
+        dtype=_dtname(w),
+        scheme="dorefa",
+    )
 
 
 def _encode_dorefa_activation(x, params, rng):
     bits = params["bits"]
     v = dorefa_activations(x, bits)
     x, xp = _check_weights(x, "x")
-    n = 2 ** bits - 1
+    n = 2**bits - 1
     codes = xp.astype(xp.round(v * n), xp.int32 if bits > 7 else xp.int8)
-    return QuantizedArray(codes=codes, scale=None, codebook=_dorefa_grid(n, x, xp, False),
-                          bits=bits, dtype=_dtname(x), scheme="dorefa_activation")
+    return QuantizedArray(
+        codes=codes,
+        scale=None,
+        codebook=_dorefa_grid(n, x, xp, False),
+        bits=bits,
+        dtype=_dtname(x),
+        scheme="dorefa_activation",
+    )
 
 
 def _encode_pow2(w, params, rng):
@@ -109,7 +150,7 @@ def _encode_pow2(w, params, rng):
         n_mag = 2 ** (bits - 2)
     else:
         v, top = _logquant_parts(w, xp, bits, p["fsr"], axis)
-        n_mag = 2 ** bits + 1
+        n_mag = 2**bits + 1
     mags = [2.0 ** (-k) for k in range(n_mag - 1, -1, -1)]
     book = [-m for m in reversed(mags)] + [0.0] + mags
     scale = xp.pow(2.0 * xp.ones_like(top), top)
@@ -117,34 +158,58 @@ def _encode_pow2(w, params, rng):
     c = _cb(book, w, xp)
     mid = (c[1:] + c[:-1]) / 2
     codes = xp.astype(xp.searchsorted(mid, xp.reshape(rel, (-1,))), xp.int16)
-    return QuantizedArray(codes=xp.reshape(codes, tuple(w.shape)), scale=scale, codebook=c,
-                          bits=_pow2_bits(p), axis=axis, dtype=_dtname(w),
-                          scheme="power_of_two")
+    return QuantizedArray(
+        codes=xp.reshape(codes, tuple(w.shape)),
+        scale=scale,
+        codebook=c,
+        bits=_pow2_bits(p),
+        axis=axis,
+        dtype=_dtname(w),
+        scheme="power_of_two",
+    )
 
 
 def _encode_fixed(w, params, rng):
     p = {"saturate": True, "rounding": "half_even"}
     p.update({k: v for k, v in params.items() if k != "seed"})
-    w, xp, ib, fb, rounding = _validate_fixed(w, p["int_bits"], p["frac_bits"], p["saturate"],
-                                              p["rounding"])
+    w, xp, ib, fb, rounding = _validate_fixed(
+        w, p["int_bits"], p["frac_bits"], p["saturate"], p["rounding"]
+    )
     c, scale = _fixed_codes(w, xp, ib, fb, p["saturate"], rounding, rng)
     dt = xp.int8 if ib + fb < 8 else (xp.int16 if ib + fb < 16 else xp.int32)
-    return QuantizedArray(codes=xp.astype(c, dt), scale=_cb([1.0 / scale], w, xp)[0],
-                          bits=1 + ib + fb, dtype=_dtname(w), scheme="fixed_point")
+    return QuantizedArray(
+        codes=xp.astype(c, dt),
+        scale=_cb([1.0 / scale], w, xp)[0],
+        bits=1 + ib + fb,
+        dtype=_dtname(w),
+        scheme="fixed_point",
+    )
 
 
 def _encode_codebook(w, params, rng):
     _, codes = round_to_codebook(w, params["codebook"], return_codes=True)
     xp = _check_weights(w)[1]
-    return QuantizedArray(codes=codes, scale=None, codebook=_cb(params["codebook"], w, xp),
-                          bits=_book_bits(params), dtype=_dtname(w), scheme="codebook")
+    return QuantizedArray(
+        codes=codes,
+        scale=None,
+        codebook=_cb(params["codebook"], w, xp),
+        bits=_book_bits(params),
+        dtype=_dtname(w),
+        scheme="codebook",
+    )
 
 
 def _encode_stochastic(w, params, rng):
     _, codes = stochastic_round(w, codebook=params["codebook"], rng=rng, return_codes=True)
     xp = _check_weights(w)[1]
-    return QuantizedArray(codes=codes, scale=None, codebook=_cb(params["codebook"], w, xp),
-                          bits=_book_bits(params), dtype=_dtname(w), scheme="stochastic")
+    return QuantizedArray(
+        codes=codes,
+        scale=None,
+        codebook=_cb(params["codebook"], w, xp),
+        bits=_book_bits(params),
+        dtype=_dtname(w),
+        scheme="stochastic",
+    )
 
 
 def _book_bits(p):
@@ -164,11 +229,21 @@ _REGISTRY = {
     "ternary": (ternarize, _encode_ternary, lambda p: 2, (), False),
     "uniform": (uniform, _encode_uniform, lambda p: p.get("bits", 8), (), False),
     "dorefa": (dorefa_weights, _encode_dorefa, lambda p: p["bits"], ("bits",), False),
-    "dorefa_activation": (dorefa_activations, _encode_dorefa_activation, lambda p: p["bits"],
-                          ("bits",), False),
+    "dorefa_activation": (
+        dorefa_activations,
+        _encode_dorefa_activation,
+        lambda p: p["bits"],
+        ("bits",),
+        False,
+    ),
     "power_of_two": (power_of_two, _encode_pow2, _pow2_bits, ("bits",), False),
-    "fixed_point": (fixed_point, _encode_fixed, lambda p: 1 + p["int_bits"] + p["frac_bits"],
-                    ("int_bits", "frac_bits"), False),
+    "fixed_point": (
+        fixed_point,
+        _encode_fixed,
+        lambda p: 1 + p["int_bits"] + p["frac_bits"],
+        ("int_bits", "frac_bits"),
+        False,
+    ),
     "codebook": (round_to_codebook, _encode_codebook, _book_bits, ("codebook",), False),
     "stochastic": (stochastic_round, _encode_stochastic, _book_bits, ("codebook",), True),
 }
@@ -188,8 +263,10 @@ def _jsonable(value, name):
     if isinstance(value, (tuple, list)) or hasattr(value, "tolist"):
         seq = value.tolist() if hasattr(value, "tolist") else value
         return [_jsonable(v, name) for v in seq]
-    raise TypeError(f"parameter {name!r} must be a number, string, bool, None or a list of "
-                    f"them, got {describe(value)}")
+    raise TypeError(
+        f"parameter {name!r} must be a number, string, bool, None or a list of "
+        f"them, got {describe(value)}"
+    )
 
 
 class Quantizer:
@@ -254,8 +331,10 @@ class Quantizer:
             allowed.add("seed")
         for key in params:
             if key not in allowed:
-                raise TypeError(f"{key!r} is not a parameter of quantizer {name!r}; "
-                                f"expected some of {sorted(allowed)}")
+                raise TypeError(
+                    f"{key!r} is not a parameter of quantizer {name!r}; "
+                    f"expected some of {sorted(allowed)}"
+                )
         for key in required:
             if key not in params:
                 raise ValueError(f"quantizer {name!r} needs the parameter {key!r}")
@@ -407,20 +486,24 @@ class Quantizer:
         if isinstance(config, str):
             config = json.loads(config)
         if not isinstance(config, dict) or "name" not in config:
-            raise ValueError(f"config must be a dict with 'name' and 'params', "
-                             f"got {describe(config)}")
+            raise ValueError(
+                f"config must be a dict with 'name' and 'params', got {describe(config)}"
+            )
         version = config.get("version", CONFIG_VERSION)
         if version != CONFIG_VERSION:
-            raise ValueError(f"config version {version!r} is not supported "
-                             f"(this qtoolkit reads version {CONFIG_VERSION})")
+            raise ValueError(
+                f"config version {version!r} is not supported "
+                f"(this qtoolkit reads version {CONFIG_VERSION})"
+            )
         params = config.get("params", {})
         if not isinstance(params, dict):
             raise ValueError(f"config['params'] must be a dict, got {describe(params)}")
         return cls(config["name"], **params)
 
     def __eq__(self, other):
-        return (isinstance(other, Quantizer) and other.name == self.name
-                and other.params == self.params)
+        return (
+            isinstance(other, Quantizer) and other.name == self.name and other.params == self.params
+        )
 
     __hash__ = None
 
@@ -495,6 +578,6 @@ def get(identifier, **params):
         return Quantizer.from_config(identifier)
     if isinstance(identifier, str):
         return Quantizer(identifier, **params)
-    raise TypeError(f"identifier must be a name, a config dict or a Quantizer, "
-                    f"got {describe(identifier)}")
-
+    raise TypeError(
+        f"identifier must be a name, a config dict or a Quantizer, got {describe(identifier)}"
+    )

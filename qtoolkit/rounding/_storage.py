@@ -1,4 +1,5 @@
 """A versioned ``.npz`` file format for a :class:`QuantizedArray`."""
+
 import numbers
 import os
 
@@ -95,8 +96,11 @@ def save_quantized(file, q):
     if codes.size and codes.min() < 0:
         offset = -(2 ** (int(q.bits) - 1))
     shifted = codes.astype(np.int64) - offset
-    packable = (width is not None and codes.dtype.kind in "iu"
-                and (codes.size == 0 or (shifted.min() >= 0 and shifted.max() < 2 ** width)))
+    packable = (
+        width is not None
+        and codes.dtype.kind in "iu"
+        and (codes.size == 0 or (shifted.min() >= 0 and shifted.max() < 2**width))
+    )
     if packable:
         fields["codes"] = pack_codes(shifted, width)
         fields["codes_width"] = np.array(width, dtype=np.int64)
@@ -113,8 +117,9 @@ def save_quantized(file, q):
 
 def _field(data, name, file):
     if name not in data:
-        raise ValueError(f"{file!r} is not a qtoolkit quantized-array file: field {name!r} "
-                         f"is missing")
+        raise ValueError(
+            f"{file!r} is not a qtoolkit quantized-array file: field {name!r} is missing"
+        )
     return data[name]
 
 
@@ -178,8 +183,10 @@ def load_quantized(file):
             raise ValueError(f"{name!r} has format {fmt!r}, expected {FORMAT_NAME!r}")
         version = int(_field(data, "version", name))
         if version != FORMAT_VERSION:
-            raise ValueError(f"{name!r} has format version {version}; this qtoolkit reads "
-                             f"version {FORMAT_VERSION}")
+            raise ValueError(
+                f"{name!r} has format version {version}; this qtoolkit reads "
+                f"version {FORMAT_VERSION}"
+            )
         dtype = str(_field(data, "dtype", name))
         codes_dtype = str(_field(data, "codes_dtype", name))
         if dtype not in _FLOAT_DTYPES or codes_dtype not in _CODE_DTYPES:
@@ -191,23 +198,36 @@ def load_quantized(file):
         raw = _field(data, "codes", name)
         if width:
             if width not in PACKABLE_BITS or raw.dtype != np.uint8:
-                raise ValueError(f"{name!r} has invalid packed codes (width {width}, "
-                                 f"dtype {raw.dtype})")
+                raise ValueError(
+                    f"{name!r} has invalid packed codes (width {width}, dtype {raw.dtype})"
+                )
             codes = unpack_codes(raw, width, count).astype(np.int64) + offset
         else:
             if raw.size != count:
                 raise ValueError(f"{name!r} holds {raw.size} codes for shape {shape}")
             codes = raw.astype(np.int64)
         codes = codes.astype(codes_dtype).reshape(shape)
-        axis = None if bool(_field(data, "axis_is_none", name)) else tuple(
-            int(a) for a in _field(data, "axis", name))
+        axis = (
+            None
+            if bool(_field(data, "axis_is_none", name))
+            else tuple(int(a) for a in _field(data, "axis", name))
+        )
         group = int(_field(data, "group_size", name))
         extra = {k: np.asarray(data[k]) for k in _OPTIONAL if k in data}
         bits = int(_field(data, "bits", name))
         scheme = str(_field(data, "scheme", name))
     if not isinstance(bits, numbers.Integral) or bits < 1:
         raise ValueError(f"{name!r} has invalid bits {bits}")
-    return QuantizedArray(codes=codes, scale=extra.get("scale"),
-                          zero_point=extra.get("zero_point"), codebook=extra.get("codebook"),
-                          scale_neg=extra.get("scale_neg"), bits=bits, axis=axis,
-                          group_size=group or None, dtype=dtype, scheme=scheme, shape=shape)
+    return QuantizedArray(
+        codes=codes,
+        scale=extra.get("scale"),
+        zero_point=extra.get("zero_point"),
+        codebook=extra.get("codebook"),
+        scale_neg=extra.get("scale_neg"),
+        bits=bits,
+        axis=axis,
+        group_size=group or None,
+        dtype=dtype,
+        scheme=scheme,
+        shape=shape,
+    )

@@ -1,4 +1,5 @@
 """Ternarization: TWN's rule of thumb, the exact least-squares optimum, and TTQ."""
+
 import math
 import numbers
 
@@ -7,8 +8,16 @@ from array_api_compat import device as _device
 from array_api_compat import is_dask_array
 
 from .._array import check_axis, describe
-from ._common import (_as_numpy, _asarray_like, _check_choice, _check_finite_scale_input,
-                      _check_positive_float, _check_weights, _is_numpy, _reduce)
+from ._common import (
+    _as_numpy,
+    _asarray_like,
+    _check_choice,
+    _check_finite_scale_input,
+    _check_positive_float,
+    _check_weights,
+    _is_numpy,
+    _reduce,
+)
 from ._rounding_kernels import ternary_scan
 
 TERNARY_METHODS = ("twn", "optimal", "ttq")
@@ -70,8 +79,10 @@ def _optimal_threshold_xp(w, xp, kept):
     found = xp.max(obj, axis=1) >= 0
     alpha = xp.where(found, xp.sum(xp.where(pick, suffix / count, zero), axis=1), 0.0)
     delta = xp.where(found, xp.sum(xp.where(pick, prev, zero), axis=1), 0.0)
-    return (xp.astype(xp.reshape(delta, stat_shape), w.dtype),
-            xp.astype(xp.reshape(alpha, stat_shape), w.dtype))
+    return (
+        xp.astype(xp.reshape(delta, stat_shape), w.dtype),
+        xp.astype(xp.reshape(alpha, stat_shape), w.dtype),
+    )
 
 
 def _optimal_threshold(w, xp, kept):
@@ -137,19 +148,31 @@ def _validate_ternarize(w, method, delta, threshold, axis, scales):
     delta = _check_positive_float(delta, "delta")
     threshold = _check_positive_float(threshold, "threshold")
     if threshold >= 1:
-        raise ValueError(f"threshold is a fraction of max|w| and must be in (0, 1), "
-                         f"got {threshold}")
+        raise ValueError(
+            f"threshold is a fraction of max|w| and must be in (0, 1), got {threshold}"
+        )
     axis = check_axis(axis, w.ndim)
     if scales is not None:
         if method != "ttq":
-            raise ValueError(f"scales=(W_p, W_n) is used only with method='ttq', "
-                             f"got method={method!r}")
-        ok = (isinstance(scales, (tuple, list)) and len(scales) == 2
-              and all(isinstance(s, numbers.Real) and not isinstance(s, bool)
-                      and math.isfinite(s) and s >= 0 for s in scales))
+            raise ValueError(
+                f"scales=(W_p, W_n) is used only with method='ttq', got method={method!r}"
+            )
+        ok = (
+            isinstance(scales, (tuple, list))
+            and len(scales) == 2
+            and all(
+                isinstance(s, numbers.Real)
+                and not isinstance(s, bool)
+                and math.isfinite(s)
+                and s >= 0
+                for s in scales
+            )
+        )
         if not ok:
-            raise ValueError(f"scales must be a pair of finite non-negative numbers "
-                             f"(W_p, W_n), got {describe(scales)}")
+            raise ValueError(
+                f"scales must be a pair of finite non-negative numbers "
+                f"(W_p, W_n), got {describe(scales)}"
+            )
     _check_finite_scale_input(w, xp)
     return w, xp, method, delta, threshold, axis
 
@@ -237,7 +260,8 @@ def ternarize(w, method="twn", delta=0.7, threshold=0.05, axis=None, scales=None
     array([-0.55, -0.55,  0.  ,  0.8 ,  0.8 ])
     """
     w, xp, method, delta, threshold, axis = _validate_ternarize(
-        w, method, delta, threshold, axis, scales)
+        w, method, delta, threshold, axis, scales
+    )
     if method == "optimal" and _is_numpy(xp) and axis is None:
         return _optimal_numpy(w)
     if method == "twn" and _is_numpy(xp) and axis is None:

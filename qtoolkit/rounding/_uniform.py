@@ -1,12 +1,23 @@
 """Uniform (linear) quantization with a scale and a zero point."""
+
 import math
 import numbers
 
 import numpy as np
 
 from .._array import check_bits, describe
-from ._common import (ROUNDING_MODES, _check_choice, _check_finite_scale_input, _check_scale_axes,
-                      _check_weights, _from_groups, _is_numpy, _reduce, _round, _to_groups)
+from ._common import (
+    ROUNDING_MODES,
+    _check_choice,
+    _check_finite_scale_input,
+    _check_scale_axes,
+    _check_weights,
+    _from_groups,
+    _is_numpy,
+    _reduce,
+    _round,
+    _to_groups,
+)
 from ._quantized import QuantizedArray
 
 UNIFORM_MODES = ("symmetric", "asymmetric", "unsigned")
@@ -20,12 +31,12 @@ def _levels(bits, mode, narrow_range):
         qmin = -qmax if narrow_range else -qmax - 1
     else:
         qmin = 1 if narrow_range else 0
-        qmax = 2 ** bits - 1
+        qmax = 2**bits - 1
     return qmin, qmax
 
 
 def _code_dtype(xp, qmin, qmax):
-    for dt, lo, hi in ((xp.int8, -128, 127), (xp.int16, -2**15, 2**15 - 1)):
+    for dt, lo, hi in ((xp.int8, -128, 127), (xp.int16, -(2**15), 2**15 - 1)):
         if lo <= qmin and qmax <= hi:
             return dt
     return xp.int32
@@ -39,9 +50,10 @@ def _slices(x, xp, kept):
     order = kept + rest
     if order != tuple(range(ndim)):
         x = xp.permute_dims(x, order)
-    m = math.prod(x.shape[:len(kept)])
-    stat_shape = tuple(x_len if ax in kept else 1 for ax, x_len in enumerate(
-        _orig_shape_of(x, order)))
+    m = math.prod(x.shape[: len(kept)])
+    stat_shape = tuple(
+        x_len if ax in kept else 1 for ax, x_len in enumerate(_orig_shape_of(x, order))
+    )
     return xp.reshape(x, (m, -1)), stat_shape
 
 
@@ -134,8 +146,9 @@ def _fit(view, xp, kept, bits, mode, method, percentile, narrow_range, rounding)
     return scale, zp, qmin, qmax
 
 
-def _validate(w, bits, mode, axis, group_size, range, narrow_range, rounding, percentile,
-              check_finite=True):
+def _validate(
+    w, bits, mode, axis, group_size, range, narrow_range, rounding, percentile, check_finite=True
+):
     w, xp = _check_weights(w)
     mode = _check_choice(mode, "mode", UNIFORM_MODES)
     bits = check_bits(bits, "bits", low=2 if mode == "symmetric" else 1, high=16)
@@ -143,12 +156,17 @@ def _validate(w, bits, mode, axis, group_size, range, narrow_range, rounding, pe
     rounding = _check_choice(rounding, "rounding", ROUNDING_MODES)
     if not isinstance(narrow_range, (bool, np.bool_)):
         raise TypeError(f"narrow_range must be a bool, got {describe(narrow_range)}")
-    if isinstance(percentile, bool) or not isinstance(percentile, numbers.Real) or not (
-            50.0 < float(percentile) <= 100.0):
+    if (
+        isinstance(percentile, bool)
+        or not isinstance(percentile, numbers.Real)
+        or not (50.0 < float(percentile) <= 100.0)
+    ):
         raise ValueError(f"percentile must be a number in (50, 100], got {percentile!r}")
     if narrow_range and mode == "unsigned":
-        raise ValueError("narrow_range applies to mode='symmetric' or 'asymmetric'; "
-                         "mode='unsigned' keeps code 0 for the value 0")
+        raise ValueError(
+            "narrow_range applies to mode='symmetric' or 'asymmetric'; "
+            "mode='unsigned' keeps code 0 for the value 0"
+        )
     if narrow_range and bits == 1:
         raise ValueError("narrow_range with bits=1 leaves a single level; use bits >= 2")
     axis, group_size = _check_scale_axes(w, axis, group_size)
@@ -171,8 +189,17 @@ def _uniform_numpy_fast(w, bits, narrow_range):
     return out
 
 
-def uniform(w, bits=8, mode="symmetric", axis=None, group_size=None, range="minmax",
-            narrow_range=False, rounding="half_even", percentile=99.99):
+def uniform(
+    w,
+    bits=8,
+    mode="symmetric",
+    axis=None,
+    group_size=None,
+    range="minmax",
+    narrow_range=False,
+    rounding="half_even",
+    percentile=99.99,
+):
     """Uniform quantize-dequantize: round to a scaled integer grid and map back.
 
     Parameters
@@ -257,22 +284,47 @@ def uniform(w, bits=8, mode="symmetric", axis=None, group_size=None, range="minm
     array([-1.        , -0.33333333,  0.33333333,  0.66666667])
     """
     w, xp, bits, mode, axis, group_size, range, rounding, percentile = _validate(
-        w, bits, mode, axis, group_size, range, narrow_range, rounding, percentile,
-        check_finite=False)
-    if (_is_numpy(xp) and axis is None and group_size is None and mode == "symmetric"
-            and range == "minmax" and rounding == "half_even"):
+        w,
+        bits,
+        mode,
+        axis,
+        group_size,
+        range,
+        narrow_range,
+        rounding,
+        percentile,
+        check_finite=False,
+    )
+    if (
+        _is_numpy(xp)
+        and axis is None
+        and group_size is None
+        and mode == "symmetric"
+        and range == "minmax"
+        and rounding == "half_even"
+    ):
         return _uniform_numpy_fast(w, bits, narrow_range)
     _check_finite_scale_input(w, xp)
     view, kept = _to_groups(w, xp, axis, group_size)
-    scale, zp, qmin, qmax = _fit(view, xp, kept, bits, mode, range, percentile,
-                                 narrow_range, rounding)
+    scale, zp, qmin, qmax = _fit(
+        view, xp, kept, bits, mode, range, percentile, narrow_range, rounding
+    )
     c = _codes(view, xp, scale, zp, qmin, qmax, rounding)
     rec = (c - zp) * scale if zp is not None else c * scale
     return _from_groups(rec, xp, w.shape, group_size)
 
 
-def encode(w, bits=8, mode="symmetric", axis=None, group_size=None, range="minmax",
-           narrow_range=False, rounding="half_even", percentile=99.99):
+def encode(
+    w,
+    bits=8,
+    mode="symmetric",
+    axis=None,
+    group_size=None,
+    range="minmax",
+    narrow_range=False,
+    rounding="half_even",
+    percentile=99.99,
+):
     """Uniform quantization to integer codes with a scale and a zero point.
 
     Parameters
@@ -340,14 +392,24 @@ def encode(w, bits=8, mode="symmetric", axis=None, group_size=None, range="minma
     (array([0, 1, 2, 3], dtype=int8), 0.6666666666666666)
     """
     w, xp, bits, mode, axis, group_size, range, rounding, percentile = _validate(
-        w, bits, mode, axis, group_size, range, narrow_range, rounding, percentile)
+        w, bits, mode, axis, group_size, range, narrow_range, rounding, percentile
+    )
     view, kept = _to_groups(w, xp, axis, group_size)
-    scale, zp, qmin, qmax = _fit(view, xp, kept, bits, mode, range, percentile,
-                                 narrow_range, rounding)
+    scale, zp, qmin, qmax = _fit(
+        view, xp, kept, bits, mode, range, percentile, narrow_range, rounding
+    )
     c = _codes(view, xp, scale, zp, qmin, qmax, rounding)
     codes = xp.astype(_from_groups(c, xp, w.shape, group_size), _code_dtype(xp, qmin, qmax))
-    return QuantizedArray(codes=codes, scale=scale, zero_point=zp, bits=bits, axis=axis,
-                          group_size=group_size, dtype=_dtype_name(w), scheme="uniform")
+    return QuantizedArray(
+        codes=codes,
+        scale=scale,
+        zero_point=zp,
+        bits=bits,
+        axis=axis,
+        group_size=group_size,
+        dtype=_dtype_name(w),
+        scheme="uniform",
+    )
 
 
 def _dtype_name(w):

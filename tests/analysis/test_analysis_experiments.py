@@ -6,6 +6,7 @@ theory), with Z = 4.5 (two-sided normal tail 7e-6 per comparison, so a few dozen
 fail by chance with probability below 1e-3; the seeds are fixed, so the tests are also
 deterministic).
 """
+
 import math
 
 import numpy as np
@@ -35,7 +36,7 @@ def test_angle_concentrates_at_37_degrees_with_1_over_sqrt_d_spread(seed):
         # whose remaining error is O(d^-2) (below 1e-3 rad at d = 64, checked against the
         # next term's size: the O(1/d) term itself is 6e-3 rad at d = 64).
         se = res.std[k] / math.sqrt(n)
-        assert abs(res.mean[k] - res.theory_mean[k]) <= Z * se + 1.0 / d ** 2
+        assert abs(res.mean[k] - res.theory_mean[k]) <= Z * se + 1.0 / d**2
         # Standard deviation: for a near-normal sample sd(s) = s / sqrt(2 (n - 1)); the delta
         # method's own error is O(1/d) relative.
         se_sd = res.std[k] / math.sqrt(2 * (n - 1))
@@ -52,19 +53,21 @@ def test_angle_for_other_distributions(dist, seed):
     n = 400
     res = angle_experiment(np.sign, dist, dims=[512], n_trials=n, vectorized=True, rng=seed)
     se = res.std[0] / math.sqrt(n)
-    assert abs(res.mean[0] - res.theory_mean[0]) <= Z * se + 1.0 / 512 ** 2
+    assert abs(res.mean[0] - res.theory_mean[0]) <= Z * se + 1.0 / 512**2
 
 
 def test_angle_experiment_with_user_samples(seed):
     samples = np.random.default_rng(1).exponential(size=5000) - 1.0
     res = angle_experiment(np.sign, samples, dims=[256], n_trials=300, vectorized=True, rng=seed)
-    assert abs(res.mean[0] - res.theory_mean[0]) <= Z * res.std[0] / math.sqrt(300) + 1.0 / 256 ** 2
+    assert abs(res.mean[0] - res.theory_mean[0]) <= Z * res.std[0] / math.sqrt(300) + 1.0 / 256**2
 
 
 def test_angle_experiment_with_library_binarize(seed):
     from qtoolkit import rounding
 
-    a = angle_experiment(lambda x: rounding.binarize(x, scale="mean"), dims=[100], n_trials=50, rng=seed)
+    a = angle_experiment(
+        lambda x: rounding.binarize(x, scale="mean"), dims=[100], n_trials=50, rng=seed
+    )
     b = angle_experiment(xnor_reference, dims=[100], n_trials=50, rng=seed)
     np.testing.assert_allclose(a.angles, b.angles, rtol=1e-12)
 
@@ -80,8 +83,10 @@ def test_vectorized_equals_per_row_and_seed_reproducible(seed):
 def test_dot_product_correlation_equals_cosine_for_isotropic_activations(seed):
     # Sample Pearson r of n pairs with population correlation rho: sd ~ (1 - rho^2)/sqrt(n).
     n = 3000
-    res = dot_product_experiment(xnor_reference, "gaussian", d=256, n_outputs=12, n_samples=n, rng=seed)
-    tol = Z * (1 - res.cosine ** 2) / math.sqrt(n)
+    res = dot_product_experiment(
+        xnor_reference, "gaussian", d=256, n_outputs=12, n_samples=n, rng=seed
+    )
+    tol = Z * (1 - res.cosine**2) / math.sqrt(n)
     assert np.all(np.abs(res.r - res.cosine) <= tol)
     # Population slope for a fixed w is w.q / |w|^2; the least-squares slope has standard error
     # sqrt((1 - r^2) / (n - 2)) * sd(v) / sd(u).
@@ -113,15 +118,24 @@ def test_arcsine_law_monte_carlo(seed):
     n = 100
     rho = np.array([-0.9, -0.3, 0.0, 0.5, 0.95])
     res = arcsine_experiment(np.sign, rho, d=2048, n_trials=n, vectorized=True, rng=seed)
-    assert np.all(np.abs(res.cos_after - res.theory) <= Z * res.cos_after_std / math.sqrt(n) + 1e-12)
+    assert np.all(
+        np.abs(res.cos_after - res.theory) <= Z * res.cos_after_std / math.sqrt(n) + 1e-12
+    )
     # Before quantization: cos(x, y) of Gaussian vectors is near rho (sd about (1 - rho^2)/sqrt(d)).
-    assert np.all(np.abs(res.cos_before - rho) <= Z * (1 - rho ** 2) / math.sqrt(2048 * n) + 1e-3)
+    assert np.all(np.abs(res.cos_before - rho) <= Z * (1 - rho**2) / math.sqrt(2048 * n) + 1e-3)
 
 
 def test_rotation_restores_the_isotropic_angle(seed):
     d = 128
-    res = rotation_experiment(np.sign, d, [4.0, 32.0], covariance="exponential-spectrum",
-                              n_trials=120, n_rotations=12, rng=seed)
+    res = rotation_experiment(
+        np.sign,
+        d,
+        [4.0, 32.0],
+        covariance="exponential-spectrum",
+        n_trials=120,
+        n_rotations=12,
+        rng=seed,
+    )
     iso = expected_angle(np.sign, "gaussian", d).mean
     # se_rotated comes from the spread of the 12 per-rotation means (t with 11 dof: 4.5 is
     # beyond its 0.999 quantile of 4.4).
@@ -168,17 +182,20 @@ def test_rounding_families_match_their_theory(family, seed):
     from qtoolkit.analysis import cosine, expected_cosine
 
     q, nodes = {
-        "ternary-optimal": (lambda x: rounding.ternarize(x, method="optimal"), 2 ** 18),
+        "ternary-optimal": (lambda x: rounding.ternarize(x, method="optimal"), 2**18),
         # The MSE range search starts from max|x|, which grows with d: predict a d-vector.
         "uniform-4": (lambda x: rounding.uniform(x, bits=4, range="mse"), 2048),
-        "logquant-2": (lambda x: rounding.power_of_two(x, bits=2, fsr=1), 2 ** 18),
+        "logquant-2": (lambda x: rounding.power_of_two(x, bits=2, fsr=1), 2**18),
     }[family]
     n, d = 60, 2048
     X = np.random.default_rng(seed).standard_normal((n, d))
     c = np.asarray(cosine(X, np.stack([q(x) for x in X])))
     # Standard error sd/sqrt(n); the finite-d bias of the cosine is O(1/d) (second-order delta
     # term, below 1/d for these bounded quantizers).
-    assert abs(c.mean() - expected_cosine(q, n_nodes=nodes)) <= Z * c.std(ddof=1) / math.sqrt(n) + 1.0 / d
+    assert (
+        abs(c.mean() - expected_cosine(q, n_nodes=nodes))
+        <= Z * c.std(ddof=1) / math.sqrt(n) + 1.0 / d
+    )
 
 
 def test_kmeans_codebook_converges_to_lloyd_max(seed):

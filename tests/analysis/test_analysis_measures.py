@@ -1,4 +1,5 @@
 """Measurements: angle, cosine, MSE, SQNR, angle preservation, dot products, pairs."""
+
 import math
 import warnings
 
@@ -36,8 +37,9 @@ def angle_reference(x, y):
 def test_angle_hand_cases():
     x = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [2.0, 0.0]])
     y = np.array([[0.0, 3.0], [5.0, 0.0], [-1.0, 0.0], [1.0, 1.0]])
-    np.testing.assert_allclose(angle(x, y), [math.pi / 2, 0.0, math.pi, math.pi / 4], rtol=1e-15,
-                               atol=0)
+    np.testing.assert_allclose(
+        angle(x, y), [math.pi / 2, 0.0, math.pi, math.pi / 4], rtol=1e-15, atol=0
+    )
     np.testing.assert_allclose(angle(x, y, degrees=True), [90.0, 0.0, 180.0, 45.0], rtol=1e-14)
 
 
@@ -63,8 +65,12 @@ def test_angle_batched_axes_match_loop(rng):
     np.testing.assert_allclose(got, [angle_reference(w[i], v[i]) for i in range(4)], rtol=1e-12)
     got = angle(w, v, axis=1)
     assert got.shape == (4, 5, 2)
-    ref = np.array([[[angle_reference(w[i, :, j, k], v[i, :, j, k]) for k in range(2)]
-                     for j in range(5)] for i in range(4)])
+    ref = np.array(
+        [
+            [[angle_reference(w[i, :, j, k], v[i, :, j, k]) for k in range(2)] for j in range(5)]
+            for i in range(4)
+        ]
+    )
     np.testing.assert_allclose(got, ref, rtol=1e-12)
     assert float(angle(w, v, axis=None)) == pytest.approx(angle_reference(w, v), rel=1e-12)
 
@@ -116,10 +122,18 @@ def test_measures_on_array_api_strict():
     xps = pytest.importorskip("array_api_strict")
     x = xps.asarray([[1.0, -2.0, 0.5], [0.1, 0.2, -0.3]])
     y = xps.sign(x)
-    for out in (angle(x, y), cosine(x, y), mse(x, y), sqnr(x, y, axis=1),
-                angle_preservation(x, xps.sign)):
+    for out in (
+        angle(x, y),
+        cosine(x, y),
+        mse(x, y),
+        sqnr(x, y, axis=1),
+        angle_preservation(x, xps.sign),
+    ):
         assert type(out) is type(x)
-    ref = [angle_reference([1.0, -2.0, 0.5], [1, -1, 1]), angle_reference([0.1, 0.2, -0.3], [1, 1, -1])]
+    ref = [
+        angle_reference([1.0, -2.0, 0.5], [1, -1, 1]),
+        angle_reference([0.1, 0.2, -0.3], [1, 1, -1]),
+    ]
     np.testing.assert_allclose(np.asarray(angle(x, y)), ref, rtol=1e-12)
 
 
@@ -171,7 +185,7 @@ def test_sqnr_six_db_per_bit(rng):
     # relative sampling error of each power is below 1% (sd ~ 1/sqrt(n) relative), i.e. < 0.05 dB.
     x = rng.random(200_000)
     for b in (4, 6, 8):
-        q = (np.floor(x * 2 ** b) + 0.5) / 2 ** b
+        q = (np.floor(x * 2**b) + 0.5) / 2**b
         assert float(sqnr(x, q)) == pytest.approx(10 * math.log10(4.0 ** (b + 1)), abs=0.05)
 
 
@@ -193,8 +207,11 @@ def test_angle_preservation_with_the_library_binarize(rng):
     from qtoolkit import rounding
 
     w = rng.standard_normal((3, 256))
-    np.testing.assert_allclose(angle_preservation(w, lambda v: rounding.binarize(v, scale="mean", axis=0)),
-                               angle_preservation(w, xnor_reference), rtol=1e-12)
+    np.testing.assert_allclose(
+        angle_preservation(w, lambda v: rounding.binarize(v, scale="mean", axis=0)),
+        angle_preservation(w, xnor_reference),
+        rtol=1e-12,
+    )
 
 
 def test_angle_preservation_errors():
@@ -254,7 +271,9 @@ def test_pairwise_angles_match_brute_force(rng):
     X = rng.standard_normal((7, 12))
     res = pairwise_angle_preservation(X, np.sign)
     before = [angle_reference(X[i], X[j]) for i in range(7) for j in range(i + 1, 7)]
-    after = [angle_reference(np.sign(X[i]), np.sign(X[j])) for i in range(7) for j in range(i + 1, 7)]
+    after = [
+        angle_reference(np.sign(X[i]), np.sign(X[j])) for i in range(7) for j in range(i + 1, 7)
+    ]
     np.testing.assert_allclose(res.before, before, rtol=1e-12)
     np.testing.assert_allclose(res.after, after, rtol=1e-12)
     # Same pair order as scipy's pdist (cosine distance = 1 - cos).

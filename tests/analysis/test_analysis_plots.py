@@ -1,15 +1,16 @@
 """Plots render with Agg and hold the expected artists."""
+
 import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.collections import QuadMesh  # noqa: E402
-from matplotlib.container import ErrorbarContainer  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.collections import QuadMesh
+from matplotlib.container import ErrorbarContainer
 
-from qtoolkit.analysis import (  # noqa: E402
+from qtoolkit.analysis import (
     angle_experiment,
     arcsine_experiment,
     arcsine_law,
@@ -61,7 +62,9 @@ def test_dot_product_plot():
 
 
 def test_arcsine_plot():
-    res = arcsine_experiment(np.sign, rho=[-0.5, 0.0, 0.5], d=128, n_trials=10, vectorized=True, rng=2)
+    res = arcsine_experiment(
+        np.sign, rho=[-0.5, 0.0, 0.5], d=128, n_trials=10, vectorized=True, rng=2
+    )
     ax = plot_arcsine_law(res, ax=plt.subplots()[1])
     x, y = ax.lines[0].get_data()
     np.testing.assert_allclose(y, arcsine_law(x))
@@ -69,9 +72,15 @@ def test_arcsine_plot():
 
 
 def test_cosine_vs_bits_plot():
-    curves = {"a": {"bits": [1, 2, 3], "theory": [0.8, 0.9, 0.95], "measured": [0.8, 0.9, 0.95],
-                    "measured_std": [0.01, 0.01, 0.01]},
-              "b": {"bits": [1.58], "theory": [0.9]}}
+    curves = {
+        "a": {
+            "bits": [1, 2, 3],
+            "theory": [0.8, 0.9, 0.95],
+            "measured": [0.8, 0.9, 0.95],
+            "measured_std": [0.01, 0.01, 0.01],
+        },
+        "b": {"bits": [1.58], "theory": [0.9]},
+    }
     ax = plot_cosine_vs_bits(curves, ax=plt.subplots()[1])
     assert len(ax.containers) == 1  # only "a" has measurements
     assert len(ax.lines) >= 3  # two theory lines and the sqrt(2/pi) reference
@@ -90,7 +99,9 @@ def test_cosine_vs_bits_plot():
 
 
 def test_rotation_plot():
-    res = rotation_experiment(np.sign, d=32, length_scales=[1.0, 4.0], n_trials=10, n_rotations=2, rng=3)
+    res = rotation_experiment(
+        np.sign, d=32, length_scales=[1.0, 4.0], n_trials=10, n_rotations=2, rng=3
+    )
     ax = plot_rotation({"exp": res}, ax=plt.subplots()[1])
     assert len(ax.containers) == 2
     assert any(np.allclose(line.get_ydata(), np.degrees(res.theory_mean)) for line in ax.lines)

@@ -1,4 +1,5 @@
 """Theory: the limiting cosine of any entrywise quantizer, its spread, the arcsine law, Lloyd-Max."""
+
 import math
 
 import numpy as np
@@ -34,7 +35,7 @@ def test_sign_gaussian_closed_form():
     assert math.degrees(math.acos(sign_cosine_gaussian())) == pytest.approx(37.0714, abs=1e-4)
 
 
-def tail_tolerance(frozen, n=2 ** 20):
+def tail_tolerance(frozen, n=2**20):
     """Bound on the grid's error for cos = E|x|/sqrt(E x^2) with unbounded x.
 
     The grid's end cells stand for the tails beyond x_max = F^{-1}(1 - 1/n); at worst they
@@ -51,16 +52,24 @@ def test_sign_closed_forms_for_other_distributions():
     # Student t_nu: E|T| = 2 sqrt(nu) Gamma((nu+1)/2) / (sqrt(pi) (nu-1) Gamma(nu/2)), Var = nu/(nu-2).
     assert expected_cosine(np.sign, "uniform") == pytest.approx(math.sqrt(3) / 2, abs=QUAD_TOL)
     lap = stats.laplace(scale=1 / math.sqrt(2))
-    assert expected_cosine(np.sign, "laplace") == pytest.approx(1 / math.sqrt(2), abs=tail_tolerance(lap))
+    assert expected_cosine(np.sign, "laplace") == pytest.approx(
+        1 / math.sqrt(2), abs=tail_tolerance(lap)
+    )
 
     def t_cos(nu):
-        e_abs = 2 * math.sqrt(nu) * math.gamma((nu + 1) / 2) / (
-            math.sqrt(math.pi) * (nu - 1) * math.gamma(nu / 2))
+        e_abs = (
+            2
+            * math.sqrt(nu)
+            * math.gamma((nu + 1) / 2)
+            / (math.sqrt(math.pi) * (nu - 1) * math.gamma(nu / 2))
+        )
         return e_abs / math.sqrt(nu / (nu - 2))
 
     t5 = stats.t(df=5, scale=math.sqrt(3 / 5))
     assert expected_cosine(np.sign, "student-t") == pytest.approx(t_cos(5), abs=tail_tolerance(t5))
-    assert expected_cosine(np.sign, stats.t(df=7)) == pytest.approx(t_cos(7), abs=tail_tolerance(stats.t(7)))
+    assert expected_cosine(np.sign, stats.t(df=7)) == pytest.approx(
+        t_cos(7), abs=tail_tolerance(stats.t(7))
+    )
 
 
 def test_stein_identity_for_fixed_threshold_ternary():
@@ -79,11 +88,14 @@ def test_library_quantizers_have_their_limits():
     from qtoolkit import rounding
 
     assert expected_cosine(lambda x: rounding.binarize(x, scale="mean")) == pytest.approx(
-        math.sqrt(2 / math.pi), abs=QUAD_TOL)
+        math.sqrt(2 / math.pi), abs=QUAD_TOL
+    )
     # TWN: threshold 0.7 E|x| = 0.7 sqrt(2/pi) in the limit; then the Stein formula above.
     t = 0.7 * math.sqrt(2 / math.pi)
     ref = 2 * stats.norm.pdf(t) / math.sqrt(2 * stats.norm.sf(t))
-    assert expected_cosine(lambda x: rounding.ternarize(x, method="twn")) == pytest.approx(ref, abs=1e-5)
+    assert expected_cosine(lambda x: rounding.ternarize(x, method="twn")) == pytest.approx(
+        ref, abs=1e-5
+    )
 
 
 def test_samples_give_the_empirical_cosine(rng):
@@ -102,7 +114,9 @@ def test_sign_spread_closed_form():
     # Delta method for the sign of a Gaussian: sd(theta) sqrt(d) = sqrt((pi - 3) / (pi - 2)).
     for d in (10, 1000):
         m = expected_angle(np.sign, "gaussian", d=d)
-        assert m.std * math.sqrt(d) == pytest.approx(math.sqrt((math.pi - 3) / (math.pi - 2)), rel=1e-4)
+        assert m.std * math.sqrt(d) == pytest.approx(
+            math.sqrt((math.pi - 3) / (math.pi - 2)), rel=1e-4
+        )
         assert m.mean < math.acos(math.sqrt(2 / math.pi))  # the O(1/d) bias is negative
     lim = expected_angle(np.sign, degrees=True)
     assert lim.mean == pytest.approx(math.degrees(math.acos(math.sqrt(2 / math.pi))), abs=1e-4)
@@ -168,8 +182,12 @@ def test_theory_errors():
 MAX_1960 = {
     2: dict(thresholds=[0.0], levels=[0.7979], mse=0.3634, tol=(1e-4, 1e-4)),
     4: dict(thresholds=[0.0, 0.9816], levels=[0.4528, 1.510], mse=0.1175, tol=(1e-3, 1e-4)),
-    8: dict(thresholds=[0.0, 0.5006, 1.050, 1.748], levels=[0.2451, 0.7560, 1.344, 2.152],
-            mse=0.03454, tol=(1e-3, 1e-5)),
+    8: dict(
+        thresholds=[0.0, 0.5006, 1.050, 1.748],
+        levels=[0.2451, 0.7560, 1.344, 2.152],
+        mse=0.03454,
+        tol=(1e-3, 1e-5),
+    ),
 }
 
 
@@ -189,7 +207,9 @@ def test_lloyd_max_gaussian_matches_max_1960(k):
 def test_lloyd_max_two_levels_closed_form():
     q = lloyd_max(2)
     # levels +-E|X| = +-sqrt(2/pi), D = 1 - 2/pi.
-    np.testing.assert_allclose(q.levels, [-math.sqrt(2 / math.pi), math.sqrt(2 / math.pi)], rtol=1e-10)
+    np.testing.assert_allclose(
+        q.levels, [-math.sqrt(2 / math.pi), math.sqrt(2 / math.pi)], rtol=1e-10
+    )
     assert q.mse == pytest.approx(1 - 2 / math.pi, rel=1e-10)
     assert lloyd_max(1).mse == pytest.approx(1.0, rel=1e-12)
 
@@ -200,7 +220,7 @@ def test_lloyd_max_uniform_is_the_uniform_quantizer():
         q = lloyd_max(k, "uniform")
         step = 2 * math.sqrt(3) / k
         np.testing.assert_allclose(q.levels, -math.sqrt(3) + step * (np.arange(k) + 0.5), atol=1e-9)
-        assert q.mse == pytest.approx(step ** 2 / 12, rel=1e-9)
+        assert q.mse == pytest.approx(step**2 / 12, rel=1e-9)
 
 
 @pytest.mark.parametrize("dist", ["laplace", "student-t", stats.logistic(scale=0.5)])
@@ -208,8 +228,14 @@ def test_lloyd_max_satisfies_optimality_conditions(dist):
     # Independent quadrature: each level is the centroid of its cell, each threshold the
     # midpoint of its levels, and the MSE integral matches.
     q = lloyd_max(4, dist, tol=1e-12)
-    frozen = {"laplace": stats.laplace(scale=1 / math.sqrt(2)),
-              "student-t": stats.t(df=5, scale=math.sqrt(3 / 5))}.get(dist, dist) if isinstance(dist, str) else dist
+    frozen = (
+        {
+            "laplace": stats.laplace(scale=1 / math.sqrt(2)),
+            "student-t": stats.t(df=5, scale=math.sqrt(3 / 5)),
+        }.get(dist, dist)
+        if isinstance(dist, str)
+        else dist
+    )
     edges = np.concatenate(([-np.inf], q.thresholds, [np.inf]))
     total = 0.0
     for j in range(4):

@@ -4,6 +4,7 @@ cross-built for aarch64 and run under qemu when those tools are installed (the N
 kernel_check.c runs every level usable on the target through the shared driver, with 1 and
 2 threads, against a direct popcount reference, and exits non-zero on any mismatch.
 """
+
 import pathlib
 import shutil
 import subprocess
@@ -21,9 +22,24 @@ def build_and_run(tmp_path, cc, flags, runner=()):
     if not (KERNELS / "qt_bitops.h").exists():
         pytest.skip("the kernel headers are not installed beside the package")
     exe = tmp_path / "kernel_check"
-    subprocess.run([cc, "-O2", "-std=c11", "-Wall", "-Werror", "-Wno-unused-function",
-                    f"-I{KERNELS}", str(SOURCE), "-o", str(exe), *flags],
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        [
+            cc,
+            "-O2",
+            "-std=c11",
+            "-Wall",
+            "-Werror",
+            "-Wno-unused-function",
+            f"-I{KERNELS}",
+            str(SOURCE),
+            "-o",
+            str(exe),
+            *flags,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     out = subprocess.run([*runner, str(exe)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     assert " 0 mismatches" in out.stdout

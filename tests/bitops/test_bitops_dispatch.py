@@ -1,4 +1,5 @@
 """Runtime dispatch: the best level is picked, levels can be forced, the report is printed."""
+
 import io
 import os
 import re
@@ -65,7 +66,9 @@ def test_bad_levels():
         bitops.set_simd_level("sse9")
     with pytest.raises(TypeError, match="str"):
         bitops.set_simd_level(3)
-    unavailable = [lv for lv in ("avx512", "neon", "avx2") if lv not in bitops.available_simd_levels()]
+    unavailable = [
+        lv for lv in ("avx512", "neon", "avx2") if lv not in bitops.available_simd_levels()
+    ]
     if unavailable:
         with pytest.raises(ValueError, match="cannot run on this CPU"):
             bitops.set_simd_level(unavailable[0])
@@ -75,13 +78,25 @@ def test_environment_variable_caps_the_level(tmp_path):
     code = "import qtoolkit.bitops as b; print(b.get_simd_level())"
     env = dict(os.environ, QTOOLKIT_SIMD="generic")
     # run outside the source tree so that the installed package is imported
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
     assert out.stdout.strip() == "generic"
     env["QTOOLKIT_SIMD"] = "bogus"
     # run outside the source tree so that the installed package is imported
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
     assert out.stdout.strip() == bitops.available_simd_levels()[-1]
     assert "QTOOLKIT_SIMD" in out.stderr
 

@@ -1,11 +1,20 @@
 """xnor_gemm and binary_matmul: exact against a NumPy reference at every SIMD level."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qtoolkit.bitops import (MAX_BITS, PackedBits, available_simd_levels, binary_matmul,
-                             pack_bits, simd_level, unpack_bits, xnor_gemm)
+from qtoolkit.bitops import (
+    MAX_BITS,
+    PackedBits,
+    available_simd_levels,
+    binary_matmul,
+    pack_bits,
+    simd_level,
+    unpack_bits,
+    xnor_gemm,
+)
 
 LEVELS = available_simd_levels()
 KS = [1, 63, 64, 65, 255, 256, 257, 1000, 4097, 20000]
@@ -83,8 +92,13 @@ def test_user_words_with_garbage_padding_are_cleaned():
 
 
 @settings(max_examples=40, deadline=None)
-@given(m=st.integers(0, 20), n=st.integers(0, 20), k=st.integers(0, 700),
-       seed=st.integers(0, 2**32 - 1), level=st.sampled_from(LEVELS))
+@given(
+    m=st.integers(0, 20),
+    n=st.integers(0, 20),
+    k=st.integers(0, 700),
+    seed=st.integers(0, 2**32 - 1),
+    level=st.sampled_from(LEVELS),
+)
 def test_hypothesis_shapes(m, n, k, seed, level):
     r = np.random.default_rng(seed)
     a = r.standard_normal((m, k))
@@ -121,8 +135,9 @@ def test_binary_matmul(rng):
     np.testing.assert_allclose(scaled, expected, rtol=1e-5)
     # integer input binarizes by sign too, and K = 0 gives zeros
     np.testing.assert_array_equal(binary_matmul(np.array([[3, -1]]), np.array([[1, 1]])), [[0]])
-    np.testing.assert_array_equal(binary_matmul(np.ones((2, 0)), np.ones((3, 0)), scale="xnor"),
-                                  np.zeros((2, 3), np.float32))
+    np.testing.assert_array_equal(
+        binary_matmul(np.ones((2, 0)), np.ones((3, 0)), scale="xnor"), np.zeros((2, 3), np.float32)
+    )
 
 
 def test_unpack_gives_the_operands(rng):

@@ -1,12 +1,12 @@
 """Bit packing: layout against np.packbits, round trips, padding, dtypes, errors."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from qtoolkit.bitops import (PackedBits, available_simd_levels, pack_bits, simd_level,
-                             unpack_bits)
+from qtoolkit.bitops import PackedBits, available_simd_levels, pack_bits, simd_level, unpack_bits
 
 KS = [0, 1, 7, 63, 64, 65, 127, 128, 255, 256, 257, 511, 512, 513, 1000]
 
@@ -75,8 +75,13 @@ def test_non_contiguous_input_is_copied(rng):
 
 
 @settings(max_examples=60, deadline=None)
-@given(hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=3, max_side=150),
-                  elements=st.floats(-10, 10, width=32)))
+@given(
+    hnp.arrays(
+        np.float32,
+        hnp.array_shapes(min_dims=1, max_dims=3, max_side=150),
+        elements=st.floats(-10, 10, width=32),
+    )
+)
 def test_round_trip_property(x):
     p = pack_bits(x)
     np.testing.assert_array_equal(unpack_bits(p, dtype=np.float32), np.where(x >= 0, 1, -1))
@@ -110,11 +115,14 @@ def test_zero_size_arrays():
     assert unpack_bits(q).shape == (3, 0)
 
 
-@pytest.mark.parametrize("bad, exc, match", [
-    (np.array(1.0), ValueError, "at least one axis"),
-    (np.ones(3, dtype=complex), TypeError, "real or boolean"),
-    (np.array(["a"]), TypeError, "real or boolean"),
-])
+@pytest.mark.parametrize(
+    "bad, exc, match",
+    [
+        (np.array(1.0), ValueError, "at least one axis"),
+        (np.ones(3, dtype=complex), TypeError, "real or boolean"),
+        (np.array(["a"]), TypeError, "real or boolean"),
+    ],
+)
 def test_pack_bad_input(bad, exc, match):
     with pytest.raises(exc, match=match):
         pack_bits(bad)

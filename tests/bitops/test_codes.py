@@ -1,4 +1,5 @@
 """Dense packing of 1/2/4/8-bit codes against a bit-by-bit reference."""
+
 import numpy as np
 import pytest
 
@@ -19,7 +20,7 @@ def _ref_pack(codes, bits):
 @pytest.mark.parametrize("bits", [1, 2, 4, 8])
 @pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 63, 64, 65, 1001])
 def test_pack_matches_reference_and_unpack_inverts(bits, n, rng):
-    codes = rng.integers(0, 2 ** bits, size=n)
+    codes = rng.integers(0, 2**bits, size=n)
     packed = pack_codes(codes, bits)
     assert packed.dtype == np.uint8
     assert packed.size == -(-n * bits // 8)

@@ -1,9 +1,14 @@
 """ECSQ and soft-to-hard quantization: closed forms, references and limits."""
+
 import numpy as np
 import pytest
 
-from qtoolkit.codebooks import (EntropyConstrainedQuantizer, KMeansQuantizer, SoftQuantizer,
-                                huffman_code_lengths)
+from qtoolkit.codebooks import (
+    EntropyConstrainedQuantizer,
+    KMeansQuantizer,
+    SoftQuantizer,
+    huffman_code_lengths,
+)
 from qtoolkit.codebooks._ecsq import lower_envelope
 
 
@@ -54,8 +59,10 @@ def test_ecsq_lambda_zero_is_kmeans_and_rate_falls_with_lambda():
 
 def test_ecsq_objective_never_increases():
     x = np.random.default_rng(3).normal(size=5000)
-    objectives = [EntropyConstrainedQuantizer(n_clusters=12, lam=0.1, max_iter=it, tol=0.0)
-                  .fit(x).objective_ for it in range(1, 9)]
+    objectives = [
+        EntropyConstrainedQuantizer(n_clusters=12, lam=0.1, max_iter=it, tol=0.0).fit(x).objective_
+        for it in range(1, 9)
+    ]
     assert np.all(np.diff(objectives) <= 1e-12)
 
 
@@ -65,8 +72,9 @@ def test_ecsq_hessian_weights_only_weigh_distortion():
     h = rng.uniform(0.5, 2.0, size=3000)
     q = EntropyConstrainedQuantizer(n_clusters=6, lam=0.05).fit(x, sample_weight=h)
     codes = q.transform(x)
-    np.testing.assert_allclose(q.codebook_, np.bincount(codes, h * x) / np.bincount(codes, h),
-                               rtol=1e-9)
+    np.testing.assert_allclose(
+        q.codebook_, np.bincount(codes, h * x) / np.bincount(codes, h), rtol=1e-9
+    )
     np.testing.assert_allclose(q.probabilities_, np.bincount(codes) / x.size, rtol=1e-12)
 
 

@@ -17,11 +17,17 @@ Skipped checks, and why:
   weight once, so a weight of 2 is not a repeated sample by design
   (``check_sample_weight_equivalence_on_dense_data``).
 """
+
 import numpy as np
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from qtoolkit.codebooks import (EntropyConstrainedQuantizer, KMeansQuantizer, ProductQuantizer,
-                                ResidualQuantizer, SoftQuantizer)
+from qtoolkit.codebooks import (
+    EntropyConstrainedQuantizer,
+    KMeansQuantizer,
+    ProductQuantizer,
+    ResidualQuantizer,
+    SoftQuantizer,
+)
 
 ESTIMATORS = [
     KMeansQuantizer(n_clusters=3),
@@ -35,19 +41,22 @@ ESTIMATORS = [
 SCALAR_SKIPS = {
     "check_fit1d": "scalar weight sharing accepts tensors of any shape, 1-D included",
     "check_sample_weights_shape": "weights of the shape of X (one per entry, e.g. a Hessian "
-                                  "diagonal) are valid, so the (n_samples, 2) case is accepted",
+    "diagonal) are valid, so the (n_samples, 2) case is accepted",
 }
 
 
 def expected_failed_checks(estimator):
     """Checks skipped per estimator, with the reason (see the module docstring)."""
     if isinstance(estimator, EntropyConstrainedQuantizer):
-        return {**SCALAR_SKIPS, "check_sample_weight_equivalence_on_dense_data":
-                "sample_weight weighs the distortion only; the rate counts every weight once"}
+        return {
+            **SCALAR_SKIPS,
+            "check_sample_weight_equivalence_on_dense_data": "sample_weight weighs the distortion only; the rate counts every weight once",
+        }
     if isinstance(estimator, KMeansQuantizer):
         return SCALAR_SKIPS
-    return {"check_sample_weight_equivalence_on_dense_data":
-            "random seeding of KMeans differs between weighted and repeated samples"}
+    return {
+        "check_sample_weight_equivalence_on_dense_data": "random seeding of KMeans differs between weighted and repeated samples"
+    }
 
 
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
@@ -59,6 +68,7 @@ def test_scalar_quantizer_accepts_any_shape():
     # the behaviour behind the skipped checks
     q = KMeansQuantizer(n_clusters=2).fit(np.array([0.0, 1.0, 5.0]))
     assert q.transform(np.zeros((2, 3, 4))).shape == (2, 3, 4)
-    q2 = KMeansQuantizer(n_clusters=2).fit(np.array([[0.0, 1.0, 5.0]]),
-                                          sample_weight=np.array([[1.0, 2.0, 3.0]]))
+    q2 = KMeansQuantizer(n_clusters=2).fit(
+        np.array([[0.0, 1.0, 5.0]]), sample_weight=np.array([[1.0, 2.0, 3.0]])
+    )
     assert q2.quantize(np.zeros(7)).shape == (7,)

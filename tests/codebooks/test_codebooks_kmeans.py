@@ -1,12 +1,17 @@
 """Scalar weight sharing: exact DP and 1-D Lloyd against brute force, peers and invariants."""
+
 import itertools
 
 import numpy as np
 import pytest
 from sklearn.cluster import KMeans
 
-from qtoolkit.codebooks import (KMeansQuantizer, hessian_importance, hessian_weighted_kmeans,
-                                kmeans_1d)
+from qtoolkit.codebooks import (
+    KMeansQuantizer,
+    hessian_importance,
+    hessian_weighted_kmeans,
+    kmeans_1d,
+)
 from qtoolkit.codebooks._kmeans import _distinct_weighted, _optimal_starts, _prefix
 
 
@@ -97,8 +102,9 @@ def test_lloyd_matches_reference_iterations():
             n = np.bincount(a, w, 6)
             assert np.all(n > 0)
             ref = s / n
-        got, _, n_iter = kmeans_1d(x, 6, sample_weight=w, algorithm="lloyd", init=c,
-                                   max_iter=it, tol=0.0)
+        got, _, n_iter = kmeans_1d(
+            x, 6, sample_weight=w, algorithm="lloyd", init=c, max_iter=it, tol=0.0
+        )
         assert n_iter == it
         np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
 
@@ -187,8 +193,9 @@ def test_hessian_weighted_centroids_are_weighted_means():
     h = rng.uniform(0.0, 3.0, size=200)
     q = hessian_weighted_kmeans(w, 4, hessian=h)
     codes = q.transform(w)
-    np.testing.assert_allclose(q.codebook_, np.bincount(codes, h * w) / np.bincount(codes, h),
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        q.codebook_, np.bincount(codes, h * w) / np.bincount(codes, h), rtol=1e-10
+    )
     v = rng.uniform(0.0, 1.0, size=200)
     q2 = hessian_weighted_kmeans(w, 4, second_moment=v, eps=1e-3)
     q3 = KMeansQuantizer(n_clusters=4).fit(w, sample_weight=np.sqrt(v) + 1e-3)
@@ -196,11 +203,14 @@ def test_hessian_weighted_centroids_are_weighted_means():
     np.testing.assert_array_equal(hessian_importance(hessian=h), h)
 
 
-@pytest.mark.parametrize("bad, match", [
-    (np.array([1.0, np.nan]), "contains NaN"),
-    (np.array([1.0, np.inf]), "contains infinity"),
-    (np.array([]), r"0 sample\(s\)"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (np.array([1.0, np.nan]), "contains NaN"),
+        (np.array([1.0, np.inf]), "contains infinity"),
+        (np.array([]), r"0 sample\(s\)"),
+    ],
+)
 def test_bad_values(bad, match):
     with pytest.raises(ValueError, match=match):
         kmeans_1d(bad, 1)
@@ -210,7 +220,9 @@ def test_bad_values(bad, match):
 
 def test_bad_parameters():
     x = np.array([0.0, 1.0, 1.0, 2.0])
-    with pytest.raises(ValueError, match=r"n_clusters=4 exceeds the number of distinct values .*\(3\)"):
+    with pytest.raises(
+        ValueError, match=r"n_clusters=4 exceeds the number of distinct values .*\(3\)"
+    ):
         kmeans_1d(x, 4)
     with pytest.raises(ValueError, match=r"distinct values with positive weight \(2\)"):
         kmeans_1d(x, 3, sample_weight=[1.0, 0.0, 0.0, 1.0])

@@ -1,4 +1,5 @@
 """Product and residual quantization against brute force, scikit-learn and invariants."""
+
 import itertools
 
 import numpy as np
@@ -15,7 +16,7 @@ def nearest_reference(X, books):
     M, K, ds = books.shape
     out = np.empty((X.shape[0], M), dtype=np.int64)
     for m in range(M):
-        d = ((X[:, None, m * ds:(m + 1) * ds].astype(float) - books[m][None].astype(float)) ** 2)
+        d = (X[:, None, m * ds : (m + 1) * ds].astype(float) - books[m][None].astype(float)) ** 2
         out[:, m] = d.sum(axis=2).argmin(axis=1)
     return out
 
@@ -30,11 +31,15 @@ def test_encode_kernel_matches_reference(dtype, M, K, ds):
     ref = nearest_reference(X, books)
     # float32 rounding can flip exact near-ties; check the distance instead of the index
     for m in range(M):
-        sub = X[:, m * ds:(m + 1) * ds].astype(float)
+        sub = X[:, m * ds : (m + 1) * ds].astype(float)
         d_got = ((sub - books[m][got[:, m]].astype(float)) ** 2).sum(axis=1)
         d_ref = ((sub - books[m][ref[:, m]].astype(float)) ** 2).sum(axis=1)
-        np.testing.assert_allclose(d_got, d_ref, rtol=1e-5 if dtype == np.float32 else 1e-12,
-                                   atol=1e-5 if dtype == np.float32 else 1e-12)
+        np.testing.assert_allclose(
+            d_got,
+            d_ref,
+            rtol=1e-5 if dtype == np.float32 else 1e-12,
+            atol=1e-5 if dtype == np.float32 else 1e-12,
+        )
     np.testing.assert_array_equal(got, encode_nearest(X, books, 2))
 
 
@@ -71,7 +76,7 @@ def test_adc_tables_and_search():
     codes = pq.transform(X)
     Q = rng.normal(size=(7, 12)).astype(np.float32)
     rec = pq.inverse_transform(codes).astype(float)
-    exact = ((Q[:, None, :].astype(float) - rec[None]) ** 2).sum(axis=2)   # (7, 500)
+    exact = ((Q[:, None, :].astype(float) - rec[None]) ** 2).sum(axis=2)  # (7, 500)
     tables = pq.adc_tables(Q)
     assert tables.shape == (7, 3, 16)
     np.testing.assert_allclose(tables.sum(axis=1).min(axis=1).shape, (7,))
@@ -127,8 +132,10 @@ def test_full_beam_is_exhaustive_search():
     X = rng.normal(size=(50, 3))
     codes, err = beam_encode(X, books, beam_size=4)
     for i in range(50):
-        best = min(((X[i] - books[0][a] - books[1][b]) ** 2).sum()
-                   for a, b in itertools.product(range(4), repeat=2))
+        best = min(
+            ((X[i] - books[0][a] - books[1][b]) ** 2).sum()
+            for a, b in itertools.product(range(4), repeat=2)
+        )
         assert err[i] == pytest.approx(best, rel=1e-12)
     greedy_codes, greedy_err = beam_encode(X, books, beam_size=1)
     assert np.all(err <= greedy_err + 1e-12)

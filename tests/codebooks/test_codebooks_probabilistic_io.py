@@ -1,4 +1,5 @@
 """LR-net probabilistic weights, compression accounting, save/load and the public API."""
+
 import io
 import math
 
@@ -6,20 +7,48 @@ import numpy as np
 import pytest
 
 import qtoolkit.codebooks as cb
-from qtoolkit.codebooks import (EntropyConstrainedQuantizer, KMeansQuantizer, ProbabilisticWeights,
-                                ProductQuantizer, ResidualQuantizer, SoftQuantizer,
-                                bits_per_weight, deep_compression_ratio, entropy_bits,
-                                entropy_coded_bits, huffman_code_lengths, load_quantizer,
-                                pq_compression_ratio, rq_compression_ratio, save_quantizer)
+from qtoolkit.codebooks import (
+    EntropyConstrainedQuantizer,
+    KMeansQuantizer,
+    ProbabilisticWeights,
+    ProductQuantizer,
+    ResidualQuantizer,
+    SoftQuantizer,
+    bits_per_weight,
+    deep_compression_ratio,
+    entropy_bits,
+    entropy_coded_bits,
+    huffman_code_lengths,
+    load_quantizer,
+    pq_compression_ratio,
+    rq_compression_ratio,
+    save_quantizer,
+)
 
 
 def test_public_api_is_pinned():
-    assert sorted(cb.__all__) == sorted([
-        "EntropyConstrainedQuantizer", "KMeansQuantizer", "ProbabilisticWeights",
-        "ProductQuantizer", "ResidualQuantizer", "SoftQuantizer", "bits_per_weight",
-        "deep_compression_ratio", "entropy_bits", "entropy_coded_bits", "hessian_importance",
-        "hessian_weighted_kmeans", "huffman_code_lengths", "kmeans_1d", "load_quantizer",
-        "pq_compression_ratio", "rq_compression_ratio", "save_quantizer"])
+    assert sorted(cb.__all__) == sorted(
+        [
+            "EntropyConstrainedQuantizer",
+            "KMeansQuantizer",
+            "ProbabilisticWeights",
+            "ProductQuantizer",
+            "ResidualQuantizer",
+            "SoftQuantizer",
+            "bits_per_weight",
+            "deep_compression_ratio",
+            "entropy_bits",
+            "entropy_coded_bits",
+            "hessian_importance",
+            "hessian_weighted_kmeans",
+            "huffman_code_lengths",
+            "kmeans_1d",
+            "load_quantizer",
+            "pq_compression_ratio",
+            "rq_compression_ratio",
+            "save_quantizer",
+        ]
+    )
     for name in cb.__all__:
         assert getattr(cb, name).__module__.startswith("qtoolkit.codebooks")
 
@@ -33,7 +62,7 @@ def test_probabilities_and_closed_form_moments(kind):
     np.testing.assert_allclose(p.sum(axis=-1), 1.0, rtol=1e-12)
     c = pw.codebook_
     np.testing.assert_allclose(pw.mean(), (p * c).sum(axis=-1), rtol=1e-12)
-    np.testing.assert_allclose(pw.var(), (p * c ** 2).sum(axis=-1) - pw.mean() ** 2, atol=1e-12)
+    np.testing.assert_allclose(pw.var(), (p * c**2).sum(axis=-1) - pw.mean() ** 2, atol=1e-12)
     sig = lambda t: 1 / (1 + np.exp(-t))  # noqa: E731
     if kind == "binary":
         np.testing.assert_allclose(p[..., 1], sig(pw.theta_[..., 0]), rtol=1e-12)
@@ -67,7 +96,7 @@ def test_sampling_and_preactivation_moments_match_monte_carlo():
     pw = ProbabilisticWeights(kind="ternary").fit(W)
     mean, var = pw.preactivation_moments(h)
     n = 20_000
-    draws = np.stack([h @ pw.sample(rng) for _ in range(n)])          # (n, 4, 3)
+    draws = np.stack([h @ pw.sample(rng) for _ in range(n)])  # (n, 4, 3)
     # standard error of the mean: sqrt(var / n); of the variance: ~ var * sqrt(2 / n)
     np.testing.assert_allclose(draws.mean(axis=0), mean, atol=5 * np.sqrt(var.max() / n))
     np.testing.assert_allclose(draws.var(axis=0), var, rtol=5 * np.sqrt(2 / n) + 0.02)
@@ -98,8 +127,12 @@ def test_accounting_closed_forms():
     assert bits_per_weight(1000, 256, bits=32) == pytest.approx(8 + 256 * 32 / 1000)
     assert bits_per_weight(10, 1) == pytest.approx(3.2)
     m, n, s, k = 4096, 9216, 2304, 16
-    assert pq_compression_ratio((m, n), s, k) == pytest.approx(32 * m * n / (32 * k * n + 4 * m * s))
-    assert rq_compression_ratio((m, n), 2, k) == pytest.approx(32 * m * n / (32 * 2 * k * n + 2 * 4 * m))
+    assert pq_compression_ratio((m, n), s, k) == pytest.approx(
+        32 * m * n / (32 * k * n + 4 * m * s)
+    )
+    assert rq_compression_ratio((m, n), 2, k) == pytest.approx(
+        32 * m * n / (32 * 2 * k * n + 2 * 4 * m)
+    )
     with pytest.raises(ValueError, match="n_subspaces=5 must divide"):
         pq_compression_ratio((4, 8), 5, 2)
     with pytest.raises(ValueError, match="shape must be a pair of positive integers"):
@@ -121,12 +154,15 @@ def test_entropy_and_huffman():
         assert h == pytest.approx(-(p * np.log2(p)).sum())
         avg = np.dot(counts, lengths) / counts.sum()
         assert h <= avg + 1e-12 < h + 1
-        assert entropy_coded_bits(codes, 12, bits=16) == pytest.approx(np.dot(counts, lengths) + 12 * 16)
+        assert entropy_coded_bits(codes, 12, bits=16) == pytest.approx(
+            np.dot(counts, lengths) + 12 * 16
+        )
     np.testing.assert_array_equal(huffman_code_lengths([1, 1, 2, 4]), [3, 3, 2, 1])
     np.testing.assert_array_equal(huffman_code_lengths([0, 5]), [0, 1])
     assert entropy_bits([3, 3, 3]) == 0.0
     assert entropy_bits([0, 1], sample_weight=[3.0, 1.0]) == pytest.approx(
-        -(0.75 * math.log2(0.75) + 0.25 * math.log2(0.25)))
+        -(0.75 * math.log2(0.75) + 0.25 * math.log2(0.25))
+    )
     with pytest.raises(ValueError, match="codes is empty"):
         entropy_bits(np.array([], dtype=int))
     with pytest.raises(TypeError, match="integer codes"):
@@ -156,7 +192,7 @@ def test_save_load_round_trip_is_bit_exact(tmp_path):
     for i, est in enumerate(learners):
         path = tmp_path / f"q{i}.npz"
         save_quantizer(est, path)
-        with np.load(path, allow_pickle=False) as data:   # readable without pickle
+        with np.load(path, allow_pickle=False) as data:  # readable without pickle
             assert "__class__" in data.files
         back = load_quantizer(path)
         assert type(back) is type(est)
@@ -176,8 +212,12 @@ def test_save_load_round_trip_is_bit_exact(tmp_path):
                 else:
                     assert got == value and type(got) is type(value)
         if hasattr(est, "transform"):
-            Xin = X[:, 0] if est.get_params().get("init") is not None and isinstance(
-                est.get_params()["init"], np.ndarray) else X
+            Xin = (
+                X[:, 0]
+                if est.get_params().get("init") is not None
+                and isinstance(est.get_params()["init"], np.ndarray)
+                else X
+            )
             np.testing.assert_array_equal(back.transform(Xin), est.transform(Xin))
 
 

@@ -1,4 +1,5 @@
 """QSGD, TernGrad and sign/error-feedback: statistics, invariants, wire round trips, errors."""
+
 import math
 
 import numpy as np
@@ -9,21 +10,28 @@ from qtoolkit.gradients import (
     QSGDCompressor,
     SignErrorFeedback,
     TernGradCompressor,
+    _wire,
     qsgd,
     scaled_sign,
     terngrad,
 )
-from qtoolkit.gradients import _wire
 
 
 def test_public_api_pinned():
-    assert qg.__all__ == ["QSGDCompressor", "SignErrorFeedback", "TernGradCompressor",
-                          "qsgd", "scaled_sign", "terngrad"]
+    assert qg.__all__ == [
+        "QSGDCompressor",
+        "SignErrorFeedback",
+        "TernGradCompressor",
+        "qsgd",
+        "scaled_sign",
+        "terngrad",
+    ]
     for name in qg.__all__:
         assert getattr(qg, name).__module__.startswith("qtoolkit.gradients")
 
 
 # ---------------------------------------------------------------- QSGD
+
 
 def _qsgd_exact_var(g, s):
     """Per-element variance of QSGD (a two-point distribution), from the definition."""
@@ -85,7 +93,7 @@ def test_qsgd_wire_roundtrip_exact(coding, shape, levels):
     g = np.random.default_rng(sum(shape) + levels).standard_t(3, size=shape)
     enc = QSGDCompressor(levels=levels, coding=coding, rng=11)
     ref = QSGDCompressor(levels=levels, coding=coding, rng=11)
-    for _ in range(2):                      # the generator advances identically
+    for _ in range(2):  # the generator advances identically
         out = enc.decode(enc.encode(g))
         want = ref.compress(g)
         assert out.shape == g.shape and out.dtype == g.dtype
@@ -114,7 +122,7 @@ def test_qsgd_buckets_unbiased_variance_and_bound(rng):
     s, d, T = 2, 4, 4000
     gen = np.random.default_rng(9)
     draws = np.stack([qsgd(g, s, bucket_size=d, rng=gen) for _ in range(T)])
-    var = np.concatenate([_qsgd_exact_var(g[i:i + d], s) for i in range(0, 12, d)])
+    var = np.concatenate([_qsgd_exact_var(g[i : i + d], s) for i in range(0, 12, d)])
     assert np.all(np.abs(draws.mean(0) - g) <= 5 * np.sqrt(var / T) + 1e-12)
     bound = QSGDCompressor(levels=s, bucket_size=d).variance_bound(g)
     assert bound == pytest.approx(min(d / s**2, math.sqrt(d) / s) * np.sum(g**2))
@@ -139,7 +147,7 @@ def test_qsgd_elias_message_size_matches_code_lengths(rng):
     nz = np.flatnonzero(lev)
     gaps = np.diff(np.concatenate([[-1], nz]))
     payload = _elias_len(gaps) + _elias_len(lev[nz]) + nz.size
-    header = 2 + 3 + 8 + 13 + 8 + 8   # magic, codes, shape, s+coding+bucket, norm, nnz
+    header = 2 + 3 + 8 + 13 + 8 + 8  # magic, codes, shape, s+coding+bucket, norm, nnz
     assert len(data) == header + math.ceil(payload / 8)
     assert comp.bits_per_element_ == 8 * len(data) / n
     # far below 64-bit floats; the paper quotes about 2.8 bits per element at s = sqrt(n)
@@ -150,7 +158,7 @@ def test_qsgd_packed_message_size(rng):
     g = rng.normal(size=1001)
     comp = QSGDCompressor(levels=7, coding="packed", rng=0)
     data = comp.encode(g)
-    assert len(data) == 2 + 3 + 8 + 13 + 8 + math.ceil(1001 * 4 / 8)   # 3 level bits + sign
+    assert len(data) == 2 + 3 + 8 + 13 + 8 + math.ceil(1001 * 4 / 8)  # 3 level bits + sign
 
 
 def test_elias_gamma_against_string_reference():
@@ -195,6 +203,7 @@ def test_qsgd_torch():
 
 # ---------------------------------------------------------------- TernGrad
 
+
 def test_terngrad_values_unbiased_variance(rng):
     g = rng.normal(size=10)
     s = np.abs(g).max()
@@ -203,7 +212,7 @@ def test_terngrad_values_unbiased_variance(rng):
     draws = np.stack([terngrad(g, rng=gen) for _ in range(T)])
     assert set(np.unique(np.abs(draws))) <= {0.0, s}
     assert np.all(draws * np.sign(g) >= 0)
-    var = s * np.abs(g) - g**2                      # Bernoulli(|g|/s) scaled by s
+    var = s * np.abs(g) - g**2  # Bernoulli(|g|/s) scaled by s
     assert np.all(np.abs(draws.mean(0) - g) <= 5 * np.sqrt(var / T) + 1e-12)
     exact = TernGradCompressor().variance_bound(g)
     assert exact == pytest.approx(var.sum())
@@ -212,13 +221,13 @@ def test_terngrad_values_unbiased_variance(rng):
 
 
 def test_terngrad_clipping_constant_gradient_is_kept():
-    g = np.full(6, -0.5)          # std 0: clipping must not zero the gradient
+    g = np.full(6, -0.5)  # std 0: clipping must not zero the gradient
     np.testing.assert_array_equal(terngrad(g, clip=2.5, rng=0), g)
 
 
 def test_terngrad_clipping(rng):
     g = rng.normal(size=500)
-    g[3] = 40.0                                   # an outlier
+    g[3] = 40.0  # an outlier
     c = 2.5 * g.std()
     q = terngrad(g, clip=2.5, rng=0)
     assert np.abs(q).max() == pytest.approx(c)
@@ -240,6 +249,7 @@ def test_terngrad_wire_roundtrip(shape, float_dtype):
 
 
 # ---------------------------------------------------------------- sign + error feedback
+
 
 def test_scaled_sign_closed_forms(rng):
     g = rng.normal(size=101)
@@ -316,6 +326,7 @@ def test_scaled_sign_array_api_strict():
 
 # ---------------------------------------------------------------- bad input
 
+
 def test_bad_inputs():
     g = np.ones(4)
     with pytest.raises(ValueError, match="g contains NaN or Inf"):
@@ -357,10 +368,12 @@ def test_quantizers_dask_match_numpy():
     x = np.linspace(-1, 1, 10)
     g = da.from_array(x, chunks=5)
     np.testing.assert_allclose(np.asarray(qsgd(g, 4, rng=0)), qsgd(x, 4, rng=0), rtol=1e-12)
-    np.testing.assert_allclose(np.asarray(terngrad(g, clip=2.5, rng=1)),
-                               terngrad(x, clip=2.5, rng=1), rtol=1e-12)
-    np.testing.assert_allclose(np.asarray(scaled_sign(g, scale="two_level")),
-                               scaled_sign(x, scale="two_level"), rtol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(terngrad(g, clip=2.5, rng=1)), terngrad(x, clip=2.5, rng=1), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        np.asarray(scaled_sign(g, scale="two_level")), scaled_sign(x, scale="two_level"), rtol=1e-12
+    )
 
 
 hypothesis = pytest.importorskip("hypothesis")
@@ -372,9 +385,13 @@ _finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False, width=32)
 
 
 @settings(max_examples=40, deadline=None)
-@given(g=arrays(np.float32, st.integers(0, 40), elements=_finite),
-       levels=st.integers(1, 300), coding=st.sampled_from(["elias", "packed"]),
-       bucket=st.one_of(st.none(), st.integers(1, 50)), seed=st.integers(0, 2**16))
+@given(
+    g=arrays(np.float32, st.integers(0, 40), elements=_finite),
+    levels=st.integers(1, 300),
+    coding=st.sampled_from(["elias", "packed"]),
+    bucket=st.one_of(st.none(), st.integers(1, 50)),
+    seed=st.integers(0, 2**16),
+)
 def test_wire_roundtrip_property(g, levels, coding, bucket, seed):
     enc = QSGDCompressor(levels, coding, bucket_size=bucket, rng=seed)
     ref = QSGDCompressor(levels, coding, bucket_size=bucket, rng=seed)

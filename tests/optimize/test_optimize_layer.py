@@ -1,4 +1,5 @@
 """GPTQ and AdaRound on a real layer (an MLP trained on scikit-learn's digits) and on toy cases."""
+
 import warnings
 
 import numpy as np
@@ -55,6 +56,7 @@ def _slow_obq(W, X, bits, damp):
 
 # ---------------------------------------------------------------- GPTQ
 
+
 @pytest.mark.parametrize("bits", [2, 3, 4])
 @pytest.mark.parametrize("mode", ["asymmetric", "symmetric"])
 def test_gptq_identity_or_diagonal_hessian_is_round_to_nearest(rng, bits, mode):
@@ -85,7 +87,8 @@ def test_gptq_block_size_and_groups_consistent(rng):
     np.testing.assert_array_equal(a.groups, np.arange(30) // 7)
     rows = np.arange(6)[:, None]
     np.testing.assert_allclose(
-        a.weight, a.scale[rows, a.groups] * (a.codes - a.zero_point[rows, a.groups]))
+        a.weight, a.scale[rows, a.groups] * (a.codes - a.zero_point[rows, a.groups])
+    )
     assert a.codes.min() >= 0 and a.codes.max() <= 7
 
 
@@ -134,6 +137,7 @@ def test_gptq_float32_and_codes(rng):
 
 # ---------------------------------------------------------------- AdaRound
 
+
 @pytest.mark.parametrize("bits", [2, 3, 4])
 def test_adaround_beats_round_to_nearest_on_digits(digits_layer, bits):
     W, X = digits_layer
@@ -163,10 +167,12 @@ def test_output_error_closed_form(rng):
     E = W - Wh
     assert output_error(W, Wh, X) == pytest.approx(np.trace(E @ X.T @ X @ E.T))
     assert output_error(W, Wh, X, relative=True) == pytest.approx(
-        np.trace(E @ X.T @ X @ E.T) / np.sum((X @ W.T) ** 2))
+        np.trace(E @ X.T @ X @ E.T) / np.sum((X @ W.T) ** 2)
+    )
 
 
 # ---------------------------------------------------------------- bad input
+
 
 def test_layer_bad_inputs(rng):
     W = rng.normal(size=(3, 4))

@@ -1,4 +1,5 @@
 """Loss-aware prox steps, ADMM with the exact projection, LQ-Nets: brute force and invariants."""
+
 import itertools
 
 import numpy as np
@@ -18,14 +19,25 @@ from qtoolkit.rounding import ternarize
 
 
 def test_public_api_pinned():
-    assert qo.__all__ == ["ADMMResult", "QuantizedLayer", "adaround", "admm_quantize", "gptq",
-                          "loss_aware_binarize", "loss_aware_ternarize", "lq_fit", "lq_quantize",
-                          "output_error", "project_scaled_codebook"]
+    assert qo.__all__ == [
+        "ADMMResult",
+        "QuantizedLayer",
+        "adaround",
+        "admm_quantize",
+        "gptq",
+        "loss_aware_binarize",
+        "loss_aware_ternarize",
+        "lq_fit",
+        "lq_quantize",
+        "output_error",
+        "project_scaled_codebook",
+    ]
     for name in qo.__all__:
         assert getattr(qo, name).__module__.startswith("qtoolkit.optimize")
 
 
 # ---------------------------------------------------------------- loss-aware
+
 
 def _weighted_obj(w, d, v):
     return float(np.sum(d * (w - v) ** 2))
@@ -111,7 +123,7 @@ def _train(prox, X, Y, W, b, m, v, Wq):
         Z = X @ Wq.T + b
         P = np.exp(Z - Z.max(1, keepdims=True))
         P /= P.sum(1, keepdims=True)
-        G = (P - Y).T @ X / len(X)          # gradient with respect to the quantized weights
+        G = (P - Y).T @ X / len(X)  # gradient with respect to the quantized weights
         b = b - 0.1 * (P - Y).mean(0)
         m = 0.9 * m + 0.1 * G
         v = 0.999 * v + 0.001 * G**2
@@ -136,14 +148,15 @@ def test_loss_aware_steps_in_an_adam_training_loop(prox):
     m, v = np.zeros_like(W), np.zeros_like(W)
     Wq = prox(W, np.ones_like(W), axis=0)
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    with threadpoolctl.threadpool_limits(1):      # small products: one BLAS thread is fastest
+    with threadpoolctl.threadpool_limits(1):  # small products: one BLAS thread is fastest
         Wq, b = _train(prox, X, Y, W, b, m, v, Wq)
-    n_levels = max(len(np.unique(np.abs(row))) for row in Wq)   # magnitudes per class
+    n_levels = max(len(np.unique(np.abs(row))) for row in Wq)  # magnitudes per class
     assert n_levels <= (1 if prox is loss_aware_binarize else 2)
-    assert ((X @ Wq.T + b).argmax(1) == y).mean() > 0.85   # chance is 0.1
+    assert ((X @ Wq.T + b).argmax(1) == y).mean() > 0.85  # chance is 0.1
 
 
 # ---------------------------------------------------------------- ADMM
+
 
 def _brute_projection(v, mags):
     levels = np.concatenate([-mags[:0:-1], mags])
@@ -157,8 +170,9 @@ def _brute_projection(v, mags):
     return best
 
 
-@pytest.mark.parametrize("codebook, mags", [("uniform", np.array([0.0, 1, 2, 3])),
-                                             ("pow2", np.array([0.0, 1, 2, 4]))])
+@pytest.mark.parametrize(
+    "codebook, mags", [("uniform", np.array([0.0, 1, 2, 3])), ("pow2", np.array([0.0, 1, 2, 4]))]
+)
 def test_projection_is_globally_optimal(rng, codebook, mags):
     for trial in range(4):
         v = rng.standard_t(2, size=5)
@@ -174,7 +188,7 @@ def test_projection_never_worse_than_alternating(rng):
     levels = np.arange(-3.0, 4.0)
     for trial in range(5):
         v = rng.standard_t(2, size=200)
-        alpha = np.abs(v).mean()          # alternating alpha / Q from a mean-|v| start
+        alpha = np.abs(v).mean()  # alternating alpha / Q from a mean-|v| start
         for _ in range(30):
             Q = round_to_codebook(v / alpha, levels)
             alpha = (v @ Q) / (Q @ Q)
@@ -193,7 +207,7 @@ def test_admm_layer_reconstruction_on_digits():
 
     X = load_digits().data / 16.0
     rng = np.random.default_rng(3)
-    W = rng.normal(size=(16, 64)) * (X.std(0) > 0)       # weights of live inputs only
+    W = rng.normal(size=(16, 64)) * (X.std(0) > 0)  # weights of live inputs only
     for codebook in ("uniform", "pow2"):
         res = admm_quantize(W, X=X, bits=3, codebook=codebook, axis=0, n_iter=30)
         a, Q = project_scaled_codebook(W, 3, codebook=codebook, axis=0)
@@ -213,7 +227,7 @@ def test_admm_gradient_callback(rng):
 
     res = admm_quantize(target, grad=grad, bits=2, n_iter=40, lr=0.05, rho=0.1)
     assert set(np.abs(res.Q).ravel().tolist()) <= {0.0, 1.0}
-    assert res.history[-1, 1] < 0.05 * res.history[0, 1] + 1e-9   # W is driven onto G
+    assert res.history[-1, 1] < 0.05 * res.history[0, 1] + 1e-9  # W is driven onto G
     assert np.all(np.isnan(res.history[:, 0]))
 
 
@@ -242,6 +256,7 @@ def test_admm_bad_inputs(rng):
 
 # ---------------------------------------------------------------- LQ-Nets
 
+
 def test_lq_one_bit_signed_closed_form(rng):
     x = rng.normal(size=500)
     v = lq_fit(x, 1)
@@ -264,7 +279,7 @@ def test_lq_qem_error_never_increases(rng):
 
 
 def test_lq_codes_and_activations(rng):
-    a = np.maximum(rng.normal(size=(6, 40)), 0)              # post-ReLU activations
+    a = np.maximum(rng.normal(size=(6, 40)), 0)  # post-ReLU activations
     v = lq_fit(a, 2, signed=False)
     q, codes = lq_quantize(a, v, signed=False, return_codes=True)
     bits = (codes[..., None] >> np.arange(2)) & 1

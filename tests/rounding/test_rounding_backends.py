@@ -5,6 +5,7 @@ with the same dtype, and (for the other namespaces) equal to the NumPy
 result; the stochastic functions use counter-based noise, so the same seed
 gives the same values in every namespace.
 """
+
 import numpy as np
 import pytest
 
@@ -24,10 +25,10 @@ def _cases():
         "ternarize_optimal_axis": lambda w: qr.ternarize(w, method="optimal", axis=0),
         "ternarize_ttq": lambda w: qr.ternarize(w, method="ttq"),
         "uniform": lambda w: qr.uniform(w, bits=4),
-        "uniform_asym_group": lambda w: qr.uniform(w, bits=3, mode="asymmetric", axis=0,
-                                                   group_size=3),
-        "uniform_percentile": lambda w: qr.uniform(w, bits=4, range="percentile",
-                                                   percentile=90.0),
+        "uniform_asym_group": lambda w: qr.uniform(
+            w, bits=3, mode="asymmetric", axis=0, group_size=3
+        ),
+        "uniform_percentile": lambda w: qr.uniform(w, bits=4, range="percentile", percentile=90.0),
         "uniform_mse": lambda w: qr.uniform(w, bits=3, range="mse", axis=1),
         "decode_encode": lambda w: qr.decode(qr.encode(w, bits=5, mode="asymmetric")),
         "dorefa_weights": lambda w: qr.dorefa_weights(w, bits=3),
@@ -37,12 +38,12 @@ def _cases():
         "inq": lambda w: qr.power_of_two(w, bits=4, method="inq"),
         "fixed_point": lambda w: qr.fixed_point(w, 1, 3, rounding="half_away"),
         "fixed_point_wrap": lambda w: qr.fixed_point(w, 0, 2, saturate=False),
-        "fixed_point_stochastic": lambda w: qr.fixed_point(w, 2, 3, rounding="stochastic",
-                                                           rng=SEED),
+        "fixed_point_stochastic": lambda w: qr.fixed_point(
+            w, 2, 3, rounding="stochastic", rng=SEED
+        ),
         "round_to_codebook": lambda w: qr.round_to_codebook(w, CODEBOOK),
         "stochastic_round_step": lambda w: qr.stochastic_round(w, step=0.3, rng=SEED),
-        "stochastic_round_codebook": lambda w: qr.stochastic_round(w, codebook=CODEBOOK,
-                                                                   rng=SEED),
+        "stochastic_round_codebook": lambda w: qr.stochastic_round(w, codebook=CODEBOOK, rng=SEED),
         "clipped_ste": lambda w: qr.clipped_straight_through(w, w * 2),
         "approx_sign": lambda w: qr.approx_sign_gradient(w, w * 0 + 1),
         "swish_sign": lambda w: qr.swish_sign_gradient(w, w * 0 + 1),
@@ -118,7 +119,12 @@ def test_dask_stays_lazy_and_equals_numpy(name, data):
 def test_torch_float16_preserved():
     torch = pytest.importorskip("torch")
     w = torch.linspace(-1, 1, 12, dtype=torch.float16).reshape(3, 4)
-    for name in ("uniform", "binarize_mean_axis", "stochastic_round_step", "ternarize_twn",
-                 "round_to_codebook"):
+    for name in (
+        "uniform",
+        "binarize_mean_axis",
+        "stochastic_round_step",
+        "ternarize_twn",
+        "round_to_codebook",
+    ):
         out = CASES[name](w)
         assert out.dtype == torch.float16, name

@@ -1,4 +1,5 @@
 """Binary and ternary schemes: hand-solved cases, brute-force optima, invariants."""
+
 import itertools
 
 import numpy as np
@@ -13,8 +14,7 @@ def test_binarize_hand_solved():
     np.testing.assert_allclose(binarize(w, scale="mean"), np.array([-1, 1, 1, -1]) * 1.0)
     d = np.array([1.0, 0.0, 1.0, 2.0])
     # ||d w||_1 / ||d||_1 = (0.5 + 0 + 1.5 + 4) / 4 = 1.5
-    np.testing.assert_allclose(binarize(w, scale="loss_aware", d=d),
-                               np.array([-1, 1, 1, -1]) * 1.5)
+    np.testing.assert_allclose(binarize(w, scale="loss_aware", d=d), np.array([-1, 1, 1, -1]) * 1.5)
 
 
 def test_xnor_scale_is_least_squares_optimum(rng):
@@ -28,8 +28,10 @@ def test_xnor_scale_is_least_squares_optimum(rng):
 
 def test_loss_aware_with_unit_curvature_is_xnor(rng):
     w = rng.standard_normal((5, 7))
-    np.testing.assert_allclose(binarize(w, scale="loss_aware", d=np.ones_like(w), axis=0),
-                               binarize(w, scale="mean", axis=0))
+    np.testing.assert_allclose(
+        binarize(w, scale="loss_aware", d=np.ones_like(w), axis=0),
+        binarize(w, scale="mean", axis=0),
+    )
 
 
 @pytest.mark.parametrize("axis", [0, 1, (0, 2)])
@@ -74,22 +76,22 @@ def test_twn_hand_solved():
     # delta = 0.1: Delta = 0.055 keeps 1.0, 0.1, 0.6, 1.0 -> alpha = 2.7 / 4
     np.testing.assert_allclose(ternarize(w, delta=0.1), np.array([-1, -1, 0, 1, 1]) * 2.7 / 4)
     # delta = 0.05: Delta = 0.0275 keeps all five -> alpha = 2.75 / 5
-    np.testing.assert_allclose(ternarize(w, delta=0.05),
-                               np.array([-1, -1, 1, 1, 1]) * 2.75 / 5)
+    np.testing.assert_allclose(ternarize(w, delta=0.05), np.array([-1, -1, 1, 1, 1]) * 2.75 / 5)
 
 
 def test_ttq_hand_solved():
     w = np.array([-1.0, -0.1, 0.04, 0.6, 1.0])
     # threshold 0.05 * 1.0; positives 0.6, 1.0 -> 0.8; negatives 1.0, 0.1 -> 0.55
     np.testing.assert_allclose(ternarize(w, method="ttq"), [-0.55, -0.55, 0, 0.8, 0.8])
-    np.testing.assert_allclose(ternarize(w, method="ttq", scales=(2.0, 3.0)),
-                               [-3.0, -3.0, 0, 2.0, 2.0])
+    np.testing.assert_allclose(
+        ternarize(w, method="ttq", scales=(2.0, 3.0)), [-3.0, -3.0, 0, 2.0, 2.0]
+    )
 
 
 def _brute_force_ternary(w):
     """Minimise ||w - alpha t||^2 over every threshold (each distinct |w| and 0)."""
     a = np.abs(w)
-    best = (np.sum(w ** 2), 0.0, np.zeros_like(w))
+    best = (np.sum(w**2), 0.0, np.zeros_like(w))
     for thr in np.concatenate([[0.0], np.unique(a)]):
         t = np.sign(w) * (a > thr)
         if not np.any(t):
@@ -136,8 +138,9 @@ def test_ternary_per_axis_equals_loop(rng, method, axis):
         sl = [slice(None)] * w.ndim
         for a, i in zip(axes, idx):
             sl[a] = i
-        np.testing.assert_allclose(out[tuple(sl)], ternarize(w[tuple(sl)], method=method),
-                                   rtol=1e-12)
+        np.testing.assert_allclose(
+            out[tuple(sl)], ternarize(w[tuple(sl)], method=method), rtol=1e-12
+        )
 
 
 @pytest.mark.parametrize("method", ["twn", "optimal"])
@@ -172,6 +175,5 @@ def test_optimal_ternary_in_other_namespaces_equals_brute_force(module, seed):
             np.testing.assert_allclose(np.asarray(out), ref, atol=1e-12)
     w = rng.standard_normal((3, 6))
     out = ternarize(xp.asarray(w), method="optimal", axis=0)
-    np.testing.assert_allclose(np.asarray(out), ternarize(w, method="optimal", axis=0),
-                               atol=1e-12)
+    np.testing.assert_allclose(np.asarray(out), ternarize(w, method="optimal", axis=0), atol=1e-12)
     assert np.all(np.asarray(ternarize(xp.asarray(np.zeros(3)), method="optimal")) == 0)

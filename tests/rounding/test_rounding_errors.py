@@ -1,4 +1,5 @@
 """Bad input gets a clear error naming the argument and the value received."""
+
 import numpy as np
 import pytest
 
@@ -7,18 +8,21 @@ import qtoolkit.rounding as qr
 W = np.array([[0.5, -1.0, 0.25], [2.0, 0.0, -0.75]])
 
 
-@pytest.mark.parametrize("fn", [
-    lambda w: qr.binarize(w),
-    lambda w: qr.stochastic_binarize(w),
-    lambda w: qr.ternarize(w),
-    lambda w: qr.uniform(w),
-    lambda w: qr.encode(w),
-    lambda w: qr.dorefa_weights(w, 2),
-    lambda w: qr.power_of_two(w, 2),
-    lambda w: qr.fixed_point(w, 1, 2),
-    lambda w: qr.round_to_codebook(w, [0.0, 1.0]),
-    lambda w: qr.stochastic_round(w, step=0.5),
-])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda w: qr.binarize(w),
+        lambda w: qr.stochastic_binarize(w),
+        lambda w: qr.ternarize(w),
+        lambda w: qr.uniform(w),
+        lambda w: qr.encode(w),
+        lambda w: qr.dorefa_weights(w, 2),
+        lambda w: qr.power_of_two(w, 2),
+        lambda w: qr.fixed_point(w, 1, 2),
+        lambda w: qr.round_to_codebook(w, [0.0, 1.0]),
+        lambda w: qr.stochastic_round(w, step=0.5),
+    ],
+)
 def test_integer_list_and_empty_inputs(fn):
     with pytest.raises(TypeError, match="must be a real floating array"):
         fn(np.arange(4))
@@ -28,24 +32,27 @@ def test_integer_list_and_empty_inputs(fn):
         fn(np.zeros((0, 3)))
 
 
-@pytest.mark.parametrize("fn", [
-    lambda w: qr.binarize(w, scale="mean"),
-    lambda w: qr.ternarize(w),
-    lambda w: qr.ternarize(w, method="optimal"),
-    lambda w: qr.ternarize(w, method="ttq"),
-    lambda w: qr.uniform(w, 4),
-    lambda w: qr.uniform(w, 4, mode="asymmetric", axis=0),
-    lambda w: qr.encode(w, 4),
-    lambda w: qr.dorefa_weights(w, 2),
-    lambda w: qr.dorefa_gradients(w, 2),
-    lambda w: qr.power_of_two(w, 2),
-    lambda w: qr.power_of_two(w, 3, method="inq"),
-    lambda w: qr.inq_codebook(w, 3),
-    lambda w: qr.fixed_point(w, 1, 2),
-    lambda w: qr.round_to_codebook(w, [0.0, 1.0]),
-    lambda w: qr.stochastic_round(w, step=0.5),
-    lambda w: qr.stochastic_round(w, codebook=[0.0, 1.0]),
-])
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda w: qr.binarize(w, scale="mean"),
+        lambda w: qr.ternarize(w),
+        lambda w: qr.ternarize(w, method="optimal"),
+        lambda w: qr.ternarize(w, method="ttq"),
+        lambda w: qr.uniform(w, 4),
+        lambda w: qr.uniform(w, 4, mode="asymmetric", axis=0),
+        lambda w: qr.encode(w, 4),
+        lambda w: qr.dorefa_weights(w, 2),
+        lambda w: qr.dorefa_gradients(w, 2),
+        lambda w: qr.power_of_two(w, 2),
+        lambda w: qr.power_of_two(w, 3, method="inq"),
+        lambda w: qr.inq_codebook(w, 3),
+        lambda w: qr.fixed_point(w, 1, 2),
+        lambda w: qr.round_to_codebook(w, [0.0, 1.0]),
+        lambda w: qr.stochastic_round(w, step=0.5),
+        lambda w: qr.stochastic_round(w, codebook=[0.0, 1.0]),
+    ],
+)
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_nan_inf_rejected(fn, bad):
     w = W.copy()

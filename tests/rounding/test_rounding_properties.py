@@ -1,4 +1,5 @@
 """Property tests (hypothesis): invariants of the rounding schemes on arbitrary arrays."""
+
 import numpy as np
 import pytest
 
@@ -8,8 +9,13 @@ from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra.numpy import arrays  # noqa: E402
 
 from qtoolkit.bitops._codes import pack_codes, unpack_codes  # noqa: E402
-from qtoolkit.rounding import (encode, round_to_codebook, stochastic_round,  # noqa: E402
-                               ternarize, uniform)
+from qtoolkit.rounding import (
+    encode,
+    round_to_codebook,
+    stochastic_round,
+    ternarize,
+    uniform,
+)
 
 finite = st.floats(-1e3, 1e3, allow_nan=False, width=64)
 weights = arrays(np.float64, st.integers(1, 60), elements=finite)
@@ -49,5 +55,5 @@ def test_codebook_rounding_neighbours(w, book):
 @settings(max_examples=60, deadline=None)
 @given(bits=st.sampled_from([1, 2, 4, 8]), data=st.data())
 def test_pack_unpack_identity(bits, data):
-    codes = data.draw(arrays(np.uint8, st.integers(0, 100), elements=st.integers(0, 2 ** bits - 1)))
+    codes = data.draw(arrays(np.uint8, st.integers(0, 100), elements=st.integers(0, 2**bits - 1)))
     np.testing.assert_array_equal(unpack_codes(pack_codes(codes, bits), bits, codes.size), codes)

@@ -1,4 +1,5 @@
 """Registry round trips, encode/decode of every scheme, the .npz format and the public API."""
+
 import io
 import json
 
@@ -6,15 +7,41 @@ import numpy as np
 import pytest
 
 import qtoolkit.rounding as qr
-from qtoolkit.rounding import (QuantizedArray, Quantizer, decode, encode, get, load_quantized,
-                               save_quantized)
+from qtoolkit.rounding import (
+    QuantizedArray,
+    Quantizer,
+    decode,
+    encode,
+    get,
+    load_quantized,
+    save_quantized,
+)
 
 PUBLIC = [
-    "QuantizedArray", "Quantizer", "approx_sign_gradient", "available_quantizers", "binarize",
-    "clipped_straight_through", "decode", "dorefa_activations", "dorefa_gradients",
-    "dorefa_weights", "encode", "fixed_point", "get", "inq_codebook", "load_quantized",
-    "power_of_two", "round_to_codebook", "save_quantized", "stochastic_binarize",
-    "stochastic_round", "straight_through", "swish_sign_gradient", "ternarize", "uniform",
+    "QuantizedArray",
+    "Quantizer",
+    "approx_sign_gradient",
+    "available_quantizers",
+    "binarize",
+    "clipped_straight_through",
+    "decode",
+    "dorefa_activations",
+    "dorefa_gradients",
+    "dorefa_weights",
+    "encode",
+    "fixed_point",
+    "get",
+    "inq_codebook",
+    "load_quantized",
+    "power_of_two",
+    "round_to_codebook",
+    "save_quantized",
+    "stochastic_binarize",
+    "stochastic_round",
+    "straight_through",
+    "swish_sign_gradient",
+    "ternarize",
+    "uniform",
 ]
 
 CONFIGS = [
@@ -68,7 +95,7 @@ def test_encode_decode_equals_call(name, params, w):
     assert isinstance(enc, QuantizedArray)
     assert enc.codes.shape == w.shape
     assert int(enc.codes.min()) >= -(2 ** (q.n_bits - 1))
-    assert int(enc.codes.max()) < 2 ** q.n_bits
+    assert int(enc.codes.max()) < 2**q.n_bits
     out = q.decode(enc)
     assert out.dtype == w.dtype
     np.testing.assert_allclose(out, q(w), rtol=1e-6, atol=1e-7)
@@ -93,8 +120,9 @@ def test_stochastic_quantizer_seeded_sequence(w):
 
 def test_loss_aware_binary_passes_curvature(w):
     d = np.abs(w) + 1
-    np.testing.assert_allclose(get("binary", scale="loss_aware")(w, d=d),
-                               qr.binarize(w, scale="loss_aware", d=d))
+    np.testing.assert_allclose(
+        get("binary", scale="loss_aware")(w, d=d), qr.binarize(w, scale="loss_aware", d=d)
+    )
 
 
 def test_registry_errors():
@@ -116,9 +144,15 @@ def test_registry_errors():
         get(get("binary"), scale="mean")
 
 
-@pytest.mark.parametrize(("mode", "bits"), [(m, b) for m in ("symmetric", "asymmetric")
-                                             for b in (1, 2, 3, 4, 5, 8, 12)
-                                             if not (m == "symmetric" and b == 1)])
+@pytest.mark.parametrize(
+    ("mode", "bits"),
+    [
+        (m, b)
+        for m in ("symmetric", "asymmetric")
+        for b in (1, 2, 3, 4, 5, 8, 12)
+        if not (m == "symmetric" and b == 1)
+    ],
+)
 def test_npz_round_trip_exact(tmp_path, rng, bits, mode):
     w = rng.standard_normal((5, 7)).astype(np.float32)
     q = encode(w, bits=bits, mode=mode, axis=0)
@@ -128,7 +162,12 @@ def test_npz_round_trip_exact(tmp_path, rng, bits, mode):
     np.testing.assert_array_equal(back.codes, q.codes)
     assert back.codes.dtype == q.codes.dtype
     assert (back.axis, back.group_size, back.bits, back.dtype, back.shape) == (
-        q.axis, q.group_size, q.bits, q.dtype, q.shape)
+        q.axis,
+        q.group_size,
+        q.bits,
+        q.dtype,
+        q.shape,
+    )
     np.testing.assert_array_equal(decode(back), decode(q))
     with np.load(path, allow_pickle=False) as data:
         if bits <= 8:

@@ -1,4 +1,5 @@
 """Nearest-codeword and stochastic rounding: references, unbiasedness, variance, seeds."""
+
 import numpy as np
 import pytest
 
@@ -17,8 +18,9 @@ def test_round_to_codebook_matches_argmin(rng):
 
 
 def test_round_to_codebook_ties_go_up_and_single_codeword():
-    np.testing.assert_array_equal(round_to_codebook(np.array([-1.25, 0.625]), CODEBOOK),
-                                  [-0.5, 1.0])
+    np.testing.assert_array_equal(
+        round_to_codebook(np.array([-1.25, 0.625]), CODEBOOK), [-0.5, 1.0]
+    )
     np.testing.assert_array_equal(round_to_codebook(np.array([-3.0, 7.0]), [0.5]), [0.5, 0.5])
 
 
@@ -42,15 +44,14 @@ def test_stochastic_round_grid_unbiased_and_variance(dtype):
         assert set(np.unique(out)) <= {lo, lo + eps}
         f = x - lo
         assert abs(out.mean() - x) <= 5 * eps / (2 * np.sqrt(n))
-        if 0 < f:
+        if f > 0:
             np.testing.assert_allclose(out.var(), f * (eps - f), rtol=0.05)
 
 
 def test_stochastic_round_codebook_unbiased_and_variance():
     n = 40000
     for x in (-1.9, -0.2, 0.1, 0.7, 2.5):
-        out, codes = stochastic_round(np.full(n, x), codebook=CODEBOOK, rng=5,
-                                      return_codes=True)
+        out, codes = stochastic_round(np.full(n, x), codebook=CODEBOOK, rng=5, return_codes=True)
         k = np.searchsorted(CODEBOOK, x) - 1
         lo, hi = CODEBOOK[k], CODEBOOK[k + 1]
         assert set(np.unique(out)) <= {lo, hi}
@@ -101,8 +102,11 @@ def test_stochastic_grid_kernel_levels_agree_with_numpy_formula(n, rng):
     # it) against the NumPy formula with the same counter-based noise;
     # odd sizes hit the float32 tail that uses half of a 64-bit draw.
     from qtoolkit.rounding._common import _counter_uniform
-    from qtoolkit.rounding._rounding_kernels import (stochastic_grid_f32, stochastic_grid_f64,
-                                                     stochastic_grid_level)
+    from qtoolkit.rounding._rounding_kernels import (
+        stochastic_grid_f32,
+        stochastic_grid_f64,
+        stochastic_grid_level,
+    )
 
     key = np.uint64(123456789123)
     for dtype, kernel in ((np.float32, stochastic_grid_f32), (np.float64, stochastic_grid_f64)):

@@ -1,12 +1,22 @@
 """Uniform grids: uniform/encode/decode, fixed point, DoReFa and power-of-two."""
+
 import itertools
 import math
 
 import numpy as np
 import pytest
 
-from qtoolkit.rounding import (decode, dorefa_activations, dorefa_gradients, dorefa_weights,
-                               encode, fixed_point, inq_codebook, power_of_two, uniform)
+from qtoolkit.rounding import (
+    decode,
+    dorefa_activations,
+    dorefa_gradients,
+    dorefa_weights,
+    encode,
+    fixed_point,
+    inq_codebook,
+    power_of_two,
+    uniform,
+)
 
 
 def _ref_uniform(w, bits, mode="symmetric", narrow=False, rounding="half_even"):
@@ -18,7 +28,7 @@ def _ref_uniform(w, bits, mode="symmetric", narrow=False, rounding="half_even"):
         s = max(abs(w).max() / qmax, 0) or 1.0
         z = 0
     else:
-        qmin, qmax = (1 if narrow else 0), 2 ** bits - 1
+        qmin, qmax = (1 if narrow else 0), 2**bits - 1
         lo, hi = min(w.min(), 0.0), max(w.max(), 0.0)
         if mode == "unsigned":
             lo = 0.0
@@ -46,21 +56,33 @@ def test_uniform_hand_solved():
     np.testing.assert_allclose(uniform(w, bits=3, rounding="half_away"), [1, 2, -1, 3])
 
 
-@pytest.mark.parametrize(("mode", "bits"), [(m, b) for m in ("symmetric", "asymmetric", "unsigned")
-                                             for b in (1, 2, 3, 4, 8)
-                                             if not (m == "symmetric" and b == 1)])
+@pytest.mark.parametrize(
+    ("mode", "bits"),
+    [
+        (m, b)
+        for m in ("symmetric", "asymmetric", "unsigned")
+        for b in (1, 2, 3, 4, 8)
+        if not (m == "symmetric" and b == 1)
+    ],
+)
 @pytest.mark.parametrize("rounding", ["half_even", "half_away"])
 def test_uniform_matches_reference(rng, mode, bits, rounding):
     w = rng.standard_normal(257) + (0.7 if mode != "symmetric" else 0.0)
-    np.testing.assert_allclose(uniform(w, bits, mode=mode, rounding=rounding),
-                               _ref_uniform(w, bits, mode, rounding=rounding), atol=1e-12)
+    np.testing.assert_allclose(
+        uniform(w, bits, mode=mode, rounding=rounding),
+        _ref_uniform(w, bits, mode, rounding=rounding),
+        atol=1e-12,
+    )
 
 
 @pytest.mark.parametrize("mode", ["symmetric", "asymmetric"])
 def test_uniform_narrow_range(rng, mode):
     w = rng.standard_normal(100)
-    np.testing.assert_allclose(uniform(w, 4, mode=mode, narrow_range=True),
-                               _ref_uniform(w, 4, mode, narrow=True), atol=1e-12)
+    np.testing.assert_allclose(
+        uniform(w, 4, mode=mode, narrow_range=True),
+        _ref_uniform(w, 4, mode, narrow=True),
+        atol=1e-12,
+    )
     q = encode(w, 4, mode=mode, narrow_range=True)
     assert int(q.codes.min()) >= (-7 if mode == "symmetric" else 1)
 
@@ -95,12 +117,12 @@ def test_uniform_group_size_equals_loop_over_blocks(rng):
     out = uniform(w, 3, axis=0, group_size=4)
     for i in range(3):
         for g in range(3):
-            block = w[i, 4 * g:4 * g + 4]
-            np.testing.assert_allclose(out[i, 4 * g:4 * g + 4], uniform(block, 3))
+            block = w[i, 4 * g : 4 * g + 4]
+            np.testing.assert_allclose(out[i, 4 * g : 4 * g + 4], uniform(block, 3))
     # without axis: a block spans every row
     out = uniform(w, 3, group_size=6)
     for g in range(2):
-        np.testing.assert_allclose(out[:, 6 * g:6 * g + 6], uniform(w[:, 6 * g:6 * g + 6], 3))
+        np.testing.assert_allclose(out[:, 6 * g : 6 * g + 6], uniform(w[:, 6 * g : 6 * g + 6], 3))
 
 
 def test_uniform_percentile_reference(rng):
@@ -113,26 +135,35 @@ def test_uniform_percentile_reference(rng):
     s = (hi - lo) / 15
     z = np.clip(np.round(-lo / s), 0, 15)
     ref = (np.clip(np.round(w / s) + z, 0, 15) - z) * s
-    np.testing.assert_allclose(uniform(w, 4, mode="asymmetric", range="percentile",
-                                       percentile=99.0), ref)
+    np.testing.assert_allclose(
+        uniform(w, 4, mode="asymmetric", range="percentile", percentile=99.0), ref
+    )
 
 
 def test_uniform_mse_beats_minmax_and_percentile(rng):
     w = rng.standard_t(3, size=4000)  # heavy tails: clipping pays
-    err = {r: np.sum((uniform(w, 3, range=r, percentile=99.0) - w) ** 2)
-           for r in ("minmax", "percentile", "mse")}
+    err = {
+        r: np.sum((uniform(w, 3, range=r, percentile=99.0) - w) ** 2)
+        for r in ("minmax", "percentile", "mse")
+    }
     assert err["mse"] <= err["minmax"]
     # the grid search's best is no worse than any candidate ratio, checked by brute force
     m = np.abs(w).max()
-    brute = min(np.sum((np.clip(np.round(w / (m * r / 3)), -4, 3) * (m * r / 3) - w) ** 2)
-                for r in np.linspace(0.01, 1, 100))
+    brute = min(
+        np.sum((np.clip(np.round(w / (m * r / 3)), -4, 3) * (m * r / 3) - w) ** 2)
+        for r in np.linspace(0.01, 1, 100)
+    )
     assert err["mse"] <= brute * (1 + 1e-9)
 
 
 def test_encode_decode_roundtrip(rng):
     w = rng.standard_normal((4, 8)).astype(np.float32)
-    for kw in ({}, {"mode": "asymmetric", "axis": 0}, {"mode": "unsigned"},
-               {"group_size": 4, "axis": 0, "bits": 3}):
+    for kw in (
+        {},
+        {"mode": "asymmetric", "axis": 0},
+        {"mode": "unsigned"},
+        {"group_size": 4, "axis": 0, "bits": 3},
+    ):
         q = encode(w, **kw)
         assert q.codes.dtype.kind == "i"
         out = decode(q)
@@ -151,13 +182,16 @@ def test_fixed_point_hand_solved():
     w = np.array([0.3, -1.7, 5.0, -5.0, 0.125, 0.375])
     # Q1.2: step 0.25, range [-2, 1.75]
     np.testing.assert_allclose(fixed_point(w, 1, 2), [0.25, -1.75, 1.75, -2.0, 0.0, 0.5])
-    np.testing.assert_allclose(fixed_point(w, 1, 2, rounding="half_away"),
-                               [0.25, -1.75, 1.75, -2.0, 0.25, 0.5])
-    np.testing.assert_allclose(fixed_point(w, 1, 2, rounding="floor"),
-                               [0.25, -1.75, 1.75, -2.0, 0.0, 0.25])
+    np.testing.assert_allclose(
+        fixed_point(w, 1, 2, rounding="half_away"), [0.25, -1.75, 1.75, -2.0, 0.25, 0.5]
+    )
+    np.testing.assert_allclose(
+        fixed_point(w, 1, 2, rounding="floor"), [0.25, -1.75, 1.75, -2.0, 0.0, 0.25]
+    )
     # wrap: 2.25 -> code 9 -> 9 - 16 = -7 -> -1.75
-    np.testing.assert_allclose(fixed_point(np.array([2.25, -2.25]), 1, 2, saturate=False),
-                               [-1.75, 1.75])
+    np.testing.assert_allclose(
+        fixed_point(np.array([2.25, -2.25]), 1, 2, saturate=False), [-1.75, 1.75]
+    )
 
 
 def test_fixed_point_stochastic_is_unbiased():
@@ -175,8 +209,9 @@ def test_dorefa_hand_solved():
     ref = 2 * np.round(r * 3) / 3 - 1
     np.testing.assert_allclose(dorefa_weights(w, 2), ref)
     np.testing.assert_allclose(dorefa_weights(w, 1), np.sign(w + (w == 0)) * np.abs(w).mean())
-    np.testing.assert_allclose(dorefa_activations(np.array([-1.0, 0.2, 0.5, 0.9, 3.0]), 2),
-                               [0, 1 / 3, 2 / 3, 1, 1])
+    np.testing.assert_allclose(
+        dorefa_activations(np.array([-1.0, 0.2, 0.5, 0.9, 3.0]), 2), [0, 1 / 3, 2 / 3, 1, 1]
+    )
 
 
 def test_dorefa_weights_per_axis_equals_loop(rng):
@@ -199,8 +234,7 @@ def test_logquant_hand_solved():
     # fsr = round(log2 1) = 0; exponents clipped to [-4, 0]
     np.testing.assert_allclose(power_of_two(w, 2), [-0.5, 0, 0.0625, 0.25, 1.0, 0.0625])
     # fsr = -1: exponents in [-5, -1]; log2(0.05) = -4.32 rounds to -4
-    np.testing.assert_allclose(power_of_two(w, 2, fsr=-1), [-0.5, 0, 0.0625, 0.25, 0.5,
-                                                            0.03125])
+    np.testing.assert_allclose(power_of_two(w, 2, fsr=-1), [-0.5, 0, 0.0625, 0.25, 0.5, 0.03125])
 
 
 def test_inq_matches_nearest_in_codebook(rng):
@@ -210,7 +244,7 @@ def test_inq_matches_nearest_in_codebook(rng):
         assert len(cb) == 2 ** (bits - 1) + 1
         s = np.abs(w).max()
         n1 = math.floor(math.log2(4 * s / 3))
-        assert cb.max() == 2.0 ** n1
+        assert cb.max() == 2.0**n1
         ref = cb[np.argmin(np.abs(w[:, None] - cb[None, :]), axis=1)]
         np.testing.assert_allclose(power_of_two(w, bits, method="inq"), ref)
 
