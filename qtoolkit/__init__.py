@@ -10,9 +10,8 @@ The subpackages follow the taxonomy of the quantization survey literature:
 - :mod:`qtoolkit.analysis`: why quantization works, measured and predicted.
 """
 
-__version__ = "0.1.0"
-
 from . import analysis, bitops, codebooks, gradients, optimize, rounding
+from ._version import __version__
 from .bitops import show_runtime
 
 __all__ = [

@@ -35,7 +35,7 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="qtoolkit", description="qtoolkit: quantized neural networks as a NumPy toolkit."
     )
-    from . import __version__
+    from ._version import __version__
 
     parser.add_argument("--version", action="version", version=f"qtoolkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -208,7 +208,7 @@ def show_runtime(file=None):
     >>> "kernel in use" in buf.getvalue()
     True
     """
-    from .. import __version__
+    from .._version import __version__
 
     file = sys.stdout if file is None else file
     usable = available_simd_levels()

@@ -7,9 +7,23 @@ underscore and is not ``_check_weights``; the public functions call
 Scale axes. ``axis`` names the axes that *keep* separate scales (the output
 channel of a weight tensor, say): statistics are reduced over every other
 axis, with ``keepdims=True`` so that a scale broadcasts against the tensor.
-``axis=None`` gives one scale for the whole tensor. With ``group_size=g`` the
-last axis is split into blocks of ``g`` consecutive entries, and each block
-gets its own scale as well.
+``axis=None`` gives one scale for the whole tensor.
+
+Groups. With ``group_size=g`` the last axis is split into blocks of ``g``
+consecutive entries *within each row of the leading axes*, and each (row,
+block) pair gets its own scale, as GPTQ, AWQ and llama.cpp mean it. For a
+``(4, 8)`` matrix and ``group_size=4`` the scales form a ``(4, 2)`` grid::
+
+    columns   0 1 2 3 | 4 5 6 7
+    row 0     s[0, 0] | s[0, 1]
+    row 1     s[1, 0] | s[1, 1]
+    row 2     s[2, 0] | s[2, 1]
+    row 3     s[3, 0] | s[3, 1]
+
+With ``group_size`` set, ``axis=None`` means "every leading axis keeps its
+scales"; an explicit ``axis`` (which must not contain the last axis) names the
+leading axes that keep them, and the others are shared: ``axis=()`` gives one
+scale per block of columns shared by all rows.
 """
 
 import math
@@ -95,6 +109,9 @@ def _check_scale_axes(w, axis, group_size):
             raise ValueError(
                 f"group_size={group_size} does not divide the last axis of length {w.shape[-1]}"
             )
+        if axis is None:
+            # one scale per row of the leading axes and per block of the row
+            axis = tuple(range(w.ndim - 1))
     return axis, group_size
 
 

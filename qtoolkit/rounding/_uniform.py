@@ -216,10 +216,22 @@ def uniform(
         :math:`[0, \\max w]` (negative values clip to 0).
     axis : int, tuple of int or None, default=None
         Axes that keep separate scales (e.g. ``0`` for one scale per output
-        channel); statistics are taken over the other axes. None: per tensor.
+        channel); statistics are taken over the other axes. None: per tensor,
+        or, with ``group_size``, every leading axis.
     group_size : int or None, default=None
-        Split the last axis into blocks of this many entries, each with its
-        own scale; it must divide the last axis, which must not be in ``axis``.
+        Split the last axis into blocks of this many entries *within each row
+        of the leading axes*; each (row, block) gets its own scale, as in
+        GPTQ, AWQ and llama.cpp. For a ``(4, 8)`` matrix and
+        ``group_size=4`` the scales form a ``(4, 2)`` grid::
+
+            columns  0 1 2 3 | 4 5 6 7
+            row 0    s[0,0]  | s[0,1]
+            ...
+            row 3    s[3,0]  | s[3,1]
+
+        It must divide the last axis, which must not be in ``axis``; an
+        explicit ``axis`` names the leading axes that keep scales (``axis=()``
+        shares each block's scale across all rows).
     range : {"minmax", "percentile", "mse"}, default="minmax"
         How the clipping range is estimated: the extremes, the
         ``percentile`` (of :math:`|w|` for symmetric), or the shrink of the
@@ -338,7 +350,8 @@ def encode(
     axis : int, tuple of int or None, default=None
         Axes that keep separate scales.
     group_size : int or None, default=None
-        Block length of per-group scales along the last axis.
+        Block length along the last axis; one scale per row of the leading
+        axes and per block (see :func:`uniform`).
     range : {"minmax", "percentile", "mse"}, default="minmax"
         Clipping-range estimate.
     narrow_range : bool, default=False

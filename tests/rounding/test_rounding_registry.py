@@ -15,6 +15,7 @@ from qtoolkit.rounding import (
     get,
     load_quantized,
     save_quantized,
+    uniform,
 )
 
 PUBLIC = [
@@ -53,6 +54,7 @@ CONFIGS = [
     ("ternary", {"method": "ttq", "threshold": 0.1}),
     ("uniform", {"bits": 4, "mode": "asymmetric", "axis": 0}),
     ("uniform", {"bits": 3, "group_size": 4, "axis": 0}),
+    ("uniform", {"bits": 3, "group_size": 4}),
     ("dorefa", {"bits": 1}),
     ("dorefa", {"bits": 3}),
     ("dorefa_activation", {"bits": 2}),
@@ -195,6 +197,19 @@ def test_npz_group_size_and_torch(tmp_path, rng):
     back = load_quantized(tmp_path / "t.npz")
     assert back.group_size == 4
     np.testing.assert_allclose(decode(back), decode(q).numpy())
+
+
+def test_npz_group_size_keeps_per_row_block_scales(tmp_path, rng):
+    w = rng.standard_normal((3, 8))
+    q = get("uniform", bits=4, group_size=4).encode(w)
+    assert q.scale.shape == (3, 2, 1)
+    save_quantized(tmp_path / "g.npz", q)
+    back = load_quantized(tmp_path / "g.npz")
+    assert back.axis == (0,) and back.group_size == 4
+    ref = np.concatenate(
+        [uniform(w[i, 4 * b : 4 * b + 4], bits=4) for i in range(3) for b in range(2)]
+    )
+    np.testing.assert_array_equal(decode(back).ravel(), ref)
 
 
 def test_npz_rejects_foreign_files(tmp_path):

@@ -112,17 +112,52 @@ def test_uniform_per_axis_equals_loop(rng, axis, mode):
         np.testing.assert_allclose(out[tuple(sl)], uniform(w[tuple(sl)], 4, mode=mode))
 
 
-def test_uniform_group_size_equals_loop_over_blocks(rng):
+@pytest.mark.parametrize("shape", [(5, 12), (2, 3, 12), (12,)])
+@pytest.mark.parametrize("mode", ["symmetric", "asymmetric"])
+def test_uniform_group_size_equals_per_row_per_block_loop(rng, shape, mode):
+    # group_size: blocks of the last axis within each row of the leading axes
+    w = rng.standard_normal(shape)
+    g = 4
+    out = uniform(w, 3, mode=mode, group_size=g)
+    q = encode(w, 3, mode=mode, group_size=g)
+    ref = np.empty_like(w)
+    for row in itertools.product(*(range(n) for n in shape[:-1])):
+        for b in range(shape[-1] // g):
+            sl = (*row, slice(b * g, (b + 1) * g))
+            ref[sl] = uniform(w[sl], 3, mode=mode)
+    np.testing.assert_array_equal(out, ref)
+    np.testing.assert_array_equal(decode(q), ref)
+    # one scale per row and block
+    assert q.scale.size == w.size // g
+    assert q.axis == tuple(range(w.ndim - 1))
+
+
+def test_uniform_group_size_explicit_axis_shares_scales(rng):
     w = rng.standard_normal((3, 12))
-    out = uniform(w, 3, axis=0, group_size=4)
-    for i in range(3):
-        for g in range(3):
-            block = w[i, 4 * g : 4 * g + 4]
-            np.testing.assert_allclose(out[i, 4 * g : 4 * g + 4], uniform(block, 3))
-    # without axis: a block spans every row
-    out = uniform(w, 3, group_size=6)
-    for g in range(2):
-        np.testing.assert_allclose(out[:, 6 * g : 6 * g + 6], uniform(w[:, 6 * g : 6 * g + 6], 3))
+    # axis=() : one scale per block of columns, shared by every row
+    out = uniform(w, 3, axis=(), group_size=6)
+    for b in range(2):
+        sl = (slice(None), slice(6 * b, 6 * b + 6))
+        np.testing.assert_allclose(out[sl], uniform(w[sl], 3))
+    # axis=0 on a 2-D tensor is the default
+    np.testing.assert_array_equal(uniform(w, 3, axis=0, group_size=4), uniform(w, 3, group_size=4))
+    # 3-D: axis=0 keeps the first axis, the second is shared within a block
+    w3 = rng.standard_normal((2, 3, 8))
+    out3 = uniform(w3, 4, axis=0, group_size=4)
+    for i in range(2):
+        for b in range(2):
+            sl = (i, slice(None), slice(4 * b, 4 * b + 4))
+            np.testing.assert_allclose(out3[sl], uniform(w3[sl], 4))
+
+
+def test_uniform_group_size_beats_per_tensor_on_rows_of_different_scale(rng):
+    # rows of very different magnitude: a per-row block scale must help, never hurt
+    w = rng.standard_normal((96, 64)) * np.exp(rng.standard_normal((96, 1)))
+    err = {
+        k: np.linalg.norm(uniform(w, 4, **kw) - w) / np.linalg.norm(w)
+        for k, kw in {"tensor": {}, "group": {"group_size": 16}}.items()
+    }
+    assert err["group"] < err["tensor"] / 3
 
 
 def test_uniform_percentile_reference(rng):

@@ -1,0 +1,58 @@
+"""Project metadata: one version source, the pytest markers, no import of the package root."""
+
+import ast
+import pathlib
+
+import pytest
+
+import qtoolkit
+from qtoolkit import _version
+
+ROOT = pathlib.Path(__file__).parent.parent
+tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+
+def _pyproject():
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_version_has_one_source():
+    meta = _pyproject()
+    assert "version" not in meta["project"]
+    assert "version" in meta["project"]["dynamic"]
+    attr = meta["tool"]["setuptools"]["dynamic"]["version"]["attr"]
+    assert attr == "qtoolkit._version.__version__"
+    assert qtoolkit.__version__ is _version.__version__
+    parts = _version.__version__.split(".")
+    assert len(parts) >= 3 and all(p.isdigit() for p in parts[:2])
+
+
+def test_no_module_imports_the_package_root():
+    # ``from .. import x`` in a subpackage reaches qtoolkit/__init__.py, an upward import
+    # (the top-level cli.py and __main__.py sit above everything and may)
+    for path in sorted((ROOT / "qtoolkit").rglob("*.py")):
+        rel = path.relative_to(ROOT / "qtoolkit")
+        depth = len(rel.parts) - 1  # 0 for qtoolkit/x.py
+        if depth == 0:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level and not node.module:
+                assert node.level <= depth, (
+                    f"{rel} imports from the package root: "
+                    f"{'.' * node.level} import {[a.name for a in node.names]}"
+                )
+            if isinstance(node, ast.ImportFrom) and node.module == "qtoolkit":
+                raise AssertionError(f"{rel} imports from the package root")
+
+
+def test_slow_marker_is_registered():
+    markers = _pyproject()["tool"]["pytest"]["ini_options"]["markers"]
+    assert any(m.startswith("slow:") for m in markers)
+
+
+def test_show_runtime_reports_the_version():
+    import io
+
+    buf = io.StringIO()
+    qtoolkit.show_runtime(file=buf)
+    assert f"qtoolkit {_version.__version__}" in buf.getvalue()
