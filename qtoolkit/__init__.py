@@ -7,10 +7,11 @@ The subpackages follow the taxonomy of the quantization survey literature:
 - :mod:`qtoolkit.optimize`: quantization as optimization;
 - :mod:`qtoolkit.gradients`: quantized gradients for data-parallel training;
 - :mod:`qtoolkit.bitops`: bit packing and binary / low-bit matrix products;
-- :mod:`qtoolkit.analysis`: why quantization works, measured and predicted.
+- :mod:`qtoolkit.analysis`: why quantization works, measured and predicted;
+- :mod:`qtoolkit.nn`: inference layers (Linear, Conv2d) on packed low-bit weights.
 """
 
-from . import analysis, bitops, codebooks, gradients, optimize, rounding
+from . import analysis, bitops, codebooks, gradients, nn, optimize, rounding
 from ._version import __version__
 from .bitops import show_runtime
 
@@ -20,6 +21,7 @@ __all__ = [
     "bitops",
     "codebooks",
     "gradients",
+    "nn",
     "optimize",
     "rounding",
     "show_runtime",

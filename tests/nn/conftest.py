@@ -1,4 +1,4 @@
-"""Shared references of the layer tests (fixture `ref`): activation rules and a direct convolution."""
+"""Shared references of the layer tests (fixture `ref`): activation rules, a direct convolution."""
 
 import types
 

@@ -63,8 +63,10 @@ def test_conv_matches_direct_loop(rng, ref, weights, activations, geometry):
     y = conv.forward(x)
     assert y.shape == expected.shape == conv.output_shape(x.shape) and y.dtype == np.float32
     tol = 1e-5 * (
-        ref.conv2d_direct(np.abs(xa), np.abs(w_ref), None, conv.stride, conv.padding,
-                          conv.dilation, groups) + 1
+        ref.conv2d_direct(
+            np.abs(xa), np.abs(w_ref), None, conv.stride, conv.padding, conv.dilation, groups
+        )
+        + 1
     )
     assert np.all(np.abs(y - expected) <= tol)
     np.testing.assert_allclose(conv.dequantized().forward(x), y, rtol=1e-5, atol=1e-4)
@@ -115,8 +117,11 @@ def test_binary_conv_at_every_simd_level_and_thread_count(rng, weights):
 def test_from_codes_and_quantizer(rng):
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
     x = rng.standard_normal((1, 3, 5, 5)).astype(np.float32)
-    for q in [encode(w, bits=4, axis=0), encode(w, bits=3, mode="asymmetric", axis=0),
-              get("binary", scale="mean", axis=0).encode(w)]:
+    for q in [
+        encode(w, bits=4, axis=0),
+        encode(w, bits=3, mode="asymmetric", axis=0),
+        get("binary", scale="mean", axis=0).encode(w),
+    ]:
         conv = Conv2d(q, padding=1)
         np.testing.assert_allclose(conv.weight, decode(q), rtol=1e-6, atol=1e-7)
     quantizer = get("ternary", method="optimal", axis=0)

@@ -43,9 +43,7 @@ def test_forward_matches_float_reference(rng, ref, weights, activations, group_s
     w = rng.standard_normal((n, k)).astype(np.float32)
     b = rng.standard_normal(n).astype(np.float32)
     x = rng.standard_normal((m, k)).astype(np.float32)
-    layer = Linear.from_float(
-        w, b, weights=weights, activations=activations, group_size=group_size
-    )
+    layer = Linear.from_float(w, b, weights=weights, activations=activations, group_size=group_size)
     w_ref = reference_weight(w, weights, group_size)
     np.testing.assert_allclose(layer.weight, w_ref, rtol=1e-6, atol=1e-6)
     xa = ref.quantize_rows(x, activations)
@@ -124,11 +122,13 @@ def test_quantizer_argument(rng):
     np.testing.assert_allclose(layer.weight, quantizer(w), rtol=1e-6)
     with pytest.raises(ValueError, match="quantizer produced 'ternary' weights but weights=4"):
         Linear.from_float(w, weights=4, quantizer=quantizer)
-    with pytest.raises(TypeError, match="quantizer must be a qtoolkit.rounding.Quantizer"):
+    with pytest.raises(TypeError, match=r"quantizer must be a qtoolkit.rounding.Quantizer"):
         Linear.from_float(w, weights=4, quantizer="twn")
 
 
-@pytest.mark.parametrize(("weights", "activations"), [("binary", "binary"), ("ternary", 8), (4, None)])
+@pytest.mark.parametrize(
+    ("weights", "activations"), [("binary", "binary"), ("ternary", 8), (4, None)]
+)
 def test_fold_batch_norm(rng, weights, activations):
     w = rng.standard_normal((6, 128)).astype(np.float32)
     b = rng.standard_normal(6).astype(np.float32)
@@ -181,7 +181,7 @@ def test_errors(rng):
         Linear.from_float(w, weights=5)
     with pytest.raises(ValueError, match=r"weights must be one of .* got True"):
         Linear.from_float(w, weights=True)
-    with pytest.raises(ValueError, match="activations must be one of .* got 4"):
+    with pytest.raises(ValueError, match=r"activations must be one of .* got 4"):
         Linear.from_float(w, weights=4, activations=4)
     with pytest.raises(ValueError, match="4-bit weights need activations None or 8"):
         Linear.from_float(w, weights=4, activations="binary")
@@ -225,11 +225,13 @@ def test_errors_from_codes(rng):
     with pytest.raises(ValueError, match="only the binary codebook"):
         Linear(q)
     q = encode(w, bits=4, axis=1)  # one scale per input column
-    with pytest.raises(ValueError, match="weight.scale of shape .* is not one value per output row"):
+    with pytest.raises(
+        ValueError, match=r"weight.scale of shape .* is not one value per output row"
+    ):
         Linear(q)
     q = encode(w, bits=16, axis=0)
-    with pytest.raises(ValueError, match="weight.bits must be one of"):
+    with pytest.raises(ValueError, match=r"weight.bits must be one of"):
         Linear(q)
     q = encode(w[None], bits=4)
-    with pytest.raises(ValueError, match="weight.codes must be 2-D"):
+    with pytest.raises(ValueError, match=r"weight.codes must be 2-D"):
         Linear(q)
