@@ -11,6 +11,8 @@ import numpy as np
 from array_api_compat import array_namespace, is_numpy_array
 
 __all__ = [
+    "MAX_ITER",
+    "MAX_THREADS",
     "array_namespace",
     "check_axis",
     "check_bits",
@@ -78,11 +80,31 @@ def cpu_count():
         return os.cpu_count() or 1
 
 
-def check_n_threads(n_threads, name="n_threads", *, default=None):
-    """Validate a thread count: an int >= 1, or None for ``default`` (every usable CPU if None)."""
+MAX_ITER = 10**6
+"""Largest iteration count (``max_iter``, ``n_iter``, inner steps) any function accepts."""
+
+MAX_THREADS = 1 << 12
+"""Largest ``n_threads`` accepted anywhere (larger values are rejected, not capped)."""
+
+
+def check_n_threads(n_threads, name="n_threads", *, default=None, work=None):
+    """Validate a thread count and return the number of threads to start.
+
+    ``n_threads`` is None or an int in ``[1, MAX_THREADS]``; None means
+    ``default`` (every usable CPU if ``default`` is None). The result is
+    capped at the usable CPUs (:func:`cpu_count`) and, when ``work`` is
+    given, at the number of independent work items (at least 1), so no call
+    starts more OS threads than it can use. Values above ``MAX_THREADS`` are a
+    ``ValueError``; non-integers a ``TypeError``.
+    """
     if n_threads is None:
-        return cpu_count() if default is None else default
-    return check_int(n_threads, name, low=1)
+        n = cpu_count() if default is None else check_int(default, "default", low=1)
+    else:
+        n = check_int(n_threads, name, low=1, high=MAX_THREADS)
+    n = min(n, cpu_count(), MAX_THREADS)
+    if work is not None:
+        n = min(n, max(int(work), 1))
+    return max(n, 1)
 
 
 def check_bits(bits, name="bits", *, low=1, high=32):

@@ -236,6 +236,10 @@ def show_runtime(file=None):
     print("\n".join(lines), file=file)
 
 
-def _resolve_threads(n_threads, work, threshold):
-    """Validate ``n_threads``; for None, one thread below ``threshold`` units of work, else all CPUs."""
-    return check_n_threads(n_threads, default=1 if work < threshold else None)
+def _resolve_threads(n_threads, work, threshold, items=None):
+    """Validate ``n_threads``; for None, one thread below ``threshold`` work units, else all CPUs.
+
+    The count is capped at the usable CPUs and at ``items``, the number of
+    pieces the kernel splits between threads (see ``check_n_threads``).
+    """
+    return check_n_threads(n_threads, default=1 if work < threshold else None, work=items)

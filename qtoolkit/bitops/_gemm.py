@@ -52,7 +52,8 @@ def xnor_gemm(a, b, out=None, n_threads=None):
     ValueError
         If ``a`` or ``b`` is not 2-D, their ``K`` differ, ``K > MAX_BITS``,
         ``out`` has the wrong shape or is not C-contiguous and writeable, or
-        ``n_threads < 1``.
+        ``n_threads`` is outside ``[1, 4096]`` (larger counts are capped at
+        the usable CPUs and the rows).
 
     See Also
     --------
@@ -112,7 +113,7 @@ def xnor_gemm(a, b, out=None, n_threads=None):
             raise ValueError(f"out must have shape {(m, n)}, got {out.shape}")
         if not (out.flags.c_contiguous and out.flags.writeable):
             raise ValueError("out must be C-contiguous and writeable")
-    threads = _resolve_threads(n_threads, m * n * k, _THREAD_MIN_MACS)
+    threads = _resolve_threads(n_threads, m * n * k, _THREAD_MIN_MACS, items=m)
     _bitops.xnor_gemm(a.words, b.words, a.n_words, k, out, _level_id(), threads)
     return out
 

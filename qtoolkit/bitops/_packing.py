@@ -161,7 +161,8 @@ def pack_bits(x, axis=-1, n_threads=None):
     ------
     ValueError
         If ``x`` holds NaN, is 0-d, ``axis`` is out of bounds, or
-        ``n_threads < 1``.
+        ``n_threads`` is outside ``[1, 4096]`` (larger counts are capped at
+        the usable CPUs and the rows).
     TypeError
         If ``x`` is complex, object or string typed, or ``axis`` or
         ``n_threads`` is not an int.
@@ -194,15 +195,22 @@ def pack_bits(x, axis=-1, n_threads=None):
         raise TypeError(f"axis must be an int, got {axis!r}")
     if not -x.ndim <= axis < x.ndim:
         raise ValueError(f"axis={axis} is out of bounds for an array of dimension {x.ndim}")
-    threads = _resolve_threads(n_threads, x.size, _THREAD_MIN_VALUES)
+    rows_of_x = x.size // x.shape[axis] if x.shape[axis] else 0
+    threads = _resolve_threads(n_threads, x.size, _THREAD_MIN_VALUES, items=rows_of_x)
     x = np.moveaxis(x, axis, -1)
     batch, k = x.shape[:-1], x.shape[-1]
     if x.dtype.kind == "b":
         flat = x.view(np.uint8)
     elif x.dtype == np.float64:
         flat = x
-    elif x.dtype.kind == "f":
-        flat = x.astype(np.float32, copy=False)
+    elif x.dtype.kind == "f" and x.dtype.itemsize <= 4:
+        flat = x.astype(np.float32, copy=False)  # exact: float16 and byte-swapped float32
+    elif x.dtype.kind == "f" and x.dtype.itemsize == 8:
+        flat = x.astype(np.float64)  # byte-swapped float64, exact
+    elif x.dtype.kind == "f":  # long double: compare in its own precision
+        if np.isnan(x).any():
+            raise ValueError("x contains NaN, which has no sign to pack")
+        flat = (x >= 0).view(np.uint8)
     else:  # integers: the sign decides
         flat = (x >= 0).view(np.uint8)
     rows = int(np.prod(batch, dtype=np.int64))

@@ -28,7 +28,7 @@ from ._accounting import (
 )
 from ._ecsq import EntropyConstrainedQuantizer
 from ._hessian import hessian_importance, hessian_weighted_kmeans
-from ._io import load_quantizer, save_quantizer
+from ._io import QuantizerFileError, load_quantizer, save_quantizer
 from ._kmeans import KMeansQuantizer, kmeans_1d
 from ._pq import ProductQuantizer
 from ._probabilistic import ProbabilisticWeights
@@ -40,6 +40,7 @@ __all__ = [
     "KMeansQuantizer",
     "ProbabilisticWeights",
     "ProductQuantizer",
+    "QuantizerFileError",
     "ResidualQuantizer",
     "SoftQuantizer",
     "bits_per_weight",

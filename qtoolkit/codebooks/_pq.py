@@ -41,6 +41,12 @@ def fit_kmeans(X, n_clusters, init, max_iter, tol, seed, sample_weight=None):
 def encode_nearest(X, codebooks, n_threads):
     """Nearest-codeword codes (n, M) for sub-vectors of X against (M, K, d_sub) codebooks."""
     dtype = codebooks.dtype
+    M, K, ds = codebooks.shape
+    if K < 1 or X.ndim != 2 or X.shape[1] != M * ds:
+        # the kernel reads M * ds values of every row and K codewords: never past them
+        raise ValueError(
+            f"codebooks of shape {codebooks.shape} do not fit vectors of shape {X.shape}"
+        )
     X = np.ascontiguousarray(X, dtype=dtype)
     cbt = np.ascontiguousarray(codebooks.transpose(0, 2, 1))
     cnorm = np.ascontiguousarray(np.einsum("mkd,mkd->mk", codebooks, codebooks))
@@ -203,7 +209,7 @@ class ProductQuantizer(TransformerMixin, BaseEstimator):
         return self
 
     def _encode(self, X):
-        return encode_nearest(X, self.codebook_, check_n_threads(self.n_threads))
+        return encode_nearest(X, self.codebook_, check_n_threads(self.n_threads, work=X.shape[0]))
 
     def _decode(self, codes):
         M = self.codebook_.shape[0]
@@ -297,6 +303,6 @@ class ProductQuantizer(TransformerMixin, BaseEstimator):
         if c.shape[0] == 0:
             raise ValueError("codes is empty: the database needs at least one vector")
         dist = np.empty((tables.shape[0], c.shape[0]), dtype=tables.dtype)
-        _pq_kernels.adc_scan(tables, c, dist, check_n_threads(self.n_threads))
+        _pq_kernels.adc_scan(tables, c, dist, check_n_threads(self.n_threads, work=c.shape[0]))
         idx = np.argsort(dist, axis=1, kind="stable")[:, :nn]
         return np.take_along_axis(dist, idx, axis=1), idx

@@ -216,12 +216,10 @@ class QSGDCompressor:
     """
 
     def __init__(self, levels=7, coding="elias", bucket_size=None, rng=None):
-        self.levels = levels
+        self.levels = _check_levels(levels)
         self.coding = coding
-        self.bucket_size = bucket_size
+        self.bucket_size = _check_bucket(bucket_size)
         self.rng = rng
-        _check_levels(levels)
-        _check_bucket(bucket_size)
         if coding not in _CODINGS:
             raise ValueError(f"coding must be one of {_CODINGS}, got {coding!r}")
         self._rng = check_random_state(rng)
@@ -272,7 +270,7 @@ class QSGDCompressor:
         44
         """
         g, _ = check_gradient(g)
-        g = _wire.to_numpy(g)
+        g = _wire.wire_array(g)
         s = self.levels
         norms, signed = _qsgd_levels(np, g, s, self._rng, self.bucket_size)
         wd = np.dtype(work_dtype(np, g))
@@ -296,13 +294,18 @@ class QSGDCompressor:
         self.bits_per_element_ = 8 * len(data) / max(g.size, 1)
         return data
 
-    def decode(self, data):
+    def decode(self, data, *, max_elements=None):
         """Restore the quantized gradient from a message of :meth:`encode`.
 
         Parameters
         ----------
         data : bytes
             A QSGD message.
+        max_elements : int, optional
+            Largest number of values the message may decode to (default
+            ``2**26``); larger shapes are refused before anything is allocated,
+            since an Elias-coded message of a zero gradient is a few bytes
+            whatever its shape.
 
         Returns
         -------
@@ -314,7 +317,10 @@ class QSGDCompressor:
         TypeError
             If ``data`` is not bytes.
         ValueError
-            If ``data`` is not a complete QSGD message.
+            If ``data`` is not a complete, consistent QSGD message: truncated,
+            with trailing bytes, ``s = 0``, a non-finite or negative norm, a
+            level above ``s``, a position outside the array, or more than
+            ``max_elements`` values.
 
         Examples
         --------
@@ -324,7 +330,7 @@ class QSGDCompressor:
         >>> comp.decode(comp.encode(np.array([0.3, -0.4, 0.0, 1.2])))
         array([ 0.325, -0.325,  0.   ,  0.975])
         """
-        dtype, shape, off = _wire.read_header(data, _wire.SCHEME_QSGD)
+        dtype, shape, off = _wire.read_header(data, _wire.SCHEME_QSGD, max_elements=max_elements)
         data = bytes(data)
         wd = np.dtype(np.float32) if dtype == np.float16 else dtype
         if len(data) < off + 13:
@@ -333,6 +339,8 @@ class QSGDCompressor:
             )
         s, coding, bucket = struct.unpack_from("<IBQ", data, off)
         off += 13
+        if not 1 <= s <= 2**31 - 1:
+            raise ValueError(f"data is corrupt (QSGD levels s={s}, expected 1 <= s < 2**31)")
         bucket = bucket or None
         n = math.prod(shape)
         nb = _layout(n, bucket)[1] if n else 0
@@ -342,26 +350,47 @@ class QSGDCompressor:
                 f"bytes, got {len(data)})"
             )
         norms = np.frombuffer(data, dtype=wd, count=nb, offset=off)
+        if not np.all(np.isfinite(norms)) or np.any(norms < 0):
+            raise ValueError("data is corrupt (a QSGD bucket norm is negative, NaN or Inf)")
         off += nb * wd.itemsize
         if coding == 0:
             if len(data) < off + 8:
                 raise ValueError("data is truncated (QSGD count of non-zeros missing)")
             (nnz,) = struct.unpack_from("<Q", data, off)
             off += 8
+            if nnz > n:
+                raise ValueError(f"data is corrupt ({nnz} QSGD non-zeros in {n} values)")
+            if 8 * (len(data) - off) < 3 * nnz:  # every non-zero takes >= 3 bits
+                raise ValueError("data is truncated (QSGD stream shorter than its non-zeros)")
             bits = _wire.unpack_body(data, off, 0)
             vals, used = _wire.elias_gamma_decode(bits, 2 * nnz)
             if bits.size < used + nnz:
                 raise ValueError("data is truncated (QSGD sign bits missing)")
-            pos = np.cumsum(vals[:nnz].astype(np.int64)) - 1
+            if len(data) - off != -(-(used + nnz) // 8):
+                raise ValueError("data is corrupt (bytes after the QSGD stream)")
+            gaps, levels = vals[:nnz], vals[nnz:]
+            if nnz and (gaps.max() > n or levels.max() > s):
+                raise ValueError(
+                    "data is corrupt (a QSGD gap exceeds the array or a level exceeds s)"
+                )
+            pos = np.cumsum(gaps.astype(np.int64)) - 1
             if nnz and pos[-1] >= n:
                 raise ValueError("data is corrupt (QSGD position beyond the array)")
             signed = np.zeros(n, dtype=wd)
             neg = bits[used : used + nnz].astype(bool)
-            signed[pos] = np.where(neg, -1.0, 1.0) * vals[nnz:].astype(wd)
+            signed[pos] = np.where(neg, -1.0, 1.0) * levels.astype(wd)
         elif coding == 1:
             width = int(_wire.bit_length(np.array([s]))[0]) + 1
+            if len(data) - off != -(-n * width // 8):
+                raise ValueError(
+                    f"data is corrupt or truncated (QSGD packed body of {len(data) - off} "
+                    f"bytes, expected {-(-n * width // 8)})"
+                )
             fields = _wire.read_fields(data, off, width, n)
-            mags = (fields >> np.uint64(1)).astype(wd)
+            mags = fields >> np.uint64(1)
+            if n and mags.max() > s:
+                raise ValueError("data is corrupt (a QSGD level exceeds s)")
+            mags = mags.astype(wd)
             signed = np.where((fields & np.uint64(1)).astype(bool), -mags, mags)
         else:
             raise ValueError(f"data has an unknown QSGD coding {coding}")

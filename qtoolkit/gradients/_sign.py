@@ -230,9 +230,10 @@ class SignErrorFeedback:
         >>> len(SignErrorFeedback().encode(np.array([0.5, -0.1, 0.2])))  # 13 + 16 + 1 bytes
         30
         """
+        _wire.check_wire_dtype(g)
         q, pos, hi, lo = self._step(g)
         pos = _wire.to_numpy(pos).ravel()
-        dtype = np.dtype(_wire.to_numpy(q).dtype)
+        dtype = np.dtype(_wire.to_numpy(q).dtype).newbyteorder("=")
         values = np.array([_wire.to_numpy(hi), _wire.to_numpy(lo)], dtype=dtype)
         data = (
             _wire.write_header(_wire.SCHEME_SIGN, dtype, tuple(q.shape))
@@ -242,13 +243,15 @@ class SignErrorFeedback:
         self.bits_per_element_ = 8 * len(data) / max(pos.size, 1)
         return data
 
-    def decode(self, data):
+    def decode(self, data, *, max_elements=None):
         """Restore the transmitted array from a message of :meth:`encode`.
 
         Parameters
         ----------
         data : bytes
             A sign message.
+        max_elements : int, optional
+            Largest number of values the message may decode to (default ``2**26``).
 
         Returns
         -------
@@ -260,7 +263,9 @@ class SignErrorFeedback:
         TypeError
             If ``data`` is not bytes.
         ValueError
-            If ``data`` is not a complete sign message.
+            If ``data`` is not a complete sign message (truncated, trailing
+            bytes, a NaN or Inf value), or decodes to more than
+            ``max_elements`` values.
 
         Examples
         --------
@@ -270,15 +275,18 @@ class SignErrorFeedback:
         >>> ef.decode(ef.encode(np.array([0.5, -0.1, 0.2])))
         array([ 0.26666667, -0.26666667,  0.26666667])
         """
-        dtype, shape, off = _wire.read_header(data, _wire.SCHEME_SIGN)
+        dtype, shape, off = _wire.read_header(data, _wire.SCHEME_SIGN, max_elements=max_elements)
         data = bytes(data)
         n = math.prod(shape)
         need = off + 2 * dtype.itemsize + -(-n // 8)
-        if len(data) < need:
+        if len(data) != need:
             raise ValueError(
-                f"data is truncated (sign message needs {need} bytes, got {len(data)})"
+                f"data is {'truncated' if len(data) < need else 'corrupt'} (sign message "
+                f"needs {need} bytes, got {len(data)})"
             )
         hi, lo = np.frombuffer(data, dtype=dtype, count=2, offset=off)
+        if not (np.isfinite(hi) and np.isfinite(lo)):
+            raise ValueError("data is corrupt (a sign-message value is NaN or Inf)")
         bits = np.unpackbits(
             np.frombuffer(data, dtype=np.uint8, offset=off + 2 * dtype.itemsize), count=n
         ).astype(bool)

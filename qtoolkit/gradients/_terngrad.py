@@ -216,7 +216,7 @@ class TernGradCompressor:
         22
         """
         g, _ = check_gradient(g)
-        g = _wire.to_numpy(g)
+        g = _wire.wire_array(g)
         s, t = _terngrad_parts(np, g, _check_clip(self.clip), self._rng)
         wd = np.dtype(work_dtype(np, g))
         digits = (t.ravel() + 1).astype(np.uint8)
@@ -231,13 +231,15 @@ class TernGradCompressor:
         self.bits_per_element_ = 8 * len(data) / max(g.size, 1)
         return data
 
-    def decode(self, data):
+    def decode(self, data, *, max_elements=None):
         """Restore the ternarized gradient from a message of :meth:`encode`.
 
         Parameters
         ----------
         data : bytes
             A TernGrad message.
+        max_elements : int, optional
+            Largest number of values the message may decode to (default ``2**26``).
 
         Returns
         -------
@@ -249,7 +251,9 @@ class TernGradCompressor:
         TypeError
             If ``data`` is not bytes.
         ValueError
-            If ``data`` is not a complete TernGrad message.
+            If ``data`` is not a complete TernGrad message (truncated, trailing
+            bytes, a non-finite or negative scale, a byte above ``3**5 - 1``),
+            or decodes to more than ``max_elements`` values.
 
         Examples
         --------
@@ -259,16 +263,21 @@ class TernGradCompressor:
         >>> comp.decode(comp.encode(np.array([0.5, -1.0, 0.25, 0.0])))
         array([ 1., -1.,  0.,  0.])
         """
-        dtype, shape, off = _wire.read_header(data, _wire.SCHEME_TERNGRAD)
+        dtype, shape, off = _wire.read_header(
+            data, _wire.SCHEME_TERNGRAD, max_elements=max_elements
+        )
         data = bytes(data)
         wd = np.dtype(np.float32) if dtype == np.float16 else dtype
         n = math.prod(shape)
         need = off + wd.itemsize + -(-n // 5)
-        if len(data) < need:
+        if len(data) != need:
             raise ValueError(
-                f"data is truncated (TernGrad message needs {need} bytes, got {len(data)})"
+                f"data is {'truncated' if len(data) < need else 'corrupt'} (TernGrad message "
+                f"needs {need} bytes, got {len(data)})"
             )
         s = np.frombuffer(data, dtype=wd, count=1, offset=off)[0]
+        if not (np.isfinite(s) and s >= 0):
+            raise ValueError(f"data is corrupt (TernGrad scale {s})")
         packed = np.frombuffer(data, dtype=np.uint8, offset=off + wd.itemsize)
         if packed.size and packed.max() >= 243:
             raise ValueError("data is corrupt (a TernGrad byte exceeds 3**5 - 1)")

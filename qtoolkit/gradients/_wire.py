@@ -8,12 +8,18 @@ Every message starts with the same header::
     magic  b"QG"      2 bytes
     scheme            1 byte   (1 = QSGD, 2 = TernGrad, 3 = sign)
     dtype             1 byte   (b"e", b"f", b"d": float16 / float32 / float64)
-    ndim              1 byte
+    ndim              1 byte   (at most MAX_NDIM)
     shape             ndim x uint64, little endian
 
-followed by a scheme-specific body written by the compressor.
+followed by a scheme-specific body written by the compressor. Decoders check
+every length and count against the message's actual size before they
+allocate, and refuse messages that decode to more than ``max_elements``
+values (default ``DEFAULT_MAX_ELEMENTS``, overridable per call): a message
+whose payload is only its non-zeros (QSGD's Elias coding) is otherwise the
+one thing that could turn a few bytes into gigabytes.
 """
 
+import math
 import struct
 
 import numpy as np
@@ -24,6 +30,41 @@ SCHEME_SIGN = 3
 _SCHEME_NAMES = {SCHEME_QSGD: "QSGD", SCHEME_TERNGRAD: "TernGrad", SCHEME_SIGN: "sign"}
 _DTYPE_CODES = {np.dtype(np.float16): b"e", np.dtype(np.float32): b"f", np.dtype(np.float64): b"d"}
 _CODE_DTYPES = {v: k for k, v in _DTYPE_CODES.items()}
+MAX_NDIM = 64
+DEFAULT_MAX_ELEMENTS = 1 << 26  # 64 Mi values: 512 MiB as float64
+
+
+def wire_array(g, name="g"):
+    """Host NumPy copy of ``g`` in native byte order; ``TypeError`` if no wire code fits."""
+    g = to_numpy(g)
+    dtype = g.dtype.newbyteorder("=")
+    if dtype not in _DTYPE_CODES:
+        raise TypeError(
+            f"{name} must be float16, float32 or float64 to be encoded, got dtype {g.dtype}"
+        )
+    return g.astype(dtype, copy=False)
+
+
+def check_wire_dtype(g, name="g"):
+    """``TypeError`` unless a NumPy ``g`` has a dtype (any byte order) with a wire code.
+
+    Other namespaces are checked by :func:`write_header` once copied to the host.
+    """
+    if isinstance(g, (np.ndarray, np.generic)) and g.dtype.newbyteorder("=") not in _DTYPE_CODES:
+        raise TypeError(
+            f"{name} must be float16, float32 or float64 to be encoded, got dtype {g.dtype}"
+        )
+
+
+def check_max_elements(max_elements):
+    """Validate a decoder's ``max_elements`` (None: ``DEFAULT_MAX_ELEMENTS``)."""
+    if max_elements is None:
+        return DEFAULT_MAX_ELEMENTS
+    if isinstance(max_elements, bool) or not isinstance(max_elements, (int, np.integer)):
+        raise TypeError(f"max_elements must be None or an int, got {max_elements!r}")
+    if max_elements < 0:
+        raise ValueError(f"max_elements must be non-negative, got {max_elements}")
+    return int(max_elements)
 
 
 def to_numpy(x):
@@ -38,7 +79,9 @@ def to_numpy(x):
 
 def write_header(scheme, dtype, shape):
     """Bytes of the common header."""
-    dtype = np.dtype(dtype)
+    dtype = np.dtype(dtype).newbyteorder("=")
+    if dtype not in _DTYPE_CODES:
+        raise TypeError(f"gradients of dtype {dtype} cannot be encoded (float16/32/64 only)")
     return (
         b"QG"
         + struct.pack("<BcB", scheme, _DTYPE_CODES[dtype], len(shape))
@@ -46,12 +89,14 @@ def write_header(scheme, dtype, shape):
     )
 
 
-def read_header(data, scheme, name="data"):
+def read_header(data, scheme, name="data", max_elements=None):
     """Parse the header; return ``(dtype, shape, offset_of_body)``.
 
     Raises ``TypeError`` if ``data`` is not bytes-like and ``ValueError`` if it
-    is not a message of ``scheme``.
+    is not a message of ``scheme`` or its shape holds more than
+    ``max_elements`` values (see :func:`check_max_elements`).
     """
+    max_elements = check_max_elements(max_elements)
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"{name} must be bytes produced by encode(), got {type(data).__name__}")
     data = bytes(data)
@@ -67,11 +112,18 @@ def read_header(data, scheme, name="data"):
         )
     if code not in _CODE_DTYPES:
         raise ValueError(f"{name} has an unknown dtype code {code!r}")
+    if ndim > MAX_NDIM:
+        raise ValueError(f"{name} is corrupt (ndim {ndim} > {MAX_NDIM})")
     end = 5 + 8 * ndim
     if len(data) < end:
         raise ValueError(f"{name} is truncated (header needs {end} bytes, got {len(data)})")
-    shape = struct.unpack_from(f"<{ndim}Q", data, 5)
-    return _CODE_DTYPES[code], tuple(int(s) for s in shape), end
+    shape = tuple(int(s) for s in struct.unpack_from(f"<{ndim}Q", data, 5))
+    if any(s > max_elements for s in shape) or math.prod(shape) > max_elements:
+        raise ValueError(
+            f"{name} declares shape {shape}, more than max_elements={max_elements} values; "
+            "pass a larger max_elements to decode it"
+        )
+    return _CODE_DTYPES[code], shape, end
 
 
 def bit_length(values):
@@ -116,6 +168,8 @@ def elias_gamma_decode(bits, count, name="data"):
         raise ValueError(f"{name} is truncated (Elias-gamma stream ends early)")
     ones = ones[:count]
     nbits = np.diff(np.concatenate([[-1], ones])) - 1
+    if nbits.max() > 63:
+        raise ValueError(f"{name} is corrupt (an Elias-gamma value exceeds 64 bits)")
     start = int(ones[-1]) + 1
     total = int(nbits.sum())
     if start + total > bits.size:

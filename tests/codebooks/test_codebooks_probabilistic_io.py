@@ -33,6 +33,7 @@ def test_public_api_is_pinned():
             "KMeansQuantizer",
             "ProbabilisticWeights",
             "ProductQuantizer",
+            "QuantizerFileError",
             "ResidualQuantizer",
             "SoftQuantizer",
             "bits_per_weight",

@@ -1,0 +1,520 @@
+"""Crafted files, messages and parameters, each with the clean error it must raise.
+
+``python tests/hostile_cases.py [NAME ...]`` runs the cases in this process,
+one after another, and prints one JSON line per case: the exception raised
+(or None), its message, the peak of memory traced by ``tracemalloc`` while
+the case ran, and the wall time. ``tests/test_hostile_files.py`` runs this
+script in a subprocess, so a case that crashes the interpreter fails its test
+instead of killing the test run.
+
+A case is ``(build, call, expected)``: ``build()`` crafts the input (not
+measured), ``call(input)`` feeds it to the library (measured), and
+``expected`` is the exception type the library must raise (a ``ValueError``
+or ``TypeError`` subclass) or None when the call must succeed.
+"""
+
+import io
+import json
+import math
+import struct
+import sys
+import time
+import tracemalloc
+import zipfile
+
+import numpy as np
+
+import qtoolkit  # noqa: F401  (import cost outside the measured calls)
+from qtoolkit.bitops import binary_matmul, pack_bits
+from qtoolkit.codebooks import (
+    EntropyConstrainedQuantizer,
+    KMeansQuantizer,
+    ProbabilisticWeights,
+    ProductQuantizer,
+    QuantizerFileError,
+    ResidualQuantizer,
+    SoftQuantizer,
+    load_quantizer,
+    save_quantizer,
+)
+from qtoolkit.gradients import QSGDCompressor, SignErrorFeedback, TernGradCompressor
+
+CASES = {}
+
+
+def case(expected):
+    """Register ``fn`` (returning ``(build, call)``) as a case raising ``expected``."""
+
+    def deco(fn):
+        CASES[fn.__name__] = (fn, expected)
+        return fn
+
+    return deco
+
+
+# ----------------------------------------------------------------------------- crafting
+
+
+def npy_bytes(arr, *, header_shape=None, header_dtype=None):
+    """A .npy member for ``arr``; the header may claim another shape or dtype."""
+    buf = io.BytesIO()
+    d = {
+        "descr": np.lib.format.dtype_to_descr(np.dtype(header_dtype or arr.dtype)),
+        "fortran_order": False,
+        "shape": tuple(arr.shape if header_shape is None else header_shape),
+    }
+    np.lib.format.write_array_header_1_0(buf, d)
+    buf.write(np.ascontiguousarray(arr).tobytes())
+    return buf.getvalue()
+
+
+def npz(members, *, deflate=True, big=None):
+    """An .npz archive (bytes) of ``members`` (name -> array or raw .npy bytes).
+
+    ``big`` maps a name to ``(dtype, shape)``: a member of zeros of that shape
+    written in chunks, so a bomb that inflates to gigabytes is crafted in a few MB.
+    """
+    buf = io.BytesIO()
+    mode = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
+    with zipfile.ZipFile(buf, "w", mode) as zf:
+        for name, value in members.items():
+            raw = value if isinstance(value, bytes) else npy_bytes(np.asarray(value))
+            zf.writestr(name + ".npy", raw)
+        for name, (dtype, shape) in (big or {}).items():
+            head = io.BytesIO()
+            np.lib.format.write_array_header_1_0(
+                head,
+                {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": tuple(shape)},
+            )
+            with zf.open(name + ".npy", "w", force_zip64=True) as f:
+                f.write(head.getvalue())
+                left = math.prod(shape) * np.dtype(dtype).itemsize
+                chunk = bytes(1 << 22)
+                while left:
+                    n = min(left, len(chunk))
+                    f.write(chunk[:n])
+                    left -= n
+    return buf.getvalue()
+
+
+def members_of(data):
+    """name -> raw .npy bytes of an archive."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        return {i.filename[:-4]: zf.read(i) for i in zf.infolist()}
+
+
+def saved(est):
+    buf = io.BytesIO()
+    save_quantizer(est, buf)
+    return members_of(buf.getvalue())
+
+
+def _X(n=64, d=4, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, d))
+
+
+def fitted_pq():
+    return ProductQuantizer(n_subspaces=2, n_clusters=4, random_state=0).fit(_X())
+
+
+def fitted_kmeans():
+    return KMeansQuantizer(n_clusters=4).fit(_X()[:, 0])
+
+
+def quantizer_file(est, replace=(), drop=(), big=None, params=None):
+    """A save_quantizer file of ``est`` with members replaced, dropped or added."""
+    m = saved(est)
+    for k in drop:
+        m.pop(k)
+    if params is not None:
+        p = json.loads(str(np.load(io.BytesIO(m["__params__"]))))
+        p.update(params)
+        m["__params__"] = npy_bytes(np.array(json.dumps(p)))
+    for k, v in dict(replace).items():
+        m[k] = v if isinstance(v, bytes) else npy_bytes(np.asarray(v))
+    for k in big or {}:
+        m.pop(k, None)
+    return npz(m, big=big)
+
+
+def load(data):
+    return load_quantizer(io.BytesIO(data))
+
+
+def load_and_use(data):
+    est = load_quantizer(io.BytesIO(data))
+    X = _X(8, getattr(est, "n_features_in_", 4))
+    est.transform(X if hasattr(est, "n_features_in_") else X[:, 0])
+    return est
+
+
+# ------------------------------------------------------- 1. loaded estimators (load_quantizer)
+
+
+@case(QuantizerFileError)
+def pq_codebook_longer_than_features():
+    # codebook (2, 1, 5e6) while n_features_in_ = 4: the kernel would read 40 MB past X
+    return lambda: quantizer_file(
+        fitted_pq(), big={"attr:codebook_": (np.float64, (2, 1, 5_000_000))}
+    ), load_and_use
+
+
+@case(QuantizerFileError)
+def pq_codebook_no_codewords():
+    return lambda: quantizer_file(fitted_pq(), replace={"attr:codebook_": np.zeros((2, 0, 2))}), (
+        load_and_use
+    )
+
+
+@case(QuantizerFileError)
+def pq_codebook_wrong_subspaces():
+    return lambda: quantizer_file(fitted_pq(), replace={"attr:codebook_": np.zeros((3, 4, 2))}), (
+        load_and_use
+    )
+
+
+@case(QuantizerFileError)
+def pq_codebook_int_dtype():
+    return lambda: quantizer_file(
+        fitted_pq(), replace={"attr:codebook_": np.zeros((2, 4, 2), np.int64)}
+    ), load_and_use
+
+
+@case(QuantizerFileError)
+def pq_codebook_nan():
+    return lambda: quantizer_file(
+        fitted_pq(), replace={"attr:codebook_": np.full((2, 4, 2), np.nan)}
+    ), load_and_use
+
+
+@case(QuantizerFileError)
+def pq_missing_features():
+    return lambda: quantizer_file(fitted_pq(), drop=["attr:n_features_in_"]), load_and_use
+
+
+@case(QuantizerFileError)
+def attr_replaces_transform():
+    return lambda: quantizer_file(fitted_kmeans(), replace={"attr:transform": np.array(1)}), load
+
+
+@case(QuantizerFileError)
+def attr_unknown_private():
+    return lambda: quantizer_file(fitted_kmeans(), replace={"attr:__class__": np.array(1)}), load
+
+
+@case(QuantizerFileError)
+def kmeans_unsorted_codebook():
+    def build():
+        est = fitted_kmeans()
+        c = est.codebook_[::-1].copy()
+        return quantizer_file(
+            est, replace={"attr:codebook_": c, "attr:boundaries_": 0.5 * (c[1:] + c[:-1])}
+        )
+
+    return build, load_and_use
+
+
+@case(QuantizerFileError)
+def kmeans_boundaries_disagree():
+    def build():
+        est = fitted_kmeans()
+        return quantizer_file(est, replace={"attr:boundaries_": est.boundaries_ + 1.0})
+
+    return build, load_and_use
+
+
+@case(QuantizerFileError)
+def kmeans_short_boundaries():
+    def build():
+        est = fitted_kmeans()
+        return quantizer_file(est, replace={"attr:boundaries_": est.boundaries_[:1]})
+
+    return build, load_and_use
+
+
+@case(QuantizerFileError)
+def kmeans_codebook_longer_than_n_clusters():
+    def build():
+        c = np.arange(9.0)
+        return quantizer_file(
+            fitted_kmeans(),
+            replace={"attr:codebook_": c, "attr:boundaries_": 0.5 * (c[1:] + c[:-1])},
+        )
+
+    return build, load_and_use
+
+
+@case(QuantizerFileError)
+def params_n_threads_huge():
+    return lambda: quantizer_file(fitted_pq(), params={"n_threads": 10**6}), load_and_use
+
+
+@case(QuantizerFileError)
+def params_n_clusters_2_63():
+    return lambda: quantizer_file(fitted_pq(), params={"n_clusters": 2**63}), load_and_use
+
+
+@case(QuantizerFileError)
+def params_unknown_key():
+    return lambda: quantizer_file(fitted_pq(), params={"transform": 1}), load
+
+
+@case(QuantizerFileError)
+def params_deeply_nested_json():
+    return lambda: quantizer_file(
+        fitted_pq(), replace={"__params__": np.array("[" * 30000 + "]" * 30000)}
+    ), load
+
+
+@case(QuantizerFileError)
+def params_nan_tol():
+    return lambda: quantizer_file(
+        fitted_pq(), replace={"__params__": np.array('{"n_subspaces": 2, "tol": NaN}')}
+    ), load
+
+
+@case(QuantizerFileError)
+def params_not_object():
+    return lambda: quantizer_file(fitted_pq(), replace={"__params__": np.array("[1, 2]")}), load
+
+
+@case(QuantizerFileError)
+def unknown_class():
+    return lambda: quantizer_file(fitted_pq(), replace={"__class__": np.array("os.system")}), load
+
+
+@case(QuantizerFileError)
+def soft_sigma_negative():
+    return lambda: quantizer_file(
+        SoftQuantizer(n_clusters=2, random_state=0).fit(_X()), replace={"attr:sigma_": -1.0}
+    ), load_and_use
+
+
+@case(QuantizerFileError)
+def rq_stage_count_disagrees():
+    return lambda: quantizer_file(
+        ResidualQuantizer(n_stages=2, n_clusters=4, random_state=0).fit(_X()),
+        replace={"attr:codebook_": np.zeros((3, 4, 4))},
+    ), load_and_use
+
+
+@case(QuantizerFileError)
+def ecsq_thresholds_too_long():
+    def build():
+        est = EntropyConstrainedQuantizer(n_clusters=4).fit(_X()[:, 0])
+        return quantizer_file(est, replace={"attr:thresholds_": np.arange(10.0)})
+
+    return build, load_and_use
+
+
+@case(QuantizerFileError)
+def probabilistic_logits_disagree():
+    def build():
+        est = ProbabilisticWeights().fit(_X())
+        return quantizer_file(est, replace={"attr:logits_": est.logits_ + 1})
+
+    return build, load
+
+
+@case(QuantizerFileError)
+def probabilistic_logits_bomb():
+    # theta (64, 4, 2) but logits claims 2**27 rows: rejected from the header alone
+    return lambda: quantizer_file(
+        ProbabilisticWeights().fit(_X()), big={"attr:logits_": (np.float64, (1 << 24, 1, 3))}
+    ), load
+
+
+@case(None)
+def roundtrip_every_learner():
+    def build():
+        X = _X()
+        ests = [
+            fitted_kmeans(),
+            KMeansQuantizer(n_clusters=3).fit(X),
+            fitted_pq(),
+            ProductQuantizer(2, 4, random_state=0).fit(X.astype(np.float32)),
+            ResidualQuantizer(n_stages=2, n_clusters=4, random_state=0).fit(X),
+            SoftQuantizer(n_clusters=3, random_state=0).fit(X),
+            EntropyConstrainedQuantizer(n_clusters=4).fit(X[:, 0]),
+            ProbabilisticWeights(kind="binary").fit(X),
+            ProbabilisticWeights().fit(X),
+        ]
+        files = []
+        for est in ests:
+            buf = io.BytesIO()
+            save_quantizer(est, buf)
+            files.append((est, buf.getvalue()))
+        return files
+
+    def call(files):
+        for est, data in files:
+            back = load(data)
+            for k, v in vars(est).items():
+                if k.endswith("_"):
+                    got = getattr(back, k)
+                    assert type(got) is type(v) or isinstance(v, np.ndarray), k
+                    assert np.array_equal(got, v), k
+                    assert getattr(got, "dtype", None) == getattr(v, "dtype", None), k
+
+    return build, call
+
+
+# ------------------------------------------------------------------- 2. thread counts
+
+
+@case(ValueError)
+def pack_bits_n_threads_1e5():
+    return lambda: np.ones((4, 64)), lambda x: pack_bits(x, n_threads=10**5)
+
+
+@case(ValueError)
+def pack_bits_n_threads_2_31():
+    return lambda: np.ones((4, 64)), lambda x: pack_bits(x, n_threads=2**31)
+
+
+@case(ValueError)
+def binary_matmul_n_threads_1e5():
+    return lambda: np.ones((4, 64)), lambda x: binary_matmul(x, x, n_threads=10**5)
+
+
+@case(ValueError)
+def pq_transform_n_threads_1e6():
+    def call(est):
+        est.set_params(n_threads=10**6)
+        return est.transform(_X(8))
+
+    return fitted_pq, call
+
+
+@case(ValueError)
+def pq_search_n_threads_1e6():
+    def call(est):
+        codes = est.transform(_X(8))
+        est.set_params(n_threads=10**6)
+        return est.search(_X(2), codes)
+
+    return fitted_pq, call
+
+
+@case(None)
+def pack_bits_many_threads_tiny_input():
+    # 4000 threads asked for 4 rows: capped, and the result is the serial one
+    def call(x):
+        assert np.array_equal(pack_bits(x, n_threads=4000).words, pack_bits(x, n_threads=1).words)
+
+    return lambda: np.random.default_rng(1).normal(size=(4, 64)), call
+
+
+# ------------------------------------------------------------------ 3. wire size caps
+
+
+def qsgd_elias_header(shape, body=b""):
+    head = b"QG" + struct.pack("<BcB", 1, b"d", len(shape)) + struct.pack(f"<{len(shape)}Q", *shape)
+    return head + struct.pack("<IBQ", 4, 0, 0) + body
+
+
+@case(ValueError)
+def qsgd_elias_2_28_zeros_38_bytes():
+    # a zero gradient of 2**28 values: one norm and nnz = 0 after the header
+    return lambda: qsgd_elias_header((1 << 28,), struct.pack("<d", 0.0) + struct.pack("<Q", 0)), (
+        lambda d: QSGDCompressor().decode(d)
+    )
+
+
+@case(ValueError)
+def qsgd_elias_2_29_zeros():
+    return lambda: qsgd_elias_header(
+        (1 << 29,), struct.pack("<d", 0.0) + struct.pack("<Q", 0)
+    ), lambda d: QSGDCompressor().decode(d)
+
+
+@case(ValueError)
+def qsgd_nnz_larger_than_message():
+    return lambda: qsgd_elias_header((1000,), struct.pack("<d", 1.0) + struct.pack("<Q", 999)), (
+        lambda d: QSGDCompressor().decode(d)
+    )
+
+
+@case(ValueError)
+def qsgd_shape_product_overflows():
+    return lambda: qsgd_elias_header((1 << 40, 1 << 40), struct.pack("<Q", 0)), (
+        lambda d: QSGDCompressor().decode(d)
+    )
+
+
+@case(ValueError)
+def terngrad_huge_shape():
+    def build():
+        head = b"QG" + struct.pack("<BcB", 2, b"d", 1) + struct.pack("<Q", 1 << 40)
+        return head + struct.pack("<d", 1.0)
+
+    return build, lambda d: TernGradCompressor().decode(d)
+
+
+@case(ValueError)
+def sign_ndim_255():
+    def build():
+        head = b"QG" + struct.pack("<BcB", 3, b"d", 255) + struct.pack("<255Q", *([1] * 255))
+        return head + struct.pack("<dd", 1.0, -1.0) + b"\x00"
+
+    return build, lambda d: SignErrorFeedback().decode(d)
+
+
+@case(ValueError)
+def qsgd_max_elements_lowered():
+    # the documented cap is a parameter: a zero gradient of 2**20 values with a cap of 2**19
+    return lambda: qsgd_elias_header(
+        (1 << 20,), struct.pack("<d", 0.0) + struct.pack("<Q", 0)
+    ), lambda d: QSGDCompressor().decode(d, max_elements=1 << 19)
+
+
+@case(None)
+def qsgd_max_elements_default_decodes():
+    def call(d):
+        q = QSGDCompressor().decode(d)
+        assert q.shape == (1 << 20,) and not q.any()
+
+    return lambda: qsgd_elias_header(
+        (1 << 20,), struct.pack("<d", 0.0) + struct.pack("<Q", 0)
+    ), call
+
+
+# ---------------------------------------------------------------------------- runner
+
+
+def run(name):
+    fn, expected = CASES[name]
+    build, call = fn()
+    arg = build()
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    exc = msg = None
+    try:
+        call(arg)
+    except Exception as e:  # report whatever happened; the test judges it
+        exc, msg = type(e).__name__, str(e)[:300]
+        mro = [c.__name__ for c in type(e).__mro__]
+    else:
+        mro = []
+    seconds = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return {
+        "name": name,
+        "expected": None if expected is None else expected.__name__,
+        "exc": exc,
+        "mro": mro,
+        "msg": msg,
+        "peak": peak,
+        "seconds": seconds,
+    }
+
+
+def main(names):
+    for name in names or list(CASES):
+        print("START " + name, flush=True)
+        print("RESULT " + json.dumps(run(name)), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
