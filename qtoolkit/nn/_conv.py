@@ -482,7 +482,7 @@ class Conv2d:
         else:
             xg = x.reshape(n, groups, cg, x.shape[2], x.shape[3])
             words = pack_bits(xg, axis=2, n_threads=self.n_threads).words  # (N, G, H, W, stride)
-        corr = self._border(x.shape, out_hw)  # (OH*OW, taps) padded-tap mask or None
+        border = self._border(x.shape, out_hw)  # (positions, taps mask) of the border, or None
         y = np.empty((m, self.out_channels), dtype=np.float32)
         for g in range(groups):
             wg = words[:, :, :, g, :cw] if self.data_format == "NHWC" else words[:, g, :, :, :cw]
@@ -496,18 +496,18 @@ class Conv2d:
                     acc -= pad_bits
             else:
                 acc = ternary_gemm(w.planes, xb, n_threads=self.n_threads).T
-            if corr is not None:
+            if border is not None:
                 # a padded tap holds -1 in every channel: add back sum_c q over those taps
-                fix = (corr @ w.tap_sums.T).astype(np.int32)  # (OH*OW, og)
-                acc = acc.reshape(n, oh * ow, og)
-                acc += fix
-            out = y[:, g * og : (g + 1) * og]
-            out[...] = acc.reshape(m, og)
-            out *= w.scales[:, 0]
+                positions, mask = border
+                acc3 = acc.reshape(n, oh * ow, og)
+                acc3[:, positions] += (mask @ w.tap_sums.T).astype(acc.dtype)
+            # |acc| < 2**24, so float32(acc) * alpha is the exactly rounded product
+            sl = slice(g * og, (g + 1) * og)
+            np.multiply(acc, w.scales[:, 0], out=y[:, sl], dtype=np.float32, casting="unsafe")
         return y
 
     def _border(self, shape, out_hw):
-        """(OH*OW, taps) int64 mask of the taps of each output position that fall in the padding."""
+        """Output positions with a tap in the padding, and their (positions, taps) 0/1 mask."""
         if not any(self.padding):
             return None
         h, w = (shape[2], shape[3]) if self.data_format == "NCHW" else (shape[1], shape[2])
@@ -520,9 +520,10 @@ class Conv2d:
         kh, kw = self.kernel_size
         cols = _im2col(mask, kh, kw, self.stride, self.dilation, out_hw)
         cols = cols.reshape(out_hw[0] * out_hw[1], kh * kw)
-        cols = cols if cols.any() else None
-        self._border_cache = (key, cols)
-        return cols
+        positions = np.flatnonzero(cols.any(axis=1))
+        border = (positions, cols[positions]) if positions.size else None
+        self._border_cache = (key, border)
+        return border
 
     def dequantized(self):
         """The float32 layer this layer computes: same geometry and activation mode.
