@@ -6,6 +6,7 @@ error names the argument, the expected form and what was received.
 
 import numbers
 import os
+import sys
 
 import numpy as np
 from array_api_compat import array_namespace, is_numpy_array
@@ -23,6 +24,7 @@ __all__ = [
     "check_real_floating",
     "cpu_count",
     "describe",
+    "is_lazy",
     "is_numpy_array",
 ]
 
@@ -144,21 +146,42 @@ def check_real_floating(x, name="x"):
 def check_finite(x, name="x", xp=None):
     """Raise ``ValueError`` if ``x`` holds NaN or Inf.
 
-    For lazy arrays (Dask) the check is skipped and the caller documents that
-    non-finite values propagate.
+    For lazy or traced arrays (see :func:`is_lazy`) the check is skipped and
+    the caller documents that non-finite values propagate.
     """
     xp = array_namespace(x) if xp is None else xp
-    if _is_lazy(x):
+    if is_lazy(x):
         return x
     if not bool(xp.all(xp.isfinite(x))):
         raise ValueError(f"{name} contains NaN or Inf")
     return x
 
 
-def _is_lazy(x):
-    """True for arrays whose values are not computed yet (Dask)."""
-    try:
-        from array_api_compat import is_dask_array
-    except ImportError:  # pragma: no cover - old array-api-compat
-        return False
-    return is_dask_array(x)
+def is_lazy(x):
+    """True for arrays whose values cannot be read while the function runs.
+
+    These are Dask arrays (values not computed yet), JAX tracers (inside
+    ``jax.jit``, ``jax.grad``, ``jax.vmap``...) and PyTorch tensors while
+    ``torch.compile`` traces the function (or fake tensors). Data-dependent
+    checks (NaN/Inf, all-zero input) are skipped for them: reading a value
+    would compute a Dask graph, fail on a tracer, or break a compiled graph.
+    Shape, dtype and parameter checks still run, since those are static.
+    Only modules already imported are consulted, so this imports nothing.
+    """
+    mod = type(x).__module__
+    if mod.startswith("dask"):
+        try:
+            from array_api_compat import is_dask_array
+        except ImportError:  # pragma: no cover - old array-api-compat
+            return False
+        return is_dask_array(x)
+    if mod.startswith("jax"):
+        core = getattr(sys.modules.get("jax"), "core", None)
+        return core is not None and isinstance(x, core.Tracer)
+    if mod.startswith("torch"):
+        torch = sys.modules.get("torch")
+        compiler = getattr(torch, "compiler", None)
+        if compiler is not None and compiler.is_compiling():
+            return True
+        return type(x).__name__ in ("FakeTensor", "FunctionalTensor")
+    return False

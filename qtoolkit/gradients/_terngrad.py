@@ -33,9 +33,9 @@ def _clipped(xp, g, clip):
     v = xp.astype(g, wd)
     if clip is not None and numel(v) > 1:
         sd = xp.std(v)
-        if float(sd) > 0:  # std 0: all entries equal, nothing to clip
-            c = clip * sd
-            v = xp.clip(v, -c, c)
+        c = clip * sd
+        # std 0: all entries equal, nothing to clip (a select, so that it traces under jit)
+        v = xp.where(sd > 0, xp.clip(v, -c, c), v)
     return v
 
 
@@ -46,9 +46,9 @@ def _terngrad_parts(xp, g, clip, rng):
     if numel(v) == 0:
         return xp.asarray(0, dtype=wd), v
     s = xp.max(xp.abs(v))
-    zero = float(s) == 0.0
-    # b ~ Bernoulli(|g| / s): stochastic rounding of |g| / s in [0, 1] to {0, 1}
-    b = stochastic_round(xp.abs(v) / s if not zero else xp.zeros_like(v), step=1.0, rng=rng)
+    # b ~ Bernoulli(|g| / s): stochastic rounding of |g| / s in [0, 1] to {0, 1};
+    # s = 0 means g = 0, and |g| / 1 = 0 then (a select rather than a branch, for jit)
+    b = stochastic_round(xp.abs(v) / xp.where(s > 0, s, xp.ones_like(s)), step=1.0, rng=rng)
     return s, xp.where(v < 0, -b, b)
 
 

@@ -28,7 +28,13 @@ stochastic (random rounding):
 
 Every function takes any Array API array (NumPy, PyTorch, CuPy, JAX, Dask,
 array-api-strict) and returns the same kind of array, on the same device,
-with the same floating dtype; a Dask array stays lazy. Adaptive codebooks
+with the same floating dtype; a Dask array stays lazy. Every function also
+runs inside ``jax.jit`` / ``jax.grad`` and ``torch.compile``: shape, dtype and
+parameter checks always run, while the checks that read values (NaN/Inf in an
+input a scale is estimated from, all-zero input, negative curvature) run only
+on arrays whose values exist when the function is called -- not on Dask
+arrays, JAX tracers, or tensors that ``torch.compile`` is tracing, where
+non-finite values propagate instead. Adaptive codebooks
 (k-means and relatives) are in :mod:`qtoolkit.codebooks`.
 """
 

@@ -1,8 +1,6 @@
 """Binarization: sign with a scale (BinaryConnect, XNOR-Net, loss-aware)."""
 
-from array_api_compat import is_dask_array
-
-from .._array import check_random_state, describe
+from .._array import check_random_state, describe, is_lazy
 from ._common import (
     _check_finite_scale_input,
     _check_weights,
@@ -44,7 +42,7 @@ def _validate_binarize(w, scale, axis, d):
         if tuple(d.shape) != tuple(w.shape):
             raise ValueError(f"d must have the shape of w {tuple(w.shape)}, got {describe(d)}")
         _check_finite_scale_input(d, xp, "d")
-        if not is_dask_array(d) and bool(xp.any(d < 0)):
+        if not is_lazy(d) and bool(xp.any(d < 0)):
             raise ValueError("d must be non-negative (a diagonal curvature estimate)")
         d = xp.astype(d, w.dtype)
     elif d is not None:

@@ -6,7 +6,7 @@ import numpy as np
 from array_api_compat import device as _device
 from array_api_compat import is_dask_array
 
-from .._array import check_random_state, describe
+from .._array import check_random_state, describe, is_lazy
 from ._common import _check_positive_float, _check_weights, _is_numpy, _noise_key, _uniform_noise
 from ._rounding_kernels import stochastic_grid_f32, stochastic_grid_f64
 
@@ -16,7 +16,7 @@ _SR_LEVEL = 0 if os.environ.get("QTOOLKIT_SIMD", "").strip().lower() == "generic
 
 
 def _check_no_nan(w, xp, name="w"):
-    if is_dask_array(w):
+    if is_lazy(w):
         return
     if not bool(xp.all(xp.isfinite(w))):
         raise ValueError(f"{name} contains NaN or Inf")

@@ -28,12 +28,13 @@ scale per block of columns shared by all rows.
 
 import math
 import numbers
+import sys
 
 import numpy as np
 from array_api_compat import device as _device
 from array_api_compat import is_dask_array, is_numpy_namespace
 
-from .._array import array_namespace, check_axis, check_int, describe
+from .._array import array_namespace, check_axis, check_int, describe, is_lazy
 
 ROUNDING_MODES = ("half_even", "half_away")
 
@@ -56,8 +57,8 @@ def _check_weights(w, name="w", *, allow_empty=False):
 
 
 def _check_finite_scale_input(w, xp, name="w"):
-    """Reject NaN/Inf where a scale is estimated from ``w`` (skipped for Dask)."""
-    if is_dask_array(w):
+    """Reject NaN/Inf where a scale is estimated from ``w`` (skipped for lazy or traced arrays)."""
+    if is_lazy(w):
         return
     if not bool(xp.all(xp.isfinite(w))):
         raise ValueError(f"{name} contains NaN or Inf; a scale cannot be estimated from it")
@@ -218,6 +219,16 @@ def _dask_block_noise(block, key, shape, dtype, block_info=None):
     return _counter_uniform(key, np.asarray(index, dtype=np.uint64).reshape(block.shape), dtype)
 
 
+def _host_noise(rng, shape, dtype, xp=None, device=None):
+    """The counter-based noise of :func:`_uniform_noise` as a NumPy array (or in ``xp``)."""
+    key = _noise_key(rng)
+    u = _counter_uniform(key, np.arange(math.prod(shape), dtype=np.uint64), dtype).reshape(shape)
+    if xp is None:
+        return u
+    target = xp.float32 if dtype == np.float32 else xp.float64
+    return xp.asarray(u, dtype=target, device=device)
+
+
 def _uniform_noise(rng, like, xp):
     """U[0, 1) noise of ``like``'s shape, namespace and device, drawn from ``rng``.
 
@@ -228,15 +239,17 @@ def _uniform_noise(rng, like, xp):
     """
     dtype = np.float64 if like.dtype == xp.float64 else np.float32
     shape = tuple(like.shape)
-    key = _noise_key(rng)
     if is_dask_array(like):
-        return like.map_blocks(_dask_block_noise, key, shape, dtype, dtype=dtype)
-    u = _counter_uniform(key, np.arange(math.prod(shape), dtype=np.uint64), dtype)
-    u = u.reshape(shape)
+        return like.map_blocks(_dask_block_noise, _noise_key(rng), shape, dtype, dtype=dtype)
     if _is_numpy(xp):
-        return u
-    target = xp.float32 if dtype == np.float32 else xp.float64
-    return xp.asarray(u, dtype=target, device=_device(like))
+        return _host_noise(rng, shape, dtype)
+    if is_lazy(like) and type(like).__module__.startswith("torch"):
+        # torch.compile cannot trace the NumPy uint64 operations as tensors: they run
+        # eagerly (a graph break) and only the finished noise tensor enters the graph.
+        return sys.modules["torch"].compiler.disable(_host_noise)(
+            rng, shape, dtype, xp, _device(like)
+        )
+    return _host_noise(rng, shape, dtype, xp, _device(like))
 
 
 def _as_numpy(x):

@@ -1,12 +1,11 @@
 """Power-of-two (logarithmic) quantization: LogQuant and the INQ codebook."""
 
-import math
 import numbers
 
 import numpy as np
 from array_api_compat import device as _device
 
-from .._array import check_axis, check_bits, describe
+from .._array import check_axis, check_bits, describe, is_lazy
 from ._common import _check_choice, _check_finite_scale_input, _check_weights, _reduce
 
 POW2_METHODS = ("logquant", "inq")
@@ -189,11 +188,13 @@ def inq_codebook(w, bits):
     w, xp = _check_weights(w)
     bits = check_bits(bits, "bits", low=2, high=8)
     _check_finite_scale_input(w, xp)
-    s = float(xp.max(xp.abs(w)))
-    if s == 0:
+    s = xp.max(xp.abs(w))
+    if not is_lazy(w) and not bool(s > 0):
         raise ValueError("w is all zero: the INQ codebook needs max|w| > 0")
-    n1 = math.floor(math.log2(4.0 * s / 3.0))
-    n2 = n1 + 1 - 2 ** (bits - 2)
-    mags = [2.0**k for k in range(n2, n1 + 1)]
-    cb = [-m for m in reversed(mags)] + [0.0] + mags
-    return xp.asarray(cb, dtype=w.dtype, device=_device(w))
+    # n1 as power_of_two(method="inq") computes it, in w's namespace (so that it traces)
+    n1 = xp.floor(_safe_log2(s * (4.0 / 3.0), xp))
+    k = 2 ** (bits - 2)
+    steps = xp.arange(k - 1, -1, -1, dtype=w.dtype, device=_device(w))
+    mags = xp.pow(2.0 * xp.ones_like(steps), n1 - steps)  # 2^n2, ..., 2^n1
+    zero = xp.zeros((1,), dtype=w.dtype, device=_device(w))
+    return xp.concat([-xp.flip(mags), zero, mags])
