@@ -8,10 +8,11 @@ The subpackages follow the taxonomy of the quantization survey literature:
 - :mod:`qtoolkit.gradients`: quantized gradients for data-parallel training;
 - :mod:`qtoolkit.bitops`: bit packing and binary / low-bit matrix products;
 - :mod:`qtoolkit.analysis`: why quantization works, measured and predicted;
-- :mod:`qtoolkit.nn`: inference layers (Linear, Conv2d) on packed low-bit weights.
+- :mod:`qtoolkit.nn`: inference layers (Linear, Conv2d) on packed low-bit weights;
+- :mod:`qtoolkit.network`: whole networks: recipes, calibration, bit budgets, packed files.
 """
 
-from . import analysis, bitops, codebooks, gradients, nn, optimize, rounding
+from . import analysis, bitops, codebooks, gradients, network, nn, optimize, rounding
 from ._version import __version__
 from .bitops import show_runtime
 
@@ -22,6 +23,7 @@ __all__ = [
     "codebooks",
     "gradients",
     "nn",
+    "network",
     "optimize",
     "rounding",
     "show_runtime",

@@ -20,6 +20,74 @@ def _cmd_reproduce(args):
     return 0
 
 
+def _cmd_quantize(args):
+    import os
+
+    from .network import CheckpointError, quantize
+    from .network._format import atomic_path
+
+    prog = "qtoolkit quantize"
+    try:
+        from .network._recipe import load_recipe
+
+        rules = load_recipe(args.recipe)
+    except (TypeError, ValueError) as err:
+        print(f"{prog}: error: bad recipe {args.recipe}: {err}", file=sys.stderr)
+        return 2
+    recipe = [r.spec for r in rules]
+    try:
+        net = quantize(
+            args.input,
+            recipe,
+            calibration=args.calibration,
+            budget=args.budget,
+            progress=not args.no_progress,
+        )
+        net.save(args.out, format=args.format)
+        if args.report:
+            os.makedirs(args.report, exist_ok=True)
+            rep = net.report
+            for fname, text in (
+                ("report.md", rep.to_markdown()),
+                ("report.csv", rep.to_csv()),
+                ("report.json", rep.to_json()),
+            ):
+                with (
+                    atomic_path(os.path.join(args.report, fname)) as tmp,
+                    open(tmp, "w", encoding="utf-8") as fh,
+                ):
+                    fh.write(text)
+            if rep.pareto:
+                import matplotlib
+
+                matplotlib.use("Agg")
+                ax = rep.plot_pareto()
+                with atomic_path(os.path.join(args.report, "pareto.png")) as tmp:
+                    ax.figure.savefig(tmp, dpi=120, format="png")
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted; nothing written to {args.out}", file=sys.stderr)
+        return 130
+    except (CheckpointError, OSError) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 3
+    except (TypeError, ValueError) as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    print(net.report.to_markdown(), end="")
+    print(f"wrote {args.out} ({args.format})")
+    return 0
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def _nonnegative_int(text):
     try:
         value = int(text)
@@ -60,6 +128,22 @@ def build_parser():
     )
     p.add_argument("--no-progress", action="store_true", help="do not print the progress bar")
     p.set_defaults(func=_cmd_reproduce)
+    p = sub.add_parser(
+        "quantize",
+        help="quantize a whole network (.safetensors or .npz) by a JSON recipe",
+        description="Quantize every tensor of a checkpoint by a recipe and write one packed "
+        "file. Exit status: 0 success, 2 bad arguments, recipe or calibration, 3 unreadable or "
+        "corrupt file, 130 interrupted (no output is left behind).",
+    )
+    p.add_argument("input", metavar="IN", help="checkpoint: .safetensors or .npz")
+    p.add_argument("--recipe", required=True, metavar="R.json", help="JSON list of rules")
+    p.add_argument("--out", required=True, metavar="OUT", help="output file")
+    p.add_argument("--calibration", metavar="CAL.npz", help="inputs of each layer, by weight name")
+    p.add_argument("--budget", type=_positive_float, metavar="BITS", help="average bits per weight")
+    p.add_argument("--report", metavar="DIR", help="write report.md/.csv/.json (and pareto.png)")
+    p.add_argument("--format", choices=("safetensors", "gguf"), default="safetensors")
+    p.add_argument("--no-progress", action="store_true", help="do not print the progress bar")
+    p.set_defaults(func=_cmd_quantize)
     return parser
 
 

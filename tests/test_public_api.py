@@ -8,7 +8,16 @@ import pytest
 
 import qtoolkit
 
-SUBPACKAGES = ["analysis", "bitops", "codebooks", "gradients", "nn", "optimize", "rounding"]
+SUBPACKAGES = [
+    "analysis",
+    "bitops",
+    "codebooks",
+    "gradients",
+    "network",
+    "nn",
+    "optimize",
+    "rounding",
+]
 
 # numpydoc.validate checks every public docstring must pass
 CHECKS = {"GL08", "SS01", "SS02", "SS03", "SS04", "SS05", "SS06", "PR01", "PR02", "RT01", "EX01"}

@@ -1,0 +1,445 @@
+"""One tensor in, one packed record out: the quantization methods a recipe can name."""
+
+import inspect
+import json
+import math
+import time
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import rounding
+from ..codebooks import ProductQuantizer, kmeans_1d
+from ..optimize import adaround, gptq
+from ._packing import pack, storage_bits, unpack
+
+LAYER_METHODS = ("gptq", "adaround")
+CODEBOOK_METHODS = ("kmeans", "hessian_kmeans", "pq")
+GGUF_METHODS = ("q8_0", "q4_0", "q4_1", "tq1_0", "tq2_0")
+NEEDS_CALIBRATION = ("gptq", "adaround", "hessian_kmeans")
+CHUNK_ELEMENTS = 1 << 16
+GGUF_BLOCK = {"q8_0": 32, "q4_0": 32, "q4_1": 32, "tq1_0": 256, "tq2_0": 256}
+_KMEANS_PARAMS = ("n_clusters", "bits", "algorithm", "init", "max_iter", "tol", "rng")
+_PQ_PARAMS = ("n_subspaces", "n_clusters", "init", "max_iter", "tol", "random_state")
+
+
+def available_methods():
+    """Every method name a recipe rule accepts, sorted."""
+    return sorted(
+        set(rounding.available_quantizers())
+        | set(LAYER_METHODS)
+        | set(CODEBOOK_METHODS)
+        | set(GGUF_METHODS)
+        | {"skip"}
+    )
+
+
+def _allowed(fn, drop):
+    return sorted(set(inspect.signature(fn).parameters) - set(drop))
+
+
+def check_params(method, params):
+    """Validate a method's parameters (without a tensor); return them as keyword arguments."""
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict, got {params!r}")
+    if method not in available_methods():
+        raise ValueError(f"unknown method {method!r}; expected one of {available_methods()}")
+    if method in rounding.available_quantizers():
+        rounding.get(method, **params)
+        return dict(params)
+    if method in LAYER_METHODS:
+        fn = gptq if method == "gptq" else adaround
+        allowed = _allowed(fn, ("W", "X"))
+    elif method in ("kmeans", "hessian_kmeans"):
+        allowed = list(_KMEANS_PARAMS)
+        if ("n_clusters" in params) == ("bits" in params):
+            raise ValueError(f"method {method!r} needs exactly one of 'n_clusters' and 'bits'")
+    elif method == "pq":
+        allowed = list(_PQ_PARAMS)
+    else:
+        allowed = []
+    for key in params:
+        if key not in allowed:
+            raise TypeError(
+                f"{key!r} is not a parameter of method {method!r}; expected some of {allowed}"
+            )
+    out = dict(params)
+    if method == "adaround" and isinstance(out.get("beta"), list):
+        out["beta"] = tuple(out["beta"])
+    return out
+
+
+@dataclass
+class Record:
+    """A quantized (or kept) tensor: stored arrays plus the JSON that says how to decode them."""
+
+    name: str
+    shape: tuple
+    dtype: str
+    method: str
+    params: dict
+    kind: str
+    arrays: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def nbytes(self):
+        return int(sum(a.nbytes for a in self.arrays.values()))
+
+    @property
+    def size(self):
+        return int(math.prod(self.shape))
+
+    def header(self):
+        return {
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "method": self.method,
+            "params": self.params,
+            "kind": self.kind,
+            "meta": self.meta,
+            "arrays": sorted(self.arrays),
+        }
+
+
+def _put_codes(arrays, meta, codes):
+    codes = np.asarray(codes)
+    lo = int(codes.min()) if codes.size else 0
+    hi = int(codes.max()) if codes.size else 0
+    bits = storage_bits(hi - lo)
+    flat = codes.reshape(-1)
+    step = 1 << 16  # a multiple of 8 codes: chunks pack to whole bytes, as the whole would
+    parts = [
+        pack(flat[i : i + step].astype(np.int64) - lo, bits) for i in range(0, flat.size, step)
+    ]
+    arrays["codes"] = np.concatenate(parts) if parts else pack(flat.astype(np.int64), bits)
+    meta.update(code_bits=bits, code_offset=lo, code_shape=list(codes.shape))
+
+
+def get_codes(rec):
+    """The integer codes of a record, as int64 of shape ``meta['code_shape']``."""
+    shape = tuple(rec.meta["code_shape"])
+    flat = unpack(rec.arrays["codes"], rec.meta["code_bits"], math.prod(shape))
+    return (flat.astype(np.int64) + rec.meta["code_offset"]).reshape(shape)
+
+
+def tensor_rng(params, name):
+    """A per-tensor seed: the recipe's seed mixed with the tensor name (order independent)."""
+    return (
+        None if params is None else np.random.SeedSequence([int(params), zlib.crc32(name.encode())])
+    )
+
+
+def factor(H, n_in):
+    """``R`` with ``R.T @ R / R.shape[0] == H`` up to rounding; zero columns where ``H_jj == 0``."""
+    lam, V = np.linalg.eigh(H)
+    R = (V * np.sqrt(np.clip(lam, 0.0, None))).T * math.sqrt(n_in)
+    R[:, np.diag(H) == 0] = 0.0
+    return R
+
+
+def _as_2d(w):
+    return w.reshape(w.shape[0], -1) if w.ndim != 2 else w
+
+
+def _row_chunks(shape):
+    rows = shape[0] if shape else 1
+    per = max(1, CHUNK_ELEMENTS // max(1, math.prod(shape[1:])))
+    return [(i, min(i + per, rows)) for i in range(0, rows, per)]
+
+
+def _rowwise(method, params, ndim):
+    """True when the scheme's scales are per row (axis 0 kept), so rows can be done apart."""
+    if ndim < 2 or method not in ("uniform", "binary", "ternary", "power_of_two"):
+        return False
+    axis = params.get("axis")
+    if axis is None or params.get("scales") is not None or params.get("method") == "ttq":
+        return False
+    axes = axis if isinstance(axis, (list, tuple)) else [axis]
+    return 0 in [a % ndim for a in axes]
+
+
+def _quantize_registry(w, method, params, rec, acc):
+    q = rounding.get(method, **params)
+    arrays, meta = rec.arrays, rec.meta
+    chunks = _row_chunks(w.shape) if _rowwise(method, params, w.ndim) else [(0, None)]
+    parts = {}
+    codes = None
+    qa = None
+    for r0, r1 in chunks:
+        wc = w[r0:r1]
+        qa = q.encode(wc)
+        c = np.asarray(qa.codes)
+        if codes is None:
+            codes = c if r1 is None else np.empty(w.shape, dtype=c.dtype)
+        if r1 is not None:
+            codes[r0:r1] = c
+        for key in ("scale", "zero_point", "scale_neg"):
+            value = getattr(qa, key)
+            if value is not None:
+                parts.setdefault(key, []).append(np.asarray(value))
+        if qa.codebook is not None:
+            book = np.asarray(qa.codebook)
+            if "codebook" in arrays and not np.array_equal(arrays["codebook"], book):
+                raise RuntimeError("row chunks gave different codebooks")  # pragma: no cover
+            arrays["codebook"] = np.ascontiguousarray(book)
+        acc.add(wc, np.asarray(rounding.decode(qa)))
+    _put_codes(arrays, meta, codes)
+    for key, vals in parts.items():
+        arrays[key] = np.ascontiguousarray(vals[0] if len(vals) == 1 else np.concatenate(vals))
+    meta.update(
+        bits=int(qa.bits),
+        axis=None if qa.axis is None else list(qa.axis),
+        group_size=qa.group_size,
+        scheme=qa.scheme,
+    )
+
+
+def _quantize_layer(w, method, params, stats, rec):
+    W = _as_2d(w)
+    X = factor(stats.hessian, W.shape[1])
+    res = (gptq if method == "gptq" else adaround)(W, X, **params)
+    rec.arrays.update(
+        scale=np.ascontiguousarray(res.scale, dtype=w.dtype),
+        zero_point=np.ascontiguousarray(res.zero_point, dtype=np.int32),
+        groups=np.ascontiguousarray(res.groups, dtype=np.int32),
+    )
+    _put_codes(rec.arrays, rec.meta, res.codes)
+    rec.meta["bits"] = int(res.bits)
+
+
+def _assign(values, book):
+    return np.searchsorted(0.5 * (book[1:] + book[:-1]), values, side="left")
+
+
+def _quantize_kmeans(w, method, params, stats, rec, name):
+    p = dict(params)
+    k = p.pop("n_clusters", None)
+    if k is None:
+        k = 2 ** int(p.pop("bits"))
+    seed = p.pop("rng", None)
+    weight = None
+    if method == "hessian_kmeans":
+        W = _as_2d(w)
+        weight = np.broadcast_to(np.diag(stats.hessian), W.shape).reshape(w.shape)
+    book, _, _ = kmeans_1d(
+        w.astype(np.float64), k, sample_weight=weight, rng=tensor_rng(seed, name), **p
+    )
+    rec.arrays["codebook"] = np.ascontiguousarray(book)
+    _put_codes(rec.arrays, rec.meta, _assign(w.astype(np.float64), book))
+    rec.meta["bits"] = max(1, math.ceil(math.log2(k)))
+
+
+def _quantize_pq(w, params, rec):
+    W = _as_2d(w)
+    pq = ProductQuantizer(**params).fit(W)
+    rec.arrays["codebook"] = np.ascontiguousarray(pq.codebook_)
+    _put_codes(rec.arrays, rec.meta, pq.transform(W))
+    rec.meta["bits"] = max(1, math.ceil(math.log2(pq.codebook_.shape[1])))
+
+
+def _roundf(x):
+    """Round half away from zero (C ``roundf``)."""
+    a = np.abs(x)
+    f = np.floor(a)
+    return np.sign(x) * (f + np.floor(2 * (a - f)))
+
+
+def quantize_gguf_blocks(w, method):
+    """llama.cpp's reference block quantization: ``(codes, d, m)`` per block (m only for Q4_1)."""
+    B = GGUF_BLOCK[method]
+    x = np.asarray(w, dtype=np.float32).reshape(-1, B)
+    m = None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if method == "q8_0":
+            d = np.abs(x).max(axis=1, keepdims=True) / np.float32(127)
+            inv = np.where(d == 0, 0, 1 / d)
+            q = _roundf(x * inv).astype(np.int8)
+        elif method == "q4_0":
+            big = np.take_along_axis(x, np.abs(x).argmax(axis=1)[:, None], axis=1)
+            d = big / np.float32(-8)
+            inv = np.where(d == 0, 0, 1 / d)
+            q = np.trunc(x * inv + np.float32(8.5)).astype(np.uint8).clip(0, 15)
+        elif method == "q4_1":
+            hi, lo = x.max(axis=1, keepdims=True), x.min(axis=1, keepdims=True)
+            d = (hi - lo) / np.float32(15)
+            inv = np.where(d == 0, 0, 1 / d)
+            q = np.trunc((x - lo) * inv + np.float32(0.5)).astype(np.uint8).clip(0, 15)
+            m = lo.astype(np.float16).reshape(-1)
+        else:  # ternary TQ1_0 / TQ2_0: codes 0, 1, 2 for -1, 0, +1
+            d = np.abs(x).max(axis=1, keepdims=True)
+            inv = np.where(d == 0, 0, 1 / d)
+            q = (_roundf(x * inv).astype(np.int8) + 1).astype(np.uint8)
+    return q, d.astype(np.float16).reshape(-1), m
+
+
+def dequantize_gguf_blocks(method, q, d, m):
+    """Values of the blocks, computed in float32 as llama.cpp does."""
+    d32 = d.astype(np.float32)[:, None]
+    if method == "q8_0":
+        return q.astype(np.int8).astype(np.float32) * d32
+    if method == "q4_0":
+        return d32 * (q.astype(np.int8) - np.int8(8)).astype(np.float32)
+    if method == "q4_1":
+        return d32 * q.astype(np.float32) + m.astype(np.float32)[:, None]
+    return d32 * (q.astype(np.int8) - np.int8(1)).astype(np.float32)
+
+
+def _quantize_gguf(w, method, rec, acc):
+    B = GGUF_BLOCK[method]
+    if w.ndim == 0 or w.shape[-1] % B:
+        raise ValueError(
+            f"method {method!r} needs the last dimension to be a multiple of {B}, got shape "
+            f"{tuple(w.shape)}"
+        )
+    n_blocks = w.size // B
+    codes = np.empty((n_blocks, B), dtype=np.int8 if method == "q8_0" else np.uint8)
+    d = np.empty(n_blocks, dtype=np.float16)
+    m = np.empty(n_blocks, dtype=np.float16) if method == "q4_1" else None
+    per_row = w.size // max(1, w.shape[0]) // B if w.ndim > 1 else n_blocks
+    for r0, r1 in _row_chunks(w.shape) if w.ndim > 1 else [(0, 1)]:
+        wc = w[r0:r1] if w.ndim > 1 else w
+        b0, b1 = r0 * per_row, r1 * per_row
+        q, dc, mc = quantize_gguf_blocks(wc, method)
+        codes[b0:b1], d[b0:b1] = q, dc
+        if m is not None:
+            m[b0:b1] = mc
+        acc.add(wc, dequantize_gguf_blocks(method, q, dc, mc).reshape(wc.shape))
+    rec.arrays["d"] = d
+    if m is not None:
+        rec.arrays["m"] = m
+    _put_codes(rec.arrays, rec.meta, codes)
+    rec.meta["bits"] = {"q8_0": 8, "q4_0": 4, "q4_1": 4}.get(method, 2)
+
+
+class ErrorSums:
+    """Squared weight and output errors, accumulated row chunk by row chunk (float64)."""
+
+    def __init__(self, hessian):
+        self.H = hessian
+        self.sq = self.ref = self.out = self.out_ref = 0.0
+
+    def add(self, w, w_hat):
+        W = np.asarray(w, dtype=np.float64)
+        W = W.reshape(W.shape[0], -1) if W.ndim >= 2 else W.reshape(1, -1)
+        D = W - np.asarray(w_hat, dtype=np.float64).reshape(W.shape)
+        self.sq += float(np.sum(D * D))
+        self.ref += float(np.sum(W * W))
+        if self.H is not None:
+            self.out += float(np.sum((D @ self.H) * D))
+            self.out_ref += float(np.sum((W @ self.H) * W))
+
+    def add_all(self, w, w_hat):
+        shape = w.shape if w.ndim >= 2 else (1, w.size)
+        w2, h2 = w.reshape(shape), np.asarray(w_hat).reshape(shape)
+        for r0, r1 in _row_chunks(shape):
+            self.add(w2[r0:r1], h2[r0:r1])
+
+    def result(self):
+        """(relative weight error, relative output error or None, objective)."""
+
+        def rel(a, b):
+            return a / b if b > 0 else (0.0 if a == 0 else math.inf)
+
+        if self.H is None:
+            return rel(self.sq, self.ref), None, self.sq
+        return rel(self.sq, self.ref), rel(self.out, self.out_ref), self.out
+
+
+def quantize_tensor(name, w, method, params, stats=None, errors=None):
+    """Quantize one tensor with a validated method; return its :class:`Record`.
+
+    ``errors``: an :class:`ErrorSums` to fill with the errors of the result.
+    """
+    acc = errors if errors is not None else ErrorSums(None)
+    t0 = time.perf_counter()
+    w = np.asarray(w)
+    rec = Record(
+        name=name,
+        shape=tuple(int(s) for s in w.shape),
+        dtype=str(w.dtype),
+        method=method,
+        params=json.loads(json.dumps(params)),
+        kind="raw",
+    )
+    if method == "skip":
+        rec.arrays["values"] = np.ascontiguousarray(w)
+    else:
+        if w.dtype.kind != "f":
+            raise TypeError(f"method {method!r} needs a floating tensor, got dtype {w.dtype}")
+        if not np.all(np.isfinite(w)):
+            raise ValueError("the tensor holds NaN or Inf values")
+        if method in NEEDS_CALIBRATION:
+            if stats is None:
+                raise ValueError(
+                    f"method {method!r} needs calibration inputs for this tensor; pass "
+                    "calibration= (a mapping, a callable or an .npz of its inputs)"
+                )
+            n_in = _as_2d(w).shape[1]
+            if stats.hessian.shape != (n_in, n_in):
+                raise ValueError(
+                    f"calibration inputs have {stats.hessian.shape[0]} features but the "
+                    f"tensor of shape {rec.shape} has {n_in} inputs"
+                )
+        if method in rounding.available_quantizers():
+            rec.kind = "registry"
+            _quantize_registry(w, method, params, rec, acc)
+        elif method in LAYER_METHODS:
+            rec.kind = "grid"
+            _quantize_layer(w, method, params, stats, rec)
+        elif method in ("kmeans", "hessian_kmeans"):
+            rec.kind = "codebook"
+            _quantize_kmeans(w, method, params, stats, rec, name)
+        elif method == "pq":
+            rec.kind = "pq"
+            _quantize_pq(w, params, rec)
+        elif method in GGUF_METHODS:
+            rec.kind = "gguf"
+            _quantize_gguf(w, method, rec, acc)
+        else:  # pragma: no cover - check_params rejects unknown names first
+            raise ValueError(f"unknown method {method!r}")
+        if rec.kind not in ("registry", "gguf") and errors is not None:
+            acc.add_all(w, dequantize_record(rec))
+    rec.seconds = time.perf_counter() - t0
+    return rec
+
+
+def dequantize_record(rec):
+    """The float tensor a record stands for (its original shape and dtype)."""
+    a, meta = rec.arrays, rec.meta
+    if rec.kind == "raw":
+        return a["values"]
+    codes = get_codes(rec)
+    dtype = np.dtype(rec.dtype)
+    if rec.kind == "registry":
+        qa = rounding.QuantizedArray(
+            codes=codes,
+            scale=a.get("scale"),
+            zero_point=a.get("zero_point"),
+            codebook=a.get("codebook"),
+            scale_neg=a.get("scale_neg"),
+            bits=meta["bits"],
+            axis=None if meta["axis"] is None else tuple(meta["axis"]),
+            group_size=meta["group_size"],
+            dtype=rec.dtype,
+            scheme=meta["scheme"],
+            shape=rec.shape,
+        )
+        return np.asarray(rounding.decode(qa)).reshape(rec.shape)
+    if rec.kind == "grid":
+        g = a["groups"]
+        zero = a["zero_point"].astype(np.float64)[:, g]
+        W = (codes - zero) * a["scale"].astype(np.float64)[:, g]
+        return W.astype(dtype).reshape(rec.shape)
+    if rec.kind == "codebook":
+        return a["codebook"][codes].astype(dtype).reshape(rec.shape)
+    if rec.kind == "pq":
+        book = a["codebook"]
+        parts = [book[j][codes[:, j]] for j in range(book.shape[0])]
+        return np.concatenate(parts, axis=1).astype(dtype).reshape(rec.shape)
+    if rec.kind == "gguf":
+        v = dequantize_gguf_blocks(rec.method, codes, a["d"], a.get("m"))
+        return v.reshape(rec.shape).astype(dtype)
+    raise ValueError(f"unknown record kind {rec.kind!r}")  # pragma: no cover
