@@ -52,6 +52,21 @@ def _source_name(file):
     return f"the {type(file).__name__} given"
 
 
+def _starts_with_npy_magic(file):
+    try:
+        if isinstance(file, (str, os.PathLike)):
+            with open(file, "rb") as f:
+                head = f.read(6)
+        else:
+            pos = file.tell()
+            file.seek(0)
+            head = file.read(6)
+            file.seek(pos)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return head == b"\x93NUMPY"
+
+
 class NpzReader:
     """A read-only view of an ``.npz`` archive that validates before it allocates.
 
@@ -83,7 +98,9 @@ class NpzReader:
                 raise
             raise self.fail("cannot be read") from None
         except _CORRUPT as exc:
-            raise self.fail(f"is not an .npz archive ({type(exc).__name__}: {exc})") from None
+            if _starts_with_npy_magic(file):
+                raise self.fail("holds a single array (.npy), not an .npz archive") from None
+            raise self.fail(f"is not a readable .npz file ({type(exc).__name__}: {exc})") from None
         infos = self._zip.infolist()
         if len(infos) > _MAX_MEMBERS:
             self.close()

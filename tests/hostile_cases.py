@@ -38,6 +38,15 @@ from qtoolkit.codebooks import (
     save_quantizer,
 )
 from qtoolkit.gradients import QSGDCompressor, SignErrorFeedback, TernGradCompressor
+from qtoolkit.rounding import (
+    QuantizedArray,
+    QuantizedFileError,
+    decode,
+    encode,
+    get,
+    load_quantized,
+    save_quantized,
+)
 
 CASES = {}
 
@@ -477,6 +486,257 @@ def qsgd_max_elements_default_decodes():
     return lambda: qsgd_elias_header(
         (1 << 20,), struct.pack("<d", 0.0) + struct.pack("<Q", 0)
     ), call
+
+
+# ------------------------------------------- 4-6. hostile and corrupt files (load_quantized)
+
+
+def quantized_file(q, replace=(), drop=(), big=None, deflate=True):
+    buf = io.BytesIO()
+    save_quantized(buf, q)
+    m = members_of(buf.getvalue())
+    for k in drop:
+        m.pop(k)
+    for k, v in dict(replace).items():
+        m[k] = v if isinstance(v, bytes) else npy_bytes(np.asarray(v))
+    for k in big or {}:
+        m.pop(k, None)
+    return npz(m, big=big, deflate=deflate)
+
+
+def small_q(**kw):
+    w = np.random.default_rng(2).normal(size=(4, 8)).astype(np.float32)
+    return encode(w, bits=4, **kw)
+
+
+def loadq(data):
+    return load_quantized(io.BytesIO(data))
+
+
+def loadq_and_decode(data):
+    return decode(load_quantized(io.BytesIO(data)))
+
+
+def _quantized_case(replace=(), drop=(), big=None, q=small_q, call=loadq_and_decode):
+    return lambda: quantized_file(q(), replace=replace, drop=drop, big=big), call
+
+
+@case(QuantizedFileError)
+def scale_bomb_128mib():
+    # a ~130 kB file whose scale member inflates to 128 MiB (the tensor has 32 entries)
+    return _quantized_case(big={"scale": (np.float64, (1 << 24,))})
+
+
+@case(QuantizedFileError)
+def codes_bomb_wrong_count():
+    # packed codes member of 128 MiB for a 32-entry tensor
+    return _quantized_case(big={"codes": (np.uint8, (1 << 27,))})
+
+
+@case(QuantizedFileError)
+def unknown_member_bomb():
+    return _quantized_case(big={"junk": (np.float64, (1 << 24,))})
+
+
+@case(QuantizerFileError)
+def quantizer_unknown_member_bomb():
+    return lambda: quantizer_file(fitted_pq(), big={"attr:junk_": (np.float64, (1 << 24,))}), load
+
+
+@case(None)
+def consistent_codes_not_widened():
+    # 2**24 consistent 8-bit codes: loading allocates a small multiple of the codes'
+    # own size (main widened them to int64: > 16 bytes per code)
+    n = 1 << 24
+
+    def build():
+        codes = (np.arange(n) % 251 - 125).astype(np.int8)
+        q = QuantizedArray(codes=codes, scale=np.ones(1, np.float32), bits=8)
+        return quantized_file(q, deflate=False)
+
+    def call(data):
+        q = loadq(data)
+        assert q.codes.dtype == np.int8 and q.codes.shape == (n,)
+        assert q.codes[0] == -125 and q.codes[250] == 125 and q.codes[251] == -125
+
+    return build, call
+
+
+@case(QuantizedFileError)
+def codes_2_40_wrap_int8():
+    return _quantized_case(
+        replace={"codes": np.full(32, 2**40, np.int64), "codes_width": np.array(0)}
+    )
+
+
+@case(QuantizedFileError)
+def codes_out_of_range_for_bits():
+    return _quantized_case(
+        replace={
+            "codes": np.full(32, 100, np.int8),
+            "codes_width": np.array(0),
+            "codes_offset": np.array(0),
+        }
+    )
+
+
+@case(QuantizedFileError)
+def offset_2_62():
+    return _quantized_case(replace={"codes_offset": np.array(2**62)})
+
+
+@case(QuantizedFileError)
+def float_codes():
+    return _quantized_case(replace={"codes": np.full(32, 1.7), "codes_width": np.array(0)})
+
+
+@case(QuantizedFileError)
+def float_shape():
+    return _quantized_case(replace={"shape": np.array([4.0, 8.0])})
+
+
+@case(QuantizedFileError)
+def string_shape():
+    return _quantized_case(replace={"shape": np.array(["4", "8"])})
+
+
+@case(QuantizedFileError)
+def negative_shape():
+    return _quantized_case(replace={"shape": np.array([-4, -8])})
+
+
+@case(QuantizedFileError)
+def version_1_9():
+    return _quantized_case(replace={"version": np.array(1.9)})
+
+
+@case(QuantizedFileError)
+def bits_1e6():
+    return _quantized_case(replace={"bits": np.array(10**6)})
+
+
+@case(QuantizedFileError)
+def axis_7_on_2d():
+    return _quantized_case(
+        replace={"axis": np.array([7]), "axis_is_none": np.array(False)}, q=lambda: small_q()
+    )
+
+
+@case(QuantizedFileError)
+def nan_scale():
+    return _quantized_case(replace={"scale": np.full(1, np.nan, np.float32)})
+
+
+@case(QuantizedFileError)
+def scale_wrong_shape():
+    return _quantized_case(replace={"scale": np.ones(3, np.float32)})
+
+
+@case(QuantizedFileError)
+def group_size_minus_1():
+    return _quantized_case(replace={"group_size": np.array(-1)})
+
+
+@case(QuantizedFileError)
+def group_size_3():
+    return _quantized_case(replace={"group_size": np.array(3)})
+
+
+@case(QuantizedFileError)
+def negative_codes_index_codebook():
+    def q():
+        return get("ternary").encode(np.random.default_rng(3).normal(size=16))
+
+    return _quantized_case(
+        replace={
+            "codes": np.full(16, -1, np.int8),
+            "codes_width": np.array(0),
+            "codes_offset": np.array(0),
+        },
+        q=q,
+    )
+
+
+@case(QuantizedFileError)
+def codebook_bomb():
+    def q():
+        return get("ternary").encode(np.random.default_rng(3).normal(size=16))
+
+    return _quantized_case(big={"codebook": (np.float64, (1 << 24,))}, q=q)
+
+
+@case(QuantizedFileError)
+def missing_codes():
+    return _quantized_case(drop=["codes"])
+
+
+@case(ValueError)
+def quantized_array_shape_disagrees():
+    # a QuantizedArray whose shape disagrees with its codes (saved and loaded back empty)
+    return lambda: np.zeros((4, 8), np.int8), lambda c: QuantizedArray(
+        codes=c, scale=None, shape=(0,)
+    )
+
+
+@case(TypeError)
+def quantized_array_float_codes():
+    return lambda: np.zeros(4), lambda c: QuantizedArray(codes=c, scale=None)
+
+
+@case(ValueError)
+def quantized_array_scale_larger_than_codes():
+    return lambda: np.zeros(4, np.int8), lambda c: QuantizedArray(codes=c, scale=np.ones(5))
+
+
+def _malformed(loader, error):
+    # a family of inputs that are not files of the format at all
+    def build():
+        good = io.BytesIO()
+        if loader is load_quantized:
+            save_quantized(good, small_q())
+        else:
+            save_quantizer(fitted_pq(), good)
+        good = good.getvalue()
+        forged = npz({"format": npy_bytes(np.zeros(1), header_shape=(1 << 40,))})
+        npy = io.BytesIO()
+        np.save(npy, np.arange(3))
+        return [
+            b"",
+            b"PK\x03\x04",
+            good[: len(good) // 2],
+            good[:-30],
+            npy.getvalue(),
+            forged,
+            b"\x00" * 1000,
+            bytes(range(256)) * 4,
+        ]
+
+    def call(inputs):
+        for data in inputs:
+            try:
+                loader(io.BytesIO(data))
+            except error:
+                continue
+            raise AssertionError(f"{data[:20]!r} loaded")
+
+    return build, call
+
+
+@case(None)
+def quantized_malformed_inputs():
+    return _malformed(load_quantized, QuantizedFileError)
+
+
+@case(None)
+def quantizer_malformed_inputs():
+    return _malformed(load_quantizer, QuantizerFileError)
+
+
+@case(QuantizedFileError)
+def forged_npy_header_2_40():
+    return _quantized_case(
+        replace={"scale": npy_bytes(np.ones(1, np.float32), header_shape=(1 << 40,))}
+    )
 
 
 # ---------------------------------------------------------------------------- runner

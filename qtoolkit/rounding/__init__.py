@@ -51,12 +51,13 @@ from ._gradients import (
 from ._pow2 import inq_codebook, power_of_two
 from ._quantized import QuantizedArray, decode
 from ._registry import Quantizer, available_quantizers, get
-from ._storage import load_quantized, save_quantized
+from ._storage import QuantizedFileError, load_quantized, save_quantized
 from ._ternary import ternarize
 from ._uniform import encode, uniform
 
 __all__ = [
     "QuantizedArray",
+    "QuantizedFileError",
     "Quantizer",
     "approx_sign_gradient",
     "available_quantizers",

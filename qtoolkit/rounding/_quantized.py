@@ -1,8 +1,11 @@
 """The encoded form of a quantized tensor, and the generic decoder."""
 
+import numbers
 from dataclasses import dataclass, field
 
-from .._array import array_namespace, describe
+import numpy as np
+
+from .._array import array_namespace, check_axis, check_int, describe
 from ._common import _from_groups
 
 
@@ -21,7 +24,7 @@ class QuantizedArray:
     scale : array or None
         Scale per tensor, per axis or per group, broadcastable against
         ``codes`` (against its grouped view ``(..., n // g, g)`` when
-        ``group_size`` is set). None means 1.
+        ``group_size`` is set) without enlarging them. None means 1.
     zero_point : array or None, default=None
         Integer-valued zero point, same shape as ``scale``; used only when
         ``codebook`` is None. None means 0.
@@ -42,7 +45,20 @@ class QuantizedArray:
     scheme : str, default="uniform"
         Name of the quantizer that produced the codes.
     shape : tuple of int or None, default=None
-        Shape of the tensor; None takes ``codes.shape``.
+        Shape of the tensor; None takes ``codes.shape``, and any other value
+        must equal it.
+
+    Raises
+    ------
+    TypeError
+        If ``codes`` is not an integer array, or a field has the wrong type.
+    ValueError
+        If the fields disagree: ``shape`` other than ``codes.shape``, ``bits``
+        outside ``[1, 64]``, an unknown ``dtype``, ``axis`` out of range,
+        ``group_size`` not dividing the last axis, a scale or zero point that
+        does not broadcast against the codes, a codebook that is not 1-D or
+        longer than ``2**bits``. The values themselves are not scanned (they
+        may be lazy); :func:`load_quantized` checks them for files.
 
     See Also
     --------
@@ -89,8 +105,79 @@ class QuantizedArray:
     shape: tuple = field(default=None)
 
     def __post_init__(self):
-        if self.shape is None:
-            object.__setattr__(self, "shape", tuple(self.codes.shape))
+        _check_structure(self)
+
+
+_DTYPE_NAMES = ("float16", "float32", "float64", "bfloat16")
+MAX_BITS = 64
+
+
+def _shape_of(x, name):
+    shape = getattr(x, "shape", None)
+    if shape is None or getattr(x, "dtype", None) is None:
+        raise TypeError(f"{name} must be an array, got {describe(x)}")
+    return tuple(int(s) for s in shape)
+
+
+def _check_structure(q):
+    """Validate the fields against each other (shapes, types); no pass over the values.
+
+    Raises ``TypeError`` for a field of the wrong type and ``ValueError`` for
+    fields that disagree (a ``shape`` other than the codes', an axis out of
+    range, a ``group_size`` that does not divide the last axis, a scale that
+    does not broadcast against the codes without enlarging them).
+    """
+    codes_shape = _shape_of(q.codes, "codes")
+    xp = array_namespace(q.codes)
+    if not xp.isdtype(q.codes.dtype, "integral"):
+        raise TypeError(f"codes must be an integer array, got {describe(q.codes)}")
+    if q.shape is None:
+        object.__setattr__(q, "shape", codes_shape)
+    if not isinstance(q.shape, (tuple, list)) or not all(
+        isinstance(s, (numbers.Integral, np.integer)) and not isinstance(s, bool) for s in q.shape
+    ):
+        raise TypeError(f"shape must be a tuple of ints, got {q.shape!r}")
+    object.__setattr__(q, "shape", tuple(int(s) for s in q.shape))
+    if q.shape != codes_shape:
+        raise ValueError(f"shape {q.shape} disagrees with the codes of shape {codes_shape}")
+    object.__setattr__(q, "bits", check_int(q.bits, "bits", low=1, high=MAX_BITS))
+    if not isinstance(q.dtype, str) or q.dtype not in _DTYPE_NAMES:
+        raise ValueError(f"dtype must be one of {_DTYPE_NAMES}, got {q.dtype!r}")
+    if not isinstance(q.scheme, str):
+        raise TypeError(f"scheme must be a str, got {describe(q.scheme)}")
+    ndim = len(q.shape)
+    if q.axis is not None:
+        if not isinstance(q.axis, (tuple, list)):
+            raise TypeError(f"axis must be None or a tuple of ints, got {q.axis!r}")
+        axis = check_axis(tuple(q.axis), ndim)
+        object.__setattr__(q, "axis", axis)
+    view = q.shape
+    if q.group_size is not None:
+        g = check_int(q.group_size, "group_size", low=1)
+        if ndim == 0 or q.shape[-1] % g:
+            raise ValueError(f"group_size={g} does not divide the last axis of shape {q.shape}")
+        if q.axis is not None and ndim - 1 in q.axis:
+            raise ValueError(f"axis={q.axis} must not contain the last axis with group_size")
+        object.__setattr__(q, "group_size", g)
+        view = (*q.shape[:-1], q.shape[-1] // g, g)
+    for name in ("scale", "zero_point", "scale_neg"):
+        value = getattr(q, name)
+        if value is None:
+            continue
+        shape = _shape_of(value, name)
+        if len(shape) > len(view) or any(
+            s not in (1, v) for s, v in zip(shape[::-1], view[::-1], strict=False)
+        ):
+            raise ValueError(
+                f"{name} of shape {shape} does not broadcast against the codes "
+                f"(shape {view}{' in groups' if q.group_size else ''})"
+            )
+    if q.codebook is not None:
+        shape = _shape_of(q.codebook, "codebook")
+        if len(shape) != 1 or shape[0] < 1:
+            raise ValueError(f"codebook must be 1-D and non-empty, got shape {shape}")
+        if q.bits < 32 and shape[0] > 2**q.bits:
+            raise ValueError(f"codebook has {shape[0]} codewords, more than 2**bits={2**q.bits}")
 
 
 def decode(q):
@@ -145,7 +232,7 @@ def decode(q):
     codes = q.codes
     shape = tuple(q.shape)
     if q.group_size is not None:
-        codes = xp.reshape(codes, shape[:-1] + (shape[-1] // q.group_size, q.group_size))
+        codes = xp.reshape(codes, (*shape[:-1], shape[-1] // q.group_size, q.group_size))
     if q.codebook is None:
         v = xp.astype(codes, dtype)
         if q.zero_point is not None:

@@ -20,6 +20,7 @@ from qtoolkit.rounding import (
 
 PUBLIC = [
     "QuantizedArray",
+    "QuantizedFileError",
     "Quantizer",
     "approx_sign_gradient",
     "available_quantizers",
