@@ -401,10 +401,11 @@ class Conv2d:
         n = x.shape[0]
         oh, ow = out_shape[2:] if self.data_format == "NCHW" else out_shape[1:3]
         if self.activations == "binary" and self._w is not None:
-            y = self._forward_binary(x, (oh, ow))
-        else:
-            y = self._forward_codes(x, (oh, ow))
-        y = y.reshape(n, oh, ow, self.out_channels)
+            y = self._forward_binary(x, (oh, ow)).reshape(out_shape)  # already in data_format
+            if self.bias is not None:
+                y += self.bias[:, None, None] if self.data_format == "NCHW" else self.bias
+            return y
+        y = self._forward_codes(x, (oh, ow)).reshape(n, oh, ow, self.out_channels)
         if self.bias is not None:
             y += self.bias
         if self.data_format == "NCHW":
@@ -483,27 +484,46 @@ class Conv2d:
             xg = x.reshape(n, groups, cg, x.shape[2], x.shape[3])
             words = pack_bits(xg, axis=2, n_threads=self.n_threads).words  # (N, G, H, W, stride)
         border = self._border(x.shape, out_hw)  # (positions, taps mask) of the border, or None
-        y = np.empty((m, self.out_channels), dtype=np.float32)
+        nchw = self.data_format == "NCHW"
+        # NCHW: the product is taken as W @ X^T, (out, positions), so that scaling it writes
+        # each sample's channel planes as contiguous runs; NHWC: as X @ W^T, (positions, out)
+        y = np.empty(
+            (n, self.out_channels, oh * ow) if nchw else (m, self.out_channels), np.float32
+        )
         for g in range(groups):
-            wg = words[:, :, :, g, :cw] if self.data_format == "NHWC" else words[:, g, :, :, :cw]
+            wg = words[:, g, :, :, :cw] if nchw else words[:, :, :, g, :cw]
             cols = _im2col(_pad(wg, self.padding), kh, kw, self.stride, self.dilation, out_hw)
             xb = PackedBits(cols.reshape(m, taps * cw), n_bits=taps * cw * 64)
             w = self._w[g]
             if isinstance(w.planes, PackedBits):
-                acc = xnor_gemm(xb, w.planes, n_threads=self.n_threads)
+                if nchw:
+                    acc = xnor_gemm(w.planes, xb, n_threads=self.n_threads)
+                else:
+                    acc = xnor_gemm(xb, w.planes, n_threads=self.n_threads)
                 pad_bits = taps * (cw * 64 - cg)  # 0 bits in both operands: +1 each
                 if pad_bits:
                     acc -= pad_bits
             else:
-                acc = ternary_gemm(w.planes, xb, n_threads=self.n_threads).T
+                acc = ternary_gemm(w.planes, xb, n_threads=self.n_threads)
+                acc = acc if nchw else acc.T
             if border is not None:
                 # a padded tap holds -1 in every channel: add back sum_c q over those taps
                 positions, mask = border
-                acc3 = acc.reshape(n, oh * ow, og)
-                acc3[:, positions] += (mask @ w.tap_sums.T).astype(acc.dtype)
+                fix = (mask @ w.tap_sums.T).astype(acc.dtype)  # (positions, og)
+                if nchw:
+                    acc.reshape(og, n, oh * ow)[:, :, positions] += fix.T[:, None, :]
+                else:
+                    acc.reshape(n, oh * ow, og)[:, positions] += fix
             # |acc| < 2**24, so float32(acc) * alpha is the exactly rounded product
             sl = slice(g * og, (g + 1) * og)
-            np.multiply(acc, w.scales[:, 0], out=y[:, sl], dtype=np.float32, casting="unsafe")
+            alpha = w.scales[:, 0]
+            if nchw:
+                src = acc.reshape(og, n, oh * ow).transpose(1, 0, 2)
+                np.multiply(
+                    src, alpha[None, :, None], out=y[:, sl], dtype=np.float32, casting="unsafe"
+                )
+            else:
+                np.multiply(acc, alpha, out=y[:, sl], dtype=np.float32, casting="unsafe")
         return y
 
     def _border(self, shape, out_hw):
