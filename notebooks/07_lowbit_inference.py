@@ -205,7 +205,8 @@ def convert(net):
 def run(layers, x, mode):
     for layer in layers[:-1]:
         u = layer.forward(x)
-        x = np.where(u >= 0, 1.0, -1.0).astype(np.float32) if mode == "binary" else np.maximum(u, 0)
+        # a layer with activations="binary" takes sign(x) itself; the others get ReLU(x)
+        x = u if mode == "binary" else np.maximum(u, 0)
     return layers[-1].forward(x)
 
 
