@@ -399,6 +399,8 @@ class Conv2d:
         if self.activations != "binary":
             _check_finite(x)
         n = x.shape[0]
+        if n == 0:
+            return np.zeros(out_shape, np.float32)
         oh, ow = out_shape[2:] if self.data_format == "NCHW" else out_shape[1:3]
         if self.activations == "binary" and self._w is not None:
             y = self._forward_binary(x, (oh, ow)).reshape(out_shape)  # already in data_format

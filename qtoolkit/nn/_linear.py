@@ -295,8 +295,8 @@ class Linear:
             y = np.asarray(lowbit_matmul(x, w.lowbit, n_threads=self.n_threads))
         else:
             acc, beta = _bit_product(w.planes, x, self.activations, self.n_threads)
-            y = acc.astype(np.float32)
-            y *= w.scales[:, 0]
+            # |acc| < 2**24, so float32(acc) * alpha is the exactly rounded product
+            y = np.multiply(acc, w.scales[:, 0], dtype=np.float32, casting="unsafe")
             if beta is not None:
                 y *= beta[:, None]
         y = np.asarray(y, dtype=np.float32)

@@ -156,6 +156,18 @@ def test_size_report(rng):
     assert binary.bits_per_weight == 8 * binary.weight_bytes / w.size
 
 
+@pytest.mark.parametrize("data_format", ["NCHW", "NHWC"])
+def test_empty_batch(rng, data_format):
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    shape = (0, 3, 5, 5) if data_format == "NCHW" else (0, 5, 5, 3)
+    for weights, acts in [("binary", "binary"), ("ternary", "ternary"), (4, 8), ("binary", None)]:
+        conv = Conv2d.from_float(
+            w, np.ones(4), padding=1, weights=weights, activations=acts, data_format=data_format
+        )
+        y = conv.forward(np.zeros(shape, np.float32))
+        assert y.shape == conv.output_shape(shape) and y.shape[0] == 0 and y.dtype == np.float32
+
+
 def test_errors(rng):
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
     with pytest.raises(ValueError, match="weight must be 4-D"):
