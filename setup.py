@@ -9,6 +9,7 @@ otherwise the extensions are built serial, with a warning.
 Set ``QTOOLKIT_DEBUG=1`` to build with bounds checking and assertions.
 """
 
+import glob
 import os
 import sys
 import tempfile
@@ -24,6 +25,7 @@ DEBUG = os.environ.get("QTOOLKIT_DEBUG", "0") not in ("", "0")
 # name -> (sources, uses OpenMP)
 EXTENSIONS = {
     "qtoolkit.bitops._bitops": (["qtoolkit/bitops/_bitops.pyx"], True),
+    "qtoolkit.bitops._lowbit": (["qtoolkit/bitops/_lowbit.pyx"], True),
     "qtoolkit.codebooks._kmeans1d": (["qtoolkit/codebooks/_kmeans1d.pyx"], True),
     "qtoolkit.codebooks._pq_kernels": (["qtoolkit/codebooks/_pq_kernels.pyx"], True),
     "qtoolkit.rounding._rounding_kernels": (["qtoolkit/rounding/_rounding_kernels.pyx"], False),
@@ -65,7 +67,8 @@ class BuildExt(build_ext):
         if not openmp:
             warnings.warn(
                 "the C compiler has no OpenMP: qtoolkit's kernels are built "
-                "single-threaded (n_threads is then ignored)"
+                "single-threaded (n_threads is then ignored)",
+                stacklevel=2,
             )
         for ext in self.extensions:
             ext.extra_compile_args += ["-O3", "-std=c11", "-fno-strict-aliasing"]
@@ -86,6 +89,7 @@ extensions = [
         sources=sources,
         include_dirs=[np.get_include(), "qtoolkit/bitops/_kernels"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
+        depends=sorted(glob.glob("qtoolkit/bitops/_kernels/*.h")),
     )
     for name, (sources, _) in EXTENSIONS.items()
 ]

@@ -1,0 +1,147 @@
+/* AVX2 micro-kernel for k-bit weights x int8 activations: tile mr x 32 (mr <= 2).
+ *
+ * vpmaddubsw multiplies the unsigned codes by the signed activations and adds
+ * neighbouring pairs into int16 (at most 2 * 15 * 128 for codes of <= 4 bits,
+ * so it cannot saturate); vpmaddwd with ones widens to int32. Codes of 8 bits
+ * (and codebook bytes) are split into nibbles, each multiplied this way, the
+ * high one weighted by 16 in vpmaddwd. */
+#ifndef QT_LOWBIT_AVX2_H
+#define QT_LOWBIT_AVX2_H
+
+#include "qt_lowbit_common.h"
+
+#ifdef QT_X86
+#include <immintrin.h>
+
+#define QT_LB_AVX2_MR 2
+#define QT_LB_AVX2_TARGET __attribute__((target("avx2")))
+#define QT_LB_AVX2_INLINE static inline __attribute__((always_inline, target("avx2")))
+
+QT_LB_AVX2_INLINE __m256i qt_lb_avx2_unpack(const uint8_t *v, const int bits, const int q,
+                                            const int lut, const __m256i table)
+{
+    __m256i x;
+    switch (bits) {
+    case 8:
+        x = _mm256_loadu_si256((const __m256i *)(v + 64 * q));
+        break;
+    case 4:
+        x = _mm256_loadu_si256((const __m256i *)(v + 64 * (q / 2)));
+        if (q % 2) x = _mm256_srli_epi16(x, 4);
+        x = _mm256_and_si256(x, _mm256_set1_epi8(15));
+        break;
+    case 2:
+        x = _mm256_loadu_si256((const __m256i *)(v + 64 * (q / 4)));
+        if (q % 4) x = _mm256_srli_epi16(x, 2 * (q % 4));
+        x = _mm256_and_si256(x, _mm256_set1_epi8(3));
+        break;
+    case 1:
+        x = _mm256_loadu_si256((const __m256i *)v);
+        if (q) x = _mm256_srli_epi16(x, q);
+        x = _mm256_and_si256(x, _mm256_set1_epi8(1));
+        break;
+    default: { /* 3 */
+        __m256i lo = _mm256_loadu_si256((const __m256i *)(v + 64 * (q / 4)));
+        __m256i hi = _mm256_loadu_si256((const __m256i *)(v + 128));
+        if (q % 4) lo = _mm256_srli_epi16(lo, 2 * (q % 4));
+        if (q > 2) hi = _mm256_srli_epi16(hi, q - 2);
+        if (q < 2) hi = _mm256_slli_epi16(hi, 2 - q);
+        x = _mm256_or_si256(_mm256_and_si256(lo, _mm256_set1_epi8(3)),
+                            _mm256_and_si256(hi, _mm256_set1_epi8(4)));
+        break;
+    }
+    }
+    if (lut) x = _mm256_shuffle_epi8(table, x);
+    return x;
+}
+
+/* acc += sum over each 4-byte lane of u (unsigned) * b (signed) */
+QT_LB_AVX2_INLINE __m256i qt_lb_avx2_dot(__m256i acc, __m256i u, __m256i b, const int wide)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    if (!wide) return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, b), ones));
+    const __m256i nib = _mm256_set1_epi8(15);
+    const __m256i lo = _mm256_and_si256(u, nib);
+    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(u, 4), nib);
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(lo, b), ones));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(hi, b),
+                                                   _mm256_set1_epi16(16)));
+}
+
+QT_LB_AVX2_INLINE void qt_lb_avx2_body(const qt_lb_weights *w, size_t p, const int mr,
+                                       const int bits, const int lut, const int8_t *a, size_t lda,
+                                       const int32_t *sums, const int32_t *za, int asym,
+                                       float *tile, int32_t *gout, size_t ldg, size_t ncols)
+{
+    const size_t G = w->n_groups;
+    const size_t vb = 64 * (size_t)bits;
+    const uint8_t *panel = w->w + p * w->nsb * 2 * vb;
+    const int wide = lut || bits == 8;
+    __m256i table = _mm256_setzero_si256();
+    if (lut) table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)w->lut));
+    if (gout == NULL) memset(tile, 0, sizeof(float) * (size_t)mr * QT_LB_NR);
+    for (size_t g = 0; g < G; ++g) {
+        size_t s0, s1;
+        qt_lb_group_range(w, g, &s0, &s1);
+        __m256i acc[QT_LB_AVX2_MR][4];
+#pragma GCC unroll 4
+        for (int i = 0; i < mr; ++i)
+            acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = _mm256_setzero_si256();
+        for (size_t s = s0; s < s1; ++s) {
+            const uint8_t *v0 = panel + s * 2 * vb, *v1 = v0 + vb;
+            const int8_t *as = a + s * QT_LB_SB;
+#pragma GCC unroll 8
+            for (int q = 0; q < 8; ++q) {
+                const __m256i u0 = qt_lb_avx2_unpack(v0, bits, q, lut, table);
+                const __m256i u1 = qt_lb_avx2_unpack(v0 + 32, bits, q, lut, table);
+                const __m256i u2 = qt_lb_avx2_unpack(v1, bits, q, lut, table);
+                const __m256i u3 = qt_lb_avx2_unpack(v1 + 32, bits, q, lut, table);
+#pragma GCC unroll 4
+                for (int i = 0; i < mr; ++i) {
+                    int32_t four;
+                    memcpy(&four, as + (size_t)i * lda + 4 * q, 4);
+                    const __m256i b = _mm256_set1_epi32(four);
+                    acc[i][0] = qt_lb_avx2_dot(acc[i][0], u0, b, wide);
+                    acc[i][1] = qt_lb_avx2_dot(acc[i][1], u1, b, wide);
+                    acc[i][2] = qt_lb_avx2_dot(acc[i][2], u2, b, wide);
+                    acc[i][3] = qt_lb_avx2_dot(acc[i][3], u3, b, wide);
+                }
+            }
+        }
+        int32_t d[QT_LB_AVX2_MR * QT_LB_NR];
+        for (int i = 0; i < mr; ++i)
+            for (int j = 0; j < 4; ++j)
+                _mm256_storeu_si256((__m256i *)(d + i * QT_LB_NR + 8 * j), acc[i][j]);
+        if (gout != NULL)
+            qt_lb_store_int(w, p, g, mr, d, sums, za, gout, ldg, ncols);
+        else
+            qt_lb_store_float(w, p, g, mr, d, sums, za, asym, tile);
+    }
+}
+
+QT_LB_AVX2_TARGET static void qt_lb_kernel_avx2(const qt_lb_weights *w, size_t p, int mr,
+                                                const int8_t *a, size_t lda, const int32_t *sums,
+                                                const int32_t *za, int asym, float *tile,
+                                                int32_t *gout, size_t ldg, size_t ncols)
+{
+#define QT_LB_AVX2_MRS(BITS, LUT)                                                              \
+    if (mr == 1)                                                                               \
+        qt_lb_avx2_body(w, p, 1, BITS, LUT, a, lda, sums, za, asym, tile, gout, ldg, ncols);   \
+    else                                                                                       \
+        qt_lb_avx2_body(w, p, 2, BITS, LUT, a, lda, sums, za, asym, tile, gout, ldg, ncols);
+    if (w->lut) {
+        QT_LB_AVX2_MRS(4, 1)
+        return;
+    }
+    switch (w->bits) {
+    case 1: QT_LB_AVX2_MRS(1, 0) break;
+    case 2: QT_LB_AVX2_MRS(2, 0) break;
+    case 3: QT_LB_AVX2_MRS(3, 0) break;
+    case 4: QT_LB_AVX2_MRS(4, 0) break;
+    default: QT_LB_AVX2_MRS(8, 0) break;
+    }
+#undef QT_LB_AVX2_MRS
+}
+
+#endif /* QT_X86 */
+#endif /* QT_LOWBIT_AVX2_H */

@@ -1,0 +1,173 @@
+/* AVX-512 VNNI micro-kernel for k-bit weights x int8 activations: tile mr x 32.
+ *
+ * Per quad of K values: the two halves of the panel are unpacked to 64 bytes
+ * each (a 16-bit shift and a byte mask, or a vpshufb table lookup for codebook
+ * weights) and every activation row adds u8 x s8 products into its int32 lanes
+ * with vpdpbusd (no saturation: |D| <= 32 * 255 * 128 per superblock). The four
+ * activation bytes of a quad are a broadcast memory operand. The int32 group
+ * sums become float in the epilogue. */
+#ifndef QT_LOWBIT_AVX512_H
+#define QT_LOWBIT_AVX512_H
+
+#include "qt_lowbit_common.h"
+
+#ifdef QT_X86
+#ifndef QT_LB_NO_IMMINTRIN
+#include <immintrin.h>
+#endif
+
+#define QT_LB_VNNI_MR 6
+/* (overridable only so that a test build can run this kernel on emulated intrinsics) */
+#ifndef QT_LB_VNNI_TARGET
+#define QT_LB_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vnni")))
+#define QT_LB_VNNI_INLINE static inline __attribute__((always_inline, target("avx512f,avx512bw,avx512vnni")))
+#endif
+
+QT_LB_VNNI_INLINE __m512i qt_lb_vnni_unpack(const uint8_t *v, const int bits, const int q,
+                                             const int lut, const __m512i table)
+{
+    __m512i x;
+    switch (bits) {
+    case 8:
+        x = _mm512_loadu_si512((const void *)(v + 64 * q));
+        break;
+    case 4:
+        x = _mm512_loadu_si512((const void *)(v + 64 * (q / 2)));
+        if (q % 2) x = _mm512_srli_epi16(x, 4);
+        x = _mm512_and_si512(x, _mm512_set1_epi8(15));
+        break;
+    case 2:
+        x = _mm512_loadu_si512((const void *)(v + 64 * (q / 4)));
+        if (q % 4) x = _mm512_srli_epi16(x, 2 * (q % 4));
+        x = _mm512_and_si512(x, _mm512_set1_epi8(3));
+        break;
+    case 1:
+        x = _mm512_loadu_si512((const void *)v);
+        if (q) x = _mm512_srli_epi16(x, q);
+        x = _mm512_and_si512(x, _mm512_set1_epi8(1));
+        break;
+    default: { /* 3 */
+        __m512i lo = _mm512_loadu_si512((const void *)(v + 64 * (q / 4)));
+        __m512i hi = _mm512_loadu_si512((const void *)(v + 128));
+        if (q % 4) lo = _mm512_srli_epi16(lo, 2 * (q % 4));
+        if (q > 2) hi = _mm512_srli_epi16(hi, q - 2);
+        if (q < 2) hi = _mm512_slli_epi16(hi, 2 - q);
+        /* (lo & 3) | (hi & 4) */
+        x = _mm512_ternarylogic_epi32(_mm512_and_si512(lo, _mm512_set1_epi8(3)), hi,
+                                      _mm512_set1_epi8(4), 0xF8);
+        break;
+    }
+    }
+    if (lut) x = _mm512_shuffle_epi8(table, x);
+    return x;
+}
+
+static inline int32_t qt_lb_load4(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+QT_LB_VNNI_INLINE void qt_lb_vnni_body(const qt_lb_weights *w, size_t p, const int mr,
+                                       const int bits, const int lut, const int8_t *a, size_t lda,
+                                       const int32_t *sums, const int32_t *za, int asym,
+                                       float *tile, int32_t *gout, size_t ldg, size_t ncols)
+{
+    const size_t G = w->n_groups;
+    const size_t vb = 64 * (size_t)bits; /* bytes of one half superblock */
+    const uint8_t *panel = w->w + p * w->nsb * 2 * vb;
+    __m512i table = _mm512_setzero_si512();
+    if (lut) table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)w->lut));
+    if (gout == NULL) {
+        for (int i = 0; i < mr; ++i) {
+            _mm512_storeu_ps(tile + i * QT_LB_NR, _mm512_setzero_ps());
+            _mm512_storeu_ps(tile + i * QT_LB_NR + 16, _mm512_setzero_ps());
+        }
+    }
+    for (size_t g = 0; g < G; ++g) {
+        size_t s0, s1;
+        qt_lb_group_range(w, g, &s0, &s1);
+        __m512i acc[QT_LB_VNNI_MR][2];
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_si512();
+        for (size_t s = s0; s < s1; ++s) {
+            const uint8_t *v0 = panel + s * 2 * vb, *v1 = v0 + vb;
+            const int8_t *as = a + s * QT_LB_SB;
+#pragma GCC unroll 8
+            for (int q = 0; q < 8; ++q) {
+                const __m512i u0 = qt_lb_vnni_unpack(v0, bits, q, lut, table);
+                const __m512i u1 = qt_lb_vnni_unpack(v1, bits, q, lut, table);
+#pragma GCC unroll 8
+                for (int i = 0; i < mr; ++i) {
+                    const __m512i b = _mm512_set1_epi32(qt_lb_load4(as + (size_t)i * lda + 4 * q));
+                    acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], u0, b);
+                    acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], u1, b);
+                }
+            }
+        }
+        if (gout != NULL) {
+            int32_t d[QT_LB_VNNI_MR * QT_LB_NR];
+            for (int i = 0; i < mr; ++i) {
+                _mm512_storeu_si512((void *)(d + i * QT_LB_NR), acc[i][0]);
+                _mm512_storeu_si512((void *)(d + i * QT_LB_NR + 16), acc[i][1]);
+            }
+            qt_lb_store_int(w, p, g, mr, d, sums, za, gout, ldg, ncols);
+            continue;
+        }
+        const size_t off = (p * G + g) * QT_LB_NR;
+        const __m512 sc0 = _mm512_loadu_ps(w->scale + off), sc1 = _mm512_loadu_ps(w->scale + off + 16);
+        const __m512i zz0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(w->zz + off)));
+        const __m512i zz1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(w->zz + off + 16)));
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; ++i) {
+            const __m512i sv = _mm512_set1_epi32(sums[(size_t)i * G + g]);
+            __m512i t0 = acc[i][0], t1 = acc[i][1];
+            if (w->mul == 2) {
+                t0 = _mm512_add_epi32(t0, t0);
+                t1 = _mm512_add_epi32(t1, t1);
+            }
+            t0 = _mm512_sub_epi32(t0, _mm512_mullo_epi32(zz0, sv));
+            t1 = _mm512_sub_epi32(t1, _mm512_mullo_epi32(zz1, sv));
+            if (asym) {
+                const __m512i zv = _mm512_set1_epi32(za[i]);
+                t0 = _mm512_sub_epi32(t0, _mm512_mullo_epi32(_mm512_loadu_si512((const void *)(w->wsum + off)), zv));
+                t1 = _mm512_sub_epi32(t1, _mm512_mullo_epi32(_mm512_loadu_si512((const void *)(w->wsum + off + 16)), zv));
+            }
+            float *tr = tile + i * QT_LB_NR;
+            _mm512_storeu_ps(tr, _mm512_fmadd_ps(_mm512_cvtepi32_ps(t0), sc0, _mm512_loadu_ps(tr)));
+            _mm512_storeu_ps(tr + 16, _mm512_fmadd_ps(_mm512_cvtepi32_ps(t1), sc1, _mm512_loadu_ps(tr + 16)));
+        }
+    }
+}
+
+#define QT_LB_VNNI_MRS(BITS, LUT)                                                              \
+    switch (mr) {                                                                              \
+    case 1: qt_lb_vnni_body(w, p, 1, BITS, LUT, a, lda, sums, za, asym, tile, gout, ldg, ncols); break; \
+    case 2: qt_lb_vnni_body(w, p, 2, BITS, LUT, a, lda, sums, za, asym, tile, gout, ldg, ncols); break; \
+    case 3: qt_lb_vnni_body(w, p, 3, BITS, LUT, a, lda, sums, za, asym, tile, gout, ldg, ncols); break; \
+    case 4: qt_lb_vnni_body(w, p, 4, BITS, LUT, a, lda, sums, za, asym, tile, gout, ldg, ncols); break; \
+    case 5: qt_lb_vnni_body(w, p, 5, BITS, LUT, a, lda, sums, za, asym, tile, gout, ldg, ncols); break; \
+    default: qt_lb_vnni_body(w, p, 6, BITS, LUT, a, lda, sums, za, asym, tile, gout, ldg, ncols); break; \
+    }
+
+QT_LB_VNNI_TARGET static void qt_lb_kernel_vnni(const qt_lb_weights *w, size_t p, int mr,
+                                                const int8_t *a, size_t lda, const int32_t *sums,
+                                                const int32_t *za, int asym, float *tile,
+                                                int32_t *gout, size_t ldg, size_t ncols)
+{
+    if (w->lut) {
+        QT_LB_VNNI_MRS(4, 1)
+        return;
+    }
+    switch (w->bits) {
+    case 1: QT_LB_VNNI_MRS(1, 0) break;
+    case 2: QT_LB_VNNI_MRS(2, 0) break;
+    case 3: QT_LB_VNNI_MRS(3, 0) break;
+    case 4: QT_LB_VNNI_MRS(4, 0) break;
+    default: QT_LB_VNNI_MRS(8, 0) break;
+    }
+}
+
+#endif /* QT_X86 */
+#endif /* QT_LOWBIT_AVX512_H */

@@ -1,0 +1,131 @@
+/* k-bit weights x int8 activations: the packed formats and the micro-kernel contract.
+ *
+ * Weights W (N x K, linear-layer layout) hold unsigned codes u in [0, 2^bits).
+ * They are stored in panels of QT_LB_NR = 32 columns; K is split into
+ * superblocks of 32 values. For one panel, one superblock and one half
+ * h in {0, 1} (columns 16h .. 16h + 15) the 512 codes take `bits` vectors of 64
+ * bytes. Define the unpacked quad vectors U_q, q = 0..7, by
+ *
+ *     byte 4c + b of U_q = u[column 16h + c][32s + 4q + b]      (c < 16, b < 4)
+ *
+ * (the operand layout of vpdpbusd: four consecutive K values of one column per
+ * 32-bit lane). The stored vectors V are
+ *
+ *     bits 8: V_q = U_q                         (8 vectors)
+ *     bits 4: V_i = U_2i | U_2i+1 << 4          (4 vectors)
+ *     bits 2: V_i = sum_j U_4i+j << 2j          (2 vectors)
+ *     bits 1: V_0 = sum_q U_q << q              (1 vector)
+ *     bits 3: the low two bits as for bits 2 (V_0, V_1), the high bit as for
+ *             bits 1 (V_2)
+ *
+ * so every unpack is a 16-bit shift and a byte mask. A panel is superblock
+ * major: superblock s of panel p starts at byte (p * S + s) * 128 * bits, half 1
+ * at + 64 * bits. Codes past N or K are 0.
+ *
+ * Activations A (M x K) are int8 rows zero-padded to S * 32 bytes. For row i
+ * and group g the kernel computes D = sum_{k in g} u[n][k] * a[i][k] exactly in
+ * int32 and turns it into the exact signed dot product
+ *
+ *     G[i][n][g] = mul * D - zz[n][g] * Sa[i][g] - za[i] * Ws[n][g]
+ *
+ * with Sa the sum of the activation codes of the group, za the activation zero
+ * point, zz the weight zero point (mul = 1) or 1 for binary weights (value
+ * 2u - 1, mul = 2), Ws = sum_{k in g} (mul u - zz). That is
+ * sum_k (a - za) (mul u - zz). In float mode the tile accumulates
+ * sum_g scale[n][g] * G[i][n][g]; in integer mode G itself is written.
+ *
+ * Codebook weights: u are 4-bit indices into a 16-entry table of byte values
+ * (the int8 codebook + 128, zero point 128) looked up after unpacking.
+ */
+#ifndef QT_LOWBIT_COMMON_H
+#define QT_LOWBIT_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define QT_LB_NR 32          /* columns per weight panel */
+#define QT_LB_SB 32          /* K values per superblock */
+#define QT_LB_MAX_MR 8
+
+typedef struct {
+    const uint8_t *w;        /* packed panels */
+    const float *scale;      /* (npan, G, 32) */
+    const uint8_t *zz;       /* (npan, G, 32) */
+    const int32_t *wsum;     /* (npan, G, 32), used when asym or int mode */
+    const uint8_t *lut;      /* 16 bytes (codebook) or NULL */
+    size_t n, k;             /* true sizes */
+    size_t nsb;              /* superblocks S = ceil(K / 32) */
+    size_t sb_per_group;     /* superblocks per group */
+    size_t n_groups;         /* G */
+    int bits;                /* 1, 2, 3, 4, 8 */
+    int mul;                 /* 1, or 2 for binary weights */
+} qt_lb_weights;
+
+typedef struct {
+    const int8_t *a;         /* (M, lda) */
+    size_t lda;              /* S * 32 */
+    const int32_t *sums;     /* (M, G) */
+    const int32_t *za;       /* (M,) */
+    const float *sa;         /* (M,) */
+    int asym;                /* any za != 0 */
+} qt_lb_acts;
+
+/* One tile: rows [0, mr) starting at activation row pointer `a` (row stride
+ * lda), sums at `sums` (row stride G), zero points `za`; weight panel `p`.
+ * Float mode (gout == NULL): tile[i * 32 + c] = sum_g scale * G (not yet times
+ * the activation scale). Integer mode: gout[i * ldg + c * G + g] = G for the
+ * `ncols` valid columns. */
+typedef void (*qt_lb_kernel_fn)(const qt_lb_weights *w, size_t p, int mr, const int8_t *a,
+                                size_t lda, const int32_t *sums, const int32_t *za, int asym,
+                                float *tile, int32_t *gout, size_t ldg, size_t ncols);
+
+/* Bytes of one packed panel. */
+static inline size_t qt_lb_panel_bytes(size_t nsb, int bits)
+{
+    return nsb * 128 * (size_t)bits;
+}
+
+/* Group g's superblock range [s0, s1). */
+static inline void qt_lb_group_range(const qt_lb_weights *w, size_t g, size_t *s0, size_t *s1)
+{
+    *s0 = g * w->sb_per_group;
+    *s1 = *s0 + w->sb_per_group;
+    if (*s1 > w->nsb) *s1 = w->nsb;
+}
+
+/* Shared integer epilogue: G from D (mr x 32, row stride 32) for group g. */
+static inline void qt_lb_store_int(const qt_lb_weights *w, size_t p, size_t g, int mr,
+                                   const int32_t *d, const int32_t *sums, const int32_t *za,
+                                   int32_t *gout, size_t ldg, size_t ncols)
+{
+    const size_t G = w->n_groups;
+    const uint8_t *zz = w->zz + (p * G + g) * QT_LB_NR;
+    const int32_t *ws = w->wsum + (p * G + g) * QT_LB_NR;
+    for (int i = 0; i < mr; ++i) {
+        const int32_t s = sums[(size_t)i * G + g], z = za[i];
+        for (size_t c = 0; c < ncols; ++c)
+            gout[(size_t)i * ldg + c * G + g] =
+                w->mul * d[i * QT_LB_NR + c] - (int32_t)zz[c] * s - z * ws[c];
+    }
+}
+
+/* Shared float epilogue (scalar): tile += scale * G. */
+static inline void qt_lb_store_float(const qt_lb_weights *w, size_t p, size_t g, int mr,
+                                     const int32_t *d, const int32_t *sums, const int32_t *za,
+                                     int asym, float *tile)
+{
+    const size_t G = w->n_groups;
+    const float *sc = w->scale + (p * G + g) * QT_LB_NR;
+    const uint8_t *zz = w->zz + (p * G + g) * QT_LB_NR;
+    const int32_t *ws = w->wsum + (p * G + g) * QT_LB_NR;
+    for (int i = 0; i < mr; ++i) {
+        const int32_t s = sums[(size_t)i * G + g], z = asym ? za[i] : 0;
+        for (int c = 0; c < QT_LB_NR; ++c) {
+            const int32_t v = w->mul * d[i * QT_LB_NR + c] - (int32_t)zz[c] * s - z * ws[c];
+            tile[i * QT_LB_NR + c] += sc[c] * (float)v;
+        }
+    }
+}
+
+#endif /* QT_LOWBIT_COMMON_H */
