@@ -21,7 +21,9 @@ stochastic (random rounding):
   :func:`stochastic_round` (unbiased);
 - pseudo-gradients for training: :func:`straight_through`,
   :func:`clipped_straight_through`, :func:`approx_sign_gradient`,
-  :func:`swish_sign_gradient`;
+  :func:`swish_sign_gradient`; :func:`ste` puts any quantizer with its
+  pseudo-gradient into PyTorch autograd or JAX autodiff, with the learned
+  scales of TTQ, LSQ (:func:`lsq`) and PACT-style DoReFa activations;
 - a registry of configurable quantizers (:func:`get`, :class:`Quantizer`)
   and a versioned file format (:func:`save_quantized`,
   :func:`load_quantized`) for the encoded form (:class:`QuantizedArray`).
@@ -48,9 +50,11 @@ from ._gradients import (
     straight_through,
     swish_sign_gradient,
 )
+from ._lsq import lsq
 from ._pow2 import inq_codebook, power_of_two
 from ._quantized import QuantizedArray, decode
 from ._registry import Quantizer, available_quantizers, get
+from ._ste import ste
 from ._storage import QuantizedFileError, load_quantized, save_quantized
 from ._ternary import ternarize
 from ._uniform import encode, uniform
@@ -72,9 +76,11 @@ __all__ = [
     "get",
     "inq_codebook",
     "load_quantized",
+    "lsq",
     "power_of_two",
     "round_to_codebook",
     "save_quantized",
+    "ste",
     "stochastic_binarize",
     "stochastic_round",
     "straight_through",

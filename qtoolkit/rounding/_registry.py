@@ -13,10 +13,11 @@ from ._codebook import round_to_codebook, stochastic_round
 from ._common import _check_weights
 from ._dorefa import _dorefa_weight_parts, dorefa_activations, dorefa_weights
 from ._fixed import _fixed_codes, _validate_fixed, fixed_point
+from ._lsq import _lsq_codes, _lsq_levels, _validate_lsq, lsq
 from ._pow2 import _inq_parts, _logquant_parts, _validate_pow2, power_of_two
 from ._quantized import QuantizedArray, decode
 from ._ternary import _ternary, _validate_ternarize, ternarize
-from ._uniform import _dtype_name, encode, uniform
+from ._uniform import _code_dtype, _dtype_name, encode, uniform
 
 CONFIG_VERSION = 1
 
@@ -186,6 +187,21 @@ def _encode_fixed(w, params, rng):
     )
 
 
+def _encode_lsq(w, params, rng):
+    p = {"bits": 4, "signed": True}
+    p.update(params)
+    w, xp, s, bits = _validate_lsq(w, p["step_size"], p["bits"], p["signed"])
+    c, _ = _lsq_codes(w, xp, s, bits, p["signed"])
+    qn, qp = _lsq_levels(bits, p["signed"])
+    return QuantizedArray(
+        codes=xp.astype(c, _code_dtype(xp, -qn, qp)),
+        scale=s,
+        bits=bits,
+        dtype=_dtname(w),
+        scheme="lsq",
+    )
+
+
 def _encode_codebook(w, params, rng):
     _, codes = round_to_codebook(w, params["codebook"], return_codes=True)
     xp = _check_weights(w)[1]
@@ -244,6 +260,7 @@ _REGISTRY = {
         ("int_bits", "frac_bits"),
         False,
     ),
+    "lsq": (lsq, _encode_lsq, lambda p: p.get("bits", 4), ("step_size",), False),
     "codebook": (round_to_codebook, _encode_codebook, _book_bits, ("codebook",), False),
     "stochastic": (stochastic_round, _encode_stochastic, _book_bits, ("codebook",), True),
 }
