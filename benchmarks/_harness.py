@@ -9,6 +9,7 @@ are far more stable than absolute times on a shared machine.
 import gc
 import platform
 import statistics
+import sys
 import time
 
 
@@ -46,7 +47,7 @@ def interleaved(methods, rounds, warmup=1, min_time=0.05):
             if prepare is not None:
                 prepare()
             k = number[name]
-            times[name].append(time_once(lambda: [fn() for _ in range(k)]) / k)
+            times[name].append(time_once(lambda fn=fn, k=k: [fn() for _ in range(k)]) / k)
     return times
 
 
@@ -83,3 +84,27 @@ def machine_line():
     except AttributeError:
         ncpu = os.cpu_count()
     return f"{cpu}, {ncpu} CPUs, Python {platform.python_version()}"
+
+
+_CONTROLLER = None
+
+
+def thread_limiter(n):
+    """A `prepare` step for :func:`interleaved` that holds every BLAS/OpenMP pool at n threads.
+
+    PyTorch's intra-op pool is set too when PyTorch is imported.
+    """
+    global _CONTROLLER
+    from threadpoolctl import ThreadpoolController
+
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+
+    def prepare():
+        for lib in _CONTROLLER.lib_controllers:
+            lib.set_num_threads(n)
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            torch.set_num_threads(n)
+
+    return prepare

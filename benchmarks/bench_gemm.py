@@ -19,7 +19,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import interleaved, machine_line, markdown_table, median, ratio
+from _harness import interleaved, machine_line, markdown_table, median, ratio, thread_limiter
 
 import qtoolkit
 from qtoolkit.bitops import (
@@ -29,23 +29,6 @@ from qtoolkit.bitops import (
     set_simd_level,
     xnor_gemm,
 )
-
-_CONTROLLER = None
-
-
-def _limiter(n):
-    """A `prepare` step that holds every BLAS/OpenMP pool at n threads."""
-    global _CONTROLLER
-    from threadpoolctl import ThreadpoolController
-
-    if _CONTROLLER is None:
-        _CONTROLLER = ThreadpoolController()
-
-    def prepare():
-        for lib in _CONTROLLER.lib_controllers:
-            lib.set_num_threads(n)
-
-    return prepare
 
 
 def numpy_xor_count(wa, wb, k, out):
@@ -96,14 +79,14 @@ def bench_size(n, threads, rounds, levels, faiss):
     def xnor(level, t):
         def prepare():
             set_simd_level(level)
-            _limiter(1)()
+            thread_limiter(1)()
 
         return lambda: xnor_gemm(pa, pb, out=c, n_threads=t), prepare
 
     def e2e(t):
         def prepare():
             set_simd_level(best)
-            _limiter(1)()
+            thread_limiter(1)()
 
         return lambda: binary_matmul(A, B, n_threads=t), prepare
 
@@ -111,12 +94,12 @@ def bench_size(n, threads, rounds, levels, faiss):
     for t in threads:
         for level in levels:
             methods.append((f"xnor[{level},{t}]", *xnor(level, t)))
-        methods.append((f"f32[{t}]", lambda: np.matmul(SA, SB.T), _limiter(t)))
+        methods.append((f"f32[{t}]", lambda: np.matmul(SA, SB.T), thread_limiter(t)))
         methods.append((f"e2e[{t}]", *e2e(t)))
     methods.append(("pack", lambda: (pack_bits(A), pack_bits(B)), e2e(1)[1]))
-    methods.append(("numpy", lambda: numpy_xor_count(wa, wb, k, c), _limiter(1)))
+    methods.append(("numpy", lambda: numpy_xor_count(wa, wb, k, c), thread_limiter(1)))
     if faiss is not None:
-        methods.append(("faiss", lambda: faiss_hammings(faiss, ca, cb, c), _limiter(1)))
+        methods.append(("faiss", lambda: faiss_hammings(faiss, ca, cb, c), thread_limiter(1)))
     previous = set_simd_level(best)
     try:
         return interleaved(methods, rounds)
@@ -133,7 +116,9 @@ def in_cache(levels, rounds):
     methods = []
     for level in levels:
         lid = _bitops.LEVEL_NAMES.index(level)
-        methods.append((level, lambda lid=lid: _bitops.ukernel_repeat(lid, kw, reps), _limiter(1)))
+        methods.append(
+            (level, lambda lid=lid: _bitops.ukernel_repeat(lid, kw, reps), thread_limiter(1))
+        )
     macs = {
         level: _bitops.ukernel_repeat(_bitops.LEVEL_NAMES.index(level), kw, 1) * reps
         for level in levels
@@ -169,7 +154,8 @@ def main(argv=None):
         + (f"; faiss {faiss.__version__}" if faiss is not None else "")
     )
     print(
-        f"# M = N = K = n, median of {args.rounds} interleaved rounds; GMAC/s = M*N*K / time / 1e9\n"
+        f"# M = N = K = n, median of {args.rounds} interleaved rounds; "
+        "GMAC/s = M*N*K / time / 1e9\n"
     )
     cache = in_cache(levels, args.rounds)
     rows, thread_rows, e2e_rows = [], [], []

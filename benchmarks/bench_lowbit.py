@@ -23,34 +23,11 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _harness import interleaved, machine_line, markdown_table, median, ratio
+from _harness import interleaved, machine_line, markdown_table, median, ratio, thread_limiter
 
 import qtoolkit
 from qtoolkit.bitops import PackedBits, get_simd_level, pack_bits, xnor_gemm
 from qtoolkit.nn import Conv2d
-
-_CONTROLLER = None
-
-
-def _limiter(n):
-    """A `prepare` step that holds every BLAS/OpenMP pool at n threads."""
-    global _CONTROLLER
-    from threadpoolctl import ThreadpoolController
-
-    if _CONTROLLER is None:
-        _CONTROLLER = ThreadpoolController()
-
-    def prepare():
-        for lib in _CONTROLLER.lib_controllers:
-            lib.set_num_threads(n)
-        try:
-            import torch
-
-            torch.set_num_threads(n)
-        except ImportError:
-            pass
-
-    return prepare
 
 
 def blas_line():
@@ -93,7 +70,7 @@ def conv_main(args):
     methods = []
     check = {}
     for t in args.threads:
-        prep = _limiter(t)
+        prep = thread_limiter(t)
         float_conv = Conv2d(w, padding=1, n_threads=t)
         binary = Conv2d.from_float(
             w, padding=1, weights="binary", activations="binary", n_threads=t
