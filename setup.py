@@ -24,6 +24,7 @@ DEBUG = os.environ.get("QTOOLKIT_DEBUG", "0") not in ("", "0")
 
 # name -> (sources, uses OpenMP)
 EXTENSIONS = {
+    "qtoolkit._cpu": (["qtoolkit/_cpu.pyx"], False),
     "qtoolkit.bitops._bitops": (["qtoolkit/bitops/_bitops.pyx"], True),
     "qtoolkit.bitops._lowbit": (["qtoolkit/bitops/_lowbit.pyx"], True),
     "qtoolkit.codebooks._kmeans1d": (["qtoolkit/codebooks/_kmeans1d.pyx"], True),
@@ -82,12 +83,24 @@ class BuildExt(build_ext):
 
 
 _OPENMP = {name for name, (_, omp) in EXTENSIONS.items() if omp}
+_KERNELS = "qtoolkit/bitops/_kernels"  # on every extension's include path (qt_cpu.h, the probe)
+
+
+def _depends(sources):
+    """The headers an extension can include: those beside its sources and the shared kernels.
+
+    setuptools rebuilds the extension when one of them changes.
+    """
+    dirs = {os.path.dirname(src) for src in sources} | {_KERNELS}
+    return sorted({h for d in dirs for h in glob.glob(os.path.join(d, "*.h"))})
+
 
 extensions = [
     Extension(
         name,
         sources=sources,
-        include_dirs=[np.get_include(), "qtoolkit/bitops/_kernels"],
+        include_dirs=[np.get_include(), _KERNELS],
+        depends=_depends(sources),
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
         depends=sorted(glob.glob("qtoolkit/bitops/_kernels/*.h")),
     )

@@ -1,15 +1,25 @@
-"""Array-namespace helpers and the input validation shared by every module.
+"""Array-namespace helpers (array-api-compat) and the re-exported validation helpers.
 
-Validation happens once, in the public layer, through the helpers here. Every
-error names the argument, the expected form and what was received.
+The validation helpers live in :mod:`qtoolkit._validation`; they are re-exported here so
+that ``from qtoolkit._array import check_int`` keeps working.
 """
 
-import numbers
-import os
-import sys
-
-import numpy as np
 from array_api_compat import array_namespace, is_numpy_array
+
+from ._validation import (
+    MAX_ITER,
+    MAX_THREADS,
+    check_axis,
+    check_bits,
+    check_finite,
+    check_int,
+    check_n_threads,
+    check_random_state,
+    check_real_floating,
+    cpu_count,
+    describe,
+    is_lazy,
+)
 
 __all__ = [
     "MAX_ITER",
@@ -27,161 +37,3 @@ __all__ = [
     "is_lazy",
     "is_numpy_array",
 ]
-
-
-def describe(value):
-    """Short description of ``value`` for error messages."""
-    shape = getattr(value, "shape", None)
-    dtype = getattr(value, "dtype", None)
-    if shape is not None and dtype is not None:
-        return f"{type(value).__name__} of shape {tuple(shape)} and dtype {dtype}"
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{text} ({type(value).__name__})"
-
-
-def check_random_state(rng, name="rng"):
-    """Turn ``rng`` (None, an int seed, or a Generator) into a ``numpy.random.Generator``."""
-    if rng is None or isinstance(rng, (numbers.Integral, np.random.SeedSequence)):
-        if isinstance(rng, numbers.Integral) and not isinstance(rng, bool) and rng < 0:
-            raise ValueError(f"{name} must be a non-negative seed, got {rng}")
-        if isinstance(rng, bool):
-            raise TypeError(
-                f"{name} must be None, an int seed or a numpy.random.Generator, got {rng!r}"
-            )
-        return np.random.default_rng(rng)
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if isinstance(rng, np.random.RandomState):
-        return np.random.default_rng(rng.randint(0, 2**63 - 1, dtype=np.int64))
-    raise TypeError(
-        f"{name} must be None, an int seed or a numpy.random.Generator, got {describe(rng)}"
-    )
-
-
-def check_int(value, name, *, low=None, high=None, allow_none=False):
-    """Validate an integer parameter in ``[low, high]`` and return it as ``int``."""
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {describe(value)}")
-    value = int(value)
-    if (low is not None and value < low) or (high is not None and value > high):
-        lo = "-inf" if low is None else low
-        hi = "inf" if high is None else high
-        raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
-    return value
-
-
-def cpu_count():
-    """Number of CPUs this process may run on (its affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        return os.cpu_count() or 1
-
-
-MAX_ITER = 10**6
-"""Largest iteration count (``max_iter``, ``n_iter``, inner steps) any function accepts."""
-
-MAX_THREADS = 1 << 12
-"""Largest ``n_threads`` accepted anywhere (larger values are rejected, not capped)."""
-
-
-def check_n_threads(n_threads, name="n_threads", *, default=None, work=None):
-    """Validate a thread count and return the number of threads to start.
-
-    ``n_threads`` is None or an int in ``[1, MAX_THREADS]``; None means
-    ``default`` (every usable CPU if ``default`` is None). The result is
-    capped at the usable CPUs (:func:`cpu_count`) and, when ``work`` is
-    given, at the number of independent work items (at least 1), so no call
-    starts more OS threads than it can use. Values above ``MAX_THREADS`` are a
-    ``ValueError``; non-integers a ``TypeError``.
-    """
-    if n_threads is None:
-        n = cpu_count() if default is None else check_int(default, "default", low=1)
-    else:
-        n = check_int(n_threads, name, low=1, high=MAX_THREADS)
-    n = min(n, cpu_count(), MAX_THREADS)
-    if work is not None:
-        n = min(n, max(int(work), 1))
-    return max(n, 1)
-
-
-def check_bits(bits, name="bits", *, low=1, high=32):
-    """Validate a bit width."""
-    return check_int(bits, name, low=low, high=high)
-
-
-def check_axis(axis, ndim, name="axis"):
-    """Normalise ``axis`` (None, int or tuple of ints) against ``ndim``.
-
-    Returns None or a sorted tuple of non-negative, distinct axes.
-    """
-    if axis is None:
-        return None
-    axes = axis if isinstance(axis, tuple) else (axis,)
-    out = []
-    for ax in axes:
-        if isinstance(ax, bool) or not isinstance(ax, (numbers.Integral, np.integer)):
-            raise TypeError(f"{name} must be None, an int or a tuple of ints, got {axis!r}")
-        ax = int(ax)
-        if not -ndim <= ax < ndim:
-            raise ValueError(f"{name}={axis!r} is out of bounds for an array of dimension {ndim}")
-        out.append(ax % ndim)
-    if len(set(out)) != len(out):
-        raise ValueError(f"{name}={axis!r} repeats an axis")
-    return tuple(sorted(out))
-
-
-def check_real_floating(x, name="x"):
-    """Require a real floating array of any Array API namespace; return (x, xp)."""
-    xp = array_namespace(x)
-    if not xp.isdtype(x.dtype, "real floating"):
-        raise TypeError(f"{name} must be a real floating array (float16/32/64), got {describe(x)}")
-    return x, xp
-
-
-def check_finite(x, name="x", xp=None):
-    """Raise ``ValueError`` if ``x`` holds NaN or Inf.
-
-    For lazy or traced arrays (see :func:`is_lazy`) the check is skipped and
-    the caller documents that non-finite values propagate.
-    """
-    xp = array_namespace(x) if xp is None else xp
-    if is_lazy(x):
-        return x
-    if not bool(xp.all(xp.isfinite(x))):
-        raise ValueError(f"{name} contains NaN or Inf")
-    return x
-
-
-def is_lazy(x):
-    """True for arrays whose values cannot be read while the function runs.
-
-    These are Dask arrays (values not computed yet), JAX tracers (inside
-    ``jax.jit``, ``jax.grad``, ``jax.vmap``...) and PyTorch tensors while
-    ``torch.compile`` traces the function (or fake tensors). Data-dependent
-    checks (NaN/Inf, all-zero input) are skipped for them: reading a value
-    would compute a Dask graph, fail on a tracer, or break a compiled graph.
-    Shape, dtype and parameter checks still run, since those are static.
-    Only modules already imported are consulted, so this imports nothing.
-    """
-    mod = type(x).__module__
-    if mod.startswith("dask"):
-        try:
-            from array_api_compat import is_dask_array
-        except ImportError:  # pragma: no cover - old array-api-compat
-            return False
-        return is_dask_array(x)
-    if mod.startswith("jax"):
-        core = getattr(sys.modules.get("jax"), "core", None)
-        return core is not None and isinstance(x, core.Tracer)
-    if mod.startswith("torch"):
-        torch = sys.modules.get("torch")
-        compiler = getattr(torch, "compiler", None)
-        if compiler is not None and compiler.is_compiling():
-            return True
-        return type(x).__name__ in ("FakeTensor", "FunctionalTensor")
-    return False

@@ -30,6 +30,21 @@ def float_dtype(request):
     return request.param
 
 
+def _simd_levels():
+    from qtoolkit.bitops import available_simd_levels
+
+    return available_simd_levels()
+
+
+@pytest.fixture(params=_simd_levels())
+def simd_levels(request):
+    """Each SIMD level this CPU runs; the test body runs inside ``simd_level(level)``."""
+    from qtoolkit.bitops import simd_level
+
+    with simd_level(request.param):
+        yield request.param
+
+
 @pytest.fixture(autouse=True)
 def _close_figures():
     """Close every matplotlib figure a test opened."""

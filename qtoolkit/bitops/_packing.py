@@ -6,7 +6,7 @@ import numpy as np
 
 from .._array import describe
 from . import _bitops
-from ._dispatch import _level_id, _resolve_threads
+from ._dispatch import PACK, _level_id, _resolve_threads
 
 __all__ = ["PackedBits", "pack_bits", "unpack_bits"]
 
@@ -218,7 +218,7 @@ def pack_bits(x, axis=-1, n_threads=None):
     words = np.empty((rows, _stride(k)), dtype=np.uint64)
     if k == 0:
         words[...] = 0
-    elif _bitops.pack_rows(flat, words, _level_id(), threads):
+    elif _bitops.pack_rows(flat, words, _level_id(PACK), threads):
         raise ValueError("x contains NaN, which has no sign to pack")
     return PackedBits._trusted(words.reshape(batch + (words.shape[-1],)), k)
 

@@ -8,10 +8,18 @@ from sklearn.cluster import KMeans
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._array import check_int, check_n_threads, check_random_state, describe
+from .._dispatch import kernel_level, register_kernel_family
 from . import _pq_kernels
 from ._common import check_codes, code_dtype
 
 __all__ = ["ProductQuantizer"]
+
+_SEARCH = register_kernel_family(
+    "codebooks.pq_search",
+    ("generic", "avx2", "avx512"),
+    "nearest-codeword search (ProductQuantizer.transform)",
+    openmp=_pq_kernels.openmp_enabled(),
+)
 
 
 def check_kmeans_params(est):
@@ -52,7 +60,7 @@ def encode_nearest(X, codebooks, n_threads):
     cnorm = np.ascontiguousarray(np.einsum("mkd,mkd->mk", codebooks, codebooks))
     codes = np.empty((X.shape[0], codebooks.shape[0]), dtype=np.int32)
     work = np.empty((n_threads, codebooks.shape[1]), dtype=dtype)
-    _pq_kernels.pq_encode(X, cbt, cnorm, codes, work, n_threads)
+    _pq_kernels.pq_encode(X, cbt, cnorm, codes, work, n_threads, kernel_level(_SEARCH)[1])
     return codes
 
 

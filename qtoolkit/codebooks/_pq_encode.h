@@ -2,9 +2,11 @@
  *
  * The distance row ||c_k||^2 - 2 <x, c_k> is accumulated one coordinate at a
  * time over all K codewords (a contiguous loop that the compiler vectorises).
- * On x86-64 with GCC or Clang the function is compiled for AVX-512, AVX2 and
- * the baseline, and the loader picks the best one the CPU has
- * (`target_clones`); elsewhere it is compiled once for the baseline.
+ * The loop is written once (QT_PQ_NEAREST) and compiled three times on x86-64
+ * with GCC or Clang: at the baseline, and under function-level target
+ * attributes for AVX2 and AVX-512F. The caller passes the level id chosen by
+ * qtoolkit's one dispatcher (qt_cpu.h is the only probe) to qt_pq_nearest_*_for,
+ * which returns the implementation to use. Ties go to the lowest index.
  * Prior validation assumed: cbt is (d_sub, K) row-major, dist holds K values.
  */
 #ifndef QT_PQ_ENCODE_H
@@ -12,18 +14,11 @@
 
 #include <stddef.h>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && defined(__has_attribute)
-#  if __has_attribute(target_clones)
-#    define QT_PQ_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#  endif
-#endif
-#ifndef QT_PQ_CLONES
-#  define QT_PQ_CLONES
-#endif
+#include "qt_cpu.h"
 
-#define QT_PQ_NEAREST(NAME, T)                                                        \
-QT_PQ_CLONES static ptrdiff_t NAME(const T *x, const T *cbt, const T *cnorm,         \
-                                   ptrdiff_t ds, ptrdiff_t K, T *dist)               \
+#define QT_PQ_NEAREST(NAME, T, ATTR)                                                  \
+ATTR static ptrdiff_t NAME(const T *x, const T *cbt, const T *cnorm,                 \
+                           ptrdiff_t ds, ptrdiff_t K, T *dist)                       \
 {                                                                                     \
     ptrdiff_t d, k, best_k = 0;                                                       \
     T best;                                                                           \
@@ -45,7 +40,40 @@ QT_PQ_CLONES static ptrdiff_t NAME(const T *x, const T *cbt, const T *cnorm,    
     return best_k;                                                                    \
 }
 
-QT_PQ_NEAREST(qt_pq_nearest_f32, float)
-QT_PQ_NEAREST(qt_pq_nearest_f64, double)
+typedef ptrdiff_t (*qt_pq_nearest_f32_t)(const float *, const float *, const float *,
+                                         ptrdiff_t, ptrdiff_t, float *);
+typedef ptrdiff_t (*qt_pq_nearest_f64_t)(const double *, const double *, const double *,
+                                         ptrdiff_t, ptrdiff_t, double *);
+
+QT_PQ_NEAREST(qt_pq_nearest_f32_generic, float, )
+QT_PQ_NEAREST(qt_pq_nearest_f64_generic, double, )
+
+#ifdef QT_X86
+/* no FMA in either target, so every level computes bit-identical distances */
+QT_PQ_NEAREST(qt_pq_nearest_f32_avx2, float, __attribute__((target("avx2"))))
+QT_PQ_NEAREST(qt_pq_nearest_f64_avx2, double, __attribute__((target("avx2"))))
+QT_PQ_NEAREST(qt_pq_nearest_f32_avx512, float, __attribute__((target("avx512f,no-fma"))))
+QT_PQ_NEAREST(qt_pq_nearest_f64_avx512, double, __attribute__((target("avx512f,no-fma"))))
+#endif
+
+static qt_pq_nearest_f32_t qt_pq_nearest_f32_for(int level)
+{
+#ifdef QT_X86
+    if (level == QT_LEVEL_AVX512 && qt_cpu_has(QT_LEVEL_AVX512)) return qt_pq_nearest_f32_avx512;
+    if (level == QT_LEVEL_AVX2 && qt_cpu_has(QT_LEVEL_AVX2)) return qt_pq_nearest_f32_avx2;
+#endif
+    (void)level;
+    return qt_pq_nearest_f32_generic;
+}
+
+static qt_pq_nearest_f64_t qt_pq_nearest_f64_for(int level)
+{
+#ifdef QT_X86
+    if (level == QT_LEVEL_AVX512 && qt_cpu_has(QT_LEVEL_AVX512)) return qt_pq_nearest_f64_avx512;
+    if (level == QT_LEVEL_AVX2 && qt_cpu_has(QT_LEVEL_AVX2)) return qt_pq_nearest_f64_avx2;
+#endif
+    (void)level;
+    return qt_pq_nearest_f64_generic;
+}
 
 #endif

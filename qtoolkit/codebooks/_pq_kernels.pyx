@@ -7,11 +7,31 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 
 
+cdef extern from *:
+    """
+    #ifdef QT_HAVE_OPENMP
+    #define QT_PQ_OPENMP 1
+    #else
+    #define QT_PQ_OPENMP 0
+    #endif
+    """
+    int QT_PQ_OPENMP
+
+
+def openmp_enabled():
+    """True if the extension was built with OpenMP."""
+    return bool(QT_PQ_OPENMP)
+
+
 cdef extern from "_pq_encode.h" nogil:
-    Py_ssize_t qt_pq_nearest_f32(const float* x, const float* cbt, const float* cnorm,
-                                 Py_ssize_t ds, Py_ssize_t K, float* dist) noexcept
-    Py_ssize_t qt_pq_nearest_f64(const double* x, const double* cbt, const double* cnorm,
-                                 Py_ssize_t ds, Py_ssize_t K, double* dist) noexcept
+    ctypedef Py_ssize_t (*qt_pq_nearest_f32_t)(const float* x, const float* cbt,
+                                               const float* cnorm, Py_ssize_t ds,
+                                               Py_ssize_t K, float* dist) noexcept nogil
+    ctypedef Py_ssize_t (*qt_pq_nearest_f64_t)(const double* x, const double* cbt,
+                                               const double* cnorm, Py_ssize_t ds,
+                                               Py_ssize_t K, double* dist) noexcept nogil
+    qt_pq_nearest_f32_t qt_pq_nearest_f32_for(int level)
+    qt_pq_nearest_f64_t qt_pq_nearest_f64_for(int level)
 
 
 def pq_encode(const floating[:, ::1] X,         # IN  (n, M * d_sub)
@@ -19,27 +39,30 @@ def pq_encode(const floating[:, ::1] X,         # IN  (n, M * d_sub)
               const floating[:, ::1] cnorm,     # IN  (M, K) squared norms of the codewords
               int[:, ::1] codes,                # OUT (n, M) index of the nearest codeword
               floating[:, ::1] work,            # WORK (n_threads, K)
-              int n_threads):
+              int n_threads,
+              int level):                       # C level id chosen by qtoolkit._dispatch
     """Nearest codeword of every sub-vector: ``argmin_k ||c_k||^2 - 2 <x, c_k>``.
 
     The per-sub-vector search is the C function of ``_pq_encode.h`` (compiled
-    for AVX-512, AVX2 and the baseline on x86-64, chosen at load time); ties
+    for AVX-512, AVX2 and the baseline on x86-64) of SIMD level ``level``; ties
     go to the lowest index. Rows are split among threads; the result does not
     depend on their number.
     """
     cdef Py_ssize_t n = X.shape[0], M = cbt.shape[0], ds = cbt.shape[1], K = cbt.shape[2]
     cdef Py_ssize_t i, m
+    cdef qt_pq_nearest_f32_t near32 = qt_pq_nearest_f32_for(level)
+    cdef qt_pq_nearest_f64_t near64 = qt_pq_nearest_f64_for(level)
     if n == 0 or M == 0:
         return
     with nogil:
         for i in prange(n, num_threads=n_threads, schedule="static"):
             for m in range(M):
                 if floating is float:
-                    codes[i, m] = <int>qt_pq_nearest_f32(&X[i, m * ds], &cbt[m, 0, 0], &cnorm[m, 0],
-                                                         ds, K, &work[threadid(), 0])
+                    codes[i, m] = <int>near32(&X[i, m * ds], &cbt[m, 0, 0], &cnorm[m, 0],
+                                              ds, K, &work[threadid(), 0])
                 else:
-                    codes[i, m] = <int>qt_pq_nearest_f64(&X[i, m * ds], &cbt[m, 0, 0], &cnorm[m, 0],
-                                                         ds, K, &work[threadid(), 0])
+                    codes[i, m] = <int>near64(&X[i, m * ds], &cbt[m, 0, 0], &cnorm[m, 0],
+                                              ds, K, &work[threadid(), 0])
 
 
 def adc_scan(const floating[:, :, ::1] tables,   # IN  (nq, M, K) distances of each query part to each codeword

@@ -1,18 +1,20 @@
 """Rounding to an arbitrary sorted scalar codebook, deterministic and stochastic."""
 
-import os
-
 import numpy as np
 from array_api_compat import device as _device
 from array_api_compat import is_dask_array
 
 from .._array import check_random_state, describe, is_lazy
+from .._dispatch import kernel_level, register_kernel_family
 from ._common import _check_positive_float, _check_weights, _is_numpy, _noise_key, _uniform_noise
 from ._rounding_kernels import stochastic_grid_f32, stochastic_grid_f64
 
-# QTOOLKIT_SIMD=generic (read at import, as for the bit kernels) forces the
-# portable loop of the stochastic grid kernel; otherwise the best one is used.
-_SR_LEVEL = 0 if os.environ.get("QTOOLKIT_SIMD", "").strip().lower() == "generic" else -1
+# the SSE4.1 loop of stochastic grid rounding, in qtoolkit's one CPU dispatch
+_SR_FAMILY = register_kernel_family(
+    "rounding.stochastic_grid",
+    ("generic", "sse41"),
+    "stochastic rounding to a grid (stochastic_round with step=)",
+)
 
 
 def _check_no_nan(w, xp, name="w"):
@@ -266,5 +268,5 @@ def _stochastic_grid_numpy(w, step, rng):
     src = np.ascontiguousarray(w).reshape(-1)
     out = np.empty(w.shape, dtype=w.dtype)
     kernel = stochastic_grid_f32 if w.dtype == np.float32 else stochastic_grid_f64
-    kernel(src, out.reshape(-1), step, _noise_key(rng), _SR_LEVEL)
+    kernel(src, out.reshape(-1), step, _noise_key(rng), kernel_level(_SR_FAMILY)[1])
     return out

@@ -12,30 +12,23 @@ ctypedef fused real_t:
 
 
 cdef extern from "_stochastic_kernels.h" nogil:
-    int qt_stochastic_grid_level()
     void qt_stochastic_grid_f32(const float *w, float *out, int64_t n, float step,
                                 uint64_t key, int level)
     void qt_stochastic_grid_f64(const double *w, double *out, int64_t n, double step,
                                 uint64_t key, int level)
 
 
-def stochastic_grid_level():
-    """1 if the SSE4.1 loop of stochastic grid rounding is used on this CPU, else 0."""
-    return qt_stochastic_grid_level()
-
-
 def stochastic_grid_f32(const float[::1] w,     # IN
                         float[::1] out,         # OUT
                         float step,
                         uint64_t key,
-                        int level=-1):
+                        int level):
     """out = step * floor(w / step + u_i) with the counter-based noise of stream ``key``.
 
-    ``level`` -1 picks the best loop for the CPU; 0 forces the generic one.
+    ``level`` is the id of the level chosen by ``qtoolkit._dispatch`` (the SSE4.1
+    loop for QT_LEVEL_SSE41, the generic loop otherwise).
     """
     cdef int64_t n = w.shape[0]
-    if level < 0:
-        level = qt_stochastic_grid_level()
     if n == 0:
         return
     with nogil:
@@ -46,11 +39,9 @@ def stochastic_grid_f64(const double[::1] w,    # IN
                         double[::1] out,        # OUT
                         double step,
                         uint64_t key,
-                        int level=-1):
+                        int level):
     """out = step * floor(w / step + u_i) with the counter-based noise of stream ``key``."""
     cdef int64_t n = w.shape[0]
-    if level < 0:
-        level = qt_stochastic_grid_level()
     if n == 0:
         return
     with nogil:

@@ -9,14 +9,18 @@
  *
  * The loop is written once; only the floor differs: at the x86-64 baseline
  * (SSE2) floorf is a libm call, so an SSE4.1 copy of the loop (ROUNDSS
- * inline) is compiled under a function-level target attribute and chosen at
- * run time when the CPU has it. Other architectures inline floor natively.
+ * inline) is compiled under a function-level target attribute. The caller
+ * passes the level chosen by qtoolkit's one dispatcher (QT_LEVEL_SSE41 or
+ * QT_LEVEL_GENERIC; qt_cpu.h is the only probe). Other architectures inline
+ * floor natively.
  */
 #ifndef QT_STOCHASTIC_KERNELS_H
 #define QT_STOCHASTIC_KERNELS_H
 
 #include <math.h>
 #include <stdint.h>
+
+#include "qt_cpu.h"
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define QT_SR_X86 1
@@ -76,26 +80,11 @@ static void qt_stochastic_grid_f64_sse41(const double *w, double *out, int64_t n
 QT_SR_F64_BODY(__builtin_floor)
 #endif
 
-/* 1 when the SSE4.1 loop is used, 0 for the generic one. */
-static int qt_stochastic_grid_level(void)
-{
-#ifdef QT_SR_X86
-    static int level = -1;
-    if (level < 0) {
-        __builtin_cpu_init();
-        level = __builtin_cpu_supports("sse4.1") ? 1 : 0;
-    }
-    return level;
-#else
-    return 0;
-#endif
-}
-
 static void qt_stochastic_grid_f32(const float *w, float *out, int64_t n, float step,
                                    uint64_t key, int level)
 {
 #ifdef QT_SR_X86
-    if (level > 0) {
+    if (level == QT_LEVEL_SSE41) {
         qt_stochastic_grid_f32_sse41(w, out, n, step, key);
         return;
     }
@@ -108,7 +97,7 @@ static void qt_stochastic_grid_f64(const double *w, double *out, int64_t n, doub
                                    uint64_t key, int level)
 {
 #ifdef QT_SR_X86
-    if (level > 0) {
+    if (level == QT_LEVEL_SSE41) {
         qt_stochastic_grid_f64_sse41(w, out, n, step, key);
         return;
     }

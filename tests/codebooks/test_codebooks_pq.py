@@ -43,6 +43,23 @@ def test_encode_kernel_matches_reference(dtype, M, K, ds):
     np.testing.assert_array_equal(got, encode_nearest(X, books, 2))
 
 
+def test_encode_kernel_is_identical_at_every_level(simd_levels):
+    # every implementation (generic, AVX2, AVX-512) computes the same distances bit for bit
+    from qtoolkit import _dispatch
+    from qtoolkit.bitops import simd_level
+
+    rng = np.random.default_rng(3)
+    for dtype in (np.float32, np.float64):
+        X = rng.normal(size=(257, 4 * 9)).astype(dtype)
+        books = rng.normal(size=(4, 33, 9)).astype(dtype)
+        got = encode_nearest(X, books, 2)
+        with simd_level("generic"):
+            assert _dispatch.kernel_level("codebooks.pq_search")[0] == "generic"
+            ref = encode_nearest(X, books, 1)
+        np.testing.assert_array_equal(got, ref)
+        np.testing.assert_array_equal(got, nearest_reference(X, books))
+
+
 def test_one_subspace_equals_kmeans_from_same_start():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(400, 6))

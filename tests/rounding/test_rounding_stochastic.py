@@ -101,11 +101,11 @@ def test_stochastic_grid_kernel_levels_agree_with_numpy_formula(n, rng):
     # Every loop of the compiled kernel (generic, and SSE4.1 where the CPU has
     # it) against the NumPy formula with the same counter-based noise;
     # odd sizes hit the float32 tail that uses half of a 64-bit draw.
+    from qtoolkit import _dispatch
     from qtoolkit.rounding._common import _counter_uniform
     from qtoolkit.rounding._rounding_kernels import (
         stochastic_grid_f32,
         stochastic_grid_f64,
-        stochastic_grid_level,
     )
 
     key = np.uint64(123456789123)
@@ -114,9 +114,10 @@ def test_stochastic_grid_kernel_levels_agree_with_numpy_formula(n, rng):
         u = _counter_uniform(key, np.arange(n, dtype=np.uint64), dtype)
         step = dtype(0.3)
         ref = np.floor(w / step + u) * step
-        for level in range(stochastic_grid_level() + 1):
+        for level in _dispatch.available_simd_levels():
+            _, lid = _dispatch.kernel_level("rounding.stochastic_grid", level)
             out = np.empty_like(w)
-            kernel(w, out, 0.3, key, level)
+            kernel(w, out, 0.3, key, lid)
             np.testing.assert_array_equal(out, ref)
 
 
@@ -131,3 +132,16 @@ def test_counter_noise_is_uniform():
         assert u.min() >= 0 and u.max() < 1
         ks = np.max(np.abs(u - np.arange(1, n + 1) / n))
         assert ks < 1.95 / np.sqrt(n)
+
+
+def test_stochastic_round_public_path_at_every_level(simd_levels):
+    # the public function at each level (simd_levels runs the body inside simd_level())
+    from qtoolkit.rounding import stochastic_round
+
+    w = np.linspace(-3, 3, 1001).astype(np.float32)
+    ref = stochastic_round(w.astype(np.float64), step=0.25, rng=5)
+    with np.errstate(all="ignore"):
+        out = stochastic_round(w, step=0.25, rng=5)
+    # float32 and float64 draw different noise bits; both stay on the grid next to w
+    assert np.all(np.abs(out - w) < 0.25) and np.all(np.abs(ref - w) < 0.25)
+    np.testing.assert_array_equal(out, stochastic_round(w, step=0.25, rng=5))
