@@ -6,7 +6,7 @@ layer's input, or the flattened samples of a convolution's input.
 
 import numpy as np
 
-from ._backend import quantize_activations
+from qtoolkit.bitops import quantize_activations
 
 #: TWN's threshold factor for ternary activations: Delta = 0.7 mean |x|.
 TERNARY_DELTA = 0.7

@@ -5,11 +5,18 @@ import numbers
 import numpy as np
 
 from qtoolkit._array import describe
-from qtoolkit.bitops import PackedBits, pack_bits, xnor_gemm
+from qtoolkit.bitops import (
+    PackedBits,
+    QuantizedActivations,
+    lowbit_gemm_int,
+    pack_bits,
+    pack_ternary_bits,
+    ternary_gemm,
+    xnor_gemm,
+)
 from qtoolkit.rounding import QuantizedArray, Quantizer
 
 from ._activations import fake_quantize, int8_codes, ternary_codes
-from ._backend import QuantizedActivations, lowbit_gemm_int, pack_ternary_bits, ternary_gemm
 from ._layer import _bn_factors, _check_finite, _check_input, _size
 from ._linear import _check_quantizer_kind, _mode_name
 from ._weights import (

@@ -3,11 +3,17 @@
 import numpy as np
 
 from qtoolkit._array import describe
-from qtoolkit.bitops import PackedBits, pack_bits, xnor_gemm
+from qtoolkit.bitops import (
+    PackedBits,
+    lowbit_matmul,
+    pack_bits,
+    pack_ternary_bits,
+    ternary_gemm,
+    xnor_gemm,
+)
 from qtoolkit.rounding import QuantizedArray, Quantizer
 
 from ._activations import fake_quantize, ternary_codes
-from ._backend import lowbit_matmul, pack_ternary_bits, ternary_gemm
 from ._layer import _bn_factors, _check_finite, _check_input, _size
 from ._weights import (
     QuantizedWeights,

@@ -9,15 +9,16 @@ import numbers
 import numpy as np
 
 from qtoolkit._array import check_n_threads, describe
-from qtoolkit.bitops import PackedBits, pack_bits, unpack_bits
-from qtoolkit.rounding import QuantizedArray, encode
-
-from ._backend import (
+from qtoolkit.bitops import (
+    PackedBits,
     pack_binary,
+    pack_bits,
     pack_ternary,
     pack_ternary_bits,
     pack_weights,
+    unpack_bits,
 )
+from qtoolkit.rounding import QuantizedArray, encode
 
 WEIGHT_MODES = ("binary", "ternary", 2, 3, 4, 8)
 ACTIVATION_MODES = (None, "binary", "ternary", 8)

@@ -23,7 +23,7 @@ def ternary_acts(rows):
 
 
 def int8_acts(rows):
-    from qtoolkit.nn._backend import quantize_activations
+    from qtoolkit.bitops import quantize_activations
 
     a = quantize_activations(np.asarray(rows, np.float32))
     return np.asarray(a.codes, np.float64) * np.asarray(a.scales, np.float64)[:, None]
