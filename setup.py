@@ -102,7 +102,6 @@ extensions = [
         include_dirs=[np.get_include(), _KERNELS],
         depends=_depends(sources),
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
-        depends=sorted(glob.glob("qtoolkit/bitops/_kernels/*.h")),
     )
     for name, (sources, _) in EXTENSIONS.items()
 ]
