@@ -29,21 +29,31 @@ and LQ-Nets work on NumPy arrays.
 
 from ._adaround import adaround
 from ._admm import ADMMResult, admm_quantize, project_scaled_codebook
+from ._awq import awq
 from ._gptq import gptq
+from ._hadamard import IncoherenceTransform, hadamard_transform, incoherence_transform
+from ._hqq import hqq
 from ._layer import QuantizedLayer, output_error
 from ._loss_aware import loss_aware_binarize, loss_aware_ternarize
 from ._lq import lq_fit, lq_quantize
+from ._rtn import rtn
 
 __all__ = [
     "ADMMResult",
+    "IncoherenceTransform",
     "QuantizedLayer",
     "adaround",
     "admm_quantize",
+    "awq",
     "gptq",
+    "hadamard_transform",
+    "hqq",
+    "incoherence_transform",
     "loss_aware_binarize",
     "loss_aware_ternarize",
     "lq_fit",
     "lq_quantize",
     "output_error",
     "project_scaled_codebook",
+    "rtn",
 ]

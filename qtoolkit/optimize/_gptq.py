@@ -1,15 +1,18 @@
 """GPTQ / OBQ: Hessian-guided post-training rounding of a linear layer, column by column."""
 
+from dataclasses import replace
+
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve, cholesky
 
-from .._array import check_int
+from .._array import check_int, check_random_state
+from ._grids import CLIPS, GRIDS, fit_codebooks, fit_uniform, nearest_codeword
+from ._hadamard import incoherence_transform
 from ._layer import (
     QuantizedLayer,
     check_group_size,
     check_layer,
     check_nonneg_float,
-    fit_grid,
     hessian,
     levels,
     quantize_column,
@@ -40,8 +43,54 @@ def _inverse_cholesky(H, damp):
     )
 
 
+def _check_bool(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def check_grid_options(grid, clip, bits):
+    if grid not in GRIDS:
+        raise ValueError(f"grid must be one of {GRIDS}, got {grid!r}")
+    if clip not in CLIPS:
+        raise ValueError(f"clip must be one of {CLIPS}, got {clip!r}")
+    if grid == "optimal" and bits > 8:
+        raise ValueError(f"grid='optimal' takes bits <= 8 (2**bits codewords per row), got {bits}")
+    if grid == "optimal" and clip is not None:
+        raise ValueError(
+            f"clip applies to the uniform grid only, got clip={clip!r} with grid='optimal'"
+        )
+
+
+def rotate_layer(W, X, rng):
+    """``(T(W), T(X), T)``: rows of ``W`` and ``X`` rotated by a random incoherence transform."""
+    t = incoherence_transform(W.shape[1], rng=rng)
+    Wr = t.forward(np.asarray(W, dtype=np.float64), axis=1)
+    Xr = None if X is None else t.forward(np.asarray(X, dtype=np.float64), axis=1)
+    return Wr.astype(W.dtype), None if Xr is None else Xr.astype(X.dtype), t
+
+
+def unrotate(res, W, t):
+    """The result of a method run on rotated inputs, with its effective weight unrotated."""
+    eff = t.inverse(res.stored_weight(), axis=1)
+    return replace(res, weight=eff.astype(W.dtype), transform=t)
+
+
 def gptq(
-    W, X, bits=4, *, mode="asymmetric", group_size=None, act_order=False, damp=0.01, block_size=128
+    W,
+    X,
+    bits=4,
+    *,
+    mode="asymmetric",
+    group_size=None,
+    act_order=False,
+    damp=0.01,
+    block_size=128,
+    clip=None,
+    static_groups=False,
+    grid="uniform",
+    rotate=False,
+    rng=None,
 ):
     r"""Round a linear layer's weight with GPTQ (OBQ), minimising the output error on ``X``.
 
@@ -77,6 +126,29 @@ def gptq(
         Columns per lazy batch: updates inside a block are applied column by
         column, updates to the rest of the matrix once per block (a
         matrix product), which changes the speed, not the result.
+    clip : {None, "mse"}, default=None
+        ``"mse"``: each grid (row, or row and group, fitted inside the loop on
+        the error-updated weights) shrinks its range by the factor in
+        ``[0.5, 1]`` (21 steps) that minimizes the group's squared rounding
+        error weighted by the Hessian diagonal.
+    static_groups : bool, default=False
+        Fit every group's grid before the loop, on the original weights and
+        consecutive input columns, so that groups stay contiguous in the
+        original order even with ``act_order`` (no permuted group index at
+        inference). Needs ``group_size``.
+    grid : {"uniform", "optimal"}, default="uniform"
+        ``"optimal"``: a non-uniform codebook of ``2**bits`` values per row
+        (and group), the globally optimal 1-D k-means of the row weighted by
+        the Hessian diagonal (:func:`qtoolkit.codebooks.kmeans_1d`), used as
+        the grid with GPTQ's error feedback; ``bits <= 8``, ``mode`` and
+        ``clip`` do not apply.
+    rotate : bool, default=False
+        Incoherence processing: run GPTQ on :math:`T(W)` and :math:`T(X)` for a
+        random :func:`incoherence_transform` ``T`` of the inputs (the output is
+        unchanged, :math:`X W^\top = T(X) T(W)^\top`); the result holds
+        ``transform`` and its ``weight`` is :math:`T^{-1}` of the stored weight.
+    rng : None, int or numpy.random.Generator, optional
+        Randomness of the transform (``rotate=True``).
 
     Returns
     -------
@@ -122,6 +194,12 @@ def gptq(
     rank deficiencies (fewer samples than inputs, collinear inputs) are
     handled by the dampening. Computation is in float64 on NumPy arrays.
 
+    ``grid="optimal"`` (SqueezeLLM's sensitivity-weighted non-uniform grid [3]_
+    inside GPTQ, GPTVQ [4]_ in one dimension): the codebook :math:`c` of row
+    :math:`i` minimizes :math:`\sum_j H_{jj} (w_{ij} - c_{a(j)})^2` exactly, and
+    :math:`\operatorname{round}` is the nearest codeword. With
+    :math:`H \propto I` this is nearest rounding to the optimal codebook.
+
     References
     ----------
     .. [1] E. Frantar, S. Ashkboos, T. Hoefler, D. Alistarh, "GPTQ: Accurate
@@ -130,6 +208,9 @@ def gptq(
     .. [2] E. Frantar, S. P. Singh, D. Alistarh, "Optimal Brain Compression: A
        Framework for Accurate Post-Training Quantization and Pruning",
        NeurIPS 2022.
+    .. [3] S. Kim et al., "SqueezeLLM: Dense-and-Sparse Quantization", ICML 2024.
+    .. [4] M. van Baalen et al., "GPTVQ: The Blessing of Dimensionality for LLM
+       Quantization", 2024.
 
     Examples
     --------
@@ -143,34 +224,84 @@ def gptq(
     >>> rtn = uniform(W, bits=3, mode="asymmetric", axis=0)
     >>> bool(output_error(W, res.weight, X) < output_error(W, rtn, X))
     True
+    >>> opt = gptq(W, X, bits=3, grid="optimal", act_order=True)   # per-row codebooks
+    >>> bool(output_error(W, opt.weight, X) < output_error(W, rtn, X))
+    True
     """
     bits = check_layer(W, X, bits, mode)
-    n_out, n_in = W.shape
+    n_in = W.shape[1]
     group_size = check_group_size(group_size, n_in)
-    if not isinstance(act_order, (bool, np.bool_)):
-        raise TypeError(f"act_order must be a bool, got {act_order!r}")
+    act_order = _check_bool(act_order, "act_order")
+    static_groups = _check_bool(static_groups, "static_groups")
+    rotate = _check_bool(rotate, "rotate")
     damp = check_nonneg_float(damp, "damp")
     block_size = check_int(block_size, "block_size", low=1)
+    check_grid_options(grid, clip, bits)
+    if static_groups and group_size is None:
+        raise ValueError("static_groups=True needs a group_size, got group_size=None")
+    gen = check_random_state(rng)
+    if rotate:
+        Wr, Xr, t = rotate_layer(W, X, gen)
+        res = _gptq(
+            Wr, Xr, bits, mode, group_size, act_order, damp, block_size, clip, static_groups, grid
+        )
+        return unrotate(res, W, t)
+    return _gptq(
+        W, X, bits, mode, group_size, act_order, damp, block_size, clip, static_groups, grid
+    )
+
+
+def _gptq(W, X, bits, mode, group_size, act_order, damp, block_size, clip, static_groups, grid):
+    """GPTQ on validated arguments."""
+    n_out, n_in = W.shape
     qmin, qmax = levels(bits, mode)
+    k = 2**bits
 
     H, dead = hessian(X)
     Wf = np.array(W, dtype=np.float64)
     if dead.any():
         H[dead, dead] = 1.0
         Wf[:, dead] = 0.0
-    perm = np.argsort(-np.diag(H), kind="stable") if act_order else np.arange(n_in)
+    hdiag = np.diag(H).copy()
+    perm = np.argsort(-hdiag, kind="stable") if act_order else np.arange(n_in)
+    n_groups = 1 if group_size is None else -(-n_in // group_size)
+    # group of each processed column: natural-order groups when static, else processing order
+    if group_size is None:
+        gproc = np.zeros(n_in, dtype=np.intp)
+    elif static_groups:
+        gproc = perm // group_size
+    else:
+        gproc = np.arange(n_in) // group_size
+
+    def fit(block, cols):
+        cw = hdiag[cols]
+        if grid == "optimal":
+            return fit_codebooks(block, k, cw)
+        return fit_uniform(block, qmin, qmax, mode, clip, cw)
+
+    optimal = grid == "optimal"
+    scales = None if optimal else np.empty((n_out, n_groups))
+    zeros = None if optimal else np.empty((n_out, n_groups))
+    books = np.empty((n_out, n_groups, k)) if optimal else None
+
+    def store(g, fitted):
+        if optimal:
+            books[:, g] = fitted
+        else:
+            scales[:, g], zeros[:, g] = fitted
+
+    if group_size is None:
+        store(0, fit(Wf, np.arange(n_in)))
+    elif static_groups:
+        for g in range(n_groups):
+            cols = np.arange(g * group_size, min((g + 1) * group_size, n_in))
+            store(g, fit(Wf[:, cols], cols))
+
     H = H[np.ix_(perm, perm)]
     Wp = Wf[:, perm]
     U, damp_used = _inverse_cholesky(H, damp)
-
-    n_groups = 1 if group_size is None else -(-n_in // group_size)
-    scales = np.empty((n_out, n_groups))
-    zeros = np.empty((n_out, n_groups))
     codes = np.empty((n_out, n_in))
     Q = np.empty((n_out, n_in))
-    if group_size is None:
-        scales[:, 0], zeros[:, 0] = fit_grid(Wp, qmin, qmax, mode)
-    scale, zero = scales[:, 0], zeros[:, 0]
 
     for i1 in range(0, n_in, block_size):
         i2 = min(i1 + block_size, n_in)
@@ -179,7 +310,7 @@ def gptq(
         E1 = np.zeros_like(W1)
         for j in range(i2 - i1):
             col = i1 + j
-            if group_size is not None and col % group_size == 0:
+            if group_size is not None and not static_groups and col % group_size == 0:
                 # the group's current weights: in-block updates are in W1, the
                 # pending lazy updates of this block are applied on the fly
                 g_end = min(col + group_size, n_in)
@@ -187,11 +318,13 @@ def gptq(
                 if g_end > i2:
                     later = Wp[:, i2:g_end] - E1[:, :j] @ U[i1:col, i2:g_end]
                     cur = np.concatenate([cur, later], axis=1)
-                g = col // group_size
-                scales[:, g], zeros[:, g] = fit_grid(cur, qmin, qmax, mode)
-                scale, zero = scales[:, g], zeros[:, g]
+                store(col // group_size, fit(cur, perm[col:g_end]))
+            g = gproc[col]
             w = W1[:, j]
-            c, q = quantize_column(w, scale, zero, qmin, qmax)
+            if optimal:
+                c, q = nearest_codeword(w, books[:, g])
+            else:
+                c, q = quantize_column(w, scales[:, g], zeros[:, g], qmin, qmax)
             codes[:, col], Q[:, col] = c, q
             err = (w - q) / U1[j, j]
             W1[:, j + 1 :] -= np.outer(err, U1[j, j + 1 :])
@@ -200,16 +333,15 @@ def gptq(
 
     inv = np.empty_like(perm)
     inv[perm] = np.arange(n_in)
-    groups_proc = (
-        np.zeros(n_in, dtype=np.intp) if group_size is None else np.arange(n_in) // group_size
-    )
     return QuantizedLayer(
         weight=Q[:, inv].astype(W.dtype),
         codes=codes[:, inv].astype(np.int32),
         scale=scales,
         zero_point=zeros,
-        groups=groups_proc[inv],
+        groups=gproc[inv],
         bits=bits,
         dead_inputs=dead,
         damp=damp_used,
+        codebook=books,
+        scheme="codebook" if optimal else "uniform",
     )

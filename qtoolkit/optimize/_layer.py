@@ -20,20 +20,24 @@ MODES = ("asymmetric", "symmetric")
 
 @dataclass(frozen=True)
 class QuantizedLayer:
-    """A linear layer's weight rounded onto a uniform grid, with its codes and grid.
+    """A linear layer's weight rounded onto a grid or codebook, with its codes and grid.
 
-    Returned by :func:`gptq` and :func:`adaround`.
+    Returned by every layer method of :mod:`qtoolkit.optimize` (:func:`gptq`,
+    :func:`adaround`, :func:`rtn`, :func:`hqq`, :func:`awq`).
 
     Parameters
     ----------
     weight : numpy.ndarray of shape (n_out, n_in)
-        The dequantized weight :math:`\\hat W = s\\,(q - z)`, in the input dtype.
+        The effective dequantized weight, in the layer's original input basis
+        and the input dtype: ``X @ weight.T`` approximates ``X @ W.T``.
     codes : numpy.ndarray of int32, shape (n_out, n_in)
-        Integer codes :math:`q` in ``[qmin, qmax]``.
-    scale : numpy.ndarray of shape (n_out, n_groups)
-        Grid step per output row and group.
-    zero_point : numpy.ndarray of shape (n_out, n_groups)
-        Integer-valued zero point per output row and group (0 for ``"symmetric"``).
+        Integer codes :math:`q` of the *stored* weight :math:`S` (in the
+        rotated and scaled basis when ``transform`` / ``input_scale`` are set).
+    scale : numpy.ndarray of shape (n_out, n_groups) or None
+        Grid step per output row and group (None for a codebook).
+    zero_point : numpy.ndarray of shape (n_out, n_groups) or None
+        Zero point per output row and group: integer-valued for GPTQ, AdaRound
+        and RTN (0 for ``"symmetric"``), real-valued for HQQ; None for a codebook.
     groups : numpy.ndarray of int, shape (n_in,)
         Group index of each input column (all zeros without groups).
     bits : int
@@ -43,17 +47,33 @@ class QuantizedLayer:
         weights are set to zero (they never reach the output).
     damp : float
         Dampening actually added (relative to the mean Hessian diagonal).
-    n_iter : int
+    n_iter : int, default=0
         Iterations run (0 for GPTQ).
+    codebook : numpy.ndarray of shape (n_out, n_groups, 2**bits) or None, default=None
+        Sorted codewords per row and group for a non-uniform grid
+        (:math:`S_{ij} = c_{i, g(j), q_{ij}}`).
+    transform : IncoherenceTransform or None, default=None
+        The rotation :math:`T` of the inputs (incoherence processing).
+    input_scale : numpy.ndarray of shape (n_in,) or None, default=None
+        Per-input factor :math:`a` applied to the activations before
+        ``transform`` (AWQ's inverse scales, to fold into the previous operation).
+    scheme : str, default="uniform"
+        ``"uniform"`` (integer zero point), ``"uniform-real-zero"`` (HQQ) or
+        ``"codebook"``.
+    alpha : float or None, default=None
+        AWQ's scale exponent (None for the other methods).
 
     See Also
     --------
-    gptq, adaround, output_error
+    gptq, adaround, rtn, hqq, awq, output_error
 
     Notes
     -----
-    :math:`\\hat W_{ij} = s_{i, g(j)}\\,(q_{ij} - z_{i, g(j)})` with :math:`g(j)`
-    = ``groups[j]``.
+    The stored weight is :math:`S_{ij} = s_{i, g(j)}\\,(q_{ij} - z_{i, g(j)})` (or
+    the codeword :math:`c_{i, g(j), q_{ij}}`), with :math:`g(j)` = ``groups[j]``;
+    the layer computes :math:`y = S\\,T(a \\odot x)`, so the effective weight is
+    :math:`\\hat W = T^{-1}(S)\\,\\operatorname{diag}(a)` (rows of :math:`S`
+    transformed by :math:`T^{-1}`).
 
     References
     ----------
@@ -69,6 +89,8 @@ class QuantizedLayer:
     array([[2, 0, 3]], dtype=int32)
     >>> bool(np.allclose(res.weight, res.scale[0, 0] * (res.codes - res.zero_point[0, 0])))
     True
+    >>> round(res.bits_per_weight(), 3)  # 2 bits + (16-bit scale + 2-bit zero) / 3 weights
+    8.0
     """
 
     weight: np.ndarray
@@ -80,6 +102,106 @@ class QuantizedLayer:
     dead_inputs: np.ndarray
     damp: float
     n_iter: int = 0
+    codebook: np.ndarray = None
+    transform: object = None
+    input_scale: np.ndarray = None
+    scheme: str = "uniform"
+    alpha: float = None
+
+    def stored_weight(self):
+        """The stored weight, decoded from the codes and the grid or codebook.
+
+        Returns
+        -------
+        S : numpy.ndarray of shape (n_out, n_in)
+            float64 :math:`S` (in the rotated and scaled basis, see Notes of the class).
+        """
+        g = np.asarray(self.groups)
+        rows = np.arange(self.codes.shape[0])[:, None]
+        if self.codebook is not None:
+            return self.codebook[rows, g[None, :], self.codes]
+        return self.scale[:, g] * (self.codes - self.zero_point[:, g])
+
+    def bits_per_weight(self, scale_bits=16):
+        """Storage per weight: codes, scales, zero points, codebooks, transform, input scales.
+
+        Parameters
+        ----------
+        scale_bits : int, default=16
+            Bits of each stored real number (scale, real zero point, codeword,
+            input scale, random-block entry). An integer zero point costs
+            ``bits`` (0 for a symmetric grid, all zero points 0).
+
+        Returns
+        -------
+        bpw : float
+            Total bits divided by ``n_out * n_in``.
+        """
+        n_out, n_in = self.codes.shape
+        n_groups = int(np.max(self.groups)) + 1 if self.groups.size else 1
+        total = self.bits * n_out * n_in
+        if self.codebook is not None:
+            total += self.codebook.size * scale_bits
+        else:
+            total += self.scale.size * scale_bits
+            if self.scheme == "uniform-real-zero":
+                total += self.zero_point.size * scale_bits
+            elif np.any(self.zero_point != 0):
+                total += n_out * n_groups * self.bits
+        if self.transform is not None:
+            total += self.transform.storage_bits
+        if self.input_scale is not None:
+            total += n_in * scale_bits
+        return total / (n_out * n_in)
+
+    def to_quantized_array(self):
+        """The stored weight :math:`S` as a :class:`qtoolkit.rounding.QuantizedArray`.
+
+        Contiguous equal groups become ``group_size`` blocks; other layouts
+        (act-order groups, a short last group) get a scale and zero point per
+        entry. ``transform`` and ``input_scale`` act on the activations and are
+        not part of the array.
+
+        Returns
+        -------
+        q : QuantizedArray
+            ``decode(q)`` equals :meth:`stored_weight` up to the dtype.
+
+        Raises
+        ------
+        ValueError
+            For per-row codebooks (``scheme="codebook"``), which a
+            :class:`QuantizedArray` (one codebook per tensor) cannot hold.
+        """
+        from qtoolkit.rounding import QuantizedArray
+
+        if self.codebook is not None:
+            raise ValueError(
+                "a QuantizedArray holds one codebook per tensor; this layer has one per row "
+                f"and group (codebook of shape {self.codebook.shape}): use stored_weight()"
+            )
+        n_in = self.codes.shape[1]
+        g = np.asarray(self.groups)
+        n_groups = self.scale.shape[1]
+        gs = -(-n_in // n_groups)
+        contiguous = np.array_equal(g, np.arange(n_in) // gs) and n_in % gs == 0
+        dtype = str(self.weight.dtype)
+        if n_groups == 1:
+            scale, zero, group_size = self.scale, self.zero_point, None
+        elif contiguous:
+            scale, zero, group_size = self.scale[..., None], self.zero_point[..., None], gs
+        else:
+            scale, zero, group_size = self.scale[:, g], self.zero_point[:, g], None
+        return QuantizedArray(
+            codes=self.codes,
+            scale=scale.astype(dtype),
+            zero_point=zero.astype(dtype),
+            bits=self.bits,
+            axis=(0,),
+            group_size=group_size,
+            dtype=dtype,
+            scheme="uniform",
+        )
 
 
 def levels(bits, mode):
