@@ -21,16 +21,22 @@ from qtoolkit.rounding import ternarize
 def test_public_api_pinned():
     assert qo.__all__ == [
         "ADMMResult",
+        "IncoherenceTransform",
         "QuantizedLayer",
         "adaround",
         "admm_quantize",
+        "awq",
         "gptq",
+        "hadamard_transform",
+        "hqq",
+        "incoherence_transform",
         "loss_aware_binarize",
         "loss_aware_ternarize",
         "lq_fit",
         "lq_quantize",
         "output_error",
         "project_scaled_codebook",
+        "rtn",
     ]
     for name in qo.__all__:
         assert getattr(qo, name).__module__.startswith("qtoolkit.optimize")
