@@ -19,9 +19,12 @@ cost. Two families are provided:
 Each compressor has ``compress`` (array in, quantized array out, in the
 input's Array API namespace), ``encode`` (bytes on the wire) and ``decode``
 (bytes to a NumPy array equal to what ``compress`` gives), and records the
-measured ``bits_per_element_`` of its last message.
+measured ``bits_per_element_`` of its last message. :func:`ddp_comm_hook` sends
+these messages through ``torch.distributed`` as a DistributedDataParallel
+communication hook.
 """
 
+from ._ddp import ddp_comm_hook
 from ._qsgd import QSGDCompressor, qsgd
 from ._sign import SignErrorFeedback, scaled_sign
 from ._terngrad import TernGradCompressor, terngrad
@@ -30,6 +33,7 @@ __all__ = [
     "QSGDCompressor",
     "SignErrorFeedback",
     "TernGradCompressor",
+    "ddp_comm_hook",
     "qsgd",
     "scaled_sign",
     "terngrad",
