@@ -1,16 +1,20 @@
 """Scalar weight sharing: weighted 1-D k-means, exact (dynamic programming) or Lloyd."""
 
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._array import check_int, check_n_threads, check_random_state, describe
+from .._array import check_int, check_n_threads, check_random_state, cpu_count, describe
 from . import _kmeans1d
 from ._common import check_codes, check_tensor, check_weights, code_dtype
 
-__all__ = ["KMeansQuantizer", "kmeans_1d"]
+__all__ = ["KMeans1DRows", "KMeansQuantizer", "kmeans_1d", "kmeans_1d_rows"]
+
+#: Values (rows x values) below which the batched fit runs on one thread.
+_MIN_VALUES_PER_THREAD = 1 << 15
 
 #: Largest backtracking table (bytes) the optimal programme keeps in memory.
 #: Above it the programme is run twice: a first pass keeps only checkpoint
@@ -51,6 +55,18 @@ def _prefix(ux, uw):
     pw, p1, p2 = np.empty(n + 1), np.empty(n + 1), np.empty(n + 1)
     _kmeans1d.prefix_sums(ux, uw, shift, pw, p1, p2)
     return shift, pw, p1, p2
+
+
+def _lagrangian_starts(ux, uw, k):
+    """Cluster starts (k + 1,) of the optimal partition of sorted distinct values.
+
+    The Lagrangian search of ``_kmeans1d_lambda.h``: ``O(n log n)`` per
+    penalised programme, a handful of programmes whatever ``k``.
+    """
+    starts = np.empty(k + 1, dtype=np.int64)
+    shift = float(np.dot(uw, ux) / uw.sum())
+    _kmeans1d.optimal_starts(ux, uw, shift, starts)
+    return starts
 
 
 def _optimal_starts(pw, p1, p2, n, k, n_threads, max_table_bytes=MAX_TABLE_BYTES):
@@ -163,9 +179,7 @@ def _histogram_seeds(ux, uw, k, n_threads):
         keep = gw > 0
         gx, gw = np.ascontiguousarray(gx[keep]), np.ascontiguousarray(gw[keep])
         gx, gw = _distinct_weighted(gx, gw)
-    shift, pw, p1, p2 = _prefix(gx, gw)
-    starts = _optimal_starts(pw, p1, p2, gx.shape[0], k, n_threads)
-    return shift + (p1[starts[1:]] - p1[starts[:-1]]) / (pw[starts[1:]] - pw[starts[:-1]])
+    return _cluster_means(gx, gw, _lagrangian_starts(gx, gw, k), None)
 
 
 def _init_centers(ux, uw, k, init, rng, n_threads=1):
@@ -220,7 +234,7 @@ def kmeans_1d(
         Non-negative weight of each value, of the shape of ``values`` (or
         ``(values.shape[0],)``). Default: all ones.
     algorithm : {"optimal", "lloyd"}, default="optimal"
-        ``"optimal"``: the globally optimal partition by dynamic programming.
+        ``"optimal"``: the globally optimal partition (exact; see Notes).
         ``"lloyd"``: Lloyd iterations on the sorted values.
     init : {"histogram", "linear", "density", "k-means++", "random"} or array_like, default="histogram"
         Initial centres for ``"lloyd"`` (ignored by ``"optimal"``), or an
@@ -242,8 +256,10 @@ def kmeans_1d(
     rng : None, int or numpy.random.Generator, optional
         Randomness for ``init="k-means++"`` and ``init="random"``.
     n_threads : int, optional
-        Threads for the dynamic programme. Default: all CPUs. The result does
-        not depend on it.
+        Validated for a uniform interface; one problem is solved on one
+        thread (the search over penalties is sequential), so the result never
+        depends on it. :func:`kmeans_1d_rows` spreads many problems over
+        threads.
 
     Returns
     -------
@@ -280,11 +296,27 @@ def kmeans_1d(
         C(j, i) = \sum_{t=j}^{i} s_t x_t^2 - \frac{(\sum_{t=j}^{i} s_t x_t)^2}
                   {\sum_{t=j}^{i} s_t},
 
-    with :math:`C` read off prefix sums of values centred on their mean. The
-    leftmost argmin is monotone in :math:`i`, so a layer is solved coarse to
-    fine with shrinking search ranges (divide and conquer), further bounded by
-    the argmin of the previous layer. Duplicate values are merged first, so
-    ties are handled exactly.
+    with :math:`C` read off compensated prefix sums of values centred on
+    their mean, so a cluster costs :math:`O(1)`. Rather than the :math:`k`
+    layers of this programme, the solver uses the Lagrangian relaxation of
+    the number of clusters [2]_: for a penalty :math:`\lambda > 0`,
+
+    .. math::
+
+        F(i) = \min_{j \le i} F(j - 1) + C(j, i) + \lambda
+
+    is one programme whatever :math:`k`, solved in :math:`O(n \log n)`
+    because :math:`C` obeys the quadrangle inequality (a queue of candidate
+    cluster starts, each owning an interval of ends). :math:`D_k(n)` is
+    convex in :math:`k`, so each :math:`k` on its lower hull is the count
+    of clusters at some :math:`\lambda`; a few programmes find it (secant and
+    regula falsi on :math:`\log` count against :math:`\log \lambda`, then
+    the chord slope :math:`(D_a - D_b) / (k_b - k_a)` of the bracket). When
+    several counts tie at one :math:`\lambda` (a straight piece of the hull,
+    common with many duplicates), the partition with exactly :math:`k`
+    clusters is spliced from the two optimal partitions of the bracket by the
+    exchange argument of the quadrangle inequality. The cost is nearly
+    independent of :math:`k`. Duplicate values are merged first.
 
     References
     ----------
@@ -333,12 +365,12 @@ def kmeans_1d(
             f"n_clusters={k} exceeds the number of distinct values with positive "
             f"weight ({n}); use n_clusters <= {n}"
         )
-    shift, pw, p1, p2 = _prefix(ux, uw)
     if algorithm == "optimal":
-        starts = _optimal_starts(pw, p1, p2, n, k, n_threads)
+        starts = _lagrangian_starts(ux, uw, k)
         codebook = _cluster_means(ux, uw, starts, None)
         n_iter = 1
     else:
+        shift, pw, p1, p2 = _prefix(ux, uw)
         codebook = np.ascontiguousarray(
             _init_centers(ux, uw, k, init, rng, n_threads), dtype=np.float64
         )
@@ -363,6 +395,156 @@ def kmeans_1d(
         codebook = np.sort(codebook)
     inertia = _inertia_sorted(ux, uw, codebook)
     return codebook, inertia, int(n_iter)
+
+
+class KMeans1DRows(NamedTuple):
+    """Codebooks and errors of :func:`kmeans_1d_rows`, one per row.
+
+    Parameters
+    ----------
+    codebooks : ndarray of shape (n_rows, n_clusters)
+        Sorted float64 optimal codebook of every row.
+    inertia : ndarray of shape (n_rows,)
+        Weighted squared error of every row against its nearest codewords.
+
+    See Also
+    --------
+    kmeans_1d_rows : the function that returns it.
+
+    Examples
+    --------
+    >>> from qtoolkit.codebooks import kmeans_1d_rows
+    >>> codebooks, inertia = kmeans_1d_rows([[0.0, 1.0, 4.0]], 2)
+    >>> codebooks
+    array([[0.5, 4. ]])
+    """
+
+    codebooks: np.ndarray
+    inertia: np.ndarray
+
+
+def kmeans_1d_rows(X, n_clusters, *, sample_weight=None, n_threads=None) -> KMeans1DRows:
+    r"""Optimal 1-D k-means of every row of a matrix: one codebook per row, in one call.
+
+    Each row is an independent weighted 1-D k-means problem (per-row
+    codebooks of weight sharing, non-uniform grids of post-training
+    quantization), solved exactly as :func:`kmeans_1d` with
+    ``algorithm="optimal"`` solves one; the rows are spread over threads.
+
+    Parameters
+    ----------
+    X : array_like of shape (n_rows, n_values)
+        Finite values; row ``i`` is clustered on its own.
+    n_clusters : int
+        Codewords per row, from 1 to 65536, at most the number of distinct
+        values with positive weight in every row.
+    sample_weight : array_like of shape (n_rows, n_values) or (n_values,), optional
+        Non-negative weight of each value; a 1-D array is one weight per
+        column, shared by every row (e.g. the diagonal of a layer's input
+        Hessian). Default: all ones.
+    n_threads : int, optional
+        Threads across rows. Default: one thread below 32768 values in all,
+        otherwise every usable CPU (at most one per row). Results do not
+        depend on it.
+
+    Returns
+    -------
+    result : KMeans1DRows
+        ``codebooks`` (n_rows, n_clusters): sorted optimal codebook of every
+        row (weighted means of its clusters); ``inertia`` (n_rows,): each
+        row's weighted squared error against its nearest codewords.
+
+    Raises
+    ------
+    ValueError
+        If ``X`` is not 2-D or holds NaN/Inf, if a weight is negative or
+        non-finite, or if a row has fewer than ``n_clusters`` distinct values
+        with positive weight (the message names the first such row).
+    TypeError
+        If ``n_clusters`` or ``n_threads`` is not an integer.
+
+    See Also
+    --------
+    kmeans_1d : one problem, with Lloyd as an alternative.
+    KMeansQuantizer : one codebook shared by a whole tensor.
+
+    Notes
+    -----
+    Row :math:`r` gets the codebook minimising
+    :math:`\sum_j s_{rj} (x_{rj} - c_{r, a(j)})^2`; see :func:`kmeans_1d`
+    for the Lagrangian algorithm [1]_. Rows are sorted by NumPy, then each
+    row is deduplicated, summarised by compensated prefix sums and solved in
+    compiled code without the GIL, one row per thread at a time (dynamic
+    schedule), so the result is independent of the number of threads.
+
+    References
+    ----------
+    .. [1] A. Grønlund et al., "Fast exact k-means, k-medians and Bregman
+       divergence clustering in 1D", arXiv:1701.07204, 2017.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from qtoolkit.codebooks import kmeans_1d_rows
+    >>> X = np.array([[0.0, 0.1, 1.0, 1.1], [5.0, 5.0, 6.0, 9.0]])
+    >>> res = kmeans_1d_rows(X, 2)
+    >>> res.codebooks
+    array([[0.05      , 1.05      ],
+           [5.33333333, 9.        ]])
+    >>> res.inertia
+    array([0.01      , 0.66666667])
+    """
+    x = check_tensor(X, "X")
+    if x.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_rows, n_values), got shape {x.shape}")
+    k = check_int(n_clusters, "n_clusters", low=1, high=1 << 16)
+    r, n = x.shape
+    if n_threads is None:
+        work = r * n
+        n_threads = 1 if work < _MIN_VALUES_PER_THREAD else max(1, min(cpu_count(), r))
+    else:
+        n_threads = check_n_threads(n_threads)
+    x = x.astype(np.float64, copy=False)
+    if sample_weight is None:
+        xs = np.sort(x, axis=1)
+        ws = np.empty((0, 0))
+    else:
+        sw = np.asarray(sample_weight)
+        if sw.dtype == object or not (
+            np.issubdtype(sw.dtype, np.floating) or np.issubdtype(sw.dtype, np.integer)
+        ):
+            raise TypeError(
+                f"sample_weight must be an array of real numbers, got {describe(sample_weight)}"
+            )
+        sw = sw.astype(np.float64)
+        if sw.shape == (n,):
+            sw = np.broadcast_to(sw, (r, n))
+        elif sw.shape != (r, n):
+            raise ValueError(f"sample_weight must have shape {(r, n)} or ({n},), got {sw.shape}")
+        if not np.all(np.isfinite(sw)):
+            raise ValueError("sample_weight contains NaN or Inf")
+        if np.any(sw < 0):
+            raise ValueError(f"sample_weight must be non-negative, got a minimum of {sw.min()!r}")
+        order = np.argsort(x, axis=1, kind="stable")
+        xs = np.take_along_axis(x, order, axis=1)
+        ws = np.ascontiguousarray(np.take_along_axis(sw, order, axis=1))
+    xs = np.ascontiguousarray(xs)
+    codebooks = np.empty((r, k))
+    inertia = np.empty(r)
+    status = np.zeros(r, dtype=np.intc)
+    _kmeans1d.fit_rows(xs, ws, codebooks, inertia, status, int(n_threads))
+    if np.any(status == -1):
+        raise MemoryError("kmeans_1d_rows: no memory for the work space of a row")
+    bad = np.flatnonzero(status == -2)
+    if bad.size:
+        i = int(bad[0])
+        wi = ws[i] if ws.size else np.ones(n)
+        m = int(np.unique(xs[i][wi > 0]).size)
+        raise ValueError(
+            f"n_clusters={k} exceeds the number of distinct values with positive weight "
+            f"in row {i} ({m}); use n_clusters <= {m}"
+        )
+    return KMeans1DRows(codebooks, inertia)
 
 
 def _cluster_means(ux, uw, starts, fallback):
@@ -416,8 +598,8 @@ class KMeansQuantizer(TransformerMixin, BaseEstimator):
     n_clusters : int, default=8
         Codebook size ``k``, from 1 to 65536.
     algorithm : {"optimal", "lloyd"}, default="optimal"
-        ``"optimal"``: globally optimal weighted 1-D k-means by dynamic
-        programming (Cython). ``"lloyd"``: Lloyd iterations on the data sorted
+        ``"optimal"``: globally optimal weighted 1-D k-means (exact, by the
+        Lagrangian search of :func:`kmeans_1d`). ``"lloyd"``: Lloyd iterations on the data sorted
         once, with prefix sums, so an iteration costs ``O(k log n)``.
     init : {"histogram", "linear", "density", "k-means++", "random"} or array_like, default="histogram"
         Initial centres for ``"lloyd"``; ignored by ``"optimal"``. See
@@ -430,8 +612,8 @@ class KMeansQuantizer(TransformerMixin, BaseEstimator):
     random_state : None, int or numpy.random.Generator, default=None
         Seed for the random initialisations.
     n_threads : int, default=None
-        Threads of the dynamic programme (all CPUs if None); results do not
-        depend on it.
+        Validated for a uniform interface; one fit runs on one thread, so
+        results never depend on it.
 
     Attributes
     ----------

@@ -6,6 +6,8 @@
 # caller. The kernels only compute; the GIL is released around them.
 from cython.parallel cimport prange
 from libc.math cimport INFINITY
+from libc.stdint cimport int64_t
+from libc.stdlib cimport free, malloc
 
 
 cdef inline double _seg_cost(const double* pw, const double* p1, const double* p2,
@@ -333,3 +335,52 @@ def lloyd(const double[::1] x,       # IN  (n,) sorted distinct values
             if not changed or shift2 <= tol:
                 break
     return it
+
+
+cdef extern from "_kmeans1d_lambda.h" nogil:
+    ctypedef struct qt_km_pref:
+        double w, s, q
+    void qt_km_prefix(const double* x, const double* w, Py_ssize_t n, double shift,
+                      qt_km_pref* P) noexcept
+    int qt_km_lambda(const qt_km_pref* P, Py_ssize_t n, Py_ssize_t k, int64_t* out) noexcept
+    int qt_km_fit_sorted(const double* xs, const double* ws, Py_ssize_t n, Py_ssize_t k,
+                         double* centers, double* inertia) noexcept
+
+
+def optimal_starts(const double[::1] x,      # IN  (n,) sorted distinct values
+                   const double[::1] w,      # IN  (n,) positive weights
+                   double shift,             # IN  value subtracted from x (the weighted mean)
+                   int64_t[::1] starts):     # OUT (k + 1,) cluster t holds x[starts[t]:starts[t+1]]
+    """Optimal partition of ``k = starts.shape[0] - 1`` clusters (Lagrangian search).
+
+    Returns the number of penalised programmes solved. See ``_kmeans1d_lambda.h``.
+    """
+    cdef Py_ssize_t n = x.shape[0], k = starts.shape[0] - 1
+    cdef int it
+    cdef qt_km_pref* P = <qt_km_pref*>malloc((n + 1) * sizeof(qt_km_pref))
+    if P == NULL:
+        raise MemoryError("kmeans_1d: no memory for the prefix sums")
+    with nogil:
+        qt_km_prefix(&x[0], &w[0], n, shift, P)
+        it = qt_km_lambda(P, n, k, &starts[0])
+    free(P)
+    if it < 0:
+        raise MemoryError("kmeans_1d: no memory for the work space")
+    return it
+
+
+def fit_rows(const double[:, ::1] xs,        # IN  (r, n) every row sorted ascending
+             const double[:, ::1] ws,        # IN  (r, n) weights in the same order, or (0, 0): ones
+             double[:, ::1] centers,         # OUT (r, k) sorted optimal codebooks
+             double[::1] inertia,            # OUT (r,) their weighted squared errors
+             int[::1] status,                # OUT (r,) 0, -1 (no memory), -2 (< k distinct values)
+             int n_threads):
+    """Optimal codebook of every row, rows split among threads (dynamic schedule)."""
+    cdef Py_ssize_t r = xs.shape[0], n = xs.shape[1], k = centers.shape[1], i
+    cdef bint weighted = ws.shape[0] > 0
+    if r == 0:
+        return
+    with nogil:
+        for i in prange(r, num_threads=n_threads, schedule="dynamic"):
+            status[i] = qt_km_fit_sorted(&xs[i, 0], &ws[i, 0] if weighted else NULL, n, k,
+                                         &centers[i, 0], &inertia[i])

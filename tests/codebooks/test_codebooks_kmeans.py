@@ -11,8 +11,16 @@ from qtoolkit.codebooks import (
     hessian_importance,
     hessian_weighted_kmeans,
     kmeans_1d,
+    kmeans_1d_rows,
 )
-from qtoolkit.codebooks._kmeans import _distinct_weighted, _optimal_starts, _prefix
+from qtoolkit.codebooks._kmeans import (
+    _cluster_means,
+    _distinct_weighted,
+    _inertia_sorted,
+    _lagrangian_starts,
+    _optimal_starts,
+    _prefix,
+)
 
 
 def brute_force(x, w, k):
@@ -113,7 +121,7 @@ def test_lloyd_fixed_point_and_empty_clusters():
     # linear seeds over a gap leave clusters empty: they are relocated, none stays empty
     u = np.random.default_rng(13).uniform(size=(2, 50))
     x = np.concatenate([u[0], 100 + u[1]])
-    codebook, inertia, _ = kmeans_1d(x, 6, algorithm="lloyd", init="linear", tol=0.0)
+    codebook, _, _ = kmeans_1d(x, 6, algorithm="lloyd", init="linear", tol=0.0)
     codes = np.searchsorted(0.5 * (codebook[1:] + codebook[:-1]), x)
     counts = np.bincount(codes, minlength=6)
     assert np.all(counts > 0)
@@ -141,7 +149,6 @@ def test_unit_weights_equal_no_weights():
 
 
 def test_threads_and_memory_budget_do_not_change_the_result():
-    # layers of >= 2 * 65536 rows run threaded (smaller ones use one thread)
     big = np.random.default_rng(11).laplace(size=140_000)
     a = kmeans_1d(big, 5, n_threads=1)
     b = kmeans_1d(big, 5, n_threads=2)
@@ -272,3 +279,128 @@ def test_largest_codebook():
     np.testing.assert_array_equal(q.inverse_transform(codes), x)
     with pytest.raises(ValueError, match=r"n_clusters must be in \[1, 65536\]"):
         KMeansQuantizer(n_clusters=65537).fit(x)
+
+
+def _layered_error(ux, uw, k):
+    """Error of the partition of the layered programme (the k-layer reference solver)."""
+    _, pw, p1, p2 = _prefix(ux, uw)
+    starts = _optimal_starts(pw, p1, p2, ux.size, k, 1)
+    return _inertia_sorted(ux, uw, _cluster_means(ux, uw, starts, None))
+
+
+def _reference_data(kind, n, rng):
+    if kind == "gaussian":
+        return rng.standard_normal(n)
+    if kind == "duplicates":  # few distinct values, each many times
+        return rng.integers(0, max(2, n // 6), size=n).astype(float)
+    if kind == "grid":  # equally spaced, equal counts: long straight pieces of the hull
+        return (np.arange(n) % int(rng.integers(2, 40))).astype(float) * 0.25
+    return np.round(rng.laplace(size=n), 1)  # "rounded": skewed duplicates
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "duplicates", "grid", "rounded"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_lagrangian_search_matches_layered_programme(kind, weighted):
+    # every k near the number of distinct values, where several counts share a penalty
+    rng = np.random.default_rng(hash((kind, weighted)) % 2**32)
+    for _ in range(12):
+        n = int(rng.integers(2, 300))
+        x = _reference_data(kind, n, rng)
+        w = rng.exponential(size=n) * (rng.random(n) > 0.1) if weighted else np.ones(n)
+        if not w.sum() > 0:
+            continue
+        ux, uw = _distinct_weighted(x, w)
+        m = ux.size
+        total = _layered_error(ux, uw, 1)
+        ks = {1, 2, m, m - 1, m - 2, m - 3, m // 2, m // 3, int(rng.integers(1, m + 1))}
+        for k in sorted(k for k in ks if 1 <= k <= m):
+            starts = _lagrangian_starts(ux, uw, k)
+            assert starts.shape == (k + 1,) and starts[0] == 0 and starts[-1] == m
+            assert np.all(np.diff(starts) > 0)
+            mine = _inertia_sorted(ux, uw, _cluster_means(ux, uw, starts, None))
+            ref = _layered_error(ux, uw, k)
+            # 1e-12 relative, above the rounding floor of the prefix sums
+            assert abs(mine - ref) <= 1e-12 * ref + 64 * np.finfo(float).eps * total
+
+
+def test_ties_on_a_straight_piece_of_the_hull():
+    # 0, 1, ..., 19, three times each: for k >= 10 every merge of two neighbours
+    # costs the same, so D(k) = 1.5 (20 - k) and every such k ties at one penalty
+    x = np.repeat(np.arange(20.0), 3)
+    for k in range(10, 21):
+        codebook, inertia, _ = kmeans_1d(x, k)
+        assert inertia == pytest.approx(1.5 * (20 - k), abs=1e-12)
+        assert codebook.shape == (k,)
+        assert weighted_sse(x, np.ones_like(x), codebook) == pytest.approx(inertia, abs=1e-12)
+    # weights make the pieces uneven: still the layered optimum for every k
+    w = np.tile([1.0, 2.0], 30)
+    ux, uw = _distinct_weighted(x, w)
+    for k in range(1, 21):
+        assert kmeans_1d(x, k, sample_weight=w)[1] == pytest.approx(
+            _layered_error(ux, uw, k), rel=1e-12, abs=1e-12
+        )
+
+
+def test_lagrangian_search_large_codebooks():
+    x = np.random.default_rng(13).standard_normal(20_000)
+    ux, uw = _distinct_weighted(x, np.ones_like(x))
+    total = _layered_error(ux, uw, 1)
+    for k in (300, 1500):
+        starts = _lagrangian_starts(ux, uw, k)
+        mine = _inertia_sorted(ux, uw, _cluster_means(ux, uw, starts, None))
+        ref = _layered_error(ux, uw, k)
+        assert abs(mine - ref) <= 1e-12 * ref + 64 * np.finfo(float).eps * total
+
+
+def test_rows_match_one_problem_at_a_time():
+    rng = np.random.default_rng(14)
+    X = rng.standard_normal((40, 300)).astype(np.float32)
+    X[3, :150] = X[3, 150:]  # duplicates in one row
+    for k in (1, 2, 16, 100):
+        res = kmeans_1d_rows(X, k)
+        assert res.codebooks.shape == (40, k) and res.inertia.shape == (40,)
+        for i in range(40):
+            c, e, _ = kmeans_1d(X[i], k)
+            np.testing.assert_allclose(res.codebooks[i], c, rtol=1e-12, atol=1e-15)
+            assert res.inertia[i] == pytest.approx(e, rel=1e-12)
+    # one weight per column shared by the rows, or one per entry; zero weights drop values
+    h = rng.exponential(size=300)
+    h[:20] = 0.0
+    res = kmeans_1d_rows(X, 8, sample_weight=h)
+    full = kmeans_1d_rows(X, 8, sample_weight=np.tile(h, (40, 1)))
+    np.testing.assert_array_equal(res.codebooks, full.codebooks)
+    for i in (0, 17):
+        c, e, _ = kmeans_1d(X[i], 8, sample_weight=h)
+        np.testing.assert_allclose(res.codebooks[i], c, rtol=1e-12, atol=1e-15)
+        assert res.inertia[i] == pytest.approx(weighted_sse(X[i].astype(float), h, c), rel=1e-9)
+
+
+def test_rows_do_not_depend_on_threads():
+    X = np.random.default_rng(15).laplace(size=(64, 700))
+    a = kmeans_1d_rows(X, 12, n_threads=1)
+    b = kmeans_1d_rows(X, 12, n_threads=2)
+    c = kmeans_1d_rows(X, 12)
+    for r in (b, c):
+        np.testing.assert_array_equal(a.codebooks, r.codebooks)
+        np.testing.assert_array_equal(a.inertia, r.inertia)
+
+
+def test_rows_bad_input():
+    X = np.zeros((3, 5))
+    X[1] = [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match=r"in row 0 \(1\)"):
+        kmeans_1d_rows(X, 2)
+    with pytest.raises(ValueError, match="X must be 2-D"):
+        kmeans_1d_rows(np.arange(5.0), 2)
+    with pytest.raises(ValueError, match="NaN"):
+        kmeans_1d_rows([[0.0, np.nan]], 1)
+    with pytest.raises(ValueError, match=r"sample_weight must have shape \(2, 3\) or \(3,\)"):
+        kmeans_1d_rows(np.ones((2, 3)), 1, sample_weight=np.ones(2))
+    with pytest.raises(ValueError, match="sample_weight must be non-negative"):
+        kmeans_1d_rows(np.ones((2, 3)), 1, sample_weight=-np.ones(3))
+    with pytest.raises(TypeError, match="n_clusters must be an integer"):
+        kmeans_1d_rows(np.ones((2, 3)), 1.5)
+    with pytest.raises(ValueError, match="n_threads must be in"):
+        kmeans_1d_rows(np.ones((2, 3)), 1, n_threads=0)
+    with pytest.raises(ValueError, match="0 sample"):
+        kmeans_1d_rows(np.ones((0, 3)), 1)

@@ -30,6 +30,7 @@ def test_public_api_is_pinned():
     assert sorted(cb.__all__) == sorted(
         [
             "EntropyConstrainedQuantizer",
+            "KMeans1DRows",
             "KMeansQuantizer",
             "ProbabilisticWeights",
             "ProductQuantizer",
@@ -44,6 +45,7 @@ def test_public_api_is_pinned():
             "hessian_weighted_kmeans",
             "huffman_code_lengths",
             "kmeans_1d",
+            "kmeans_1d_rows",
             "load_quantizer",
             "pq_compression_ratio",
             "rq_compression_ratio",

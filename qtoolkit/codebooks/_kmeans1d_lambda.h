@@ -1,0 +1,476 @@
+/* Exact weighted 1-D k-means by the Lagrangian relaxation of the number of clusters.
+ *
+ * Data: n sorted distinct values with positive weights, summarised by prefix
+ * sums P[t] = (sum of w, sum of w (x - shift), sum of w (x - shift)^2) over
+ * the first t values (P[0] = 0), so that the squared error of the cluster of
+ * values j .. t - 1 is  C(j, t) = q - s^2 / w  with the differences of P.
+ *
+ * 1. For a penalty lambda > 0, the programme F(t) = min_{j < t} F(j) + C(j, t)
+ *    + lambda (F(0) = 0) gives a partition minimising  error + lambda * clusters.
+ *    C satisfies the quadrangle inequality, so for two candidate starts
+ *    j1 < j2 the set of t where j2 is strictly better is a suffix: a deque of
+ *    candidates, each owning an interval of t, solves the programme; the
+ *    boundary between the newest candidate and the last one is found by
+ *    galloping (exponential then binary search).
+ * 2. The optimal error D(m) is convex in m, so every m on its lower hull is
+ *    reached by some lambda. The search keeps a bracket m_a < k < m_b of
+ *    solved penalties and proposes lambda from a power-law model of D
+ *    through the bracket (a Newton step), or the slope of the chord
+ *    (D(m_a) - D(m_b)) / (m_b - m_a) when the model stalls.
+ * 3. When the chord penalty returns m_a or m_b, both partitions are optimal
+ *    for it, and so is every m in between (D is linear there): a partition
+ *    with exactly k clusters is spliced from the two (the exchange argument
+ *    of the quadrangle inequality: a cluster of one partition that strictly
+ *    contains a cluster of the other is swapped for the crossing pair).
+ *
+ * Prior validation assumed (n >= 1, 1 <= k <= n). The functions allocate
+ * their own O(n) work space and return -1 if that fails.
+ */
+#ifndef QT_KMEANS1D_LAMBDA_H
+#define QT_KMEANS1D_LAMBDA_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+typedef struct {
+    double w, s, q;
+} qt_km_pref;
+
+/* Squared error of the cluster of values j .. t - 1 (j < t). */
+static inline double qt_km_cost(const qt_km_pref *P, ptrdiff_t j, ptrdiff_t t)
+{
+    const double w = P[t].w - P[j].w;
+    const double s = P[t].s - P[j].s;
+    const double c = (P[t].q - P[j].q) - s * s / w;
+    return c > 0.0 ? c : 0.0;
+}
+
+/* Compensated (Kahan) prefix sums of the weights and of the moments centred
+ * on ``shift``; P has n + 1 entries. */
+static void qt_km_prefix(const double *x, const double *w, ptrdiff_t n, double shift,
+                         qt_km_pref *P)
+{
+    double sw = 0.0, s1 = 0.0, s2 = 0.0, cw = 0.0, c1 = 0.0, c2 = 0.0, d, y, t;
+    ptrdiff_t i;
+    P[0].w = P[0].s = P[0].q = 0.0;
+    for (i = 0; i < n; i++) {
+        d = x[i] - shift;
+        y = w[i] - cw;
+        t = sw + y;
+        cw = (t - sw) - y;
+        sw = t;
+        y = w[i] * d - c1;
+        t = s1 + y;
+        c1 = (t - s1) - y;
+        s1 = t;
+        y = w[i] * d * d - c2;
+        t = s2 + y;
+        c2 = (t - s2) - y;
+        s2 = t;
+        P[i + 1].w = sw;
+        P[i + 1].s = s1;
+        P[i + 1].q = s2;
+    }
+}
+
+typedef struct {
+    double *F;   /* (n + 1) penalised optimum of the first t values */
+    int32_t *par; /* (n + 1) start of the last cluster of the first t values */
+    int32_t *cnt; /* (n + 1) clusters of that optimum */
+    int32_t *qj;  /* (n + 1) deque: candidate starts */
+    int32_t *qs;  /* (n + 1) deque: first t each candidate owns */
+} qt_km_work;
+
+/* new candidate t strictly better than candidate jb for the first P values */
+#define QT_KM_BETTER(P_) (Fn + qt_km_cost(P, t, (P_)) < F[jb] + qt_km_cost(P, jb, (P_)))
+
+/* Penalised programme at ``lam``; returns the number of clusters of the
+ * optimum found (ties go to the earlier cluster start). */
+static ptrdiff_t qt_km_penalized(const qt_km_pref *P, ptrdiff_t n, double lam,
+                                 const qt_km_work *ws)
+{
+    double *F = ws->F;
+    int32_t *par = ws->par, *cnt = ws->cnt, *qj = ws->qj, *qs = ws->qs;
+    ptrdiff_t head = 0, tail = 1, t, j, jb, s, lo, hi, mid, step, g, p, last_h = 1, last_t = 0;
+    double Fn, vb, vn;
+    F[0] = 0.0;
+    cnt[0] = 0;
+    par[0] = 0;
+    qj[0] = 0;
+    qs[0] = 1;
+    for (t = 1; t <= n; t++) {
+        while (tail - head >= 2 && qs[head + 1] <= t)
+            head++;
+        j = qj[head];
+        F[t] = F[j] + qt_km_cost(P, j, t) + lam;
+        par[t] = (int32_t)j;
+        cnt[t] = cnt[j] + 1;
+        if (t == n)
+            break;
+        /* candidate start t, valid from t + 1 on */
+        Fn = F[t];
+        for (;;) {
+            if (tail == head) {
+                qj[tail] = (int32_t)t;
+                qs[tail] = (int32_t)(t + 1);
+                tail++;
+                break;
+            }
+            jb = qj[tail - 1];
+            s = qs[tail - 1];
+            if (s < t + 1)
+                s = t + 1;
+            vb = F[jb] + qt_km_cost(P, jb, s);
+            vn = Fn + qt_km_cost(P, t, s);
+            if (vn < vb) {
+                tail--;
+                continue;
+            }
+            /* first position in (s, n] where the new candidate is strictly better:
+             * gallop from a guess (the previous boundary moved by the same
+             * amount as the candidate), then bisect */
+            g = last_h + (t - last_t);
+            if (g <= s)
+                g = s + 1;
+            if (g > n)
+                g = n;
+            if (QT_KM_BETTER(g)) {
+                hi = g;
+                lo = s;
+                step = 1;
+                while (hi - step > lo) {
+                    if (!QT_KM_BETTER(hi - step)) {
+                        lo = hi - step;
+                        break;
+                    }
+                    hi -= step;
+                    step *= 2;
+                }
+            } else {
+                lo = g;
+                hi = -1;
+                step = 1;
+                while (lo < n) {
+                    p = lo + step;
+                    if (p > n)
+                        p = n;
+                    if (QT_KM_BETTER(p)) {
+                        hi = p;
+                        break;
+                    }
+                    lo = p;
+                    step *= 2;
+                }
+            }
+            if (hi >= 0) {
+                while (hi - lo > 1) {
+                    mid = lo + (hi - lo) / 2;
+                    if (QT_KM_BETTER(mid))
+                        hi = mid;
+                    else
+                        lo = mid;
+                }
+                qj[tail] = (int32_t)t;
+                qs[tail] = (int32_t)hi;
+                tail++;
+                last_h = hi;
+                last_t = t;
+            }
+            break;
+        }
+    }
+    return cnt[n];
+}
+
+/* Cluster starts of the optimum found last: out[0] = 0 < ... < out[m] = n. */
+static void qt_km_backtrack(const qt_km_work *ws, ptrdiff_t n, ptrdiff_t m, int32_t *out)
+{
+    ptrdiff_t t = n, c = m;
+    out[c] = (int32_t)n;
+    while (c > 0) {
+        t = ws->par[t];
+        out[--c] = (int32_t)t;
+    }
+}
+
+/* Splice a partition of exactly k clusters from the starts A (ka clusters)
+ * and B (kb clusters), both optimal for one penalty, ka < k < kb. */
+static void qt_km_splice(const int32_t *A, ptrdiff_t ka, const int32_t *B, ptrdiff_t kb,
+                         ptrdiff_t k, int64_t *out)
+{
+    /* beta(a) = max{b : A[b] <= B[a]}; f(a) = a - beta(a) rises by at most one
+     * per step from f(0) = 0 to f(kb) = kb - ka. At the first a with
+     * f(a) = k - ka + 1, beta(a) = beta(a - 1) = b, so the cluster
+     * B[a - 1] .. B[a] lies inside A[b] .. A[b + 1]. The spliced partition
+     * B[0..a-1] + A[b+1..ka] has (a - 1) + ka - b = k clusters. */
+    ptrdiff_t a, b = 0, target = k - ka + 1, i, o = 0;
+    for (a = 0; a <= kb; a++) {
+        while (b + 1 <= ka && A[b + 1] <= B[a])
+            b++;
+        if (a - b == target)
+            break;
+    }
+    for (i = 0; i <= a - 1; i++)
+        out[o++] = B[i];
+    for (i = b + 1; i <= ka; i++)
+        out[o++] = A[i];
+}
+
+/* First penalty of the search: lambda = -D'(k) = 2 D(k) / k with the
+ * high-resolution estimate D(k) = W (int p^(1/3))^3 / (12 k^2) (Panter and
+ * Dite), the integral read off about 2k bins of equal weight count (at least
+ * 8 values each); 2 D(1) / k^3 when the data are too few for bins. */
+static double qt_km_first_penalty(const qt_km_pref *P, ptrdiff_t n, ptrdiff_t k, double D1)
+{
+    ptrdiff_t B = 2 * k, b, lo, hi;
+    double W = P[n].w, integral = 0.0, wb, lb, dk, lam;
+    if (B > n / 8)
+        B = n / 8;
+    if (B >= 2) {
+        for (b = 0; b < B; b++) {
+            lo = (n * b) / B;
+            hi = (n * (b + 1)) / B;
+            wb = P[hi].w - P[lo].w;
+            /* width of the bin: means of its first and last value, from the sums */
+            lb = (P[hi].s - P[hi - 1].s) / (P[hi].w - P[hi - 1].w) -
+                 (P[lo + 1].s - P[lo].s) / (P[lo + 1].w - P[lo].w);
+            if (wb > 0.0 && lb > 0.0)
+                integral += cbrt(wb / W) * cbrt(lb * lb);
+        }
+        dk = W * integral * integral * integral / (12.0 * (double)k * (double)k);
+        lam = 2.0 * dk / (double)k;
+        if (lam > 0.0 && isfinite(lam))
+            return lam;
+    }
+    return 2.0 * D1 / ((double)k * (double)k * (double)k);
+}
+
+/* Exact optimal starts (k + 1 entries, out[0] = 0, out[k] = n) of k clusters.
+ * Returns the number of penalised programmes solved, or -1 if out of memory. */
+static int qt_km_lambda(const qt_km_pref *P, ptrdiff_t n, ptrdiff_t k, int64_t *out)
+{
+    qt_km_work ws;
+    int32_t *pa = NULL, *pb = NULL, *pc = NULL, *tmp;
+    ptrdiff_t ka, kb, c, i, w0;
+    double Da, Db, la, lb, lam, D, slope, l0 = 0.0, l1 = 0.0, fa = 0.0, fb = 0.0;
+    ptrdiff_t c0 = 0, c1 = 0;
+    int it = 0, mode = 0, side = 0;
+    if (k == 1 || k == n) {
+        for (i = 0; i <= k; i++)
+            out[i] = (k == 1) ? (i == 0 ? 0 : n) : i;
+        return 0;
+    }
+    ws.F = (double *)malloc((size_t)(n + 1) * sizeof(double));
+    ws.par = (int32_t *)malloc((size_t)(n + 1) * sizeof(int32_t));
+    ws.cnt = (int32_t *)malloc((size_t)(n + 1) * sizeof(int32_t));
+    ws.qj = (int32_t *)malloc((size_t)(n + 1) * sizeof(int32_t));
+    ws.qs = (int32_t *)malloc((size_t)(n + 1) * sizeof(int32_t));
+    pa = (int32_t *)malloc((size_t)(n + 1) * sizeof(int32_t));
+    pb = (int32_t *)malloc((size_t)(n + 1) * sizeof(int32_t));
+    pc = (int32_t *)malloc((size_t)(n + 1) * sizeof(int32_t));
+    if (!ws.F || !ws.par || !ws.cnt || !ws.qj || !ws.qs || !pa || !pb || !pc) {
+        it = -1;
+        goto done;
+    }
+    /* bracket: one cluster (lambda = inf) and every value alone (lambda = 0) */
+    ka = 1;
+    Da = qt_km_cost(P, 0, n);
+    la = INFINITY;
+    pa[0] = 0;
+    pa[1] = (int32_t)n;
+    kb = n;
+    Db = 0.0;
+    lb = 0.0;
+    for (i = 0; i <= n; i++)
+        pb[i] = (int32_t)i;
+    for (;;) {
+        /* propose a penalty strictly inside (lb, la). The count falls with
+         * lambda roughly as a power (lambda ~ m^-3 by the high-resolution law
+         * D ~ m^-2): the first step uses that law; while one side of the
+         * bracket is open, a secant on log(count) against log(lambda) through
+         * the last two solutions; then regula falsi (Illinois variant) on the
+         * same logarithms between the bracket ends. When the bracket is
+         * narrow, or a step did not halve it, the chord penalty follows: it
+         * always finds a count strictly inside the bracket or proves that
+         * the bracket is one edge of the hull. */
+        lam = NAN;
+        if (mode == 0) {
+            if (it == 0) {
+                lam = qt_km_first_penalty(P, n, k, Da);
+            } else if (lb > 0.0 && isfinite(la)) {
+                lam = exp(log(lb) - fb * (log(la) - log(lb)) / (fa - fb));
+            } else {
+                slope = -1.0 / 3.0;
+                if (it >= 2 && c1 != c0 && l1 != l0)
+                    slope = (log((double)c1) - log((double)c0)) / (log(l1) - log(l0));
+                if (!(slope < -0.05) || !isfinite(slope))
+                    slope = -1.0 / 3.0;
+                lam = exp(log(l1) + (log((double)k) - log((double)c1)) / slope);
+            }
+        }
+        if (!(lam > lb && lam < la)) {
+            mode = 2;
+            lam = (Da - Db) / (double)(kb - ka);
+        }
+        if (!(lam > lb && lam < la)) {
+            /* no representable penalty strictly inside: the bracket is one hull edge */
+            qt_km_splice(pa, ka, pb, kb, k, out);
+            goto done;
+        }
+        it++;
+        c = qt_km_penalized(P, n, lam, &ws);
+        D = ws.F[n] - lam * (double)c;
+        l0 = l1;
+        c0 = c1;
+        l1 = lam;
+        c1 = c;
+        if (c == k) {
+            qt_km_backtrack(&ws, n, c, pc);
+            for (i = 0; i <= k; i++)
+                out[i] = pc[i];
+            goto done;
+        }
+        w0 = kb - ka;
+        if (c < k && c >= ka) {
+            qt_km_backtrack(&ws, n, c, pc);
+            tmp = pa;
+            pa = pc;
+            pc = tmp;
+            ka = c;
+            Da = D;
+            la = lam;
+            fa = log((double)c) - log((double)k);
+            if (side == 1)
+                fb *= 0.5;
+            side = 1;
+        } else if (c > k && c <= kb) {
+            qt_km_backtrack(&ws, n, c, pc);
+            tmp = pb;
+            pb = pc;
+            pc = tmp;
+            kb = c;
+            Db = D;
+            lb = lam;
+            fb = log((double)c) - log((double)k);
+            if (side == 2)
+                fa *= 0.5;
+            side = 2;
+        }
+        if (mode == 2 && kb - ka == w0) {
+            /* the chord penalty reaches only the bracket ends: both are optimal
+             * for it, and so is every count in between; splice */
+            qt_km_splice(pa, ka, pb, kb, k, out);
+            goto done;
+        }
+        mode = (mode == 0 && 2 * (kb - ka) > w0 && lb > 0.0 && isfinite(la)) || kb - ka <= 4 ? 2 : 0;
+    }
+done:
+    free(ws.F);
+    free(ws.par);
+    free(ws.cnt);
+    free(ws.qj);
+    free(ws.qs);
+    free(pa);
+    free(pb);
+    free(pc);
+    return it;
+}
+
+/* Weighted means of the clusters out of the starts, summed directly from the
+ * first value of each cluster (exact for clusters of one value). */
+static void qt_km_means(const double *x, const double *w, const int64_t *starts, ptrdiff_t k,
+                        double *centers)
+{
+    ptrdiff_t c, i;
+    for (c = 0; c < k; c++) {
+        const double base = x[starts[c]];
+        double sw = 0.0, sx = 0.0;
+        for (i = starts[c]; i < starts[c + 1]; i++) {
+            sw += w[i];
+            sx += w[i] * (x[i] - base);
+        }
+        centers[c] = base + sx / sw;
+    }
+}
+
+/* Weighted squared error of sorted values against their nearest codeword of
+ * a sorted codebook (a value on a midpoint goes to the lower codeword). */
+static double qt_km_inertia(const double *x, const double *w, ptrdiff_t n, const double *centers,
+                            ptrdiff_t k)
+{
+    ptrdiff_t i, c = 0;
+    double e = 0.0, comp = 0.0, d, y, t;
+    for (i = 0; i < n; i++) {
+        while (c + 1 < k && 0.5 * (centers[c] + centers[c + 1]) < x[i])
+            c++;
+        d = x[i] - centers[c];
+        y = w[i] * d * d - comp;
+        t = e + y;
+        comp = (t - e) - y;
+        e = t;
+    }
+    return e;
+}
+
+/* One problem from values sorted ascending (duplicates allowed) and their
+ * weights (NULL: all ones; zero weights are dropped): the optimal codebook
+ * (k sorted centres) and its error. Returns 0, -1 when out of memory, -2 when
+ * fewer than k distinct values have positive weight. */
+static int qt_km_fit_sorted(const double *xs, const double *wsort, ptrdiff_t n, ptrdiff_t k,
+                            double *centers, double *inertia)
+{
+    double *ux = (double *)malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
+    double *uw = (double *)malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
+    qt_km_pref *P = (qt_km_pref *)malloc((size_t)(n + 1) * sizeof(qt_km_pref));
+    int64_t *starts = (int64_t *)malloc((size_t)(k + 1) * sizeof(int64_t));
+    ptrdiff_t i, m = 0;
+    double sw = 0.0, cw = 0.0, sx = 0.0, cx = 0.0, y, t, wi;
+    int rc = 0;
+    if (!ux || !uw || !P || !starts) {
+        rc = -1;
+        goto out;
+    }
+    for (i = 0; i < n; i++) {
+        wi = wsort ? wsort[i] : 1.0;
+        if (!(wi > 0.0))
+            continue;
+        if (m > 0 && xs[i] == ux[m - 1]) {
+            uw[m - 1] += wi;
+        } else {
+            ux[m] = xs[i];
+            uw[m] = wi;
+            m++;
+        }
+    }
+    if (m < k) {
+        rc = -2;
+        goto out;
+    }
+    for (i = 0; i < m; i++) {
+        y = uw[i] - cw;
+        t = sw + y;
+        cw = (t - sw) - y;
+        sw = t;
+        y = uw[i] * ux[i] - cx;
+        t = sx + y;
+        cx = (t - sx) - y;
+        sx = t;
+    }
+    qt_km_prefix(ux, uw, m, sx / sw, P);
+    if (qt_km_lambda(P, m, k, starts) < 0) {
+        rc = -1;
+        goto out;
+    }
+    qt_km_means(ux, uw, starts, k, centers);
+    *inertia = qt_km_inertia(ux, uw, m, centers, k);
+out:
+    free(ux);
+    free(uw);
+    free(P);
+    free(starts);
+    return rc;
+}
+
+#endif
