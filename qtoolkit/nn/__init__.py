@@ -14,7 +14,9 @@ one that stores only the codes and computes with them:
   stride, padding, dilation, groups), built with ``from_float`` or from the
   codes of :mod:`qtoolkit.rounding` (a :class:`~qtoolkit.rounding.QuantizedArray`);
 - weight modes ``"binary"`` (per-filter :math:`\\alpha = \\overline{|w|}`),
-  ``"ternary"`` (absmean), and 2, 3, 4 or 8 bits (per row or per group);
+  ``"ternary"`` (absmean), 2, 3, 4 or 8 bits (per row or per group), and
+  from codes also indices into a codebook of at most 16 entries (k-means
+  weight sharing);
   activation modes None (float), ``"binary"`` (sign), ``"ternary"`` and 8
   (dynamic int8 per row, or per sample for a convolution);
 - for each layer its float reference (``dequantized().forward``), a size

@@ -461,7 +461,7 @@ class Conv2d:
             elif act == 8:
                 qa = QuantizedActivations(cols, row_scale, np.zeros(m, np.int32))
                 acc = np.asarray(lowbit_gemm_int(qa, w.lowbit, n_threads=self.n_threads))
-                out[...] = acc[:, :, 0] * w.scales[:, 0]
+                out[...] = acc[:, :, 0] * w.int_scales[:, 0]
                 out *= row_scale[:, None]
             else:
                 xt = pack_ternary_bits(cols, n_threads=self.n_threads)

@@ -33,12 +33,15 @@ def _mode_name(kind, bits):
 
 
 def _check_quantizer_kind(q, weights):
-    kind = (
-        "uniform"
-        if q.codebook is None
-        else ("binary" if np.asarray(q.codebook).size == 2 else "ternary")
-    )
-    got = q.bits if kind == "uniform" else kind
+    book = None if q.codebook is None else np.asarray(q.codebook, dtype=np.float64).ravel()
+    if book is None:
+        got = q.bits
+    elif np.array_equal(book, [-1.0, 1.0]):
+        got = "binary"
+    elif np.array_equal(book, [-1.0, 0.0, 1.0]):
+        got = "ternary"
+    else:
+        got = "codebook"
     if got != weights:
         raise ValueError(f"quantizer produced {got!r} weights but weights={weights!r}")
 
@@ -73,8 +76,11 @@ class Linear:
     weight : QuantizedArray or array_like, shape (out_features, in_features)
         Binary codes (codebook [-1, 1]), ternary codes (codebook [-1, 0, 1]),
         uniform k-bit codes (k in 2, 3, 4, 8, with zero points and groups of
-        the last axis), each with one scale per output row or per (row,
-        group); or a real array for a float layer.
+        the last axis), or indices into any codebook of at most 16 entries
+        (k-means weight sharing; the kernel computes with the codebook rounded
+        to int8 steps, see :func:`qtoolkit.bitops.pack_codebook`), each with
+        one scale per output row or per (row, group); or a real array for a
+        float layer.
     bias : array_like, shape (out_features,), optional
         Added to the output.
     activations : {None, "binary", "ternary", 8}, default None
@@ -90,7 +96,7 @@ class Linear:
     ----------
     in_features, out_features : int
         The weight's shape.
-    weights : {"binary", "ternary", 2, 3, 4, 8, "float"}
+    weights : {"binary", "ternary", 2, 3, 4, 8, "codebook", "float"}
         The weight mode.
     activations : {None, "binary", "ternary", 8}
         The activation mode.
@@ -105,7 +111,7 @@ class Linear:
         If ``weight`` is neither a QuantizedArray nor a real array.
     ValueError
         If the codes are not 2-D, their scales are not per row or per group,
-        the codebook is not binary or ternary, the weight mode cannot run with
+        a codebook has more than 16 entries, the weight mode cannot run with
         the activation mode (k-bit weights need ``activations`` None or 8), or
         ``bias`` has the wrong shape.
 

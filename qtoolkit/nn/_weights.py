@@ -13,6 +13,7 @@ from qtoolkit.bitops import (
     PackedBits,
     pack_binary,
     pack_bits,
+    pack_codebook,
     pack_ternary,
     pack_ternary_bits,
     pack_weights,
@@ -130,7 +131,9 @@ def from_quantized_array(q, ndim, name):
     """``(kind, bits, codes, scales, zero_points)`` of a QuantizedArray of ``ndim`` axes.
 
     codes are flattened to (N, K) (C order over the trailing axes); scales and
-    zero points are (N, G) with G the number of groups of the last axis.
+    zero points are (N, G) with G the number of groups of the last axis. For
+    kind ``"codebook"`` the codes are indices and the last item is the codebook
+    (C,) instead of zero points.
     """
     if not isinstance(q, QuantizedArray):
         raise TypeError(f"{name} must be a QuantizedArray or a real array, got {describe(q)}")
@@ -173,10 +176,16 @@ def from_quantized_array(q, ndim, name):
             kind, values = "binary", book
         elif np.array_equal(book, [-1.0, 0.0, 1.0]):
             kind, values = "ternary", book
+        elif 1 <= book.size <= 16 and np.all(np.isfinite(book)) and q.scale_neg is None:
+            # weight sharing with a small codebook: 4-bit indices, table lookup in the kernel
+            if flat.size and (flat.min() < 0 or flat.max() >= book.size):
+                raise ValueError(f"{name}.codes index outside the codebook of {book.size} entries")
+            return "codebook", 4, flat.astype(np.uint8), scale, book
         else:
             raise ValueError(
-                f"{name}: only the binary codebook [-1, 1] and the ternary codebook [-1, 0, 1] "
-                f"run on the integer kernels, got a codebook of {book.size} entries"
+                f"{name}: the integer kernels run the binary codebook [-1, 1], the ternary "
+                f"codebook [-1, 0, 1] and finite codebooks of at most 16 entries, got a "
+                f"codebook of {book.size} entries"
             )
         if flat.size and (flat.min() < 0 or flat.max() >= values.size):
             raise ValueError(f"{name}.codes index outside the codebook of {values.size} entries")
@@ -245,10 +254,12 @@ class QuantizedWeights:
         self.zero_points = zero_points
         self.planes = None  # PackedBits or TernaryBits for the popcount paths
         self.lowbit = None  # LowBitWeights for the int8 and float paths
+        self.codebook = zero_points if kind == "codebook" else None
         if activations in ("binary", "ternary"):
-            if kind == "uniform":
+            if kind in ("uniform", "codebook"):
+                what = f"{bits}-bit" if kind == "uniform" else "codebook"
                 raise ValueError(
-                    f"{bits}-bit weights need activations None or 8; binary and ternary "
+                    f"{what} weights need activations None or 8; binary and ternary "
                     "activations run only with binary or ternary weights"
                 )
             if group_size is not None:
@@ -275,10 +286,27 @@ class QuantizedWeights:
             self.lowbit = pack_binary(codes, scales=self.scales, group_size=group_size)
         elif kind == "ternary":
             self.lowbit = pack_ternary(codes, scales=self.scales, group_size=group_size)
+        elif kind == "codebook":
+            self.lowbit = pack_codebook(
+                codes, self.codebook, scales=self.scales, group_size=group_size
+            )
         else:
             self.lowbit = pack_weights(
                 codes, bits, scales=self.scales, zero_points=zero_points, group_size=group_size
             )
+
+    @property
+    def int_scales(self):
+        """Scales (N, G) of the exact sums of ``lowbit_gemm_int``.
+
+        For a codebook these include the step of its int8 rounding,
+        ``max|c| / 127`` (:func:`qtoolkit.bitops.pack_codebook`).
+        """
+        if self.kind != "codebook":
+            return self.scales
+        cmax = float(np.abs(self.codebook).max())
+        step = cmax / 127.0 if cmax > 0 else 1.0
+        return (self.scales.astype(np.float64) * step).astype(np.float32)
 
     @property
     def shape(self):
@@ -322,7 +350,9 @@ class QuantizedWeights:
         """The same codes with every output row's scales multiplied by ``factor`` (N,)."""
         if self.lowbit is not None:
             u = self.lowbit.codes()
-            if self.kind in ("binary", "ternary"):
+            if self.kind == "codebook":
+                codes, z = u, self.codebook
+            elif self.kind in ("binary", "ternary"):
                 codes = self.int_values().astype(np.int8)
                 z = None
             else:

@@ -114,7 +114,7 @@ def test_binary_conv_at_every_simd_level_and_thread_count(rng, weights):
         np.testing.assert_array_equal(r, results[0])
 
 
-def test_from_codes_and_quantizer(rng):
+def test_from_codes_and_quantizer(rng, ref):
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
     x = rng.standard_normal((1, 3, 5, 5)).astype(np.float32)
     for q in [
@@ -124,6 +124,11 @@ def test_from_codes_and_quantizer(rng):
     ]:
         conv = Conv2d(q, padding=1)
         np.testing.assert_allclose(conv.weight, decode(q), rtol=1e-6, atol=1e-7)
+    q = get("codebook", codebook=np.array([-1.5, -0.4, 0.3, 1.2])).encode(w)
+    conv = Conv2d(q, padding=1, activations=8)
+    assert conv.weights == "codebook"
+    expected = ref.conv2d_direct(ref.per_sample(x, 8), conv.weight, None, (1, 1), (1, 1), (1, 1), 1)
+    np.testing.assert_allclose(conv.forward(x), expected, rtol=1e-5, atol=1e-4)
     quantizer = get("ternary", method="optimal", axis=0)
     conv = Conv2d.from_float(w, weights="ternary", activations="ternary", quantizer=quantizer)
     np.testing.assert_allclose(conv.weight, quantizer(w), rtol=1e-6)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from qtoolkit.nn import LayerSize, Linear
-from qtoolkit.rounding import decode, encode, get, uniform
+from qtoolkit.rounding import QuantizedArray, decode, encode, get, uniform
 
 WEIGHTS = ["binary", "ternary", 2, 3, 4, 8]
 ACTS = [None, "binary", "ternary", 8]
@@ -115,6 +115,33 @@ def test_from_codes_of_rounding(rng, ref):
         np.testing.assert_allclose(layer.forward(x), expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("activations", [None, 8])
+def test_codebook_weights(rng, ref, activations):
+    # k-means style weight sharing: 4-bit indices into a 6-entry codebook, per-row scales
+    w = rng.standard_normal((5, 96)).astype(np.float32)
+    book = np.array([-1.3, -0.6, -0.1, 0.2, 0.7, 1.5])
+    idx = np.abs(w[:, :, None] - book).argmin(axis=2).astype(np.int8)
+    scale = rng.uniform(0.5, 2, (5, 1)).astype(np.float32)
+    q = QuantizedArray(codes=idx, scale=scale, codebook=book, bits=4, axis=(0,))
+    x = rng.standard_normal((3, 96)).astype(np.float32)
+    layer = Linear(q, activations=activations)
+    assert layer.weights == "codebook"
+    # the kernel's codebook: rounded to int8 steps of max|c| / 127
+    step = np.abs(book).max() / 127
+    w_ref = scale.astype(np.float64) * (np.rint(book / step) * step)[idx]
+    np.testing.assert_allclose(layer.weight, w_ref, rtol=1e-6)
+    expected = ref.quantize_rows(x, activations) @ w_ref.T
+    np.testing.assert_allclose(layer.forward(x), expected, rtol=1e-5, atol=1e-4)
+    report = layer.size_report()
+    mean, var = rng.standard_normal(5), rng.uniform(0.5, 2, 5)
+    folded = layer.fold_batch_norm(mean, var)
+    np.testing.assert_allclose(
+        folded.forward(x), (layer.forward(x) - mean) / np.sqrt(var + 1e-5), rtol=1e-4, atol=1e-4
+    )
+    # 4-bit indices, a scale and a zero point per row, the codebook (float32 and int8)
+    assert 5 * 96 // 2 <= report.weight_bytes <= 5 * 96 // 2 + 5 * 8 + 16 * 5
+
+
 def test_quantizer_argument(rng):
     w = rng.standard_normal((4, 96)).astype(np.float32)
     quantizer = get("ternary", method="twn", axis=0)
@@ -221,9 +248,12 @@ def test_errors_from_codes(rng):
     q = get("ternary", method="ttq", axis=0).encode(w)
     with pytest.raises(ValueError, match="separate positive and negative scales"):
         Linear(q)
-    q = get("codebook", codebook=np.array([-1.0, -0.5, 0.5, 1.0])).encode(w)
-    with pytest.raises(ValueError, match="only the binary codebook"):
+    q = get("codebook", codebook=np.linspace(-1, 1, 17)).encode(w)
+    with pytest.raises(ValueError, match="finite codebooks of at most 16 entries, got a codebook"):
         Linear(q)
+    q = get("codebook", codebook=np.array([-1.0, -0.5, 0.5, 1.0])).encode(w)
+    with pytest.raises(ValueError, match="codebook weights need activations None or 8"):
+        Linear(q, activations="binary")
     q = encode(w, bits=4, axis=1)  # one scale per input column
     with pytest.raises(
         ValueError, match=r"weight.scale of shape .* is not one value per output row"
