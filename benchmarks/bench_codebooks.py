@@ -2,8 +2,10 @@
 
 Usage::
 
-    # scalar weight sharing: 1e6 weights, k in 4 16 256, every peer (slow: ~30 min)
-    python benchmarks/bench_codebooks.py scalar
+    # scalar weight sharing: 1e6 weights, k in 16 256 4096 65536 (slow peers up to k = 256)
+    python benchmarks/bench_codebooks.py scalar --data gaussian --peers sklearn ckmeans kmeans1d
+    # one codebook per row of a 4096 x 4096 matrix
+    python benchmarks/bench_codebooks.py rows
     # a quick subset
     python benchmarks/bench_codebooks.py scalar --n 200000 --k 16 --data gaussian \
         --peers sklearn ckmeans
@@ -11,10 +13,12 @@ Usage::
     python benchmarks/bench_codebooks.py pq
     python benchmarks/bench_codebooks.py rq
 
-Scalar: qtoolkit's ``kmeans_1d`` (``"optimal"`` at 1 thread and at every
-CPU, ``"lloyd"``) against scikit-learn ``KMeans(n_init=1)``, the optimal
-DPs of ``ckmeans`` (k <= 255, so k = 256 rows also run both at k = 255) and
-``kmeans1d``, and ``faiss.Kmeans``. Every method's error is the weighted
+Scalar: qtoolkit's ``kmeans_1d`` (``"optimal"`` unweighted and weighted,
+``"lloyd"``), the previous layered exact solver (the reference, k <= 256),
+against scikit-learn ``KMeans(n_init=1)``, the optimal DPs of ``ckmeans``
+(k <= 255, so k = 256 rows also run both at k = 255) and ``kmeans1d``, and
+``faiss.Kmeans``; the slow peers are skipped above k = 256 (the reason is
+printed). Every method's error is the weighted
 squared error of the data against its centroids (nearest-centroid
 assignment, float64), reported relative to qtoolkit's optimum. Times are
 medians over interleaved rounds (each round runs every method once, in the
@@ -66,22 +70,57 @@ def make_data(name, n, rng):
     raise ValueError(f"unknown data set {name!r}")
 
 
-def sse(x, centroids):
-    """Squared error of x against its nearest centroid (float64)."""
+def sse(x, centroids, w=None):
+    """(Weighted) squared error of x against its nearest centroid (float64)."""
     c = np.sort(np.asarray(centroids, dtype=np.float64).ravel())
     xd = x.astype(np.float64)
     idx = np.searchsorted(0.5 * (c[1:] + c[:-1]), xd)
-    return float(np.sum((xd - c[idx]) ** 2))
+    d2 = (xd - c[idx]) ** 2
+    return float(np.sum(d2) if w is None else np.dot(w, d2))
 
 
-def scalar_methods(x, k, peers, n_cpu):
-    """(name, fn returning centroids) for every method at codebook size k."""
+#: Codebook sizes above which the slow peers (and the previous layered solver) are
+#: skipped: their cost grows as k * n (kmeans1d ~69 s and ckmeans ~22 s at k = 256, n = 1e6),
+#: so k = 4096 would take tens of minutes each; ckmeans also stops at k = 255.
+SLOW_PEERS_MAX_K = 256
+
+
+def layered_reference(x, k, w=None):
+    """The previous exact solver (k layers of the dynamic programme), kept as the reference."""
+    from qtoolkit.codebooks._kmeans import (
+        _cluster_means,
+        _distinct_weighted,
+        _optimal_starts,
+        _prefix,
+    )
+
+    ux, uw = _distinct_weighted(
+        x.astype(np.float64).ravel(), np.ones(x.size) if w is None else w.astype(np.float64)
+    )
+    _, pw, p1, p2 = _prefix(ux, uw)
+    return _cluster_means(ux, uw, _optimal_starts(pw, p1, p2, ux.size, k, 1), None)
+
+
+def scalar_methods(x, w, k, peers, skipped):
+    """(name, fn returning centroids, weighted?) for every method at codebook size k."""
     x64 = x.astype(np.float64)
     out = [
-        ("qtoolkit optimal (1 thread)", lambda: kmeans_1d(x, k, n_threads=1)[0]),
-        (f"qtoolkit optimal ({n_cpu} threads)", lambda: kmeans_1d(x, k, n_threads=n_cpu)[0]),
-        ("qtoolkit lloyd", lambda: kmeans_1d(x, k, algorithm="lloyd")[0]),
+        ("qtoolkit optimal", lambda: kmeans_1d(x, k)[0], False),
+        ("qtoolkit optimal, weighted", lambda: kmeans_1d(x, k, sample_weight=w)[0], True),
+        ("qtoolkit lloyd", lambda: kmeans_1d(x, k, algorithm="lloyd")[0], False),
     ]
+    slow_ok = k <= SLOW_PEERS_MAX_K
+    if slow_ok:
+        out.append(("previous layered DP (reference)", lambda: layered_reference(x, k), False))
+        out.append(
+            (
+                "previous layered DP, weighted (reference)",
+                lambda: layered_reference(x, k, w),
+                True,
+            )
+        )
+    else:
+        skipped.append(f"k={k}: previous layered DP (O(k n log n), minutes)")
     if "sklearn" in peers:
         from sklearn.cluster import KMeans
 
@@ -91,6 +130,7 @@ def scalar_methods(x, k, peers, n_cpu):
                 lambda: (
                     KMeans(n_clusters=k, n_init=1, random_state=0).fit(x[:, None]).cluster_centers_
                 ),
+                False,
             )
         )
     if "faiss" in peers:
@@ -101,59 +141,67 @@ def scalar_methods(x, k, peers, n_cpu):
             km.train(np.ascontiguousarray(x[:, None]))
             return km.centroids
 
-        out.append(("faiss.Kmeans(niter=25)", run_faiss))
+        out.append(("faiss.Kmeans(niter=25)", run_faiss, False))
     if "ckmeans" in peers:
-        import ckmeans
+        if k <= 255:
+            import ckmeans
 
-        kc = min(k, 255)
-        if kc != k:
             out.append(
-                (f"qtoolkit optimal k={kc} (1 thread)", lambda: kmeans_1d(x, kc, n_threads=1)[0])
+                (f"ckmeans k={k}", lambda: [c.mean() for c in ckmeans.ckmeans(x64, k)], False)
             )
+        elif slow_ok:
+            import ckmeans
+
+            out.append(("qtoolkit optimal k=255", lambda: kmeans_1d(x, 255)[0], False))
             out.append(
-                (
-                    f"qtoolkit optimal k={kc} ({n_cpu} threads)",
-                    lambda: kmeans_1d(x, kc, n_threads=n_cpu)[0],
-                )
+                ("ckmeans k=255", lambda: [c.mean() for c in ckmeans.ckmeans(x64, 255)], False)
             )
-        out.append((f"ckmeans k={kc}", lambda: [c.mean() for c in ckmeans.ckmeans(x64, kc)]))
+        else:
+            skipped.append(f"k={k}: ckmeans (k <= 255 only)")
     if "kmeans1d" in peers:
-        import kmeans1d
+        if slow_ok:
+            import kmeans1d
 
-        out.append(("kmeans1d", lambda: kmeans1d.cluster(x64, k)[1]))
+            out.append(("kmeans1d", lambda: kmeans1d.cluster(x64, k)[1], False))
+        else:
+            skipped.append(f"k={k}: kmeans1d (O(k n): tens of minutes)")
     return out
 
 
 def run_scalar(args):
     rng = np.random.default_rng(0)
-    n_cpu = len(os.sched_getaffinity(0))
-    print(f"# Scalar weight sharing: n = {args.n}, rounds = {args.rounds}\n# {machine_line()}\n")
+    print(
+        f"# Scalar weight sharing: n = {args.n}, rounds = {args.rounds}, one thread "
+        f"(the exact solver is sequential)\n# {machine_line()}\n"
+    )
     summary = []
+    skipped = []
     for data in args.data:
         x = make_data(data, args.n, rng)
+        # Hessian-like importance weights (heavy-tailed, positive)
+        w = rng.exponential(size=x.size) ** 2
         for k in args.k:
-            methods = scalar_methods(x, k, args.peers, n_cpu)
-            times = {name: [] for name, _ in methods}
+            methods = scalar_methods(x, w, k, args.peers, skipped)
+            times = {name: [] for name, _, _ in methods}
             errors = {}
             for _ in range(args.rounds):
-                for name, fn in methods:
+                for name, fn, weighted in methods:
                     result = {}
-                    times[name].append(time_once(lambda: result.setdefault("c", fn())))
-                    errors[name] = sse(x, result["c"])
-            opt = errors["qtoolkit optimal (1 thread)"]
-            ref_time = times["qtoolkit optimal (1 thread)"]
+                    times[name].append(time_once(lambda fn=fn, r=result: r.setdefault("c", fn())))
+                    errors[name] = sse(x, result["c"], w if weighted else None)
+            ref_time = times["qtoolkit optimal"]
             rows = []
-            for name, _ in methods:
-                base = opt
+            for name, _, weighted in methods:
+                base = errors["qtoolkit optimal, weighted" if weighted else "qtoolkit optimal"]
                 if "k=255" in name:
-                    base = errors.get("qtoolkit optimal k=255 (1 thread)", opt)
+                    base = errors.get("qtoolkit optimal k=255", base)
                 rel = errors[name] / base - 1.0
                 speed = median([t / r for t, r in zip(times[name], ref_time)])
                 rows.append(
                     [
                         name,
                         f"{median(times[name]):.3f}",
-                        f"{errors[name]:.10g}",
+                        f"{errors[name]:.12g}",
                         f"{rel:+.2e}",
                         f"{speed:.2f}",
                     ]
@@ -164,55 +212,117 @@ def run_scalar(args):
                     [
                         "method",
                         "median time (s)",
-                        "squared error",
-                        "error vs optimal",
-                        "time / qtoolkit optimal (1 thread)",
+                        "squared error (weighted rows: weighted)",
+                        "error vs qtoolkit optimal",
+                        "time / qtoolkit optimal",
                     ],
                     rows,
                 )
             )
             print()
             summary.append((data, k, times, errors))
-    print_scalar_targets(summary, n_cpu)
+    if skipped:
+        print("Skipped: " + "; ".join(dict.fromkeys(skipped)) + ".\n")
+    print_scalar_targets(summary)
 
 
 def _speedup(times, slow, fast):
     return median([s / f for s, f in zip(times[slow], times[fast])])
 
 
-def print_scalar_targets(summary, n_cpu):
+def _met(ok):
+    return "met" if ok else "NOT met"
+
+
+#: Time targets of the exact solver (one thread, n = 1e6), by k.
+TIME_TARGETS = {16: 0.5, 256: 1.5, 4096: 3.0, 65536: 3.0}
+
+
+def print_scalar_targets(summary):
     print("## Targets\n")
     lines = []
     for data, k, times, errors in summary:
-        for label in ("1 thread", f"{n_cpu} threads"):
-            opt = f"qtoolkit optimal ({label})"
-            if "kmeans1d" in times:
-                rel = abs(errors[opt] - errors["kmeans1d"]) / errors["kmeans1d"]
-                sp = _speedup(times, "kmeans1d", opt)
-                lines.append(
-                    f"- {data} k={k}: optimal ({label}) vs kmeans1d: error differs by "
-                    f"{rel:.1e} relative (target <= 1e-9: {'met' if rel <= 1e-9 else 'NOT met'}); "
-                    f"{sp:.1f}x faster (target >= 10x: {'met' if sp >= 10 else 'NOT met'})"
-                )
-            ck = [name for name in times if name.startswith("ckmeans")]
-            if ck and k >= 255:
-                mine = f"qtoolkit optimal k=255 ({label})" if k != 255 else opt
-                sp = _speedup(times, ck[0], mine)
-                lines.append(
-                    f"- {data} k=255: optimal ({label}) vs ckmeans: {sp:.2f}x faster "
-                    f"(target >= 2x: {'met' if sp >= 2 else 'NOT met'})"
-                )
-        lloyd = "qtoolkit lloyd"
-        rel = errors[lloyd] / errors["qtoolkit optimal (1 thread)"] - 1
-        line = (
-            f"- {data} k={k}: lloyd error {rel * 100:+.3f}% vs optimal "
-            f"(target <= +0.5%: {'met' if rel <= 0.005 else 'NOT met'})"
+        opt, wopt = "qtoolkit optimal", "qtoolkit optimal, weighted"
+        t = median(times[opt])
+        tw = median(times[wopt])
+        line = f"- {data} k={k}: optimal {t:.3f} s"
+        if k in TIME_TARGETS:
+            line += f" (target <= {TIME_TARGETS[k]} s: {_met(t <= TIME_TARGETS[k])})"
+        ratio_w = _speedup(times, wopt, opt)
+        line += (
+            f"; weighted {tw:.3f} s = {ratio_w:.2f}x unweighted "
+            f"(target <= 1.2x: {_met(ratio_w <= 1.2)})"
         )
+        lines.append(line)
+        for ref, mine in (
+            ("previous layered DP (reference)", opt),
+            ("previous layered DP, weighted (reference)", wopt),
+        ):
+            if ref in errors:
+                rel = abs(errors[mine] - errors[ref]) / errors[ref]
+                sp = _speedup(times, ref, mine)
+                lines.append(
+                    f"- {data} k={k}: {mine} vs {ref}: error differs by {rel:.1e} relative "
+                    f"(target <= 1e-12: {_met(rel <= 1e-12)}); {sp:.1f}x faster"
+                )
+        if "kmeans1d" in times:
+            sp = _speedup(times, "kmeans1d", opt)
+            rel = abs(errors[opt] - errors["kmeans1d"]) / errors["kmeans1d"]
+            target = f" (target >= 45x: {_met(sp >= 45)})" if k == 256 else ""
+            lines.append(
+                f"- {data} k={k}: optimal vs kmeans1d: {sp:.1f}x faster{target}; error differs "
+                f"by {rel:.1e} relative"
+            )
+        ck = [name for name in times if name.startswith("ckmeans")]
+        if ck:
+            mine = "qtoolkit optimal k=255" if "qtoolkit optimal k=255" in times else opt
+            sp = _speedup(times, ck[0], mine)
+            lines.append(f"- {data} {ck[0]}: optimal {sp:.1f}x faster than ckmeans")
+        lloyd = "qtoolkit lloyd"
+        rel = errors[lloyd] / errors[opt] - 1
+        line = f"- {data} k={k}: lloyd error {rel * 100:+.3f}% vs optimal"
         if "scikit-learn KMeans(n_init=1)" in times:
             sp = _speedup(times, "scikit-learn KMeans(n_init=1)", lloyd)
-            line += f"; {sp:.0f}x faster than scikit-learn (target >= 20x: {'met' if sp >= 20 else 'NOT met'})"
+            line += f"; lloyd {sp:.0f}x faster than scikit-learn"
         lines.append(line)
     print("\n".join(lines))
+
+
+def run_rows(args):
+    """One optimal codebook per row of a matrix (kmeans_1d_rows) against a loop of kmeans_1d."""
+    from qtoolkit.codebooks import kmeans_1d_rows
+
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((args.rows, args.cols)).astype(np.float32)
+    h = rng.exponential(size=args.cols)
+    n_cpu = len(os.sched_getaffinity(0))
+    print(
+        f"# Per-row codebooks: {args.rows} x {args.cols} float32, rounds = {args.rounds}\n"
+        f"# {machine_line()}\n"
+    )
+    rows = []
+    for k in args.k:
+        sub = W[: args.loop_rows]
+        methods = [
+            (f"kmeans_1d_rows k={k} (default threads: {n_cpu})", lambda k=k: kmeans_1d_rows(W, k)),
+            (f"kmeans_1d_rows k={k} (1 thread)", lambda k=k: kmeans_1d_rows(W, k, n_threads=1)),
+            (
+                f"kmeans_1d_rows k={k}, Hessian-diagonal weights",
+                lambda k=k: kmeans_1d_rows(W, k, sample_weight=h),
+            ),
+            (
+                f"loop of kmeans_1d k={k} ({args.loop_rows} rows, scaled to {args.rows})",
+                lambda k=k, sub=sub: [kmeans_1d(r, k) for r in sub],
+            ),
+        ]
+        times = {name: [] for name, _ in methods}
+        for _ in range(args.rounds):
+            for name, fn in methods:
+                times[name].append(time_once(fn))
+        times[methods[3][0]] = [t * (args.rows // args.loop_rows) for t in times[methods[3][0]]]
+        for name, _ in methods:
+            rows.append([name, f"{median(times[name]):.3f}"])
+    print(markdown_table(["method", "median time (s)"], rows))
 
 
 def vector_data(n, d, rng):
@@ -298,7 +408,7 @@ def vector_table(X, methods, rounds, ref):
     for _ in range(rounds):
         for name, fn in methods:
             result = {}
-            times[name].append(time_once(lambda: result.setdefault("r", fn())))
+            times[name].append(time_once(lambda fn=fn, r=result: r.setdefault("r", fn())))
             errors[name] = float(np.sum((X.astype(np.float64) - result["r"]) ** 2))
     rows = []
     for name, _ in methods:
@@ -324,7 +434,7 @@ def main(argv=None):
     sub = p.add_subparsers(dest="what", required=True)
     s = sub.add_parser("scalar", help="1-D k-means (scalar weight sharing)")
     s.add_argument("--n", type=int, default=1_000_000)
-    s.add_argument("--k", type=int, nargs="+", default=[4, 16, 256])
+    s.add_argument("--k", type=int, nargs="+", default=[16, 256, 4096, 65536])
     s.add_argument(
         "--data",
         nargs="+",
@@ -338,6 +448,12 @@ def main(argv=None):
         choices=["sklearn", "faiss", "ckmeans", "kmeans1d"],
     )
     s.add_argument("--rounds", type=int, default=1)
+    r = sub.add_parser("rows", help="one 1-D codebook per row of a matrix")
+    r.add_argument("--rows", type=int, default=4096)
+    r.add_argument("--cols", type=int, default=4096)
+    r.add_argument("--k", type=int, nargs="+", default=[4, 16])
+    r.add_argument("--loop-rows", type=int, default=256)
+    r.add_argument("--rounds", type=int, default=1)
     for name, n, d in (("pq", 100_000, 128), ("rq", 100_000, 128)):
         v = sub.add_parser(name)
         v.add_argument("--n", type=int, default=n)
@@ -352,7 +468,7 @@ def main(argv=None):
         else:
             v.add_argument("--rq-init", default="k-means++", choices=["k-means++", "random"])
     args = p.parse_args(argv)
-    {"scalar": run_scalar, "pq": run_pq, "rq": run_rq}[args.what](args)
+    {"scalar": run_scalar, "rows": run_rows, "pq": run_pq, "rq": run_rq}[args.what](args)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ class Rounding:
 
 
 class KMeans1D:
-    params = ([16, 256], ["optimal", "lloyd"])
+    params = ([16, 256, 4096, 65536], ["optimal", "lloyd"])
     param_names = ["n_clusters", "algorithm"]
     timeout = 300
 
@@ -42,6 +42,29 @@ class KMeans1D:
             codebooks.KMeansQuantizer(n_clusters=n_clusters, algorithm=algorithm)
             .fit(self.w)
             .inertia_
+        )
+
+    track_inertia.unit = "squared error"
+
+
+class KMeans1DRows:
+    """One optimal codebook per row of a (4096, 4096) matrix (non-uniform per-row grids)."""
+
+    params = ([4, 16], [False, True])
+    param_names = ["n_clusters", "weighted"]
+    timeout = 300
+
+    def setup(self, n_clusters, weighted):
+        rng = np.random.default_rng(0)
+        self.W = rng.standard_normal((4096, 4096)).astype(np.float32)
+        self.h = rng.exponential(size=4096) if weighted else None
+
+    def time_fit_rows(self, n_clusters, weighted):
+        codebooks.kmeans_1d_rows(self.W, n_clusters, sample_weight=self.h)
+
+    def track_inertia(self, n_clusters, weighted):
+        return float(
+            codebooks.kmeans_1d_rows(self.W, n_clusters, sample_weight=self.h).inertia.sum()
         )
 
     track_inertia.unit = "squared error"
