@@ -342,7 +342,8 @@ cdef extern from "_kmeans1d_lambda.h" nogil:
         double w, s, q
     void qt_km_prefix(const double* x, const double* w, Py_ssize_t n, double shift,
                       qt_km_pref* P) noexcept
-    int qt_km_lambda(const qt_km_pref* P, Py_ssize_t n, Py_ssize_t k, int64_t* out) noexcept
+    int qt_km_lambda(const qt_km_pref* P, const double* xc, Py_ssize_t n, Py_ssize_t k,
+                     int64_t* out) noexcept
     int qt_km_fit_sorted(const double* xs, const double* ws, Py_ssize_t n, Py_ssize_t k,
                          double* centers, double* inertia) noexcept
 
@@ -357,13 +358,20 @@ def optimal_starts(const double[::1] x,      # IN  (n,) sorted distinct values
     """
     cdef Py_ssize_t n = x.shape[0], k = starts.shape[0] - 1
     cdef int it
+    cdef Py_ssize_t i
     cdef qt_km_pref* P = <qt_km_pref*>malloc((n + 1) * sizeof(qt_km_pref))
-    if P == NULL:
+    cdef double* xc = <double*>malloc(n * sizeof(double))
+    if P == NULL or xc == NULL:
+        free(P)
+        free(xc)
         raise MemoryError("kmeans_1d: no memory for the prefix sums")
     with nogil:
         qt_km_prefix(&x[0], &w[0], n, shift, P)
-        it = qt_km_lambda(P, n, k, &starts[0])
+        for i in range(n):
+            xc[i] = x[i] - shift
+        it = qt_km_lambda(P, xc, n, k, &starts[0])
     free(P)
+    free(xc)
     if it < 0:
         raise MemoryError("kmeans_1d: no memory for the work space")
     return it

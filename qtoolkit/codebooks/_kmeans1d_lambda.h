@@ -247,10 +247,72 @@ static double qt_km_first_penalty(const qt_km_pref *P, ptrdiff_t n, ptrdiff_t k,
     return 2.0 * D1 / ((double)k * (double)k * (double)k);
 }
 
-/* Exact optimal starts (k + 1 entries, out[0] = 0, out[k] = n) of k clusters.
- * Returns the number of penalised programmes solved, or -1 if out of memory. */
-static int qt_km_lambda(const qt_km_pref *P, ptrdiff_t n, ptrdiff_t k, int64_t *out)
+/* Error of a Lloyd local optimum with m clusters (equal-weight initial
+ * partition, at most 128 iterations; each costs O(m log n) on the prefix
+ * sums). xc holds the values minus the shift of P; st has m + 1 entries. */
+static double qt_km_lloyd_error(const qt_km_pref *P, const double *xc, ptrdiff_t n, ptrdiff_t m,
+                                ptrdiff_t *st)
 {
+    ptrdiff_t t, lo, hi, mid, it;
+    double W = P[n].w, target, bnd, ca, cb, e = 0.0;
+    int changed;
+    st[0] = 0;
+    st[m] = n;
+    for (t = 1; t < m; t++) {
+        target = W * (double)t / (double)m;
+        lo = 0;
+        hi = n;
+        while (lo < hi) {
+            mid = lo + (hi - lo) / 2;
+            if (P[mid].w < target)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        st[t] = lo;
+    }
+    for (t = 1; t < m; t++)
+        if (st[t] < st[t - 1] + 1)
+            st[t] = st[t - 1] + 1;
+    for (t = m - 1; t >= 1; t--)
+        if (st[t] > st[t + 1] - 1)
+            st[t] = st[t + 1] - 1;
+    for (it = 0; it < 128; it++) {
+        changed = 0;
+        for (t = 1; t < m; t++) {
+            ca = (P[st[t]].s - P[st[t - 1]].s) / (P[st[t]].w - P[st[t - 1]].w);
+            cb = (P[st[t + 1]].s - P[st[t]].s) / (P[st[t + 1]].w - P[st[t]].w);
+            bnd = 0.5 * (ca + cb);
+            lo = st[t - 1] + 1;
+            hi = st[t + 1] - 1;
+            while (lo < hi) {
+                mid = lo + (hi - lo) / 2;
+                if (xc[mid] <= bnd)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            if (lo != st[t]) {
+                st[t] = lo;
+                changed = 1;
+            }
+        }
+        if (!changed)
+            break;
+    }
+    for (t = 0; t < m; t++)
+        e += qt_km_cost(P, st[t], st[t + 1]);
+    return e;
+}
+
+/* Exact optimal starts (k + 1 entries, out[0] = 0, out[k] = n) of k clusters.
+ * xc: the values minus the shift of P (NULL: no Lloyd estimate of the first
+ * penalty). Returns the number of penalised programmes solved, or -1 if out
+ * of memory. */
+static int qt_km_lambda(const qt_km_pref *P, const double *xc, ptrdiff_t n, ptrdiff_t k,
+                        int64_t *out)
+{
+    ptrdiff_t *lst = NULL;
     qt_km_work ws;
     int32_t *pa = NULL, *pb = NULL, *pc = NULL, *tmp;
     ptrdiff_t ka, kb, c, i, w0;
@@ -270,7 +332,8 @@ static int qt_km_lambda(const qt_km_pref *P, ptrdiff_t n, ptrdiff_t k, int64_t *
     pa = (int32_t *)malloc((size_t)(n + 1) * sizeof(int32_t));
     pb = (int32_t *)malloc((size_t)(n + 1) * sizeof(int32_t));
     pc = (int32_t *)malloc((size_t)(n + 1) * sizeof(int32_t));
-    if (!ws.F || !ws.par || !ws.cnt || !ws.qj || !ws.qs || !pa || !pb || !pc) {
+    lst = (ptrdiff_t *)malloc((size_t)(k + 2) * sizeof(ptrdiff_t));
+    if (!ws.F || !ws.par || !ws.cnt || !ws.qj || !ws.qs || !pa || !pb || !pc || !lst) {
         it = -1;
         goto done;
     }
@@ -299,6 +362,13 @@ static int qt_km_lambda(const qt_km_pref *P, ptrdiff_t n, ptrdiff_t k, int64_t *
         if (mode == 0) {
             if (it == 0) {
                 lam = qt_km_first_penalty(P, n, k, Da);
+                if (xc != NULL && k + 1 <= n && 8.0 * (double)k * log2((double)n) <= (double)n) {
+                    /* small k: the marginal error of the k-th cluster from Lloyd at k -/+ 1 */
+                    slope = 0.5 * (qt_km_lloyd_error(P, xc, n, k - 1, lst) -
+                                   qt_km_lloyd_error(P, xc, n, k + 1, lst));
+                    if (slope > 0.0 && isfinite(slope))
+                        lam = slope;
+                }
             } else if (lb > 0.0 && isfinite(la)) {
                 lam = exp(log(lb) - fb * (log(la) - log(lb)) / (fa - fb));
             } else {
@@ -375,6 +445,7 @@ done:
     free(pa);
     free(pb);
     free(pc);
+    free(lst);
     return it;
 }
 
@@ -425,10 +496,11 @@ static int qt_km_fit_sorted(const double *xs, const double *wsort, ptrdiff_t n, 
     double *uw = (double *)malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
     qt_km_pref *P = (qt_km_pref *)malloc((size_t)(n + 1) * sizeof(qt_km_pref));
     int64_t *starts = (int64_t *)malloc((size_t)(k + 1) * sizeof(int64_t));
+    double *uc = (double *)malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
     ptrdiff_t i, m = 0;
     double sw = 0.0, cw = 0.0, sx = 0.0, cx = 0.0, y, t, wi;
     int rc = 0;
-    if (!ux || !uw || !P || !starts) {
+    if (!ux || !uw || !P || !starts || !uc) {
         rc = -1;
         goto out;
     }
@@ -459,7 +531,9 @@ static int qt_km_fit_sorted(const double *xs, const double *wsort, ptrdiff_t n, 
         sx = t;
     }
     qt_km_prefix(ux, uw, m, sx / sw, P);
-    if (qt_km_lambda(P, m, k, starts) < 0) {
+    for (i = 0; i < m; i++)
+        uc[i] = ux[i] - sx / sw;
+    if (qt_km_lambda(P, uc, m, k, starts) < 0) {
         rc = -1;
         goto out;
     }
@@ -470,6 +544,7 @@ out:
     free(uw);
     free(P);
     free(starts);
+    free(uc);
     return rc;
 }
 
