@@ -83,8 +83,9 @@ class Conv2d:
     Parameters
     ----------
     weight : QuantizedArray or array_like, shape (out, in / groups, kh, kw)
-        Binary, ternary or uniform k-bit codes (k in 2, 3, 4, 8) with their
-        scales, or a real array for a float layer.
+        Binary, ternary or uniform k-bit codes (k in 2, 3, 4, 8), or indices
+        into a codebook of at most 16 entries, with their scales; or a real
+        array for a float layer.
     bias : array_like, shape (out,), optional
         Added to every output position.
     stride, padding, dilation : int or pair of int, default 1, 0, 1
@@ -108,7 +109,7 @@ class Conv2d:
         The geometry.
     groups : int
         Channel groups.
-    weights : {"binary", "ternary", 2, 3, 4, 8, "float"}
+    weights : {"binary", "ternary", 2, 3, 4, 8, "codebook", "float"}
         The weight mode.
     activations : {None, "binary", "ternary", 8}
         The activation mode.
