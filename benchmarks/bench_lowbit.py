@@ -2,8 +2,20 @@
 
 Usage::
 
+    python benchmarks/bench_lowbit.py gemm --sizes 2048   # k-bit / ternary GEMMs vs peers
+    python benchmarks/bench_lowbit.py gemv                # 1 x 4096 x 4096, and beyond L3
+    python benchmarks/bench_lowbit.py roofline            # in-cache micro-kernel rates
     python benchmarks/bench_lowbit.py conv   # binary 3x3 Conv2d, 256 -> 256, 14 x 14, batch 8
     python benchmarks/bench_lowbit.py conv --rounds 9 --threads 1 2
+
+``gemm`` times :func:`qtoolkit.bitops.lowbit_matmul` (ternary, 2- and 4-bit
+weights in groups of 32 and 128, 8-bit per row; float32 in, dynamic int8
+activations, float32 out) and :func:`qtoolkit.bitops.ternary_gemm` against
+NumPy float32 ``matmul`` (OpenBLAS), onnxruntime ``MatMulInteger`` (uint8 x
+int8) and ``MatMulNBits`` (4-bit blocks, ``accuracy_level`` 0 and 4) as
+one-node graphs with one intra-op thread, and :func:`xnor_gemm`, for
+M = N = K = n. ``gemv`` is the one-row case (weights streamed once) and a
+16384 x 16384 2-bit GEMV against a large ``np.copyto``'s bandwidth.
 
 ``conv`` times :class:`qtoolkit.nn.Conv2d` with binary weights and binary
 activations (sign; XNOR-Net) against the same convolution in float32 done as
@@ -26,7 +38,17 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _harness import interleaved, machine_line, markdown_table, median, ratio, thread_limiter
 
 import qtoolkit
-from qtoolkit.bitops import PackedBits, get_simd_level, pack_bits, xnor_gemm
+from qtoolkit.bitops import (
+    PackedBits,
+    get_simd_level,
+    lowbit_matmul,
+    pack_bits,
+    pack_ternary,
+    pack_ternary_bits,
+    pack_weights,
+    ternary_gemm,
+    xnor_gemm,
+)
 from qtoolkit.nn import Conv2d
 
 
@@ -146,6 +168,348 @@ def conv_main(args):
         print(f"target binary >= 10x float32 im2col + matmul, {t} thread(s): {r:.1f}x ({verdict})")
 
 
+def _ort_session(model):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
+def ort_matmul_integer(m, k, n, rng):
+    """One-node MatMulInteger graph, uint8 A (zero point 128) x int8 B (K x N); returns run()."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    b = rng.integers(-127, 128, size=(k, n)).astype(np.int8)
+    graph = helper.make_graph(
+        [helper.make_node("MatMulInteger", ["A", "B", "za"], ["Y"])],
+        "mmi",
+        [helper.make_tensor_value_info("A", TensorProto.UINT8, [m, k])],
+        [helper.make_tensor_value_info("Y", TensorProto.INT32, [m, n])],
+        [numpy_helper.from_array(b, "B"), numpy_helper.from_array(np.array(128, np.uint8), "za")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    sess = _ort_session(model)
+    a = rng.integers(0, 256, size=(m, k)).astype(np.uint8)
+    return lambda: sess.run(None, {"A": a})
+
+
+def ort_matmul_nbits(x, codes, scales, block, accuracy_level):
+    """One-node com.microsoft MatMulNBits graph, 4-bit codes (N, K) in [0, 15], zero point 8."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    m, k = x.shape
+    n = codes.shape[0]
+    nb = k // block
+    q = codes.reshape(n, nb, block).astype(np.uint8)
+    packed = (q[..., 0::2] | (q[..., 1::2] << 4)).astype(np.uint8)  # low nibble first
+    node = helper.make_node(
+        "MatMulNBits",
+        ["A", "B", "S"],
+        ["Y"],
+        domain="com.microsoft",
+        K=k,
+        N=n,
+        bits=4,
+        block_size=block,
+        accuracy_level=accuracy_level,
+    )
+    graph = helper.make_graph(
+        [node],
+        "nbits",
+        [helper.make_tensor_value_info("A", TensorProto.FLOAT, [m, k])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [m, n])],
+        [
+            numpy_helper.from_array(packed, "B"),
+            numpy_helper.from_array(scales.astype(np.float32).reshape(-1), "S"),
+        ],
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid("com.microsoft", 1)],
+    )
+    sess = _ort_session(model)
+    return lambda: sess.run(None, {"A": x})[0]
+
+
+def _uniform4(rng, n, k, block):
+    """4-bit codes [0, 15] with zero point 8 and per-block scales, and our packed form."""
+    codes = rng.integers(0, 16, size=(n, k))
+    scales = rng.uniform(0.01, 0.02, size=(n, k // block)).astype(np.float32)
+    w = pack_weights(codes, 4, scales=scales, zero_points=8, group_size=block)
+    return codes, scales, w
+
+
+def _header(title, args_line):
+    print(f"# qtoolkit {qtoolkit.__version__}: {title}")
+    print(
+        f"# {machine_line()}; kernel level {get_simd_level()} (k-bit: "
+        f"{_lowbit_kernel_names()[0]}, ternary: {_lowbit_kernel_names()[1]}); "
+        f"numpy {np.__version__}; {blas_line()}"
+    )
+    print(f"# {args_line}\n")
+
+
+def _lowbit_kernel_names():
+    from qtoolkit.bitops import _lowbit
+    from qtoolkit.bitops._dispatch import _level_id
+
+    return _lowbit.kernel_names(_level_id())
+
+
+def gemm_main(args):
+    import onnxruntime
+
+    rng = np.random.default_rng(0)
+    for n in args.sizes:
+        m = k = n
+        x = rng.standard_normal((m, k)).astype(np.float32)
+        wf = rng.standard_normal((n, k)).astype(np.float32)
+        wt = wf.T.copy()
+        tern = pack_ternary(rng.integers(-1, 2, size=(n, k)))
+        c32, s32, w4_32 = _uniform4(rng, n, k, 32)
+        c128, s128, w4_128 = _uniform4(rng, n, k, 128)
+        w2 = pack_weights(rng.integers(-2, 2, size=(n, k)), 2, scales=s128, group_size=128)
+        w8 = pack_weights(rng.integers(-127, 128, size=(n, k)), 8, scales=1.0)
+        ta = pack_ternary_bits(rng.integers(-1, 2, size=(m, k)))
+        tb = pack_ternary_bits(rng.integers(-1, 2, size=(n, k)))
+        xa, xb = pack_bits(x), pack_bits(wf)
+        one = _limiter(1)
+        methods = [
+            ("f32", lambda x=x, wt=wt: x @ wt, one),
+            ("mmi", ort_matmul_integer(m, k, n, rng), one),
+            ("nbits32_0", ort_matmul_nbits(x, c32, s32, 32, 0), one),
+            ("nbits32_4", ort_matmul_nbits(x, c32, s32, 32, 4), one),
+            ("nbits128_0", ort_matmul_nbits(x, c128, s128, 128, 0), one),
+            ("nbits128_4", ort_matmul_nbits(x, c128, s128, 128, 4), one),
+            ("xnor[1]", lambda a=xa, b=xb: xnor_gemm(a, b, n_threads=1), one),
+            ("xnor[2]", lambda a=xa, b=xb: xnor_gemm(a, b, n_threads=2), one),
+        ]
+        ours = [("tern", tern), ("w4g32", w4_32), ("w4g128", w4_128), ("w2g128", w2), ("w8", w8)]
+        for t in args.threads:
+            for name, w in ours:
+                methods.append(
+                    (f"{name}[{t}]", lambda w=w, t=t, x=x: lowbit_matmul(x, w, n_threads=t), one)
+                )
+            methods.append(
+                (f"txt[{t}]", lambda t=t, a=ta, b=tb: ternary_gemm(a, b, n_threads=t), one)
+            )
+        # sanity: our 4-bit product and MatMulNBits agree (not timed)
+        y_ours = lowbit_matmul(x[:4], w4_32)
+        y_ort = ort_matmul_nbits(x[:4], c32, s32, 32, 0)()
+        err = np.abs(y_ours - y_ort).max() / np.abs(y_ort).max()
+        assert err < 0.05, f"4-bit product disagrees with MatMulNBits: relative error {err}"
+        times = interleaved(methods, rounds=args.rounds)
+        macs = m * n * k
+        _header(
+            f"low-bit GEMM, M = N = K = {n}",
+            f"onnxruntime {onnxruntime.__version__} (1 intra-op thread); median of "
+            f"{args.rounds} interleaved rounds; GMAC/s = M N K / time (binary/ternary MAC: one "
+            "value of K); ratios are medians of per-round ratios",
+        )
+        labels = {
+            "f32": "NumPy float32 matmul (OpenBLAS), 1 thread",
+            "mmi": "onnxruntime MatMulInteger u8 x s8",
+            "nbits32_0": "onnxruntime MatMulNBits 4-bit, block 32, acc. level 0",
+            "nbits32_4": "onnxruntime MatMulNBits 4-bit, block 32, acc. level 4",
+            "nbits128_0": "onnxruntime MatMulNBits 4-bit, block 128, acc. level 0",
+            "nbits128_4": "onnxruntime MatMulNBits 4-bit, block 128, acc. level 4",
+            "xnor[1]": "qtoolkit xnor_gemm (binary x binary), 1 thread",
+            "xnor[2]": "qtoolkit xnor_gemm (binary x binary), 2 threads",
+        }
+        for t in args.threads:
+            labels.update(
+                {
+                    f"tern[{t}]": f"qtoolkit lowbit_matmul ternary x int8, {t} thr.",
+                    f"w4g32[{t}]": f"qtoolkit lowbit_matmul 4-bit g32 x int8, {t} thr.",
+                    f"w4g128[{t}]": f"qtoolkit lowbit_matmul 4-bit g128 x int8, {t} thr.",
+                    f"w2g128[{t}]": f"qtoolkit lowbit_matmul 2-bit g128 x int8, {t} thr.",
+                    f"w8[{t}]": f"qtoolkit lowbit_matmul 8-bit per row x int8, {t} thr.",
+                    f"txt[{t}]": f"qtoolkit ternary_gemm (ternary x ternary), {t} thr.",
+                }
+            )
+        rows = []
+        for name, label in labels.items():
+            if name not in times:
+                continue
+            sec = median(times[name])
+            rows.append(
+                [
+                    label,
+                    f"{sec * 1e3:.1f}",
+                    f"{macs / sec / 1e9:.0f}",
+                    f"{ratio(times, 'f32', name):.2f}",
+                    f"{ratio(times, 'mmi', name):.2f}",
+                ]
+            )
+        print(markdown_table(["method", "ms", "GMAC/s", "vs float32", "vs MatMulInteger"], rows))
+        print()
+        t1 = args.threads[0]
+        checks = [
+            ("ternary x int8 >= 2.5x float32", ratio(times, "f32", f"tern[{t1}]"), 2.5),
+            ("ternary x int8 >= 1.0x MatMulInteger", ratio(times, "mmi", f"tern[{t1}]"), 1.0),
+            (
+                "4-bit g32 >= 2x MatMulNBits (best acc. level)",
+                min(
+                    ratio(times, "nbits32_0", f"w4g32[{t1}]"),
+                    ratio(times, "nbits32_4", f"w4g32[{t1}]"),
+                ),
+                2.0,
+            ),
+            (
+                "4-bit g128 >= 2x MatMulNBits (best acc. level)",
+                min(
+                    ratio(times, "nbits128_0", f"w4g128[{t1}]"),
+                    ratio(times, "nbits128_4", f"w4g128[{t1}]"),
+                ),
+                2.0,
+            ),
+            ("ternary x ternary >= 0.4x xnor_gemm", ratio(times, "xnor[1]", f"txt[{t1}]"), 0.4),
+        ]
+        if 2 in args.threads and 1 in args.threads:
+            for name in ("tern", "w4g32", "w4g128", "txt"):
+                checks.append(
+                    (
+                        f"{name}: 2 threads >= 1.8x 1 thread",
+                        ratio(times, f"{name}[1]", f"{name}[2]"),
+                        1.8,
+                    )
+                )
+        for text, r, target in checks:
+            print(f"target {text} (n = {n}): {r:.2f}x ({'met' if r >= target else 'NOT met'})")
+        print()
+
+
+def gemv_main(args):
+    import onnxruntime
+
+    rng = np.random.default_rng(1)
+    one = _limiter(1)
+    n = k = args.size
+    x = rng.standard_normal((1, k)).astype(np.float32)
+    wt = rng.standard_normal((k, n)).astype(np.float32)
+    c32, s32, w4_32 = _uniform4(rng, n, k, 32)
+    c128, s128, w4_128 = _uniform4(rng, n, k, 128)
+    tern = pack_ternary(rng.integers(-1, 2, size=(n, k)))
+    methods = [
+        ("f32", lambda: x @ wt, one),
+        ("mmi", ort_matmul_integer(1, k, n, rng), one),
+        ("nbits32_4", ort_matmul_nbits(x, c32, s32, 32, 4), one),
+        ("nbits128_4", ort_matmul_nbits(x, c128, s128, 128, 4), one),
+        ("nbits32_0", ort_matmul_nbits(x, c32, s32, 32, 0), one),
+        ("w4g32", lambda: lowbit_matmul(x, w4_32, n_threads=1), one),
+        ("w4g128", lambda: lowbit_matmul(x, w4_128, n_threads=1), one),
+        ("tern", lambda: lowbit_matmul(x, tern, n_threads=1), one),
+    ]
+    times = interleaved(methods, rounds=args.rounds)
+    _header(
+        f"low-bit GEMV, 1 x {k} -> {n}",
+        f"onnxruntime {onnxruntime.__version__} (1 intra-op thread); 1 thread; median of "
+        f"{args.rounds} interleaved rounds",
+    )
+    labels = {
+        "f32": "NumPy float32 matmul (OpenBLAS)",
+        "mmi": "onnxruntime MatMulInteger u8 x s8",
+        "nbits32_0": "onnxruntime MatMulNBits 4-bit, block 32, acc. 0",
+        "nbits32_4": "onnxruntime MatMulNBits 4-bit, block 32, acc. 4",
+        "nbits128_4": "onnxruntime MatMulNBits 4-bit, block 128, acc. 4",
+        "w4g32": "qtoolkit lowbit_matmul 4-bit g32",
+        "w4g128": "qtoolkit lowbit_matmul 4-bit g128",
+        "tern": "qtoolkit lowbit_matmul ternary",
+    }
+    rows = [
+        [
+            lab,
+            f"{median(times[nm]) * 1e6:.0f}",
+            f"{n * k / median(times[nm]) / 1e9:.1f}",
+            f"{ratio(times, 'f32', nm):.2f}",
+        ]
+        for nm, lab in labels.items()
+    ]
+    print(markdown_table(["method", "us", "GMAC/s", "vs float32"], rows))
+    print()
+    for name, peer in (("w4g32", "nbits32_4"), ("w4g128", "nbits128_4")):
+        best = min(
+            ratio(times, peer, name),
+            ratio(times, "nbits32_0", name) if "32" in peer else ratio(times, peer, name),
+        )
+        print(
+            f"target GEMV {name} >= 1.2x MatMulNBits (acc. 4): {best:.2f}x "
+            f"({'met' if best >= 1.2 else 'NOT met'})"
+        )
+    print()
+    # beyond L3: 2-bit weights of 16384 x 16384 (64 MiB) against np.copyto of 128 MiB
+    big = args.big
+    codes = rng.integers(-2, 2, size=(big, big)).astype(np.int8)
+    w2 = pack_weights(codes, 2, scales=1.0)
+    del codes
+    xb = rng.standard_normal((1, big)).astype(np.float32)
+    src = np.ones(16 << 20, np.float64)  # 128 MiB
+    dst = np.empty_like(src)
+    wbytes = big * big // 4
+    methods = [("copy", lambda: np.copyto(dst, src), one)]
+    for t in args.threads:
+        methods.append((f"w2[{t}]", lambda t=t: lowbit_matmul(xb, w2, n_threads=t), one))
+    times = interleaved(methods, rounds=args.rounds)
+    copy_bw = 2 * src.nbytes / median(times["copy"]) / 1e9
+    print(f"# GEMV 1 x {big} -> {big}, 2-bit weights ({wbytes / 2**20:.0f} MiB, beyond L3)")
+    rows = [
+        [
+            "np.copyto of 128 MiB (read + write)",
+            f"{median(times['copy']) * 1e3:.1f}",
+            f"{copy_bw:.1f}",
+            "1.00",
+        ]
+    ]
+    for t in args.threads:
+        sec = median(times[f"w2[{t}]"])
+        rows.append(
+            [
+                f"qtoolkit lowbit_matmul 2-bit, {t} thread(s): weight bytes / time",
+                f"{sec * 1e3:.1f}",
+                f"{wbytes / sec / 1e9:.1f}",
+                f"{wbytes / sec / 1e9 / copy_bw:.2f}",
+            ]
+        )
+    print(markdown_table(["method", "ms", "GB/s", "vs copyto"], rows))
+    for t in args.threads:
+        r = wbytes / median(times[f"w2[{t}]"]) / 1e9 / copy_bw
+        print(
+            f"target GEMV beyond L3 >= 0.7x copyto bandwidth, {t} thread(s): {r:.2f}x "
+            f"({'met' if r >= 0.7 else 'NOT met'})"
+        )
+
+
+def roofline_main(args):
+    import time
+
+    from qtoolkit.bitops import _lowbit
+    from qtoolkit.bitops._dispatch import _level_id
+
+    _header(
+        "in-cache micro-kernel rates (one L1-resident panel, 1 thread)",
+        f"K = {args.k}; best of {args.rounds}",
+    )
+    rows = []
+    level = _level_id()
+    for bits in (1, 2, 3, 4, 8):
+        best = 0.0
+        for _ in range(args.rounds):
+            t0 = time.perf_counter()
+            macs = _lowbit.ukernel_repeat(level, bits, args.k // 32, 2000)
+            best = max(best, macs / (time.perf_counter() - t0) / 1e9)
+        rows.append([f"k-bit x int8 micro-kernel, {bits}-bit weights", f"{best:.0f}"])
+    best = 0.0
+    for _ in range(args.rounds):
+        t0 = time.perf_counter()
+        macs = _lowbit.ternary_ukernel_repeat(level, args.k // 64, 20000)
+        best = max(best, macs / (time.perf_counter() - t0) / 1e9)
+    rows.append(["ternary x ternary micro-kernel", f"{best:.0f}"])
+    print(markdown_table(["micro-kernel", "GMAC/s"], rows))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -156,6 +520,21 @@ def main(argv=None):
     conv.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     conv.add_argument("--rounds", type=int, default=7)
     conv.set_defaults(run=conv_main)
+    gemm = sub.add_parser("gemm", help="k-bit / ternary GEMMs against float32 and onnxruntime")
+    gemm.add_argument("--sizes", type=int, nargs="+", default=[2048])
+    gemm.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    gemm.add_argument("--rounds", type=int, default=5)
+    gemm.set_defaults(run=gemm_main)
+    gemv = sub.add_parser("gemv", help="one-row products, in cache and beyond L3")
+    gemv.add_argument("--size", type=int, default=4096)
+    gemv.add_argument("--big", type=int, default=16384)
+    gemv.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    gemv.add_argument("--rounds", type=int, default=7)
+    gemv.set_defaults(run=gemv_main)
+    roof = sub.add_parser("roofline", help="in-cache micro-kernel rates")
+    roof.add_argument("--k", type=int, default=1024)
+    roof.add_argument("--rounds", type=int, default=5)
+    roof.set_defaults(run=roofline_main)
     args = parser.parse_args(argv)
     args.run(args)
 

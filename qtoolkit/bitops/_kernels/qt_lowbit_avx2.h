@@ -2,7 +2,8 @@
  *
  * vpmaddubsw multiplies the unsigned codes by the signed activations and adds
  * neighbouring pairs into int16 (at most 2 * 15 * 128 for codes of <= 4 bits,
- * so it cannot saturate); vpmaddwd with ones widens to int32. Codes of 8 bits
+ * so it cannot saturate); the eight products of a superblock are added in
+ * int16 (|sum| <= 30720) and widened to int32 once with vpmaddwd by ones. Codes of 8 bits
  * (and codebook bytes) are split into nibbles, each multiplied this way, the
  * high one weighted by 16 in vpmaddwd. */
 #ifndef QT_LOWBIT_AVX2_H
@@ -68,6 +69,30 @@ QT_LB_AVX2_INLINE __m256i qt_lb_avx2_dot(__m256i acc, __m256i u, __m256i b, cons
                                                    _mm256_set1_epi16(16)));
 }
 
+/* tile += scale * (mul D - zz Sa - za Ws) for one group, 8 columns at a time */
+QT_LB_AVX2_INLINE void qt_lb_avx2_store_float(const qt_lb_weights *w, size_t p, size_t g,
+                                              const int mr, const int32_t *d,
+                                              const int32_t *sums, const int32_t *za, int asym,
+                                              float *tile)
+{
+    const size_t G = w->n_groups, off = (p * G + g) * QT_LB_NR;
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+        const __m256 sc = _mm256_loadu_ps(w->scale + off + 8 * j);
+        const __m256i zz = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(w->zz + off + 8 * j)));
+        const __m256i ws = _mm256_loadu_si256((const __m256i *)(w->wsum + off + 8 * j));
+        for (int i = 0; i < mr; ++i) {
+            __m256i t = _mm256_loadu_si256((const __m256i *)(d + i * QT_LB_NR + 8 * j));
+            if (w->mul == 2) t = _mm256_add_epi32(t, t);
+            t = _mm256_sub_epi32(t, _mm256_mullo_epi32(zz, _mm256_set1_epi32(sums[(size_t)i * G + g])));
+            if (asym) t = _mm256_sub_epi32(t, _mm256_mullo_epi32(ws, _mm256_set1_epi32(za[i])));
+            float *tr = tile + i * QT_LB_NR + 8 * j;
+            _mm256_storeu_ps(tr, _mm256_add_ps(_mm256_loadu_ps(tr),
+                                               _mm256_mul_ps(sc, _mm256_cvtepi32_ps(t))));
+        }
+    }
+}
+
 QT_LB_AVX2_INLINE void qt_lb_avx2_body(const qt_lb_weights *w, size_t p, const int mr,
                                        const int bits, const int lut, const int8_t *a, size_t lda,
                                        const int32_t *sums, const int32_t *za, int asym,
@@ -77,45 +102,81 @@ QT_LB_AVX2_INLINE void qt_lb_avx2_body(const qt_lb_weights *w, size_t p, const i
     const size_t vb = 64 * (size_t)bits;
     const uint8_t *panel = w->w + p * w->nsb * 2 * vb;
     const int wide = lut || bits == 8;
+    const __m256i ones = _mm256_set1_epi16(1);
     __m256i table = _mm256_setzero_si256();
     if (lut) table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)w->lut));
     if (gout == NULL) memset(tile, 0, sizeof(float) * (size_t)mr * QT_LB_NR);
     for (size_t g = 0; g < G; ++g) {
         size_t s0, s1;
         qt_lb_group_range(w, g, &s0, &s1);
+        /* int32 group sums: in registers for the wide path, in d (L1) for the int16 path */
+        int32_t d[QT_LB_AVX2_MR * QT_LB_NR];
         __m256i acc[QT_LB_AVX2_MR][4];
+        memset(d, 0, sizeof(d));
 #pragma GCC unroll 4
         for (int i = 0; i < mr; ++i)
             acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = _mm256_setzero_si256();
         for (size_t s = s0; s < s1; ++s) {
-            const uint8_t *v0 = panel + s * 2 * vb, *v1 = v0 + vb;
+            const uint8_t *v0 = panel + s * 2 * vb;
             const int8_t *as = a + s * QT_LB_SB;
+            if (wide) {
+#pragma GCC unroll 8
+                for (int q = 0; q < 8; ++q) {
+#pragma GCC unroll 4
+                    for (int j = 0; j < 4; ++j) {
+                        const __m256i u = qt_lb_avx2_unpack(v0 + (size_t)(j / 2) * vb + 32 * (j % 2),
+                                                            bits, q, lut, table);
+#pragma GCC unroll 4
+                        for (int i = 0; i < mr; ++i) {
+                            int32_t four;
+                            memcpy(&four, as + (size_t)i * lda + 4 * q, 4);
+                            acc[i][j] = qt_lb_avx2_dot(acc[i][j], u, _mm256_set1_epi32(four), 1);
+                        }
+                    }
+                }
+                continue;
+            }
+            /* codes <= 15: each vpmaddubsw pair sum is within +-3840, so eight of them (one
+             * superblock) add up in int16 without overflow; widen once per superblock */
+            __m256i h16[QT_LB_AVX2_MR][4];
+#pragma GCC unroll 4
+            for (int i = 0; i < mr; ++i)
+                h16[i][0] = h16[i][1] = h16[i][2] = h16[i][3] = _mm256_setzero_si256();
 #pragma GCC unroll 8
             for (int q = 0; q < 8; ++q) {
-                const __m256i u0 = qt_lb_avx2_unpack(v0, bits, q, lut, table);
-                const __m256i u1 = qt_lb_avx2_unpack(v0 + 32, bits, q, lut, table);
-                const __m256i u2 = qt_lb_avx2_unpack(v1, bits, q, lut, table);
-                const __m256i u3 = qt_lb_avx2_unpack(v1 + 32, bits, q, lut, table);
+                __m256i b[QT_LB_AVX2_MR];
 #pragma GCC unroll 4
                 for (int i = 0; i < mr; ++i) {
                     int32_t four;
                     memcpy(&four, as + (size_t)i * lda + 4 * q, 4);
-                    const __m256i b = _mm256_set1_epi32(four);
-                    acc[i][0] = qt_lb_avx2_dot(acc[i][0], u0, b, wide);
-                    acc[i][1] = qt_lb_avx2_dot(acc[i][1], u1, b, wide);
-                    acc[i][2] = qt_lb_avx2_dot(acc[i][2], u2, b, wide);
-                    acc[i][3] = qt_lb_avx2_dot(acc[i][3], u3, b, wide);
+                    b[i] = _mm256_set1_epi32(four);
+                }
+#pragma GCC unroll 4
+                for (int j = 0; j < 4; ++j) {
+                    const __m256i u = qt_lb_avx2_unpack(v0 + (size_t)(j / 2) * vb + 32 * (j % 2),
+                                                        bits, q, 0, table);
+#pragma GCC unroll 4
+                    for (int i = 0; i < mr; ++i)
+                        h16[i][j] = _mm256_add_epi16(h16[i][j], _mm256_maddubs_epi16(u, b[i]));
                 }
             }
+#pragma GCC unroll 4
+            for (int i = 0; i < mr; ++i)
+#pragma GCC unroll 4
+                for (int j = 0; j < 4; ++j) {
+                    __m256i *dj = (__m256i *)(d + i * QT_LB_NR + 8 * j);
+                    _mm256_storeu_si256(dj, _mm256_add_epi32(_mm256_loadu_si256(dj),
+                                                             _mm256_madd_epi16(h16[i][j], ones)));
+                }
         }
-        int32_t d[QT_LB_AVX2_MR * QT_LB_NR];
-        for (int i = 0; i < mr; ++i)
-            for (int j = 0; j < 4; ++j)
-                _mm256_storeu_si256((__m256i *)(d + i * QT_LB_NR + 8 * j), acc[i][j]);
+        if (wide)
+            for (int i = 0; i < mr; ++i)
+                for (int j = 0; j < 4; ++j)
+                    _mm256_storeu_si256((__m256i *)(d + i * QT_LB_NR + 8 * j), acc[i][j]);
         if (gout != NULL)
             qt_lb_store_int(w, p, g, mr, d, sums, za, gout, ldg, ncols);
         else
-            qt_lb_store_float(w, p, g, mr, d, sums, za, asym, tile);
+            qt_lb_avx2_store_float(w, p, g, mr, d, sums, za, asym, tile);
     }
 }
 
