@@ -18,7 +18,7 @@ LAYER_METHODS = ("gptq", "adaround")
 CODEBOOK_METHODS = ("kmeans", "hessian_kmeans", "pq")
 GGUF_METHODS = ("q8_0", "q4_0", "q4_1", "tq1_0", "tq2_0")
 NEEDS_CALIBRATION = ("gptq", "adaround", "hessian_kmeans")
-CHUNK_ELEMENTS = 1 << 16
+CHUNK_ELEMENTS = 1 << 18
 GGUF_BLOCK = {"q8_0": 32, "q4_0": 32, "q4_1": 32, "tq1_0": 256, "tq2_0": 256}
 _KMEANS_PARAMS = ("n_clusters", "bits", "algorithm", "init", "max_iter", "tol", "rng")
 _PQ_PARAMS = ("n_subspaces", "n_clusters", "init", "max_iter", "tol", "random_state")
@@ -145,8 +145,13 @@ def _as_2d(w):
 
 
 def _row_chunks(shape):
+    """Row ranges of about ``size / 16`` entries, between 2**14 and 2**18 entries: the
+    temporaries of one chunk stay a small fraction of the tensor, and large tensors are done
+    in few enough chunks that the per-chunk overhead does not show."""
     rows = shape[0] if shape else 1
-    per = max(1, CHUNK_ELEMENTS // max(1, math.prod(shape[1:])))
+    size = math.prod(shape) if shape else 1
+    target = min(CHUNK_ELEMENTS, max(1 << 14, size // 16))
+    per = max(1, target // max(1, math.prod(shape[1:])))
     return [(i, min(i + per, rows)) for i in range(0, rows, per)]
 
 
@@ -317,9 +322,12 @@ def _quantize_gguf(w, method, rec, acc):
 class ErrorSums:
     """Squared weight and output errors, accumulated row chunk by row chunk (float64)."""
 
-    def __init__(self, hessian):
+    def __init__(self, hessian, known_refs=None):
         self.H = hessian
+        self.H32 = None if hessian is None else hessian.astype(np.float32)
         self.sq = self.ref = self.out = self.out_ref = 0.0
+        # (||W||^2, tr(W H W^T)) when already measured for this tensor: skips W @ H
+        self.known = known_refs
 
     def add(self, w, w_hat):
         W = np.asarray(w, dtype=np.float64)
@@ -327,9 +335,12 @@ class ErrorSums:
         D = W - np.asarray(w_hat, dtype=np.float64).reshape(W.shape)
         self.sq += float(np.sum(D * D))
         self.ref += float(np.sum(W * W))
-        if self.H is not None:
-            self.out += float(np.sum((D @ self.H) * D))
-            self.out_ref += float(np.sum((W @ self.H) * W))
+        if self.H is not None:  # float32 products: the error needs ~6 digits, not 16
+            H = self.H32
+            D32, W32 = D.astype(np.float32), W.astype(np.float32)
+            self.out += float(np.sum((D32 @ H) * D32, dtype=np.float64))
+            if self.known is None:
+                self.out_ref += float(np.sum((W32 @ H) * W32, dtype=np.float64))
 
     def add_all(self, w, w_hat):
         shape = w.shape if w.ndim >= 2 else (1, w.size)
@@ -343,6 +354,8 @@ class ErrorSums:
         def rel(a, b):
             return a / b if b > 0 else (0.0 if a == 0 else math.inf)
 
+        if self.known is not None:
+            self.ref, self.out_ref = self.known
         if self.H is None:
             return rel(self.sq, self.ref), None, self.sq
         return rel(self.sq, self.ref), rel(self.out, self.out_ref), self.out

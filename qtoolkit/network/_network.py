@@ -49,8 +49,9 @@ def _options(rule, budget):
 def _work(name, w, options, stats):
     """Quantize one tensor with each of its options: records and (rel_w, rel_o, objective)."""
     out = []
+    known = None
     for method, params in options:
-        acc = ErrorSums(None if stats is None else stats.hessian)
+        acc = ErrorSums(None if stats is None else stats.hessian, known)
         try:
             rec = quantize_tensor(name, w, method, params, stats, acc)
         except (TypeError, ValueError) as err:
@@ -59,6 +60,8 @@ def _work(name, w, options, stats):
                 f"{tuple(np.shape(w))}: {err}"
             ) from None
         out.append((rec, (None, None, 0.0) if method == "skip" else acc.result()))
+        if method != "skip":
+            known = (acc.ref, acc.out_ref)
     return out
 
 

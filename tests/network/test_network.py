@@ -218,7 +218,8 @@ def test_gptq_and_adaround_beat_rtn_on_correlated_inputs(rng, tmp_path):
         assert output_error(W, What, X) < output_error(W, rtn, X)
         row = net.report.rows[0]
         assert row["output_error"] == pytest.approx(
-            output_error(W, What, X, relative=True), rel=1e-9
+            output_error(W, What, X, relative=True),
+            rel=1e-5,  # float32 products (ErrorSums)
         )
         assert np.array_equal(load(net.save(tmp_path / f"{method}.safetensors"))["w"], What)
     # GPTQ from the streamed X^T X matches GPTQ on X itself (up to the factorization's rounding)
