@@ -121,7 +121,9 @@ def scalar_methods(x, w, k, peers, skipped):
         )
     else:
         skipped.append(f"k={k}: previous layered DP (O(k n log n), minutes)")
-    if "sklearn" in peers:
+    if "sklearn" in peers and not slow_ok:
+        skipped.append(f"k={k}: scikit-learn KMeans (O(k n) per iteration: minutes)")
+    if "sklearn" in peers and slow_ok:
         from sklearn.cluster import KMeans
 
         out.append(
