@@ -133,7 +133,8 @@ def cmd_stream(args):
         path = os.path.join(d, "synthetic.safetensors")
         largest, total, n = _write_synthetic(path, args.gb, rng)
         print(
-            f"checkpoint: {n} float32 tensors, {total / 1e9:.2f} GB, largest {largest / 2**20:.0f} MiB"
+            f"checkpoint: {n} float32 tensors, {total / 1e9:.2f} GB, "
+            f"largest {largest / 2**20:.0f} MiB"
         )
         _child(path, "read")  # warm the page cache: both are measured from memory
         reads, quants, mems = [], [], []
@@ -282,7 +283,8 @@ def cmd_gptq(args):
             ]
         )
     print(
-        f"MiniLM-L6: {len(W)} Linear layers, 4-bit groups of 128, calibration {ids.shape[0]} sentences"
+        f"MiniLM-L6: {len(W)} Linear layers, 4-bit groups of 128, "
+        f"calibration {ids.shape[0]} sentences"
     )
     print(
         markdown_table(
