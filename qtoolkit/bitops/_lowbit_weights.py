@@ -210,10 +210,16 @@ class LowBitWeights:
             zz[:] = 1
         else:
             zz[:] = 128
-        vals = lut[u].astype(np.int64) if lut is not None else u.astype(np.int64) * self._mul
+        vals = lut[u] if lut is not None else u  # uint8; the sums run in int64
         gsz = group_size if group_size is not None else max(k, 1)
-        pad = g * gsz - k
-        vsum = np.pad(vals, ((0, 0), (0, pad))).reshape(n, g, gsz).sum(axis=2)
+        full = k // gsz
+        vsum = np.zeros((n, g), dtype=np.int64)
+        if full:
+            vsum[:, :full] = vals[:, : full * gsz].reshape(n, full, gsz).sum(axis=2, dtype=np.int64)
+        if full < g:
+            vsum[:, full] = vals[:, full * gsz :].sum(axis=1, dtype=np.int64)
+        if lut is None:
+            vsum *= self._mul
         counts = np.minimum(gsz, k - np.arange(g) * gsz)
         wsum = vsum - zz * counts[None, :]
         kscale = scales.astype(np.float32)
@@ -434,8 +440,7 @@ def pack_weights(codes, bits, *, scales=None, zero_points=None, group_size=None)
     group_size = _check_group_size(group_size)
     n, k = q.shape
     g = _n_groups(k, group_size)
-    qi = q.astype(np.int64)
-    lo, hi = (int(qi.min()), int(qi.max())) if qi.size else (0, 0)
+    lo, hi = (int(q.min()), int(q.max())) if q.size else (0, 0)
     offset = 0
     if lo < 0:
         if lo < -(2 ** (bits - 1)) or hi >= 2 ** (bits - 1):
@@ -459,7 +464,7 @@ def pack_weights(codes, bits, *, scales=None, zero_points=None, group_size=None)
             f"[{int(zu.min())}, {int(zu.max())}]"
         )
     _check_int32_range(k, group_size, 2**bits - 1)
-    u = (qi + offset).astype(np.uint8)
+    u = (q.astype(np.int16) + offset).astype(np.uint8)
     return LowBitWeights._build(u, bits, "uniform", sc.astype(np.float32), zu, group_size)
 
 
