@@ -65,6 +65,11 @@ def check_params(method, params):
                 f"{key!r} is not a parameter of method {method!r}; expected some of {allowed}"
             )
     out = dict(params)
+    if method == "gptq" and (out.get("rotate") or out.get("grid", "uniform") != "uniform"):
+        raise ValueError(
+            "gptq with rotate=True or a grid other than 'uniform' is not supported in a "
+            "recipe: the packed format stores uniform grids without an input transform"
+        )
     if method == "adaround" and isinstance(out.get("beta"), list):
         out["beta"] = tuple(out["beta"])
     return out
@@ -206,6 +211,11 @@ def _quantize_layer(w, method, params, stats, rec):
     W = _as_2d(w)
     X = factor(stats.hessian, W.shape[1])
     res = (gptq if method == "gptq" else adaround)(W, X, **params)
+    extra = [
+        k for k in ("transform", "input_scale", "codebook") if getattr(res, k, None) is not None
+    ]
+    if extra or res.scale is None:
+        raise ValueError(f"the {method} result holds {extra}, which the packed format cannot store")
     rec.arrays.update(
         scale=np.ascontiguousarray(res.scale, dtype=w.dtype),
         zero_point=np.ascontiguousarray(res.zero_point, dtype=np.int32),

@@ -150,6 +150,16 @@ def test_skip_rule_and_recipe_from_json_file(rng, tmp_path):
             "exactly one of 'n_clusters' and 'bits'",
         ),
         ([], ValueError, "at least one rule"),
+        (
+            [{"match": "*", "method": "gptq", "params": {"rotate": True}}],
+            ValueError,
+            "rotate=True or a grid",
+        ),
+        (
+            [{"match": "*", "method": "gptq", "params": {"grid": "optimal"}}],
+            ValueError,
+            "rotate=True or a grid",
+        ),
         ({"match": "*"}, TypeError, "recipe must be a list"),
         ("[not json", ValueError, "not valid JSON"),
         ("missing.json", ValueError, "cannot read recipe file"),
