@@ -117,7 +117,7 @@ def bench_layer(args):
         t_ada = [
             time_once(
                 lambda: ada.setdefault(
-                    "w", adaround(W, Xc, bits, n_iter=args.adaround_iters).weight
+                    "w", adaround(W, Xc, bits, max_iter=args.adaround_iters).weight
                 )
             )
             for _ in range(args.ada_rounds)
@@ -173,15 +173,15 @@ def bench_gradients(args):
     g = np.random.default_rng(0).standard_normal(n).astype(np.float32)
     s_sqrt = math.isqrt(n)
     comps = [
-        (f"QSGD s=sqrt(n)={s_sqrt}, Elias", QSGDCompressor(levels=s_sqrt, coding="elias", rng=0)),
-        (f"QSGD s=sqrt(n)={s_sqrt}, packed", QSGDCompressor(levels=s_sqrt, coding="packed", rng=0)),
-        ("QSGD s=7, Elias", QSGDCompressor(levels=7, coding="elias", rng=0)),
-        ("QSGD s=7, packed", QSGDCompressor(levels=7, coding="packed", rng=0)),
+        (f"QSGD s=sqrt(n)={s_sqrt}, Elias", QSGDCompressor(n_levels=s_sqrt, coding="elias", rng=0)),
+        (f"QSGD s=sqrt(n)={s_sqrt}, packed", QSGDCompressor(n_levels=s_sqrt, coding="packed", rng=0)),
+        ("QSGD s=7, Elias", QSGDCompressor(n_levels=7, coding="elias", rng=0)),
+        ("QSGD s=7, packed", QSGDCompressor(n_levels=7, coding="packed", rng=0)),
         (
             "QSGD s=7, buckets of 512, Elias",
-            QSGDCompressor(levels=7, coding="elias", bucket_size=512, rng=0),
+            QSGDCompressor(n_levels=7, coding="elias", bucket_size=512, rng=0),
         ),
-        ("QSGD s=1, Elias", QSGDCompressor(levels=1, coding="elias", rng=0)),
+        ("QSGD s=1, Elias", QSGDCompressor(n_levels=1, coding="elias", rng=0)),
         ("TernGrad (clip 2.5 sigma)", TernGradCompressor(clip=2.5, rng=0)),
         ("sign + error feedback", SignErrorFeedback()),
     ]

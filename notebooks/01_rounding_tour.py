@@ -167,7 +167,7 @@ print(
 # weight below its range is rounded up to the smallest magnitude (only an exact zero stays
 # zero), while INQ sends it to zero.
 #
-# The horizontal axis is the width of one code as the registry counts it (`Quantizer.n_bits`,
+# The horizontal axis is the width of one code as the registry counts it (`Quantizer.bits`,
 # introduced below): $b$ for a uniform grid and for INQ, and for LogQuant with $2^k + 1$
 # exponents, a sign and a zero, the $k + 2$ bits that $2(2^k + 1) + 1$ codewords need.
 # Both distributions have unit variance (Laplace with scale $1/\sqrt 2$), so the XNOR
@@ -194,7 +194,7 @@ for ax, (dist, x) in zip(axes, data.items()):
     for label, quantizers in curves.items():
         values = [sqnr(x, quant(x)) for quant in quantizers]
         table[dist, label] = values
-        ax.plot([quant.n_bits for quant in quantizers], values, "o-", label=label)
+        ax.plot([quant.bits for quant in quantizers], values, "o-", label=label)
     ax.plot([1], [sqnr(x, binarize(x, scale="mean"))], "k*", ms=10, label="binary (XNOR)")
     ax.plot([np.log2(3)], [sqnr(x, ternarize(x, method="optimal"))], "kD", label="ternary optimal")
     ax.set_title(f"{dist} weights")
@@ -362,7 +362,7 @@ print(
     "calling it is calling ternarize:",
     np.array_equal(q3(w), ternarize(w, method="optimal")),
     "  bits per code:",
-    q3.n_bits,
+    q3.bits,
 )
 
 # %% [markdown]

@@ -98,7 +98,7 @@ for level in available_simd_levels():
 
 # %%
 real = A @ B.T
-approx = binary_matmul(A, B, scale="xnor")
+approx = binary_matmul(A, B, scale="mean")
 r = np.corrcoef(real.ravel(), approx.ravel())[0, 1]
 fig, ax = plt.subplots(figsize=(4.5, 4))
 ax.hist2d(real.ravel(), approx.ravel(), bins=80, cmap="Blues")

@@ -119,8 +119,8 @@ class NoFeedback(SignErrorFeedback):
 
 methods = {
     "float32": lambda k: FullPrecision(),
-    "QSGD s=8": lambda k: QSGDCompressor(levels=8, rng=100 + k),
-    "QSGD s=2": lambda k: QSGDCompressor(levels=2, rng=200 + k),
+    "QSGD s=8": lambda k: QSGDCompressor(n_levels=8, rng=100 + k),
+    "QSGD s=2": lambda k: QSGDCompressor(n_levels=2, rng=200 + k),
     "TernGrad": lambda k: TernGradCompressor(clip=2.5, rng=300 + k),
     "sign + error feedback": lambda k: SignErrorFeedback(scale="mean"),
     "sign, no feedback": lambda k: NoFeedback(scale="mean"),
@@ -221,7 +221,7 @@ for s in levels:
     exact = norm2 / s**2 * np.sum(frac * (1 - frac))
     measured = np.mean(np.sum((Q - g) ** 2, axis=(1, 2)))
     bias = np.linalg.norm(Q.mean(axis=0) - g) / np.sqrt(norm2)
-    rows.append((s, measured, exact, QSGDCompressor(levels=s).variance_bound(g), bias))
+    rows.append((s, measured, exact, QSGDCompressor(n_levels=s).variance_bound(g), bias))
 rows = np.array(rows)
 print(
     f"n = {g.size},  ||g||^2 = {norm2:.4f},  ||g||_1 / (sqrt(n) ||g||_2) = "

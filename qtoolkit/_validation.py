@@ -30,6 +30,8 @@ __all__ = [
     "cpu_count",
     "describe",
     "is_lazy",
+    "renamed_parameters",
+    "warn_renamed",
 ]
 
 
@@ -189,3 +191,43 @@ def is_lazy(x):
             return True
         return type(x).__name__ in ("FakeTensor", "FunctionalTensor")
     return False
+
+
+def warn_renamed(old, new, *, since="0.2.0", stacklevel=3):
+    """Emit the ``DeprecationWarning`` of a renamed public name (kept for one release)."""
+    import warnings
+
+    warnings.warn(
+        f"{old} is deprecated since qtoolkit {since} and will be removed in the next "
+        f"release; use {new}",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )
+
+
+def renamed_parameters(mapping, *, since="0.2.0"):
+    """Decorator: accept the old keyword names of ``mapping`` ({old: new}) with a warning.
+
+    The wrapped function keeps its new signature (``inspect.signature`` follows
+    ``__wrapped__``); passing both names is a ``TypeError``.
+    """
+    import functools
+
+    def decorate(func):
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            for old, new in mapping.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise TypeError(
+                            f"{func.__name__}() got both {old!r} (deprecated) and {new!r}"
+                        )
+                    where = func.__qualname__.replace(".__init__", "")
+                    warn_renamed(f"{where}({old}=...)", f"{new}=...", since=since)
+                    kwargs[new] = kwargs.pop(old)
+            return func(*args, **kwargs)
+
+        wrapper.__renamed_parameters__ = dict(mapping)
+        return wrapper
+
+    return decorate

@@ -15,7 +15,7 @@ def _cmd_reproduce(args):
     from .analysis import reproduce
     from .analysis._reproduce import MAIN_FIGURE
 
-    paths = reproduce(args.out, quick=args.quick, seed=args.seed, progress=not args.no_progress)
+    paths = reproduce(args.out, quick=args.quick, rng=args.seed, progress=not args.no_progress)
     print(f"wrote {len(paths)} files to {args.out} (main figure: {MAIN_FIGURE}.png)")
     return 0
 

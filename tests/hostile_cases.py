@@ -114,7 +114,7 @@ def members_of(data):
 
 def saved(est):
     buf = io.BytesIO()
-    save_quantizer(est, buf)
+    save_quantizer(buf, est)
     return members_of(buf.getvalue())
 
 
@@ -351,7 +351,7 @@ def roundtrip_every_learner():
         files = []
         for est in ests:
             buf = io.BytesIO()
-            save_quantizer(est, buf)
+            save_quantizer(buf, est)
             files.append((est, buf.getvalue()))
         return files
 
@@ -695,7 +695,7 @@ def _malformed(loader, error):
         if loader is load_quantized:
             save_quantized(good, small_q())
         else:
-            save_quantizer(fitted_pq(), good)
+            save_quantizer(good, fitted_pq())
         good = good.getvalue()
         forged = npz({"format": npy_bytes(np.zeros(1), header_shape=(1 << 40,))})
         npy = io.BytesIO()

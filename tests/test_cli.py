@@ -1,4 +1,4 @@
-"""The ``qtoolkit`` command: ``reproduce`` writes every promised file; ``runtime`` is still there."""
+"""The ``qtoolkit`` command: ``reproduce`` writes every promised file; ``runtime`` stays."""
 
 import csv
 import os
@@ -59,7 +59,13 @@ def test_reproduce_bad_arguments(tmp_path, capsys):
 
     with pytest.raises(TypeError, match="out must be a path"):
         reproduce(3)
-    with pytest.raises(ValueError, match="seed must be in"):
+    with pytest.raises(ValueError, match="rng must be a non-negative seed"):
+        reproduce(tmp_path, rng=-2)
+    # the old keyword still works for one release, with a warning
+    with (
+        pytest.warns(DeprecationWarning, match=r"reproduce\(seed=...\) is deprecated"),
+        pytest.raises(ValueError, match="rng must be a non-negative seed"),
+    ):
         reproduce(tmp_path, seed=-2)
 
 

@@ -1,7 +1,9 @@
-"""``qtoolkit reproduce``: every theory figure (PNG and SVG) and the theory-against-measurement table."""
+"""``qtoolkit reproduce``: every theory figure (PNG and SVG) and the theory-vs-measurement table."""
 
 import csv
+import functools
 import math
+import numbers
 import os
 import pathlib
 import sys
@@ -10,7 +12,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .._array import check_int, check_random_state, describe
+from .._validation import check_random_state, describe, renamed_parameters
 from ._experiments import (
     angle_experiment,
     arcsine_experiment,
@@ -86,13 +88,13 @@ def _families(quick):
     bits = list(range(2, 7 if quick else 9))
     fams["uniform (MSE range)"] = (
         [float(b) for b in bits],
-        [(lambda b: lambda x: uniform(x, bits=b, mode="symmetric", range="mse"))(b) for b in bits],
+        [functools.partial(uniform, bits=b, mode="symmetric", range="mse") for b in bits],
     )
     bits = [1, 2, 3] if quick else [1, 2, 3, 4]
     # LogQuant: 2^b + 1 exponents FSR - 2^b .. FSR and a sign; FSR = 1 (top level 2 sigma).
     fams["power of two (LogQuant, FSR=1)"] = (
         [math.log2(2 * (2**b + 1)) for b in bits],
-        [(lambda b: lambda x: power_of_two(x, bits=b, method="logquant", fsr=1))(b) for b in bits],
+        [functools.partial(power_of_two, bits=b, method="logquant", fsr=1) for b in bits],
     )
     return fams
 
@@ -159,7 +161,8 @@ def _write_tables(rows, out, notes):
     return [csv_path, md_path]
 
 
-def reproduce(out, *, quick=False, seed=0, progress=False):
+@renamed_parameters({"seed": "rng"})
+def reproduce(out, *, quick=False, rng=0, progress=False):
     r"""Regenerate every theory figure (PNG and SVG) and the theory-against-measurement table.
 
     Parameters
@@ -168,8 +171,9 @@ def reproduce(out, *, quick=False, seed=0, progress=False):
         Output directory, created if missing.
     quick : bool, default=False
         Smaller experiments (same figures and table rows, larger error bars).
-    seed : int, default=0
-        Seed of every random draw; the same seed writes the same numbers.
+    rng : int, numpy.random.Generator or None, default=0
+        Source of every random draw; the same int seed writes the same numbers
+        (and is recorded in the table's notes).
     progress : bool, default=False
         Print a progress bar to standard error.
 
@@ -183,9 +187,9 @@ def reproduce(out, *, quick=False, seed=0, progress=False):
     Raises
     ------
     TypeError
-        If ``seed`` is not an integer or ``out`` is not a path.
+        If ``rng`` is not an int, a Generator or None, or ``out`` is not a path.
     ValueError
-        If ``seed`` is negative.
+        If ``rng`` is a negative int.
 
     See Also
     --------
@@ -220,16 +224,16 @@ def reproduce(out, *, quick=False, seed=0, progress=False):
     """
     if not isinstance(out, (str, os.PathLike)):
         raise TypeError(f"out must be a path, got {describe(out)}")
-    seed = check_int(seed, "seed", low=0)
+    seed = rng if isinstance(rng, numbers.Integral) and not isinstance(rng, bool) else None
+    rng = check_random_state(rng)
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     # The linear algebra here is on small matrices: one BLAS thread is the fastest.
     with threadpool_limits(limits=1, user_api="blas"):
-        return _reproduce(out, quick, seed, progress)
+        return _reproduce(out, quick, rng, seed, progress)
 
 
-def _reproduce(out, quick, seed, progress):
-    rng = check_random_state(seed)
+def _reproduce(out, quick, rng, seed, progress):
     bar = _Progress(8, sys.stderr if progress else None)
     rows, notes, written = [], [], []
     deg = math.degrees
@@ -488,7 +492,8 @@ def _reproduce(out, quick, seed, progress):
     _save(fig, out, "cosine_vs_bits", written)
     bar.step("cosine against bits")
 
-    notes.append(f"seed {seed}, {'quick' if quick else 'full'} run.")
+    source = f"seed {seed}" if seed is not None else "a caller-supplied generator"
+    notes.append(f"{source}, {'quick' if quick else 'full'} run.")
     written += _write_tables(rows, out, notes)
     bar.step("tables")
     return written

@@ -1,8 +1,8 @@
-"""Binary matrix products: :func:`xnor_gemm` on packed bits, :func:`binary_matmul` on real arrays."""
+"""Binary matrix products: :func:`xnor_gemm` on packed bits, :func:`binary_matmul` on reals."""
 
 import numpy as np
 
-from .._array import describe
+from .._validation import describe, renamed_parameters, warn_renamed
 from . import _bitops
 from ._dispatch import _level_id, _resolve_threads
 from ._packing import PackedBits, pack_bits
@@ -118,21 +118,24 @@ def xnor_gemm(a, b, out=None, n_threads=None):
     return out
 
 
-def binary_matmul(A, B, scale=None, n_threads=None):
-    r"""Binarize two real matrices by sign and multiply them: ``sign(A) @ sign(B).T``.
+@renamed_parameters({"A": "a", "B": "b"})
+def binary_matmul(a, b, scale=None, n_threads=None):
+    r"""Binarize two real matrices by sign and multiply them: ``sign(a) @ sign(b).T``.
 
     Parameters
     ----------
-    A : array_like, shape (M, K)
+    a : array_like, shape (M, K)
         Real matrix (e.g. activations); rows are binarized by sign, sign(0) = +1.
-    B : array_like, shape (N, K)
+    b : array_like, shape (N, K)
         Real matrix in the weight layout of a linear layer (one row per
-        output); the product is taken against its rows, as in ``A @ B.T``.
-    scale : {None, "xnor"}, default None
-        ``None`` returns the integer product of the signs. ``"xnor"`` applies
-        XNOR-Net scaling: row ``i`` is multiplied by
-        :math:`\alpha_i = \lVert A_i \rVert_1 / K` and column ``j`` by
-        :math:`\beta_j = \lVert B_j \rVert_1 / K`, in float32.
+        output); the product is taken against its rows, as in ``a @ b.T``.
+    scale : {None, "mean"}, default None
+        ``None`` returns the integer product of the signs. ``"mean"`` applies
+        XNOR-Net scaling (the mean absolute value of each row, as
+        ``rounding.binarize(scale="mean")``): row ``i`` is multiplied by
+        :math:`\alpha_i = \lVert a_i \rVert_1 / K` and column ``j`` by
+        :math:`\beta_j = \lVert b_j \rVert_1 / K`, in float32. ``"xnor"`` is a
+        deprecated alias of ``"mean"``.
     n_threads : int, optional
         Threads for the packing and the product (see :func:`pack_bits` and
         :func:`xnor_gemm`).
@@ -140,15 +143,15 @@ def binary_matmul(A, B, scale=None, n_threads=None):
     Returns
     -------
     C : ndarray, shape (M, N)
-        int32 when ``scale`` is None, float32 for ``"xnor"``.
+        int32 when ``scale`` is None, float32 for ``"mean"``.
 
     Raises
     ------
     ValueError
-        If ``A`` or ``B`` is not 2-D, holds NaN, their ``K`` differ, or
+        If ``a`` or ``b`` is not 2-D, holds NaN, their ``K`` differ, or
         ``scale`` is unknown.
     TypeError
-        If ``A`` or ``B`` is not real.
+        If ``a`` or ``b`` is not real.
 
     See Also
     --------
@@ -156,8 +159,8 @@ def binary_matmul(A, B, scale=None, n_threads=None):
 
     Notes
     -----
-    With scaling, :math:`C_{ij} = \alpha_i \beta_j\, \mathrm{sign}(A_i) \cdot
-    \mathrm{sign}(B_j)`, the XNOR-Net approximation of :math:`A_i \cdot B_j`.
+    With scaling, :math:`C_{ij} = \alpha_i \beta_j\, \mathrm{sign}(a_i) \cdot
+    \mathrm{sign}(b_j)`, the XNOR-Net approximation of :math:`a_i \cdot b_j`.
 
     References
     ----------
@@ -168,25 +171,28 @@ def binary_matmul(A, B, scale=None, n_threads=None):
     --------
     >>> import numpy as np
     >>> from qtoolkit.bitops import binary_matmul
-    >>> A = np.array([[0.5, -1.5]])
-    >>> B = np.array([[2.0, -2.0], [1.0, 1.0]])
-    >>> binary_matmul(A, B)
+    >>> a = np.array([[0.5, -1.5]])
+    >>> b = np.array([[2.0, -2.0], [1.0, 1.0]])
+    >>> binary_matmul(a, b)
     array([[2, 0]], dtype=int32)
-    >>> binary_matmul(A, B, scale="xnor")
+    >>> binary_matmul(a, b, scale="mean")
     array([[4., 0.]], dtype=float32)
     """
-    if scale not in (None, "xnor"):
-        raise ValueError(f"scale must be None or 'xnor', got {scale!r}")
-    A = np.asarray(A)
-    B = np.asarray(B)
-    for name, x in (("A", A), ("B", B)):
+    if scale == "xnor":
+        warn_renamed("binary_matmul(scale='xnor')", "scale='mean'")
+        scale = "mean"
+    if scale not in (None, "mean"):
+        raise ValueError(f"scale must be None or 'mean', got {scale!r}")
+    A = np.asarray(a)
+    B = np.asarray(b)
+    for name, x in (("a", A), ("b", B)):
         if x.ndim != 2:
             raise ValueError(f"{name} must be 2-D, got shape {x.shape}")
         if x.dtype.kind not in "fiu":
             raise TypeError(f"{name} must be a real array, got {describe(x)}")
     if A.shape[1] != B.shape[1]:
         raise ValueError(
-            f"A and B must have the same number of columns K, got {A.shape[1]} and {B.shape[1]}"
+            f"a and b must have the same number of columns K, got {A.shape[1]} and {B.shape[1]}"
         )
     c = xnor_gemm(
         pack_bits(A, n_threads=n_threads), pack_bits(B, n_threads=n_threads), n_threads=n_threads

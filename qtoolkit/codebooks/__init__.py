@@ -29,7 +29,7 @@ from ._accounting import (
 from ._ecsq import EntropyConstrainedQuantizer
 from ._hessian import hessian_importance, hessian_weighted_kmeans
 from ._io import QuantizerFileError, load_quantizer, save_quantizer
-from ._kmeans import KMeans1DRows, KMeansQuantizer, kmeans_1d, kmeans_1d_rows
+from ._kmeans import KMeans1DResult, KMeans1DRows, KMeansQuantizer, kmeans_1d, kmeans_1d_rows
 from ._pq import ProductQuantizer
 from ._probabilistic import ProbabilisticWeights
 from ._rq import ResidualQuantizer
@@ -37,6 +37,7 @@ from ._soft import SoftQuantizer
 
 __all__ = [
     "EntropyConstrainedQuantizer",
+    "KMeans1DResult",
     "KMeans1DRows",
     "KMeansQuantizer",
     "ProbabilisticWeights",

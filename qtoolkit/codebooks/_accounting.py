@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from .._array import check_int, describe
+from .._validation import check_int, describe, renamed_parameters
 
 __all__ = [
     "bits_per_weight",
@@ -32,7 +32,8 @@ def _check_shape(shape):
     return int(shape[0]), int(shape[1])
 
 
-def bits_per_weight(n_weights, n_clusters, bits=32):
+@renamed_parameters({"bits": "codeword_bits"})
+def bits_per_weight(n_weights, n_clusters, codeword_bits=32):
     r"""Storage per weight of scalar weight sharing, codebook included.
 
     Parameters
@@ -41,7 +42,7 @@ def bits_per_weight(n_weights, n_clusters, bits=32):
         Number of weights ``n`` sharing the codebook.
     n_clusters : int
         Codebook size ``k``.
-    bits : int, default=32
+    codeword_bits : int, default=32
         Bits of one stored codeword ``b``.
 
     Returns
@@ -76,11 +77,12 @@ def bits_per_weight(n_weights, n_clusters, bits=32):
     """
     n = check_int(n_weights, "n_weights", low=1)
     k = check_int(n_clusters, "n_clusters", low=1)
-    b = check_int(bits, "bits", low=1)
+    b = check_int(codeword_bits, "codeword_bits", low=1)
     return _index_bits(k) + k * b / n
 
 
-def deep_compression_ratio(n_weights, n_clusters, bits=32):
+@renamed_parameters({"bits": "codeword_bits"})
+def deep_compression_ratio(n_weights, n_clusters, codeword_bits=32):
     r"""Compression ratio of weight sharing (Han et al.): :math:`nb / (n \log_2 k + kb)`.
 
     Parameters
@@ -89,7 +91,7 @@ def deep_compression_ratio(n_weights, n_clusters, bits=32):
         Number of weights ``n``.
     n_clusters : int
         Codebook size ``k``.
-    bits : int, default=32
+    codeword_bits : int, default=32
         Bits of an uncompressed weight and of a codeword ``b``.
 
     Returns
@@ -124,11 +126,12 @@ def deep_compression_ratio(n_weights, n_clusters, bits=32):
     """
     n = check_int(n_weights, "n_weights", low=1)
     k = check_int(n_clusters, "n_clusters", low=1)
-    b = check_int(bits, "bits", low=1)
+    b = check_int(codeword_bits, "codeword_bits", low=1)
     return n * b / (n * _index_bits(k) + k * b)
 
 
-def pq_compression_ratio(shape, n_subspaces, n_clusters, bits=32):
+@renamed_parameters({"bits": "codeword_bits"})
+def pq_compression_ratio(shape, n_subspaces, n_clusters, codeword_bits=32):
     r"""Compression ratio of product quantization of an ``m x n`` matrix (Gong et al.).
 
     Parameters
@@ -140,7 +143,7 @@ def pq_compression_ratio(shape, n_subspaces, n_clusters, bits=32):
         Number of segments ``s`` (must divide ``n``).
     n_clusters : int
         Codewords ``k`` per segment.
-    bits : int, default=32
+    codeword_bits : int, default=32
         Bits of an uncompressed weight and of a codeword entry.
 
     Returns
@@ -176,13 +179,14 @@ def pq_compression_ratio(shape, n_subspaces, n_clusters, bits=32):
     m, n = _check_shape(shape)
     s = check_int(n_subspaces, "n_subspaces", low=1)
     k = check_int(n_clusters, "n_clusters", low=1)
-    b = check_int(bits, "bits", low=1)
+    b = check_int(codeword_bits, "codeword_bits", low=1)
     if n % s:
         raise ValueError(f"n_subspaces={s} must divide the number of columns n={n}")
     return b * m * n / (b * k * n + _index_bits(k) * m * s)
 
 
-def rq_compression_ratio(shape, n_stages, n_clusters, bits=32):
+@renamed_parameters({"bits": "codeword_bits"})
+def rq_compression_ratio(shape, n_stages, n_clusters, codeword_bits=32):
     r"""Compression ratio of residual quantization of the rows of an ``m x n`` matrix.
 
     Parameters
@@ -193,7 +197,7 @@ def rq_compression_ratio(shape, n_stages, n_clusters, bits=32):
         Number of stages ``t``.
     n_clusters : int
         Codewords ``k`` per stage.
-    bits : int, default=32
+    codeword_bits : int, default=32
         Bits of an uncompressed weight and of a codeword entry.
 
     Returns
@@ -228,7 +232,7 @@ def rq_compression_ratio(shape, n_stages, n_clusters, bits=32):
     m, n = _check_shape(shape)
     t = check_int(n_stages, "n_stages", low=1)
     k = check_int(n_clusters, "n_clusters", low=1)
-    b = check_int(bits, "bits", low=1)
+    b = check_int(codeword_bits, "codeword_bits", low=1)
     return b * m * n / (b * t * k * n + t * _index_bits(k) * m)
 
 
@@ -366,7 +370,8 @@ def huffman_code_lengths(counts):
     return lengths
 
 
-def entropy_coded_bits(codes, n_clusters=None, bits=32):
+@renamed_parameters({"bits": "codeword_bits"})
+def entropy_coded_bits(codes, n_clusters=None, codeword_bits=32):
     r"""Size in bits of Huffman-coded codes plus the codebook.
 
     Parameters
@@ -375,7 +380,7 @@ def entropy_coded_bits(codes, n_clusters=None, bits=32):
         Codes in ``[0, n_clusters)``, any shape.
     n_clusters : int, optional
         Codebook size (default: ``codes.max() + 1``).
-    bits : int, default=32
+    codeword_bits : int, default=32
         Bits per stored codeword.
 
     Returns
@@ -404,10 +409,10 @@ def entropy_coded_bits(codes, n_clusters=None, bits=32):
     Examples
     --------
     >>> from qtoolkit.codebooks import entropy_coded_bits
-    >>> entropy_coded_bits([0, 0, 0, 0, 1, 1, 2, 3], bits=8)
+    >>> entropy_coded_bits([0, 0, 0, 0, 1, 1, 2, 3], codeword_bits=8)
     46.0
     """
-    b = check_int(bits, "bits", low=1)
+    b = check_int(codeword_bits, "codeword_bits", low=1)
     counts = _counts(codes, n_clusters, None)
     lengths = huffman_code_lengths(counts)
     return float(np.dot(counts, lengths) + counts.size * b)

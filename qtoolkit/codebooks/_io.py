@@ -7,6 +7,7 @@ import numpy as np
 
 from .._array import MAX_ITER, check_int, check_n_threads, describe
 from .._npz import NpzReader
+from .._validation import warn_renamed
 
 __all__ = ["QuantizerFileError", "load_quantizer", "save_quantizer"]
 
@@ -32,15 +33,15 @@ def _registry():
     return {cls.__name__: cls for cls in classes}
 
 
-def save_quantizer(quantizer, file):
+def save_quantizer(file, quantizer) -> None:
     """Write a fitted codebook learner to an ``.npz`` file, arrays bit for bit.
 
     Parameters
     ----------
+    file : str, os.PathLike or file-like
+        Destination, as for :func:`numpy.savez` (the same argument order).
     quantizer : estimator
         A fitted learner of :mod:`qtoolkit.codebooks`.
-    file : str, os.PathLike or file-like
-        Destination, as for :func:`numpy.savez`.
 
     Raises
     ------
@@ -57,7 +58,9 @@ def save_quantizer(quantizer, file):
 
     Notes
     -----
-    The file holds the class name, the constructor parameters (JSON, arrays
+    Before 0.2.0 the order was ``save_quantizer(quantizer, file)``; that order
+    still works for one release, with a ``DeprecationWarning``. The file holds
+    the class name, the constructor parameters (JSON, arrays
     stored as arrays) and every fitted attribute (names ending in ``_``) as
     arrays, so that ``numpy.load(..., allow_pickle=False)`` reads it.
 
@@ -68,11 +71,15 @@ def save_quantizer(quantizer, file):
     >>> from qtoolkit.codebooks import KMeansQuantizer, save_quantizer, load_quantizer
     >>> q = KMeansQuantizer(n_clusters=2).fit(np.array([0.0, 0.1, 1.0]))
     >>> buf = io.BytesIO()
-    >>> save_quantizer(q, buf)
+    >>> save_quantizer(buf, q)
     >>> _ = buf.seek(0)
     >>> load_quantizer(buf).codebook_
     array([0.05, 1.  ])
     """
+    if hasattr(file, "get_params") and not hasattr(quantizer, "get_params"):
+        # the order before 0.2.0, save_quantizer(quantizer, file)
+        warn_renamed("save_quantizer(quantizer, file)", "save_quantizer(file, quantizer)")
+        file, quantizer = quantizer, file
     registry = _registry()
     name = type(quantizer).__name__
     if registry.get(name) is not type(quantizer):
@@ -411,7 +418,7 @@ def load_quantizer(file):
     >>> X = np.random.default_rng(0).normal(size=(64, 4))
     >>> pq = ProductQuantizer(n_subspaces=2, n_clusters=4, random_state=0).fit(X)
     >>> buf = io.BytesIO()
-    >>> save_quantizer(pq, buf)
+    >>> save_quantizer(buf, pq)
     >>> _ = buf.seek(0)
     >>> bool(np.array_equal(load_quantizer(buf).transform(X), pq.transform(X)))
     True

@@ -11,7 +11,7 @@ from .._array import check_int, check_n_threads, check_random_state, cpu_count, 
 from . import _kmeans1d
 from ._common import check_codes, check_tensor, check_weights, code_dtype
 
-__all__ = ["KMeans1DRows", "KMeansQuantizer", "kmeans_1d", "kmeans_1d_rows"]
+__all__ = ["KMeans1DResult", "KMeans1DRows", "KMeansQuantizer", "kmeans_1d", "kmeans_1d_rows"]
 
 #: Values (rows x values) below which the batched fit runs on one thread.
 _MIN_VALUES_PER_THREAD = 1 << 15
@@ -209,6 +209,34 @@ def _init_centers(ux, uw, k, init, rng, n_threads=1):
     return np.sort(centers[:, 0])
 
 
+class KMeans1DResult(NamedTuple):
+    """Codebook, error and iteration count of :func:`kmeans_1d`.
+
+    Parameters
+    ----------
+    codebook : ndarray of shape (n_clusters,)
+        Sorted float64 centroids.
+    inertia : float
+        Weighted squared error against the nearest centroids.
+    n_iter : int
+        Lloyd iterations run (1 for ``algorithm="optimal"``).
+
+    See Also
+    --------
+    kmeans_1d : the function that returns it.
+
+    Examples
+    --------
+    >>> from qtoolkit.codebooks import kmeans_1d
+    >>> kmeans_1d([0.0, 1.0, 4.0], 2).codebook
+    array([0.5, 4. ])
+    """
+
+    codebook: np.ndarray
+    inertia: float
+    n_iter: int
+
+
 def kmeans_1d(
     values,
     n_clusters,
@@ -263,6 +291,8 @@ def kmeans_1d(
 
     Returns
     -------
+    result : KMeans1DResult
+        A NamedTuple ``(codebook, inertia, n_iter)``:
     codebook : ndarray of shape (n_clusters,)
         Sorted float64 centroids (weighted means of their clusters).
     inertia : float
@@ -394,7 +424,7 @@ def kmeans_1d(
                 codebook = _cluster_means(ux, uw, starts, codebook)
         codebook = np.sort(codebook)
     inertia = _inertia_sorted(ux, uw, codebook)
-    return codebook, inertia, int(n_iter)
+    return KMeans1DResult(codebook, inertia, int(n_iter))
 
 
 class KMeans1DRows(NamedTuple):

@@ -6,7 +6,7 @@ import struct
 import numpy as np
 from array_api_compat import device as _device
 
-from .._array import check_int, check_random_state
+from .._validation import check_int, check_random_state, renamed_parameters, warn_renamed
 from ..rounding import stochastic_round
 from . import _wire
 from ._common import check_gradient, numel, work_dtype
@@ -14,8 +14,8 @@ from ._common import check_gradient, numel, work_dtype
 _CODINGS = ("elias", "packed")
 
 
-def _check_levels(levels):
-    return check_int(levels, "levels", low=1, high=2**31 - 1)
+def _check_levels(n_levels):
+    return check_int(n_levels, "n_levels", low=1, high=2**31 - 1)
 
 
 def _check_bucket(bucket_size):
@@ -70,15 +70,16 @@ def _dequantize(xp, norms, signed, s, out_dtype, bucket):
     return xp.astype(xp.reshape(xp.reshape(rows, (-1,))[:n], tuple(signed.shape)), out_dtype)
 
 
-def qsgd(g, levels, *, bucket_size=None, rng=None):
-    r"""Quantize a gradient with QSGD: norm, sign and a stochastic level out of ``levels``.
+@renamed_parameters({"levels": "n_levels"})
+def qsgd(g, n_levels, *, bucket_size=None, rng=None):
+    r"""Quantize a gradient with QSGD: norm, sign and a stochastic level out of ``n_levels``.
 
     Parameters
     ----------
     g : array of shape (...)
         Gradient, real floating, finite; any Array API array (NumPy, PyTorch,
         array-api-strict, ...).
-    levels : int
+    n_levels : int
         Number of quantization levels ``s >= 1`` on ``[0, 1]``.
     bucket_size : int or None, default=None
         Quantize consecutive buckets of this many elements (C order) each
@@ -98,9 +99,9 @@ def qsgd(g, levels, *, bucket_size=None, rng=None):
     Raises
     ------
     TypeError
-        If ``g`` is not a real floating array or ``levels`` is not an integer.
+        If ``g`` is not a real floating array or ``n_levels`` is not an integer.
     ValueError
-        If ``g`` holds NaN or Inf or ``levels < 1``.
+        If ``g`` holds NaN or Inf or ``n_levels < 1``.
 
     See Also
     --------
@@ -136,11 +137,11 @@ def qsgd(g, levels, *, bucket_size=None, rng=None):
     >>> g = np.array([0.3, -0.4, 0.0, 1.2])
     >>> float(np.linalg.norm(g)) / 4            # the level spacing
     0.325
-    >>> qsgd(g, levels=4, rng=0)
+    >>> qsgd(g, n_levels=4, rng=0)
     array([ 0.325, -0.325,  0.   ,  0.975])
     """
     g, xp = check_gradient(g)
-    s = _check_levels(levels)
+    s = _check_levels(n_levels)
     bucket = _check_bucket(bucket_size)
     norms, signed = _qsgd_levels(xp, g, s, check_random_state(rng), bucket)
     return _dequantize(xp, norms, signed, s, g.dtype, bucket)
@@ -151,7 +152,7 @@ class QSGDCompressor:
 
     Parameters
     ----------
-    levels : int, default=7
+    n_levels : int, default=7
         Number of levels ``s`` (see :func:`qsgd`).
     coding : {"elias", "packed"}, default="elias"
         ``"elias"``: the positions of the non-zero levels as Elias-gamma coded
@@ -174,9 +175,9 @@ class QSGDCompressor:
     Raises
     ------
     TypeError
-        If ``levels`` is not an integer.
+        If ``n_levels`` is not an integer.
     ValueError
-        If ``levels < 1`` or ``coding`` is unknown.
+        If ``n_levels < 1`` or ``coding`` is unknown.
 
     See Also
     --------
@@ -206,23 +207,30 @@ class QSGDCompressor:
     >>> import numpy as np
     >>> from qtoolkit.gradients import QSGDCompressor
     >>> g = np.random.default_rng(0).normal(size=1000)
-    >>> comp = QSGDCompressor(levels=32, rng=0)
+    >>> comp = QSGDCompressor(n_levels=32, rng=0)
     >>> data = comp.encode(g)
     >>> q = comp.decode(data)
-    >>> bool(np.array_equal(q, QSGDCompressor(levels=32, rng=0).compress(g)))
+    >>> bool(np.array_equal(q, QSGDCompressor(n_levels=32, rng=0).compress(g)))
     True
     >>> comp.bits_per_element_ < 8
     True
     """
 
-    def __init__(self, levels=7, coding="elias", bucket_size=None, rng=None):
-        self.levels = _check_levels(levels)
+    @renamed_parameters({"levels": "n_levels"})
+    def __init__(self, n_levels=7, coding="elias", bucket_size=None, rng=None):
+        self.n_levels = _check_levels(n_levels)
         self.coding = coding
         self.bucket_size = _check_bucket(bucket_size)
         self.rng = rng
         if coding not in _CODINGS:
             raise ValueError(f"coding must be one of {_CODINGS}, got {coding!r}")
         self._rng = check_random_state(rng)
+
+    @property
+    def levels(self):
+        """Deprecated alias of ``n_levels`` (removed in the next release)."""
+        warn_renamed("QSGDCompressor.levels", "QSGDCompressor.n_levels", stacklevel=2)
+        return self.n_levels
 
     def compress(self, g):
         """Quantized gradient ``Q_s(g)``, as :func:`qsgd`, with the compressor's generator.
@@ -241,12 +249,12 @@ class QSGDCompressor:
         --------
         >>> import numpy as np
         >>> from qtoolkit.gradients import QSGDCompressor
-        >>> QSGDCompressor(levels=4, rng=0).compress(np.array([0.3, -0.4, 0.0, 1.2]))
+        >>> QSGDCompressor(n_levels=4, rng=0).compress(np.array([0.3, -0.4, 0.0, 1.2]))
         array([ 0.325, -0.325,  0.   ,  0.975])
         """
         g, xp = check_gradient(g)
-        norms, signed = _qsgd_levels(xp, g, self.levels, self._rng, self.bucket_size)
-        return _dequantize(xp, norms, signed, self.levels, g.dtype, self.bucket_size)
+        norms, signed = _qsgd_levels(xp, g, self.n_levels, self._rng, self.bucket_size)
+        return _dequantize(xp, norms, signed, self.n_levels, g.dtype, self.bucket_size)
 
     def encode(self, g):
         """Quantize ``g`` and serialize the result.
@@ -266,12 +274,12 @@ class QSGDCompressor:
         --------
         >>> import numpy as np
         >>> from qtoolkit.gradients import QSGDCompressor
-        >>> len(QSGDCompressor(levels=4, rng=0).encode(np.array([0.3, -0.4, 0.0, 1.2])))
+        >>> len(QSGDCompressor(n_levels=4, rng=0).encode(np.array([0.3, -0.4, 0.0, 1.2])))
         44
         """
         g, _ = check_gradient(g)
         g = _wire.wire_array(g)
-        s = self.levels
+        s = self.n_levels
         norms, signed = _qsgd_levels(np, g, s, self._rng, self.bucket_size)
         wd = np.dtype(work_dtype(np, g))
         mags = np.abs(signed).astype(np.uint64).ravel()
@@ -326,7 +334,7 @@ class QSGDCompressor:
         --------
         >>> import numpy as np
         >>> from qtoolkit.gradients import QSGDCompressor
-        >>> comp = QSGDCompressor(levels=4, rng=0)
+        >>> comp = QSGDCompressor(n_levels=4, rng=0)
         >>> comp.decode(comp.encode(np.array([0.3, -0.4, 0.0, 1.2])))
         array([ 0.325, -0.325,  0.   ,  0.975])
         """
@@ -414,11 +422,11 @@ class QSGDCompressor:
         --------
         >>> import numpy as np
         >>> from qtoolkit.gradients import QSGDCompressor
-        >>> QSGDCompressor(levels=2).variance_bound(np.array([3.0, 4.0]))
+        >>> QSGDCompressor(n_levels=2).variance_bound(np.array([3.0, 4.0]))
         12.5
         """
         g, xp = check_gradient(g)
-        n, s = numel(g), self.levels
+        n, s = numel(g), self.n_levels
         n = _layout(n, self.bucket_size)[0] if n else 0
         sq = float(xp.sum(xp.astype(g, xp.float64) ** 2)) if n else 0.0
         return min(n / s**2, math.sqrt(n) / s) * sq

@@ -28,7 +28,7 @@ and LQ-Nets work on NumPy arrays.
 """
 
 from ._adaround import adaround
-from ._admm import ADMMResult, admm_quantize, project_scaled_codebook
+from ._admm import ADMMResult, ScaledCodebook, admm_quantize, project_scaled_codebook
 from ._awq import awq
 from ._gptq import gptq
 from ._hadamard import IncoherenceTransform, hadamard_transform, incoherence_transform
@@ -42,6 +42,7 @@ __all__ = [
     "ADMMResult",
     "IncoherenceTransform",
     "QuantizedLayer",
+    "ScaledCodebook",
     "adaround",
     "admm_quantize",
     "awq",

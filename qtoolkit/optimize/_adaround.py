@@ -6,6 +6,7 @@ import numpy as np
 from scipy.special import expit
 
 from .._array import check_int
+from .._validation import renamed_parameters
 from ._layer import QuantizedLayer, check_layer, check_nonneg_float, fit_grid, hessian, levels
 
 _ZETA, _GAMMA = 1.1, -0.1  # stretch of the rectified sigmoid (Louizos et al. 2018)
@@ -34,13 +35,14 @@ def _check_beta(beta):
     return float(beta[0]), float(beta[1])
 
 
+@renamed_parameters({"n_iter": "max_iter"})
 def adaround(
     W,
     X,
     bits=4,
     *,
     mode="asymmetric",
-    n_iter=1000,
+    max_iter=1000,
     reg_weight=1.0,
     beta=(20, 2),
     warmup=0.2,
@@ -63,7 +65,7 @@ def adaround(
     mode : {"asymmetric", "symmetric"}, default="asymmetric"
         Per-output-row min-max grid, as :func:`qtoolkit.rounding.uniform`
         with ``axis=0`` (the same grid as round-to-nearest).
-    n_iter : int, default=1000
+    max_iter : int, default=1000
         Adam iterations (each costs one ``(n_out, n_in) @ (n_in, n_in)`` product).
     reg_weight : float, default=1.0
         Weight :math:`\lambda` of the rounding regulariser, per weight,
@@ -85,7 +87,7 @@ def adaround(
     Raises
     ------
     TypeError
-        If ``W`` or ``X`` is not a real floating NumPy array, or ``n_iter`` is
+        If ``W`` or ``X`` is not a real floating NumPy array, or ``max_iter`` is
         not an integer.
     ValueError
         If shapes disagree, values are not finite, or a parameter is out of range.
@@ -134,13 +136,13 @@ def adaround(
     >>> rng = np.random.default_rng(0)
     >>> X = rng.normal(size=(256, 16)) @ rng.normal(size=(16, 16))
     >>> W = rng.normal(size=(8, 16))
-    >>> res = adaround(W, X, bits=3, n_iter=200)
+    >>> res = adaround(W, X, bits=3, max_iter=200)
     >>> rtn = uniform(W, bits=3, mode="asymmetric", axis=0)
     >>> bool(output_error(W, res.weight, X) < output_error(W, rtn, X))
     True
     """
     bits = check_layer(W, X, bits, mode)
-    n_iter = check_int(n_iter, "n_iter", low=0)
+    max_iter = check_int(max_iter, "max_iter", low=0)
     reg_weight = check_nonneg_float(reg_weight, "reg_weight")
     b_start, b_end = _check_beta(beta)
     warmup = check_nonneg_float(warmup, "warmup")
@@ -170,8 +172,8 @@ def adaround(
     m = np.zeros_like(V)
     v = np.zeros_like(V)
     b1, b2, eps = 0.9, 0.999, 1e-8
-    start = round(warmup * n_iter)
-    for t in range(n_iter):
+    start = round(warmup * max_iter)
+    for t in range(max_iter):
         h, dh = _rect_sigmoid(V)
         c_soft = base32 + h + z32
         inside = (c_soft >= qmin) & (c_soft <= qmax)
@@ -180,7 +182,7 @@ def adaround(
         grad = (E @ H32) * (s32 * f32(2.0 / norm))
         grad *= inside
         if t >= start and reg_weight > 0:
-            t_rel = (t - start) / max(n_iter - start, 1)
+            t_rel = (t - start) / max(max_iter - start, 1)
             beta_t = b_end + (b_start - b_end) * (1.0 - t_rel)
             u = 2 * h - 1
             grad -= f32(reg_weight * 2.0 * beta_t) * np.sign(u) * np.abs(u) ** f32(beta_t - 1)
@@ -203,5 +205,5 @@ def adaround(
         bits=bits,
         dead_inputs=dead,
         damp=0.0,
-        n_iter=n_iter,
+        n_iter=max_iter,
     )

@@ -1,11 +1,13 @@
 """ADMM quantization to a scaled codebook (Leng et al. 2018), with an exact projection."""
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 
 from .._array import check_axis, check_bits, check_finite, check_int, describe, is_numpy_array
+from .._validation import renamed_parameters
 from ..rounding import round_to_codebook
 from ._layer import check_layer, check_nonneg_float, hessian
 from ._loss_aware import _rows
@@ -49,6 +51,32 @@ def _project_row(v, mags, signed_levels):
     return alpha, Q
 
 
+class ScaledCodebook(NamedTuple):
+    """The projection ``alpha * Q`` of :func:`project_scaled_codebook`.
+
+    Parameters
+    ----------
+    alpha : numpy.ndarray
+        Optimal scale per kept slice (keepdims shape).
+    Q : numpy.ndarray
+        Unscaled levels, shape of the input.
+
+    See Also
+    --------
+    project_scaled_codebook : the function that returns it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from qtoolkit.optimize import project_scaled_codebook
+    >>> project_scaled_codebook(np.array([1.0, -1.0]), bits=2).Q
+    array([ 1., -1.])
+    """
+
+    alpha: np.ndarray
+    Q: np.ndarray
+
+
 def project_scaled_codebook(w, bits=3, *, codebook="uniform", axis=None):
     r"""Exact projection onto a scaled codebook, :math:`\min_{\alpha,Q}\|w - \alpha Q\|^2`.
 
@@ -66,6 +94,8 @@ def project_scaled_codebook(w, bits=3, *, codebook="uniform", axis=None):
 
     Returns
     -------
+    projection : ScaledCodebook
+        A NamedTuple ``(alpha, Q)``:
     alpha : numpy.ndarray
         The optimal scales, shape of ``w`` with the non-kept axes of length 1
         (0 for an all-zero slice).
@@ -139,7 +169,7 @@ def _project(w, bits, codebook, axis, dtype):
         if w.ndim
         else Qs.reshape(())
     )
-    return alphas.reshape(stat_shape).astype(dtype), Q.astype(dtype)
+    return ScaledCodebook(alphas.reshape(stat_shape).astype(dtype), Q.astype(dtype))
 
 
 @dataclass(frozen=True)
@@ -174,7 +204,7 @@ class ADMMResult:
     --------
     >>> import numpy as np
     >>> from qtoolkit.optimize import admm_quantize
-    >>> res = admm_quantize(np.array([[0.3, -1.2, 2.0]]), X=np.eye(3), n_iter=5)
+    >>> res = admm_quantize(np.array([[0.3, -1.2, 2.0]]), X=np.eye(3), max_iter=5)
     >>> bool(np.allclose(res.weight, res.alpha * res.Q))
     True
     """
@@ -185,6 +215,7 @@ class ADMMResult:
     history: np.ndarray
 
 
+@renamed_parameters({"n_iter": "max_iter"})
 def admm_quantize(
     w,
     *,
@@ -195,7 +226,7 @@ def admm_quantize(
     axis=None,
     rho=1e-2,
     rho_growth=1.2,
-    n_iter=50,
+    max_iter=50,
     lr=1e-2,
     inner_steps=10,
 ):
@@ -233,7 +264,7 @@ def admm_quantize(
     rho_growth : float, default=1.2
         Factor applied to :math:`\rho` after each iteration (:math:`\ge 1`),
         which drives :math:`W` onto :math:`G`.
-    n_iter : int, default=50
+    max_iter : int, default=50
         ADMM iterations.
     lr : float, default=1e-2
         Step size of the gradient W-step (``grad`` only).
@@ -320,7 +351,7 @@ def admm_quantize(
     rho_growth = check_nonneg_float(rho_growth, "rho_growth")
     if rho_growth < 1:
         raise ValueError(f"rho_growth must be >= 1, got {rho_growth!r}")
-    n_iter = check_int(n_iter, "n_iter", low=1)
+    max_iter = check_int(max_iter, "max_iter", low=1)
     lr = check_nonneg_float(lr, "lr")
     inner_steps = check_int(inner_steps, "inner_steps", low=1)
 
@@ -343,9 +374,9 @@ def admm_quantize(
     alpha, Q = _project(W, bits, codebook, axis, np.float64)
     G = alpha * Q
     U = np.zeros_like(W)
-    history = np.empty((n_iter, 2))
+    history = np.empty((max_iter, 2))
     best = (loss(G), alpha, Q)
-    for it in range(n_iter):
+    for it in range(max_iter):
         if X is not None:
             c = cho_factor(2.0 * H + rho * np.eye(H.shape[0]), check_finite=False)
             W = cho_solve(c, (2.0 * w0H + rho * (G - U)).T, check_finite=False).T

@@ -3,7 +3,8 @@
 import numpy as np
 
 from .._array import check_axis, check_bits, check_finite, check_int, describe, is_numpy_array
-from ..rounding import round_to_codebook
+from .._validation import renamed_parameters
+from ..rounding import CodedValues, round_to_codebook
 from ._layer import check_nonneg_float
 from ._loss_aware import _rows
 
@@ -61,7 +62,8 @@ def _check_basis(basis, n_rows, k, name="basis"):
     return b.reshape(n_rows, k)
 
 
-def lq_fit(x, bits=2, *, signed=True, axis=None, n_iter=10, delta=0.0, basis=None):
+@renamed_parameters({"n_iter": "max_iter"})
+def lq_fit(x, bits=2, *, signed=True, axis=None, max_iter=10, delta=0.0, basis=None):
     r"""Learn the LQ-Nets quantizer basis of a tensor by quantization-error minimisation.
 
     The quantizer has :math:`2^K` levels :math:`v^\top e`, :math:`e \in \{-1, 1\}^K`
@@ -80,7 +82,7 @@ def lq_fit(x, bits=2, *, signed=True, axis=None, n_iter=10, delta=0.0, basis=Non
     axis : int, tuple of int or None, default=None
         Axes that keep separate bases (``0``: one per output channel, as in
         LQ-Nets for weights). None: one basis.
-    n_iter : int, default=10
+    max_iter : int, default=10
         QEM iterations (each: assign codes, then solve for the basis).
     delta : float, default=0.0
         Proximal weight :math:`\delta` that keeps the basis near its previous
@@ -143,7 +145,7 @@ def lq_fit(x, bits=2, *, signed=True, axis=None, n_iter=10, delta=0.0, basis=Non
     if not isinstance(signed, (bool, np.bool_)):
         raise TypeError(f"signed must be a bool, got {describe(signed)}")
     axis = check_axis(axis, x.ndim)
-    n_iter = check_int(n_iter, "n_iter", low=0)
+    max_iter = check_int(max_iter, "max_iter", low=0)
     delta = check_nonneg_float(delta, "delta")
     rows, _ = _rows(np.asarray(x, dtype=np.float64), axis)
     init = _check_basis(basis, rows.shape[0], k)
@@ -156,7 +158,7 @@ def lq_fit(x, bits=2, *, signed=True, axis=None, n_iter=10, delta=0.0, basis=Non
             v = c * 2.0 ** np.arange(k)
         else:
             v = init[i]
-        out[i] = _qem_row(r, v, E, n_iter, delta)
+        out[i] = _qem_row(r, v, E, max_iter, delta)
     return out[0] if axis is None else out
 
 
@@ -180,7 +182,8 @@ def lq_quantize(x, basis, *, signed=True, axis=None, return_codes=False):
     Returns
     -------
     x_q : numpy.ndarray like ``x``
-        Quantized values, in ``x``'s dtype.
+        Quantized values, in ``x``'s dtype; with ``return_codes``, a
+        :class:`qtoolkit.rounding.CodedValues` ``(values, codes)`` instead.
     codes : numpy.ndarray of int64 like ``x``
         Only when ``return_codes``.
 
@@ -212,7 +215,7 @@ def lq_quantize(x, basis, *, signed=True, axis=None, return_codes=False):
     >>> from qtoolkit.optimize import lq_quantize
     >>> lq_quantize(np.array([0.1, 0.9, 2.2, 3.5]), np.array([1.0, 2.0]), signed=False,
     ...             return_codes=True)
-    (array([0., 1., 2., 3.]), array([0, 1, 2, 3]))
+    CodedValues(values=array([0., 1., 2., 3.]), codes=array([0, 1, 2, 3]))
     """
     x = _check_x(x)
     if not isinstance(signed, (bool, np.bool_)):
@@ -238,5 +241,5 @@ def lq_quantize(x, basis, *, signed=True, axis=None, return_codes=False):
     inv = np.argsort(kept + rest)
     xq = np.transpose(vals.reshape(shape_t), inv).astype(x.dtype)
     if return_codes:
-        return xq, np.transpose(codes.reshape(shape_t), inv)
+        return CodedValues(xq, np.transpose(codes.reshape(shape_t), inv))
     return xq

@@ -41,7 +41,7 @@ non-finite values propagate instead. Adaptive codebooks
 """
 
 from ._binary import binarize, stochastic_binarize
-from ._codebook import round_to_codebook, stochastic_round
+from ._codebook import CodedValues, round_to_codebook, stochastic_round
 from ._dorefa import dorefa_activations, dorefa_gradients, dorefa_weights
 from ._fixed import fixed_point
 from ._gradients import (
@@ -60,6 +60,7 @@ from ._ternary import ternarize
 from ._uniform import encode, uniform
 
 __all__ = [
+    "CodedValues",
     "QuantizedArray",
     "QuantizedFileError",
     "Quantizer",

@@ -1,5 +1,7 @@
 """Rounding to an arbitrary sorted scalar codebook, deterministic and stochastic."""
 
+from typing import Any, NamedTuple
+
 import numpy as np
 from array_api_compat import device as _device
 from array_api_compat import is_dask_array
@@ -63,6 +65,36 @@ def _take(c, idx, xp):
     return xp.reshape(xp.take(c, flat), tuple(idx.shape))
 
 
+class CodedValues(NamedTuple):
+    """Rounded values and the index of the codeword chosen for each entry.
+
+    Returned by the ``return_codes=True`` form of :func:`round_to_codebook`,
+    :func:`stochastic_round` and :func:`qtoolkit.optimize.lq_quantize`; it unpacks
+    as ``values, codes = ...``.
+
+    Parameters
+    ----------
+    values : array
+        The rounded values, shape of the input.
+    codes : array of int
+        Index of the codeword of each entry: ``values == codebook[codes]``.
+
+    See Also
+    --------
+    round_to_codebook, stochastic_round
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from qtoolkit.rounding import round_to_codebook
+    >>> round_to_codebook(np.array([0.2, 0.9]), [0.0, 1.0], return_codes=True).codes
+    array([0, 1])
+    """
+
+    values: Any
+    codes: Any
+
+
 def _nearest_codes(w, c, xp):
     """Index of the nearest codeword (ties to the larger one); validated input."""
     k = c.shape[0]
@@ -70,8 +102,8 @@ def _nearest_codes(w, c, xp):
         return xp.zeros(w.shape, dtype=xp.int64, device=_device(w))
     mid = (c[1:] + c[:-1]) / 2
     if _is_numpy(xp):
-        return np.searchsorted(mid, w, side="right")
-    return xp.searchsorted(mid, w, side="right")
+        return np.searchsorted(mid, w, side="left")
+    return xp.searchsorted(mid, w, side="left")
 
 
 def round_to_codebook(w, codebook, return_codes=False):
@@ -90,9 +122,10 @@ def round_to_codebook(w, codebook, return_codes=False):
     Returns
     -------
     w_q : array, same shape, dtype, namespace and device as ``w``
-        The nearest codeword of each entry.
+        The nearest codeword of each entry; with ``return_codes``, a
+        :class:`CodedValues` ``(values, codes)`` instead.
     codes : array of int64, same shape as ``w``
-        Only when ``return_codes``: ``w_q == codebook[codes]``.
+        Only when ``return_codes``: ``values == codebook[codes]``.
 
     Raises
     ------
@@ -115,7 +148,8 @@ def round_to_codebook(w, codebook, return_codes=False):
 
     found by binary search of :math:`w` among the midpoints
     :math:`(c_j + c_{j+1})/2` (:math:`O(\\log k)` per entry); a value exactly
-    on a midpoint goes to the larger codeword. The pseudo-gradient is the
+    on a midpoint goes to the lower codeword (the library's one tie rule, as
+    ``KMeansQuantizer`` and ``argmin``). The pseudo-gradient is the
     straight-through estimator.
 
     References
@@ -129,14 +163,16 @@ def round_to_codebook(w, codebook, return_codes=False):
     >>> from qtoolkit.rounding import round_to_codebook
     >>> round_to_codebook(np.array([-0.9, 0.2, 0.3, 5.0]), [-1.0, 0.0, 0.5, 1.0],
     ...                   return_codes=True)
-    (array([-1. ,  0. ,  0.5,  1. ]), array([0, 1, 2, 3]))
+    CodedValues(values=array([-1. ,  0. ,  0.5,  1. ]), codes=array([0, 1, 2, 3]))
+    >>> round_to_codebook(np.array([0.25]), [0.0, 0.5])   # a tie goes to the lower codeword
+    array([0.])
     """
     w, xp = _check_weights(w)
     c = _check_codebook(codebook, w, xp)
     _check_no_nan(w, xp)
     codes = _nearest_codes(w, c, xp)
     out = _take(c, codes, xp)
-    return (out, codes) if return_codes else out
+    return CodedValues(out, codes) if return_codes else out
 
 
 def stochastic_round(w, step=None, codebook=None, rng=None, return_codes=False):
@@ -162,7 +198,8 @@ def stochastic_round(w, step=None, codebook=None, rng=None, return_codes=False):
     Returns
     -------
     w_q : array, same shape, dtype, namespace and device as ``w``
-        The rounded values.
+        The rounded values; with ``return_codes``, a :class:`CodedValues`
+        ``(values, codes)`` instead.
     codes : array of int64
         Only when ``return_codes`` (requires ``codebook``).
 
@@ -249,7 +286,7 @@ def stochastic_round(w, step=None, codebook=None, rng=None, return_codes=False):
     out = xp.where(up, hi, lo)
     if return_codes:
         one = xp.ones_like(lo_idx)
-        return out, lo_idx + xp.where(up, one, xp.zeros_like(lo_idx))
+        return CodedValues(out, lo_idx + xp.where(up, one, xp.zeros_like(lo_idx)))
     return out
 
 

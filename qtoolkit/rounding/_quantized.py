@@ -185,9 +185,10 @@ def decode(q):
 
     Parameters
     ----------
-    q : QuantizedArray
+    q : QuantizedArray or object with ``to_quantized_array()``
         Codes and scales, as returned by any ``encode`` of
-        :mod:`qtoolkit.rounding` or by :func:`load_quantized`.
+        :mod:`qtoolkit.rounding` or by :func:`load_quantized`; a layer result
+        (:class:`qtoolkit.optimize.QuantizedLayer`) is converted first.
 
     Returns
     -------
@@ -225,6 +226,8 @@ def decode(q):
     >>> decode(encode(w, bits=8))
     array([ 0.1007874, -0.4031496,  0.8      ], dtype=float32)
     """
+    if not isinstance(q, QuantizedArray) and callable(getattr(q, "to_quantized_array", None)):
+        q = q.to_quantized_array()  # a layer-level result (qtoolkit.optimize.QuantizedLayer)
     if not isinstance(q, QuantizedArray):
         raise TypeError(f"q must be a QuantizedArray, got {describe(q)}")
     xp = array_namespace(q.codes)

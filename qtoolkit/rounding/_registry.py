@@ -7,7 +7,7 @@ import numbers
 
 from array_api_compat import device as _device
 
-from .._array import check_random_state, describe
+from .._validation import check_random_state, describe, warn_renamed
 from ._binary import _binary_scale, _validate_binarize, binarize, stochastic_binarize
 from ._codebook import round_to_codebook, stochastic_round
 from ._common import _check_weights
@@ -172,7 +172,7 @@ def _encode_pow2(w, params, rng):
 
 def _encode_fixed(w, params, rng):
     p = {"saturate": True, "rounding": "half_even"}
-    p.update({k: v for k, v in params.items() if k != "seed"})
+    p.update({k: v for k, v in params.items() if k != "rng"})
     w, xp, ib, fb, rounding = _validate_fixed(
         w, p["int_bits"], p["frac_bits"], p["saturate"], p["rounding"]
     )
@@ -295,7 +295,8 @@ class Quantizer:
         Registry name, one of :func:`available_quantizers`.
     **params
         Keyword parameters of the scheme's function (``bits``, ``axis``,
-        ``method`` ...); stochastic schemes also take ``seed`` (int or None).
+        ``method`` ...); stochastic schemes also take ``rng`` (an int seed or
+        None, so that the configuration stays JSON; ``seed`` is a deprecated alias).
         Values must be JSON-representable; their ranges are checked by the
         scheme's function when the quantizer is called.
 
@@ -335,17 +336,22 @@ class Quantizer:
     >>> import numpy as np
     >>> from qtoolkit.rounding import get
     >>> q = get("ternary", method="optimal")
-    >>> q(np.array([-1.0, 0.1, 1.0])), q.n_bits
+    >>> q(np.array([-1.0, 0.1, 1.0])), q.bits
     (array([-1.,  0.,  1.]), 2)
     """
 
     def __init__(self, name, **params):
+        if "seed" in params:
+            if "rng" in params:
+                raise TypeError("give rng, not both rng and the deprecated seed")
+            warn_renamed("Quantizer(seed=...)", "rng=...")
+            params["rng"] = params.pop("seed")
         if not isinstance(name, str) or name not in _REGISTRY:
             raise ValueError(f"name must be one of {sorted(_REGISTRY)}, got {name!r}")
         fn, _, _, required, stochastic = _REGISTRY[name]
         allowed = set(inspect.signature(fn).parameters) - _NOT_CONFIG
         if stochastic or name == "fixed_point":
-            allowed.add("seed")
+            allowed.add("rng")
         for key in params:
             if key not in allowed:
                 raise TypeError(
@@ -361,10 +367,10 @@ class Quantizer:
                 clean[key] = tuple(clean[key])
         self.name = name
         self.params = clean
-        self._rng = check_random_state(clean.get("seed"), "seed")
+        self._rng = check_random_state(clean.get("rng"), "rng")
 
     def _call_params(self):
-        return {k: v for k, v in self.params.items() if k != "seed"}
+        return {k: v for k, v in self.params.items() if k != "rng"}
 
     def __call__(self, w, **kwargs):
         """Quantize ``w`` with this scheme and these parameters.
@@ -446,16 +452,22 @@ class Quantizer:
         return decode(q)
 
     @property
-    def n_bits(self):
-        """Bits per code of this scheme with these parameters.
+    def bits(self):
+        """Bits per code (the bit width) of this scheme with these parameters.
 
         Examples
         --------
         >>> from qtoolkit.rounding import get
-        >>> get("fixed_point", int_bits=3, frac_bits=4).n_bits
+        >>> get("fixed_point", int_bits=3, frac_bits=4).bits
         8
         """
         return int(_REGISTRY[self.name][2](self.params))
+
+    @property
+    def n_bits(self):
+        """Deprecated alias of :attr:`bits` (removed in the next release)."""
+        warn_renamed("Quantizer.n_bits", "Quantizer.bits", stacklevel=2)
+        return self.bits
 
     def get_config(self):
         """Return the configuration as a JSON-serialisable dict.

@@ -36,9 +36,10 @@ def save_quantized(file, q):
     ----------
     file : str, os.PathLike or file object
         Destination (``numpy.savez`` adds ``.npz`` to a name without it).
-    q : QuantizedArray
-        The encoded tensor. Arrays of any namespace are copied to NumPy
-        (a Dask array is computed).
+    q : QuantizedArray or object with ``to_quantized_array()``
+        The encoded tensor (a :class:`qtoolkit.optimize.QuantizedLayer` is
+        converted first). Arrays of any namespace are copied to NumPy (a Dask
+        array is computed).
 
     Returns
     -------
@@ -81,6 +82,8 @@ def save_quantized(file, q):
     >>> decode(load_quantized(buf))
     array([-1.        ,  0.57142857,  1.        ])
     """
+    if not isinstance(q, QuantizedArray) and callable(getattr(q, "to_quantized_array", None)):
+        q = q.to_quantized_array()  # a layer-level result (qtoolkit.optimize.QuantizedLayer)
     if not isinstance(q, QuantizedArray):
         raise TypeError(f"q must be a QuantizedArray, got {describe(q)}")
     codes = _as_numpy(q.codes)

@@ -127,7 +127,7 @@ def test_binary_matmul(rng):
     A = rng.standard_normal((9, 130)).astype(np.float32)
     B = rng.standard_normal((4, 130)).astype(np.float32)
     np.testing.assert_array_equal(binary_matmul(A, B), reference(A, B))
-    scaled = binary_matmul(A, B, scale="xnor")
+    scaled = binary_matmul(A, B, scale="mean")
     alpha = np.abs(A).mean(axis=1)
     beta = np.abs(B).mean(axis=1)
     expected = alpha[:, None] * beta[None, :] * (np.sign(A + 0.0) @ np.sign(B).T)
@@ -136,8 +136,20 @@ def test_binary_matmul(rng):
     # integer input binarizes by sign too, and K = 0 gives zeros
     np.testing.assert_array_equal(binary_matmul(np.array([[3, -1]]), np.array([[1, 1]])), [[0]])
     np.testing.assert_array_equal(
-        binary_matmul(np.ones((2, 0)), np.ones((3, 0)), scale="xnor"), np.zeros((2, 3), np.float32)
+        binary_matmul(np.ones((2, 0)), np.ones((3, 0)), scale="mean"), np.zeros((2, 3), np.float32)
     )
+
+
+def test_binary_matmul_renamed_names_warn(rng):
+    a = rng.standard_normal((3, 70))
+    b = rng.standard_normal((2, 70))
+    with pytest.warns(DeprecationWarning, match=r"scale='xnor'"):
+        old = binary_matmul(a, b, scale="xnor")
+    np.testing.assert_array_equal(old, binary_matmul(a, b, scale="mean"))
+    with pytest.warns(DeprecationWarning, match=r"binary_matmul\(A=...\)"):
+        np.testing.assert_array_equal(binary_matmul(A=a, b=b), binary_matmul(a, b))
+    with pytest.raises(ValueError, match="scale must be None or 'mean'"):
+        binary_matmul(a, b, scale="max")
 
 
 def test_unpack_gives_the_operands(rng):
@@ -169,7 +181,7 @@ def test_bad_input(rng):
     with pytest.raises(TypeError, match="n_threads"):
         xnor_gemm(a, a, n_threads=1.5)
     with pytest.raises(ValueError, match="scale"):
-        binary_matmul(np.ones((2, 2)), np.ones((2, 2)), scale="mean")
+        binary_matmul(np.ones((2, 2)), np.ones((2, 2)), scale="max")
     with pytest.raises(ValueError, match="same number of columns"):
         binary_matmul(np.ones((2, 2)), np.ones((2, 3)))
     with pytest.raises(ValueError, match="2-D"):

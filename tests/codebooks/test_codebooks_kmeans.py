@@ -404,3 +404,26 @@ def test_rows_bad_input():
         kmeans_1d_rows(np.ones((2, 3)), 1, n_threads=0)
     with pytest.raises(ValueError, match="0 sample"):
         kmeans_1d_rows(np.ones((0, 3)), 1)
+
+
+def test_kmeans_quantizer_and_round_to_codebook_share_the_tie_rule():
+    from qtoolkit.codebooks import KMeansQuantizer
+    from qtoolkit.rounding import round_to_codebook
+
+    q = KMeansQuantizer(n_clusters=2, random_state=0).fit(np.array([0.0, 0.0, 1.0, 1.0]))
+    mid = np.array([0.5, 0.25, 0.75])
+    codes = q.transform(mid)
+    np.testing.assert_array_equal(
+        np.asarray(codes).ravel(), round_to_codebook(mid, q.codebook_, return_codes=True).codes
+    )
+    assert int(np.asarray(codes).ravel()[0]) == 0  # the tie at 0.5 goes to the lower codeword
+
+
+def test_kmeans_1d_returns_a_named_tuple():
+    from qtoolkit.codebooks import KMeans1DResult, kmeans_1d
+
+    res = kmeans_1d([0.0, 0.1, 0.9, 1.0, 5.0], 2)
+    assert isinstance(res, KMeans1DResult)
+    codebook, inertia, n_iter = res
+    np.testing.assert_array_equal(res.codebook, codebook)
+    assert res.inertia == inertia and res.n_iter == n_iter == 1

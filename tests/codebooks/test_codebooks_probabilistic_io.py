@@ -30,6 +30,7 @@ def test_public_api_is_pinned():
     assert sorted(cb.__all__) == sorted(
         [
             "EntropyConstrainedQuantizer",
+            "KMeans1DResult",
             "KMeans1DRows",
             "KMeansQuantizer",
             "ProbabilisticWeights",
@@ -127,7 +128,7 @@ def test_probabilistic_bad_input():
 def test_accounting_closed_forms():
     # Deep Compression's worked example: 16 weights, 4 shared 32-bit values -> 3.2x
     assert deep_compression_ratio(16, 4) == pytest.approx(16 * 32 / (16 * 2 + 4 * 32))
-    assert bits_per_weight(1000, 256, bits=32) == pytest.approx(8 + 256 * 32 / 1000)
+    assert bits_per_weight(1000, 256, codeword_bits=32) == pytest.approx(8 + 256 * 32 / 1000)
     assert bits_per_weight(10, 1) == pytest.approx(3.2)
     m, n, s, k = 4096, 9216, 2304, 16
     assert pq_compression_ratio((m, n), s, k) == pytest.approx(
@@ -157,7 +158,7 @@ def test_entropy_and_huffman():
         assert h == pytest.approx(-(p * np.log2(p)).sum())
         avg = np.dot(counts, lengths) / counts.sum()
         assert h <= avg + 1e-12 < h + 1
-        assert entropy_coded_bits(codes, 12, bits=16) == pytest.approx(
+        assert entropy_coded_bits(codes, 12, codeword_bits=16) == pytest.approx(
             np.dot(counts, lengths) + 12 * 16
         )
     np.testing.assert_array_equal(huffman_code_lengths([1, 1, 2, 4]), [3, 3, 2, 1])
@@ -194,7 +195,7 @@ def test_save_load_round_trip_is_bit_exact(tmp_path):
     learners, X = _fitted_learners()
     for i, est in enumerate(learners):
         path = tmp_path / f"q{i}.npz"
-        save_quantizer(est, path)
+        save_quantizer(path, est)
         with np.load(path, allow_pickle=False) as data:  # readable without pickle
             assert "__class__" in data.files
         back = load_quantizer(path)
@@ -224,14 +225,23 @@ def test_save_load_round_trip_is_bit_exact(tmp_path):
             np.testing.assert_array_equal(back.transform(Xin), est.transform(Xin))
 
 
+def test_save_quantizer_old_argument_order_warns(tmp_path):
+    q = KMeansQuantizer(n_clusters=2, random_state=0).fit([0.0, 0.1, 1.0])
+    with pytest.warns(DeprecationWarning, match=r"save_quantizer\(quantizer, file\)"):
+        save_quantizer(q, tmp_path / "old.npz")
+    save_quantizer(tmp_path / "new.npz", q)
+    for name in ("old.npz", "new.npz"):
+        np.testing.assert_array_equal(load_quantizer(tmp_path / name).codebook_, q.codebook_)
+
+
 def test_save_load_errors(tmp_path):
     with pytest.raises(ValueError, match="not fitted"):
-        save_quantizer(KMeansQuantizer(), tmp_path / "a.npz")
+        save_quantizer(tmp_path / "a.npz", KMeansQuantizer())
     with pytest.raises(TypeError, match="quantizer must be one of"):
-        save_quantizer(object(), tmp_path / "a.npz")
+        save_quantizer(tmp_path / "a.npz", object())
     q = KMeansQuantizer(n_clusters=2, random_state=np.random.default_rng(0)).fit([0.0, 1.0])
     with pytest.raises(TypeError, match="cannot be saved without pickle"):
-        save_quantizer(q, tmp_path / "a.npz")
+        save_quantizer(tmp_path / "a.npz", q)
     buf = io.BytesIO()
     np.savez(buf, x=np.zeros(2))
     buf.seek(0)

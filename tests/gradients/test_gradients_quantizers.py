@@ -68,7 +68,7 @@ def test_qsgd_unbiased_and_variance(rng):
     # E||Q-g||^2 = sum(var); its per-draw std is below (||g||/s)^2 * n / 2, so 5 s.e. suffice
     se = (np.linalg.norm(g) / s) ** 2 * g.size / 2 / math.sqrt(T)
     assert abs(total.mean() - var.sum()) <= 5 * se
-    bound = QSGDCompressor(levels=s).variance_bound(g)
+    bound = QSGDCompressor(n_levels=s).variance_bound(g)
     n = g.size
     assert bound == pytest.approx(min(n / s**2, math.sqrt(n) / s) * np.sum(g**2))
     assert var.sum() <= bound
@@ -81,10 +81,10 @@ def test_qsgd_zero_gradient_and_dtypes(float_dtype):
     g = np.linspace(-1, 1, 9).astype(float_dtype)
     q = qsgd(g, 4, rng=0)
     assert q.dtype == float_dtype and q.shape == g.shape
-    comp = QSGDCompressor(levels=4, rng=3)
+    comp = QSGDCompressor(n_levels=4, rng=3)
     out = comp.decode(comp.encode(g))
     assert out.dtype == float_dtype
-    np.testing.assert_array_equal(out, QSGDCompressor(levels=4, rng=3).compress(g))
+    np.testing.assert_array_equal(out, QSGDCompressor(n_levels=4, rng=3).compress(g))
 
 
 @pytest.mark.parametrize("coding", ["elias", "packed"])
@@ -92,8 +92,8 @@ def test_qsgd_zero_gradient_and_dtypes(float_dtype):
 @pytest.mark.parametrize("levels", [1, 2, 9, 1000])
 def test_qsgd_wire_roundtrip_exact(coding, shape, levels):
     g = np.random.default_rng(sum(shape) + levels).standard_t(3, size=shape)
-    enc = QSGDCompressor(levels=levels, coding=coding, rng=11)
-    ref = QSGDCompressor(levels=levels, coding=coding, rng=11)
+    enc = QSGDCompressor(n_levels=levels, coding=coding, rng=11)
+    ref = QSGDCompressor(n_levels=levels, coding=coding, rng=11)
     for _ in range(2):  # the generator advances identically
         out = enc.decode(enc.encode(g))
         want = ref.compress(g)
@@ -105,8 +105,8 @@ def test_qsgd_wire_roundtrip_exact(coding, shape, levels):
 @pytest.mark.parametrize("coding", ["elias", "packed"])
 def test_qsgd_buckets_roundtrip_and_levels(rng, bucket, coding):
     g = rng.normal(size=(3, 13))
-    enc = QSGDCompressor(levels=4, coding=coding, bucket_size=bucket, rng=2)
-    ref = QSGDCompressor(levels=4, coding=coding, bucket_size=bucket, rng=2)
+    enc = QSGDCompressor(n_levels=4, coding=coding, bucket_size=bucket, rng=2)
+    ref = QSGDCompressor(n_levels=4, coding=coding, bucket_size=bucket, rng=2)
     q = enc.decode(enc.encode(g))
     np.testing.assert_array_equal(q, ref.compress(g))
     # each bucket has its own norm: |q| * s / ||g_bucket|| is an integer in [0, s]
@@ -125,7 +125,7 @@ def test_qsgd_buckets_unbiased_variance_and_bound(rng):
     draws = np.stack([qsgd(g, s, bucket_size=d, rng=gen) for _ in range(T)])
     var = np.concatenate([_qsgd_exact_var(g[i : i + d], s) for i in range(0, 12, d)])
     assert np.all(np.abs(draws.mean(0) - g) <= 5 * np.sqrt(var / T) + 1e-12)
-    bound = QSGDCompressor(levels=s, bucket_size=d).variance_bound(g)
+    bound = QSGDCompressor(n_levels=s, bucket_size=d).variance_bound(g)
     assert bound == pytest.approx(min(d / s**2, math.sqrt(d) / s) * np.sum(g**2))
     assert var.sum() <= bound
     # one bucket covering the array is the unbucketed quantizer
@@ -141,7 +141,7 @@ def test_qsgd_elias_message_size_matches_code_lengths(rng):
     n = 4096
     g = rng.normal(size=n)
     s = int(math.sqrt(n))
-    comp = QSGDCompressor(levels=s, coding="elias", rng=0)
+    comp = QSGDCompressor(n_levels=s, coding="elias", rng=0)
     data = comp.encode(g)
     q = comp.decode(data)
     lev = np.round(np.abs(q) * s / np.linalg.norm(g)).astype(int)
@@ -157,7 +157,7 @@ def test_qsgd_elias_message_size_matches_code_lengths(rng):
 
 def test_qsgd_packed_message_size(rng):
     g = rng.normal(size=1001)
-    comp = QSGDCompressor(levels=7, coding="packed", rng=0)
+    comp = QSGDCompressor(n_levels=7, coding="packed", rng=0)
     data = comp.encode(g)
     assert len(data) == 2 + 3 + 8 + 13 + 8 + math.ceil(1001 * 4 / 8)  # 3 level bits + sign
 
@@ -191,7 +191,7 @@ def test_qsgd_torch():
     q = qsgd(g, 3, rng=5)
     assert isinstance(q, torch.Tensor) and q.dtype == torch.float64
     np.testing.assert_array_equal(q.numpy(), qsgd(g.numpy(), 3, rng=5))
-    comp = QSGDCompressor(levels=3, rng=5)
+    comp = QSGDCompressor(n_levels=3, rng=5)
     np.testing.assert_array_equal(comp.decode(comp.encode(g)), q.numpy())
     qb = qsgd(g, 3, bucket_size=5, rng=5)
     np.testing.assert_array_equal(qb.numpy(), qsgd(g.numpy(), 3, bucket_size=5, rng=5))
@@ -339,7 +339,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match=r"levels must be in \[1, "):
         qsgd(g, 0)
     with pytest.raises(TypeError, match="levels must be an integer"):
-        QSGDCompressor(levels=2.5)
+        QSGDCompressor(n_levels=2.5)
     with pytest.raises(ValueError, match=r"bucket_size must be in \[1, "):
         qsgd(g, 4, bucket_size=0)
     with pytest.raises(ValueError, match="coding must be one of"):

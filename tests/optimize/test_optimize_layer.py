@@ -142,7 +142,7 @@ def test_gptq_float32_and_codes(rng):
 def test_adaround_beats_round_to_nearest_on_digits(digits_layer, bits):
     W, X = digits_layer
     e_rtn = output_error(W, _rtn(W, bits), X)
-    res = adaround(W, X, bits, n_iter=400)
+    res = adaround(W, X, bits, max_iter=400)
     assert output_error(W, res.weight, X) < e_rtn
     # only up or down: codes are floor or floor + 1 of W / s on the same grid as RTN
     live = ~res.dead_inputs
@@ -156,7 +156,7 @@ def test_adaround_beats_round_to_nearest_on_digits(digits_layer, bits):
 def test_adaround_without_iterations_is_round_to_nearest(rng):
     W = rng.normal(size=(5, 11))
     X = rng.normal(size=(40, 11))
-    res = adaround(W, X, 3, n_iter=0)
+    res = adaround(W, X, 3, max_iter=0)
     np.testing.assert_array_equal(res.weight, _rtn(W, 3))
 
 
@@ -203,7 +203,23 @@ def test_layer_bad_inputs(rng):
         adaround(W, X, beta=(20,))
     with pytest.raises(ValueError, match="warmup must be a fraction"):
         adaround(W, X, warmup=2.0)
-    with pytest.raises(TypeError, match="n_iter must be an integer"):
-        adaround(W, X, n_iter=1.5)
+    with pytest.raises(TypeError, match="max_iter must be an integer"):
+        adaround(W, X, max_iter=1.5)
     with pytest.raises(ValueError, match="W_hat must have the shape of W"):
         output_error(W, W[:, :3], X)
+
+
+def test_quantized_layer_goes_to_decode_and_save_quantized(tmp_path):
+    from qtoolkit.optimize import gptq
+    from qtoolkit.rounding import decode, load_quantized, save_quantized
+
+    rng = np.random.default_rng(7)
+    W = rng.standard_normal((6, 16))
+    X = rng.standard_normal((64, 16))
+    for kw in ({}, {"group_size": 8}, {"group_size": 8, "act_order": True}):
+        res = gptq(W, X, bits=3, **kw)
+        np.testing.assert_allclose(decode(res), res.weight, rtol=1e-12, atol=1e-12)
+        save_quantized(tmp_path / "layer.npz", res)
+        np.testing.assert_allclose(
+            decode(load_quantized(tmp_path / "layer.npz")), res.weight, rtol=1e-12, atol=1e-12
+        )

@@ -23,6 +23,7 @@ def test_public_api_pinned():
         "ADMMResult",
         "IncoherenceTransform",
         "QuantizedLayer",
+        "ScaledCodebook",
         "adaround",
         "admm_quantize",
         "awq",
@@ -215,7 +216,7 @@ def test_admm_layer_reconstruction_on_digits():
     rng = np.random.default_rng(3)
     W = rng.normal(size=(16, 64)) * (X.std(0) > 0)  # weights of live inputs only
     for codebook in ("uniform", "pow2"):
-        res = admm_quantize(W, X=X, bits=3, codebook=codebook, axis=0, n_iter=30)
+        res = admm_quantize(W, X=X, bits=3, codebook=codebook, axis=0, max_iter=30)
         a, Q = project_scaled_codebook(W, 3, codebook=codebook, axis=0)
         assert output_error(W, res.weight, X) < output_error(W, a * Q, X)
         np.testing.assert_allclose(res.weight, res.alpha * res.Q)
@@ -231,7 +232,7 @@ def test_admm_gradient_callback(rng):
     def grad(W):
         return 2 * c * (W - target)
 
-    res = admm_quantize(target, grad=grad, bits=2, n_iter=40, lr=0.05, rho=0.1)
+    res = admm_quantize(target, grad=grad, bits=2, max_iter=40, lr=0.05, rho=0.1)
     assert set(np.abs(res.Q).ravel().tolist()) <= {0.0, 1.0}
     assert res.history[-1, 1] < 0.05 * res.history[0, 1] + 1e-9  # W is driven onto G
     assert np.all(np.isnan(res.history[:, 0]))
@@ -275,7 +276,7 @@ def test_lq_qem_error_never_increases(rng):
     errors = []
     v = None
     for _ in range(8):
-        v = lq_fit(x, 3, n_iter=1, basis=v)
+        v = lq_fit(x, 3, max_iter=1, basis=v)
         errors.append(np.sum((x - lq_quantize(x, v)) ** 2))
     assert all(b <= a + 1e-9 for a, b in itertools.pairwise(errors))
     # the start is the uniform grid with its top level at max |x|: QEM improves on it
@@ -321,3 +322,17 @@ def test_lq_bad_inputs(rng):
         lq_quantize(np.array([np.inf]), np.ones(2))
     with pytest.raises(ValueError, match="basis must have shape"):
         lq_quantize(x, np.ones((2, 2, 2)))
+
+
+def test_renamed_n_iter_warns_and_means_max_iter():
+    rng = np.random.default_rng(0)
+    W = rng.standard_normal((3, 6))
+    X = rng.standard_normal((20, 6))
+    with pytest.warns(DeprecationWarning, match=r"admm_quantize\(n_iter=...\)"):
+        old = admm_quantize(W, X=X, n_iter=4)
+    np.testing.assert_array_equal(old.weight, admm_quantize(W, X=X, max_iter=4).weight)
+    with pytest.warns(DeprecationWarning, match=r"lq_fit\(n_iter=...\)"):
+        old = lq_fit(W, 2, n_iter=2)
+    np.testing.assert_array_equal(old, lq_fit(W, 2, max_iter=2))
+    with pytest.raises(TypeError, match="both 'n_iter'"):
+        lq_fit(W, 2, n_iter=2, max_iter=2)

@@ -19,6 +19,7 @@ from qtoolkit.rounding import (
 )
 
 PUBLIC = [
+    "CodedValues",
     "QuantizedArray",
     "QuantizedFileError",
     "Quantizer",
@@ -51,7 +52,7 @@ PUBLIC = [
 CONFIGS = [
     ("binary", {}),
     ("binary", {"scale": "mean", "axis": 0}),
-    ("stochastic_binary", {"seed": 3}),
+    ("stochastic_binary", {"rng": 3}),
     ("ternary", {}),
     ("ternary", {"method": "optimal", "axis": 1}),
     ("ternary", {"method": "ttq", "threshold": 0.1}),
@@ -66,9 +67,9 @@ CONFIGS = [
     ("power_of_two", {"bits": 2}),
     ("power_of_two", {"bits": 4, "method": "inq", "axis": 0}),
     ("fixed_point", {"int_bits": 1, "frac_bits": 3}),
-    ("fixed_point", {"int_bits": 1, "frac_bits": 2, "rounding": "stochastic", "seed": 1}),
+    ("fixed_point", {"int_bits": 1, "frac_bits": 2, "rounding": "stochastic", "rng": 1}),
     ("codebook", {"codebook": [-1.0, -0.2, 0.0, 0.7]}),
-    ("stochastic", {"codebook": [-1.0, 0.0, 0.5, 1.0], "seed": 2}),
+    ("stochastic", {"codebook": [-1.0, 0.0, 0.5, 1.0], "rng": 2}),
 ]
 IDS = [f"{n}-{i}" for i, (n, _) in enumerate(CONFIGS)]
 
@@ -101,25 +102,25 @@ def test_encode_decode_equals_call(name, params, w):
     enc = get(name, **params).encode(w)
     assert isinstance(enc, QuantizedArray)
     assert enc.codes.shape == w.shape
-    assert int(enc.codes.min()) >= -(2 ** (q.n_bits - 1))
-    assert int(enc.codes.max()) < 2**q.n_bits
+    assert int(enc.codes.min()) >= -(2 ** (q.bits - 1))
+    assert int(enc.codes.max()) < 2**q.bits
     out = q.decode(enc)
     assert out.dtype == w.dtype
     np.testing.assert_allclose(out, q(w), rtol=1e-6, atol=1e-7)
 
 
 def test_n_bits():
-    assert get("binary").n_bits == 1
-    assert get("ternary").n_bits == 2
-    assert get("uniform", bits=5).n_bits == 5
-    assert get("fixed_point", int_bits=2, frac_bits=5).n_bits == 8
-    assert get("codebook", codebook=[0.0, 1.0, 2.0]).n_bits == 2
-    assert get("power_of_two", bits=3, method="inq").n_bits == 3
-    assert get("power_of_two", bits=2).n_bits == 4  # 2 * (4 + 1) + 1 = 11 codewords
+    assert get("binary").bits == 1
+    assert get("ternary").bits == 2
+    assert get("uniform", bits=5).bits == 5
+    assert get("fixed_point", int_bits=2, frac_bits=5).bits == 8
+    assert get("codebook", codebook=[0.0, 1.0, 2.0]).bits == 2
+    assert get("power_of_two", bits=3, method="inq").bits == 3
+    assert get("power_of_two", bits=2).bits == 4  # 2 * (4 + 1) + 1 = 11 codewords
 
 
 def test_stochastic_quantizer_seeded_sequence(w):
-    a, b = get("stochastic_binary", seed=5), get("stochastic_binary", seed=5)
+    a, b = get("stochastic_binary", rng=5), get("stochastic_binary", rng=5)
     first = a(w)
     np.testing.assert_array_equal(first, b(w))
     assert not np.array_equal(first, a(w))
@@ -260,3 +261,13 @@ def test_dorefa_decode_is_bit_exact(dtype, bits):
     a = get("dorefa_activation", bits=bits)
     np.testing.assert_array_equal(decode(q.encode(w)), q(w))
     np.testing.assert_array_equal(decode(a.encode(x)), a(x))
+
+
+def test_renamed_registry_names_warn():
+    with pytest.warns(DeprecationWarning, match=r"Quantizer\(seed=...\)"):
+        q = get("stochastic_binary", seed=4)
+    assert q.params == {"rng": 4}
+    with pytest.warns(DeprecationWarning, match="Quantizer.n_bits"):
+        assert get("uniform", bits=5).n_bits == 5
+    with pytest.raises(TypeError, match="parameter 'rng' must be a number"):
+        get("stochastic_binary", rng=np.random.default_rng(0))

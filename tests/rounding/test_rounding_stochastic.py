@@ -17,10 +17,13 @@ def test_round_to_codebook_matches_argmin(rng):
     np.testing.assert_array_equal(round_to_codebook(out, CODEBOOK), out)
 
 
-def test_round_to_codebook_ties_go_up_and_single_codeword():
-    np.testing.assert_array_equal(
-        round_to_codebook(np.array([-1.25, 0.625]), CODEBOOK), [-0.5, 1.0]
-    )
+def test_round_to_codebook_ties_go_to_the_lower_codeword_and_single_codeword():
+    # the library's one tie rule: a value on a midpoint goes to the lower codeword,
+    # the first index argmin returns (as KMeansQuantizer.transform and the PQ search)
+    w = np.array([-1.25, 0.625])
+    np.testing.assert_array_equal(round_to_codebook(w, CODEBOOK), [-2.0, 0.25])
+    ref = np.argmin(np.abs(w[:, None] - CODEBOOK[None, :]), axis=1)
+    np.testing.assert_array_equal(round_to_codebook(w, CODEBOOK, return_codes=True).codes, ref)
     np.testing.assert_array_equal(round_to_codebook(np.array([-3.0, 7.0]), [0.5]), [0.5, 0.5])
 
 
