@@ -49,7 +49,7 @@ def model_zip() -> Path | None:
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "model.zip"
+    path = Path(next(iter(spec.submodule_search_locations))) / "model.zip"
     return path if path.is_file() else None
 
 
@@ -106,7 +106,11 @@ def _words(text: str) -> list:
     out = []
     for ch in text:
         cp = ord(ch)
-        if cp == 0 or cp == 0xFFFD or (unicodedata.category(ch).startswith("C") and ch not in "\t\n\r"):
+        if (
+            cp == 0
+            or cp == 0xFFFD
+            or (unicodedata.category(ch).startswith("C") and ch not in "\t\n\r")
+        ):
             continue
         if ch in " \t\n\r" or unicodedata.category(ch) == "Zs":
             out.append(" ")
@@ -179,9 +183,14 @@ def encode(model: MiniLM, ids, mask, weights=None, dtype=np.float64, capture=Non
     t = model.tensors
     weights = weights or {}
     n, seq = ids.shape
-    x = t["embeddings.word_embeddings.weight"][ids] + t["embeddings.position_embeddings.weight"][:seq]
+    x = (
+        t["embeddings.word_embeddings.weight"][ids]
+        + t["embeddings.position_embeddings.weight"][:seq]
+    )
     x = x + t["embeddings.token_type_embeddings.weight"][0]
-    x = _layer_norm(x.astype(dtype), t["embeddings.LayerNorm.weight"], t["embeddings.LayerNorm.bias"])
+    x = _layer_norm(
+        x.astype(dtype), t["embeddings.LayerNorm.weight"], t["embeddings.LayerNorm.bias"]
+    )
     bias = np.where(mask, 0.0, -1e9).astype(dtype)[:, None, None, :]
     hd = HIDDEN // N_HEADS
 
@@ -205,10 +214,14 @@ def encode(model: MiniLM, ids, mask, weights=None, dtype=np.float64, capture=Non
         s /= s.sum(-1, keepdims=True)
         ctx = (s @ v).transpose(0, 2, 1, 3).reshape(n, seq, HIDDEN)
         x = _layer_norm(
-            x + lin(i, "o", ctx), t[p + "attention.output.LayerNorm.weight"], t[p + "attention.output.LayerNorm.bias"]
+            x + lin(i, "o", ctx),
+            t[p + "attention.output.LayerNorm.weight"],
+            t[p + "attention.output.LayerNorm.bias"],
         )
         h = _gelu(lin(i, "ff1", x))
-        x = _layer_norm(x + lin(i, "ff2", h), t[p + "output.LayerNorm.weight"], t[p + "output.LayerNorm.bias"])
+        x = _layer_norm(
+            x + lin(i, "ff2", h), t[p + "output.LayerNorm.weight"], t[p + "output.LayerNorm.bias"]
+        )
     m = mask[..., None].astype(dtype)
     emb = (x * m).sum(1) / np.maximum(m.sum(1), 1e-9)
     if capture is not None:

@@ -22,6 +22,16 @@ only the distance to the full-precision weights.
   (:func:`gptq`) and AdaRound (:func:`adaround`), both returning a
   :class:`QuantizedLayer`; :func:`output_error` measures
   :math:`\\|XW^\\top - X\\hat W^\\top\\|^2`.
+- *Post-training accuracy* of a linear layer, every method called as
+  ``method(W, X, *, bits, group_size, ...)`` and returning a
+  :class:`QuantizedLayer` that converts to a
+  :class:`~qtoolkit.rounding.QuantizedArray`: round-to-nearest (:func:`rtn`),
+  incoherence processing (QuIP, QuaRot: ``rotate=True`` with
+  :func:`incoherence_transform` built on the fast :func:`hadamard_transform`),
+  activation-aware scaling (AWQ, :func:`awq`), half-quadratic zero points
+  (HQQ, :func:`hqq`), and GPTQ's grids: clipping searched inside the loop
+  (``clip="mse"``), static groups with act-order, and per-row non-uniform
+  codebooks from the exact Hessian-weighted 1-D k-means (``grid="optimal"``).
 
 The loss-aware steps take any Array API array; the layer-wise methods, ADMM
 and LQ-Nets work on NumPy arrays.
