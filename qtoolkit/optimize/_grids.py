@@ -7,7 +7,7 @@ grid per row.
 
 import numpy as np
 
-from qtoolkit.codebooks import kmeans_1d
+from qtoolkit.codebooks import kmeans_1d, kmeans_1d_rows
 
 from ._layer import fit_grid, quantize_column
 
@@ -50,6 +50,12 @@ def fit_codebooks(w, k, col_weight=None):
     n_rows, n_cols = w.shape
     cw = np.ones(n_cols) if col_weight is None else np.asarray(col_weight, dtype=np.float64)
     pos = cw > 0
+    vals = w[:, pos]
+    if vals.shape[1] >= k:
+        srt = np.sort(vals, axis=1)
+        n_distinct = 1 + np.count_nonzero(np.diff(srt, axis=1), axis=1)
+        if np.all(n_distinct >= k):  # every row has k distinct values: one batched call
+            return kmeans_1d_rows(vals, k, sample_weight=cw[pos]).codebooks
     out = np.empty((n_rows, k))
     for i in range(n_rows):
         vals = w[i, pos]
