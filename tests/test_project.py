@@ -63,3 +63,16 @@ def test_show_runtime_reports_the_version():
     buf = io.StringIO()
     qtoolkit.show_runtime(file=buf)
     assert f"qtoolkit {_version.__version__}" in buf.getvalue()
+
+
+def test_project_files():
+    assert "BSD 3-Clause License" in (ROOT / "LICENSE").read_text()
+    assert "qtoolkit developers" in (ROOT / "LICENSE").read_text()
+    assert (ROOT / "qtoolkit" / "py.typed").exists()
+    meta = _pyproject()
+    assert "py.typed" in meta["tool"]["setuptools"]["package-data"]["qtoolkit"]
+    assert "## [Unreleased]" in (ROOT / "CHANGELOG.md").read_text()
+    guide = (ROOT / "CONTRIBUTING.md").read_text()
+    for topic in ("## Build", "## Test", "## Benchmark", "## Naming rules", "add a quantizer"):
+        assert topic in guide
+    assert "ruff" in (ROOT / ".pre-commit-config.yaml").read_text()
