@@ -276,7 +276,7 @@ def gemm_main(args):
         ta = pack_ternary_bits(rng.integers(-1, 2, size=(m, k)))
         tb = pack_ternary_bits(rng.integers(-1, 2, size=(n, k)))
         xa, xb = pack_bits(x), pack_bits(wf)
-        one = _limiter(1)
+        one = thread_limiter(1)
         methods = [
             ("f32", lambda x=x, wt=wt: x @ wt, one),
             ("mmi", ort_matmul_integer(m, k, n, rng), one),
@@ -386,7 +386,7 @@ def gemv_main(args):
     import onnxruntime
 
     rng = np.random.default_rng(1)
-    one = _limiter(1)
+    one = thread_limiter(1)
     n = k = args.size
     x = rng.standard_normal((1, k)).astype(np.float32)
     wt = rng.standard_normal((k, n)).astype(np.float32)

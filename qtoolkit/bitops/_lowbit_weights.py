@@ -7,11 +7,11 @@ float scale and one integer zero point per output row or per group of inputs.
 """
 
 import numbers
-import os
 
 import numpy as np
 
 from .._array import describe
+from .._npz import NpzReader
 from . import _lowbit
 from ._codes import pack_codes, unpack_codes
 
@@ -37,6 +37,10 @@ _KINDS = ("uniform", "ternary", "binary", "codebook")
 _FORMAT_NAME = "qtoolkit.LowBitWeights"
 _FORMAT_VERSION = 1
 _INT32_MAX = 2**31 - 1
+_FIELDS = (
+    *("format", "version", "kind", "bits", "shape", "group_size"),
+    *("codes", "scales", "zero_points", "lut", "codebook", "codebook_step"),
+)
 
 
 class LowBitFormatError(ValueError):
@@ -827,19 +831,6 @@ def save_lowbit_weights(file, w):
     np.savez(file, **fields)
 
 
-def _load_field(data, key, name):
-    if key not in data.files:
-        raise LowBitFormatError(f"{name!r} is not a low-bit weights file: field {key!r} is missing")
-    return data[key]
-
-
-def _load_int(data, key, name):
-    v = _load_field(data, key, name)
-    if v.shape != () or v.dtype.kind not in "iu":
-        raise LowBitFormatError(f"{name!r}: field {key!r} must be an integer scalar")
-    return int(v)
-
-
 def load_lowbit_weights(file):
     """Load :class:`LowBitWeights` written by :func:`save_lowbit_weights`.
 
@@ -857,8 +848,10 @@ def load_lowbit_weights(file):
     ------
     LowBitFormatError
         (a ValueError) If the file is not readable, not this format, has
-        another version, or any field is missing, of the wrong type or shape,
-        or out of range.
+        another version, has an unexpected member, or any field is missing,
+        of the wrong type or shape, or out of range.
+    OSError
+        If a path cannot be opened.
 
     See Also
     --------
@@ -866,9 +859,10 @@ def load_lowbit_weights(file):
 
     Notes
     -----
-    Every field is checked before anything is allocated from it: the code
-    array must hold exactly the bytes its shape and width need, so a file
-    cannot make the loader allocate more than its own contents.
+    Every member's ``.npy`` header is checked against the shape and dtype the
+    fields before it require before its data is read (the code array must
+    hold exactly the bytes its shape and width need), so a file cannot make
+    the loader allocate more than its own contents justify.
 
     Examples
     --------
@@ -881,86 +875,93 @@ def load_lowbit_weights(file):
     >>> load_lowbit_weights(buf).dequantize()
     array([[ 0.5, -1. ]], dtype=float32)
     """
-    name = file if isinstance(file, (str, os.PathLike)) else type(file).__name__
-    try:
-        data = np.load(file, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise LowBitFormatError(f"{name!r} is not a readable .npz file: {exc}") from exc
-    if not hasattr(data, "files"):
-        raise LowBitFormatError(f"{name!r} holds a single array, not a low-bit weights file")
-    with data:
-        try:
-            fmt = str(_load_field(data, "format", name))
-        except ValueError as exc:
-            raise LowBitFormatError(f"{name!r}: unreadable format field: {exc}") from exc
+    with NpzReader(file, LowBitFormatError) as r:
+        fail = r.fail
+        if "format" not in r:
+            raise fail("is not a low-bit weights file: field 'format' is missing")
+        fmt = r.scalar("format", "U", "a format name")
         if fmt != _FORMAT_NAME:
-            raise LowBitFormatError(f"{name!r} has format {fmt!r}, expected {_FORMAT_NAME!r}")
-        version = _load_int(data, "version", name)
+            raise fail(f"has format {fmt[:60]!r}, expected {_FORMAT_NAME!r}")
+        for key in r.members:
+            if key not in _FIELDS:
+                raise fail(f"has an unexpected member {key[:60]!r}")
+        for key in _FIELDS[:6]:
+            if key not in r:
+                raise fail(f"is not a low-bit weights file: field {key!r} is missing")
+        version = r.scalar("version", "iu", "an integer version")
         if version != _FORMAT_VERSION:
-            raise LowBitFormatError(
-                f"{name!r} has format version {version}; this qtoolkit reads version "
-                f"{_FORMAT_VERSION}"
+            raise fail(
+                f"has format version {version}; this qtoolkit reads version {_FORMAT_VERSION}"
             )
-        kind = str(_load_field(data, "kind", name))
+        kind = r.scalar("kind", "U", "a kind name")
         if kind not in _KINDS:
-            raise LowBitFormatError(f"{name!r} has unknown kind {kind!r}")
-        bits = _load_int(data, "bits", name)
+            raise fail(f"has unknown kind {kind[:40]!r}")
+        bits = r.scalar("bits", "iu", "an integer")
         expected_bits = {"ternary": 2, "binary": 1, "codebook": 4}.get(kind)
         if bits not in LOWBIT_BITS or (expected_bits is not None and bits != expected_bits):
-            raise LowBitFormatError(f"{name!r} has bits={bits}, invalid for kind {kind!r}")
-        shape = _load_field(data, "shape", name)
-        if shape.shape != (2,) or shape.dtype.kind not in "iu" or shape.min() < 0:
-            raise LowBitFormatError(f"{name!r} has an invalid shape field {shape!r}")
-        n, k = int(shape[0]), int(shape[1])
-        gs = _load_int(data, "group_size", name)
-        if gs < 0 or gs % _SB:
-            raise LowBitFormatError(f"{name!r} has an invalid group_size {gs}")
+            raise fail(f"has bits={bits}, invalid for kind {kind!r}")
+
+        def check_shape(shape, dtype):
+            if shape != (2,) or dtype.kind not in "iu":
+                raise fail(f"has a shape field of shape {shape} and dtype {dtype}")
+
+        n, k = (int(v) for v in r.read("shape", check_shape))
+        if n < 0 or k < 0 or n * k > 1 << 40:
+            raise fail(f"has an invalid shape ({n}, {k})")
+        gs = r.scalar("group_size", "iu", "an integer")
+        if gs < 0 or gs % _SB or gs > 1 << 40:
+            raise fail(f"has an invalid group_size {gs}")
         group_size = None if gs == 0 else gs
         g = _n_groups(k, group_size)
         width = 4 if bits == 3 else bits
-        codes = _load_field(data, "codes", name)
-        if codes.dtype != np.uint8 or codes.ndim != 1 or codes.size != -(-n * k * width // 8):
-            raise LowBitFormatError(
-                f"{name!r}: codes must be {-(-n * k * width // 8)} packed bytes for shape "
-                f"({n}, {k}) at {width} bits, got {codes.dtype} of shape {codes.shape}"
-            )
-        scales = _load_field(data, "scales", name)
-        zps = _load_field(data, "zero_points", name)
-        if scales.dtype != np.float32 or scales.shape != (n, g) or not np.all(np.isfinite(scales)):
-            raise LowBitFormatError(f"{name!r}: scales must be finite float32 of shape ({n}, {g})")
-        if zps.dtype != np.int32 or zps.shape != (n, g):
-            raise LowBitFormatError(f"{name!r}: zero_points must be int32 of shape ({n}, {g})")
-        u = unpack_codes(codes, width, n * k).reshape(n, k).astype(np.int64)
-        if u.size and u.max() >= 2**bits:
-            raise LowBitFormatError(f"{name!r}: codes exceed {bits} bits")
-        try:
-            if kind == "uniform":
-                return pack_weights(u, bits, scales=scales, zero_points=zps, group_size=group_size)
-            if kind == "ternary":
-                if u.size and u.max() > 2:
-                    raise LowBitFormatError(f"{name!r}: ternary codes must lie in [0, 2]")
-                if np.any(zps != 1):
-                    raise LowBitFormatError(f"{name!r}: ternary zero points must be 1")
-                return pack_ternary(u - 1, scales=scales, group_size=group_size)
-            if kind == "binary":
-                return pack_binary(2.0 * u - 1.0, scales=scales, group_size=group_size)
-            lut = _load_field(data, "lut", name)
-            cbf = _load_field(data, "codebook", name)
-            if (
-                lut.dtype != np.uint8
-                or lut.shape != (16,)
-                or cbf.dtype != np.float32
-                or (cbf.shape != (16,))
+        nbytes = -(-n * k * width // 8)
+
+        def expect(key, shape, dtype):
+            def check(s, dt):
+                if s != shape or dt.newbyteorder("=") != np.dtype(dtype):
+                    raise fail(f"has {key} of shape {s} and dtype {dt}, expected {shape} {dtype}")
+
+            return r.read(key, check)
+
+        for key in ("codes", "scales", "zero_points"):
+            if key not in r:
+                raise fail(f"is not a low-bit weights file: field {key!r} is missing")
+        codes = expect("codes", (nbytes,), "uint8")
+        scales = expect("scales", (n, g), "float32")
+        zps = expect("zero_points", (n, g), "int32")
+        if not np.all(np.isfinite(scales)):
+            raise fail("has NaN or Inf in scales")
+        u = unpack_codes(codes, width, n * k).reshape(n, k)
+        if u.size and int(u.max()) >= 2**bits:
+            raise fail(f"has codes that exceed {bits} bits")
+        extra = {}
+        if kind == "codebook":
+            for key, shape, dtype in (
+                ("lut", (16,), "uint8"),
+                ("codebook", (16,), "float32"),
+                ("codebook_step", (), "float64"),
             ):
-                raise LowBitFormatError(f"{name!r}: codebook fields have the wrong type or shape")
-            step = _load_field(data, "codebook_step", name)
-            if step.shape != () or step.dtype != np.float64:
-                raise LowBitFormatError(f"{name!r}: codebook_step must be a float64 scalar")
-            return _codebook_from_parts(u, lut, cbf, float(step), scales, group_size)
-        except LowBitFormatError:
-            raise
-        except (TypeError, ValueError) as exc:
-            raise LowBitFormatError(f"{name!r}: inconsistent fields: {exc}") from exc
+                if key not in r:
+                    raise fail(f"is not a low-bit weights file: field {key!r} is missing")
+                extra[key] = expect(key, shape, dtype)
+    try:
+        if kind == "uniform":
+            return pack_weights(u, bits, scales=scales, zero_points=zps, group_size=group_size)
+        if kind == "ternary":
+            if u.size and u.max() > 2:
+                raise LowBitFormatError(f"{r.name} has ternary codes outside [0, 2]")
+            if np.any(zps != 1):
+                raise LowBitFormatError(f"{r.name} has ternary zero points other than 1")
+            return pack_ternary(u.astype(np.int8) - 1, scales=scales, group_size=group_size)
+        if kind == "binary":
+            return pack_binary(2.0 * u - 1.0, scales=scales, group_size=group_size)
+        return _codebook_from_parts(
+            u, extra["lut"], extra["codebook"], float(extra["codebook_step"]), scales, group_size
+        )
+    except LowBitFormatError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise LowBitFormatError(f"{r.name} has inconsistent fields: {exc}") from exc
 
 
 def _codebook_from_parts(u, lut, cbf, step, scales, group_size):

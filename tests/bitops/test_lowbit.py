@@ -458,6 +458,9 @@ def test_load_rejects_bad_files():
         {"zero_points": fields["zero_points"].astype(np.int64)},
         {"zero_points": np.full_like(fields["zero_points"], 999)},
         {"codes": None},
+        {"extra": np.zeros(3)},
+        {"codes": np.zeros(10**6, np.uint8)},
+        {"kind": np.array("ternary")},
     ]
     for change in bad:
         with pytest.raises(LowBitFormatError):
