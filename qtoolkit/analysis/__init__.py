@@ -1,4 +1,4 @@
-"""Why quantization works: angle preservation and dot-product proportionality, measured and predicted.
+"""Why quantization works: angle preservation and dot-product proportionality, measured, predicted.
 
 Background
 ----------
@@ -72,41 +72,41 @@ from ._theory import (
 )
 
 __all__ = [
+    "AngleExperiment",
+    "AngleMoments",
+    "ArcsineExperiment",
+    "DotProductExperiment",
+    "DotProductFit",
+    "LloydMaxQuantizer",
+    "PairwiseAngles",
+    "RotationExperiment",
     # measurements
     "angle",
-    "cosine",
-    "mse",
-    "sqnr",
-    "angle_preservation",
-    "dot_product_proportionality",
-    "pairwise_angle_preservation",
-    "DotProductFit",
-    "PairwiseAngles",
-    # theory
-    "expected_cosine",
-    "expected_angle",
-    "expected_dot_product_fit",
-    "arcsine_law",
-    "sign_cosine_gaussian",
-    "AngleMoments",
-    "lloyd_max",
-    "LloydMaxQuantizer",
     # experiments
     "angle_experiment",
-    "dot_product_experiment",
+    "angle_preservation",
     "arcsine_experiment",
-    "rotation_experiment",
-    "AngleExperiment",
-    "DotProductExperiment",
-    "ArcsineExperiment",
-    "RotationExperiment",
+    "arcsine_law",
+    "cosine",
+    "dot_product_experiment",
+    "dot_product_proportionality",
+    "expected_angle",
+    # theory
+    "expected_cosine",
+    "expected_dot_product_fit",
+    "lloyd_max",
+    "mse",
+    "pairwise_angle_preservation",
     # plots
     "plot_angle_histograms",
     "plot_angle_vs_dimension",
-    "plot_dot_product",
     "plot_arcsine_law",
     "plot_cosine_vs_bits",
+    "plot_dot_product",
     "plot_rotation",
     # command
     "reproduce",
+    "rotation_experiment",
+    "sign_cosine_gaussian",
+    "sqnr",
 ]

@@ -56,7 +56,8 @@ class AngleExperiment(
         --------
         >>> import numpy as np
         >>> from qtoolkit.analysis import angle_experiment
-        >>> counts, edges = angle_experiment(np.sign, dims=[16, 64], n_trials=30, rng=0).histogram(10)
+        >>> res = angle_experiment(np.sign, dims=[16, 64], n_trials=30, rng=0)
+        >>> counts, edges = res.histogram(10)
         >>> counts.shape, edges.shape, counts.sum(axis=1)
         ((2, 10), (11,), array([30, 30]))
         """
@@ -104,7 +105,7 @@ Examples
 DotProductExperiment = namedtuple(
     "DotProductExperiment", ["r", "slope", "intercept", "cosine", "theory", "u", "v"]
 )
-DotProductExperiment.__doc__ = """Dot products a.w against a.q(w) over random weights and activations.
+DotProductExperiment.__doc__ = """Dot products a.w against a.q(w), random weights and activations.
 
 Parameters
 ----------
@@ -139,7 +140,7 @@ Examples
 ArcsineExperiment = namedtuple(
     "ArcsineExperiment", ["rho", "cos_before", "cos_after", "cos_after_std", "theory"]
 )
-ArcsineExperiment.__doc__ = """Cosine between q(x) and q(y) for pairs of Gaussian vectors of correlation rho.
+ArcsineExperiment.__doc__ = """Cosine of q(x) and q(y) for Gaussian pairs of correlation rho.
 
 Parameters
 ----------
@@ -171,7 +172,7 @@ RotationExperiment = namedtuple(
     "RotationExperiment",
     ["length_scales", "mean", "std", "mean_rotated", "std_rotated", "se_rotated", "theory_mean"],
 )
-RotationExperiment.__doc__ = """Angle(x, q(x)) for correlated Gaussian x, with and without a random rotation (radians).
+RotationExperiment.__doc__ = """Angle(x, q(x)) of correlated Gaussian x, rotated or not (radians).
 
 Parameters
 ----------
@@ -361,7 +362,7 @@ def dot_product_experiment(
         Number of weight rows (outputs), ``>= 1``.
     n_samples : int, default=2000
         Number of activation vectors, ``>= 3``.
-    activations : str, frozen scipy.stats distribution, 1-D array, or ndarray of shape (n_samples, d), default="gaussian"
+    activations : str, scipy.stats distribution, 1-D or (n_samples, d) array, default="gaussian"
         Distribution of the iid activation entries, or the activations themselves.
     rng : None, int or numpy.random.Generator, default=None
         Source of randomness.
@@ -426,9 +427,13 @@ def dot_product_experiment(
     return DotProductExperiment(fit.r, fit.slope, fit.intercept, cos, theory, A @ W[0], A @ Q[0])
 
 
+#: Default correlations of :func:`arcsine_experiment` (nine values from -0.95 to 0.95).
+_ARCSINE_RHO = tuple(np.linspace(-0.95, 0.95, 9).tolist())
+
+
 def arcsine_experiment(
     quantizer=np.sign,
-    rho=np.linspace(-0.95, 0.95, 9),
+    rho=_ARCSINE_RHO,
     d=1024,
     *,
     n_trials=200,
@@ -589,8 +594,8 @@ def rotation_experiment(
     -----
     :math:`x = L z` with :math:`LL^T = \Sigma` and :math:`z \sim N(0, I)`;
     the rotated vector is :math:`Rx` for a Haar-random orthogonal
-    :math:`R` (``n_rotations`` of them per length scale). Rotation spreads the energy evenly over the
-    coordinates, so the angle returns to the isotropic limit
+    :math:`R` (``n_rotations`` of them per length scale). Rotation spreads the energy evenly
+    over the coordinates, so the angle returns to the isotropic limit
     :math:`\arccos\sqrt{2/\pi}` for the sign. Without it, an anisotropic
     spectrum makes the angle larger (a few large coordinates dominate), and a
     long stationary correlation makes it smaller (the entries of one vector

@@ -1,4 +1,4 @@
-"""Lloyd-Max quantizers: the MSE-optimal scalar quantizer of a distribution, as a reference codebook."""
+"""Lloyd-Max quantizers: the MSE-optimal scalar quantizer of a distribution (reference codebook)."""
 
 import math
 
@@ -132,7 +132,8 @@ def _initial_levels(dist, k):
     if dist.samples is not None:
         return np.quantile(dist.samples, (np.arange(k) + 0.5) / k)
     if dist.name in ("gaussian", "norm") and not dist.frozen.args:
-        # High-resolution optimum (Panter & Dite): point density ~ f^(1/3), a Gaussian with 3x the variance.
+        # High-resolution optimum (Panter & Dite): point density ~ f^(1/3),
+        # a Gaussian with 3x the variance.
         loc = float(dist.frozen.kwds.get("loc", 0.0))
         scale = float(dist.frozen.kwds.get("scale", 1.0))
         from scipy.stats import norm
@@ -216,7 +217,8 @@ def lloyd_max(n_levels, distribution="gaussian", *, tol=1e-12, max_iter=20000):
     c = np.sort(np.asarray(_initial_levels(dist, n_levels), dtype=np.float64))
     converged = False
     n_iter = 0
-    for n_iter in range(1, max_iter + 1):
+    for _ in range(max_iter):
+        n_iter += 1
         edges = np.concatenate(([-np.inf], (c[:-1] + c[1:]) / 2.0, [np.inf]))
         P = np.diff(dist.cdf(edges))
         M = np.diff(dist.partial_moment(edges))

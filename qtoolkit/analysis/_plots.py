@@ -1,4 +1,4 @@
-"""Plots of the experiments against the theory (matplotlib; each takes ``ax=None`` and returns the Axes)."""
+"""Plots of the experiments against the theory (matplotlib; ``ax=None``, the Axes returned)."""
 
 import math
 
@@ -479,7 +479,7 @@ def plot_cosine_vs_bits(curves, *, ax=None, y="cosine", legend=True):
 
 
 def plot_rotation(results, *, ax=None):
-    r"""Draw the angle of correlated vectors with and without a random rotation against the correlation length.
+    r"""Draw the angle of correlated vectors, with and without a rotation, against the length scale.
 
     Parameters
     ----------

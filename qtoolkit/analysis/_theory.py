@@ -1,4 +1,4 @@
-"""Theory: the d -> infinity cosine of any entrywise quantizer, its 1/sqrt(d) spread, the arcsine law.
+"""Theory: the d -> infinity cosine of an entrywise quantizer, its 1/sqrt(d) spread, arcsine law.
 
 The integrals are computed in NumPy float64 on a quantile grid of the
 distribution: with ``x_i = F^{-1}((i - 1/2)/n)``, the midpoint rule
@@ -92,7 +92,8 @@ def _moments(quantizer, distribution, n_nodes):
         # gets its own scale |x_i|, and comes back unchanged, so the "theory" would say cos = 1
         raise ValueError(
             "quantizer returned the quantile grid unchanged: the theory needs a quantizer whose "
-            "scales and thresholds are per tensor (entrywise in the limit); a per-channel quantizer "
+            "scales and thresholds are per tensor (entrywise in the limit); a per-channel "
+            "quantizer "
             "(axis=0) treats each grid point as its own channel"
         )
     return x, q

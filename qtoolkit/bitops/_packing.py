@@ -1,4 +1,4 @@
-"""Sign bits packed into 64-bit words: :class:`PackedBits`, :func:`pack_bits`, :func:`unpack_bits`."""
+"""Sign bits in 64-bit words: :class:`PackedBits`, :func:`pack_bits`, :func:`unpack_bits`."""
 
 import numbers
 
@@ -87,7 +87,7 @@ class PackedBits:
             raise ValueError(
                 f"words has {words.shape[-1]} words per row but n_bits={n_bits} needs {n_words}"
             )
-        out = np.zeros(words.shape[:-1] + (_stride(n_bits),), dtype=np.uint64)
+        out = np.zeros((*words.shape[:-1], _stride(n_bits)), dtype=np.uint64)
         out[..., :n_words] = words[..., :n_words]
         if n_bits % 64:
             out[..., n_words - 1] &= np.uint64((1 << (n_bits % 64)) - 1)
@@ -122,7 +122,7 @@ class PackedBits:
     @property
     def shape(self):
         """The shape of the bit array."""
-        return self._words.shape[:-1] + (self._n_bits,)
+        return (*self._words.shape[:-1], self._n_bits)
 
     @property
     def ndim(self):
@@ -220,7 +220,7 @@ def pack_bits(x, axis=-1, n_threads=None):
         words[...] = 0
     elif _bitops.pack_rows(flat, words, _level_id(PACK), threads):
         raise ValueError("x contains NaN, which has no sign to pack")
-    return PackedBits._trusted(words.reshape(batch + (words.shape[-1],)), k)
+    return PackedBits._trusted(words.reshape((*batch, words.shape[-1])), k)
 
 
 def unpack_bits(packed, kind="sign", dtype=None, axis=-1):

@@ -241,9 +241,10 @@ class EntropyConstrainedQuantizer(TransformerMixin, BaseEstimator):
             thresholds = bounds
             objective = np.inf
             n_iter = 0
-            for n_iter in range(1, self.max_iter + 1):
+            for _ in range(self.max_iter):
+                n_iter += 1
                 lengths = -np.log2(p)
-                active, thresholds = lower_envelope(codebook, lam * lengths)
+                _active, thresholds = lower_envelope(codebook, lam * lengths)
                 s, e, keep = cells(thresholds)
                 # drop the thresholds of cells that hold no value
                 nonempty = np.flatnonzero(keep)

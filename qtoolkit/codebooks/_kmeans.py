@@ -264,7 +264,7 @@ def kmeans_1d(
     algorithm : {"optimal", "lloyd"}, default="optimal"
         ``"optimal"``: the globally optimal partition (exact; see Notes).
         ``"lloyd"``: Lloyd iterations on the sorted values.
-    init : {"histogram", "linear", "density", "k-means++", "random"} or array_like, default="histogram"
+    init : {"histogram", "linear", "density", "k-means++", "random"} or array, default="histogram"
         Initial centres for ``"lloyd"`` (ignored by ``"optimal"``), or an
         array of shape ``(n_clusters,)``. ``"histogram"``: the optimal
         centres of a coarsened copy of the data (at most ``32 k`` groups,
@@ -631,7 +631,7 @@ class KMeansQuantizer(TransformerMixin, BaseEstimator):
         ``"optimal"``: globally optimal weighted 1-D k-means (exact, by the
         Lagrangian search of :func:`kmeans_1d`). ``"lloyd"``: Lloyd iterations on the data sorted
         once, with prefix sums, so an iteration costs ``O(k log n)``.
-    init : {"histogram", "linear", "density", "k-means++", "random"} or array_like, default="histogram"
+    init : {"histogram", "linear", "density", "k-means++", "random"} or array, default="histogram"
         Initial centres for ``"lloyd"``; ignored by ``"optimal"``. See
         :func:`kmeans_1d` (``"linear"`` is Deep Compression's choice).
     max_iter : int, default=300

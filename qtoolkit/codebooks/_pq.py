@@ -276,7 +276,7 @@ class ProductQuantizer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "codebook_")
         Q = validate_data(self, Q, dtype=[np.float32, np.float64], reset=False)
-        M, K, ds = self.codebook_.shape
+        M, _K, ds = self.codebook_.shape
         Qs = Q.reshape(Q.shape[0], M, ds).astype(self.codebook_.dtype, copy=False)
         t = (
             np.einsum("qmd,qmd->qm", Qs, Qs)[:, :, None]

@@ -20,7 +20,7 @@ def beam_encode(X, codebooks, beam_size):
     (candidates: every kept code extended by every codeword); ties go to the
     lower (beam, codeword) pair. ``beam_size=1`` is greedy encoding.
     """
-    n, d = X.shape
+    n, _d = X.shape
     S, K, _ = codebooks.shape
     codes = np.empty((n, S), dtype=np.int64)
     errors = np.empty(n, dtype=np.float64)

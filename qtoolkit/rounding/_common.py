@@ -126,7 +126,7 @@ def _to_groups(w, xp, axis, group_size):
     if group_size is None:
         return w, axis
     shape = tuple(w.shape)
-    view = xp.reshape(w, shape[:-1] + (shape[-1] // group_size, group_size))
+    view = xp.reshape(w, (*shape[:-1], shape[-1] // group_size, group_size))
     kept = (tuple(axis) if axis is not None else ()) + (w.ndim - 1,)
     return view, kept
 

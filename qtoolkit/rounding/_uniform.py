@@ -70,7 +70,7 @@ def _quantile(x, xp, kept, q):
     s = xp.sort(flat, axis=1)
     n = s.shape[1]
     pos = q * (n - 1)
-    lo = int(math.floor(pos))
+    lo = math.floor(pos)
     hi = min(lo + 1, n - 1)
     frac = pos - lo
     v = s[:, lo] * (1.0 - frac) + s[:, hi] * frac
@@ -177,7 +177,7 @@ def _validate(
 
 def _uniform_numpy_fast(w, bits, narrow_range):
     """Per-tensor, min-max, symmetric, ties-to-even on NumPy, with in-place ufuncs."""
-    qmin, qmax = _levels(bits, "symmetric", narrow_range)
+    _qmin, qmax = _levels(bits, "symmetric", narrow_range)
     r = max(float(w.max()), -float(w.min()))
     if not math.isfinite(r):  # max/min propagate NaN and reach Inf
         raise ValueError("w contains NaN or Inf; a scale cannot be estimated from it")
