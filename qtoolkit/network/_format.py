@@ -189,8 +189,8 @@ def _validate_record(path, where, rec):
             _fail(path, f"{where}: a grid tensor needs at least one row")
         _check_codes(path, where, meta, a["codes"], two_d)
         s, z, g = a["scale"], a["zero_point"], a["groups"]
-        if s.dtype.kind != "f" or z.dtype.kind not in "iu":
-            _fail(path, f"{where}: scale must be float and zero_point integer")
+        if s.dtype.kind != "f" or z.dtype.kind not in "iuf":
+            _fail(path, f"{where}: scale must be float and zero_point numeric")
         if s.ndim != 2 or s.shape[0] != two_d[0] or z.shape != s.shape or s.shape[1] < 1:
             _fail(
                 path, f"{where}: scale {s.shape} and zero_point {z.shape} must be ({two_d[0]}, G)"

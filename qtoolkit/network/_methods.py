@@ -11,10 +11,11 @@ import numpy as np
 
 from .. import rounding
 from ..codebooks import ProductQuantizer, kmeans_1d
-from ..optimize import adaround, gptq
+from ..optimize import adaround, gptq, hqq, rtn
 from ._packing import pack, storage_bits, unpack
 
-LAYER_METHODS = ("gptq", "adaround")
+LAYER_METHODS = ("gptq", "adaround", "rtn", "hqq")
+_LAYER_FN = {"gptq": gptq, "adaround": adaround, "rtn": rtn, "hqq": hqq}
 CODEBOOK_METHODS = ("kmeans", "hessian_kmeans", "pq")
 GGUF_METHODS = ("q8_0", "q4_0", "q4_1", "tq1_0", "tq2_0")
 NEEDS_CALIBRATION = ("gptq", "adaround", "hessian_kmeans")
@@ -49,8 +50,7 @@ def check_params(method, params):
         rounding.get(method, **params)
         return dict(params)
     if method in LAYER_METHODS:
-        fn = gptq if method == "gptq" else adaround
-        allowed = _allowed(fn, ("W", "X"))
+        allowed = _allowed(_LAYER_FN[method], ("W", "X"))
     elif method in ("kmeans", "hessian_kmeans"):
         allowed = list(_KMEANS_PARAMS)
         if ("n_clusters" in params) == ("bits" in params):
@@ -65,9 +65,9 @@ def check_params(method, params):
                 f"{key!r} is not a parameter of method {method!r}; expected some of {allowed}"
             )
     out = dict(params)
-    if method == "gptq" and (out.get("rotate") or out.get("grid", "uniform") != "uniform"):
+    if method in LAYER_METHODS and (out.get("rotate") or out.get("grid", "uniform") != "uniform"):
         raise ValueError(
-            "gptq with rotate=True or a grid other than 'uniform' is not supported in a "
+            f"{method} with rotate=True or a grid other than 'uniform' is not supported in a "
             "recipe: the packed format stores uniform grids without an input transform"
         )
     if method == "adaround" and isinstance(out.get("beta"), list):
@@ -209,8 +209,8 @@ def _quantize_registry(w, method, params, rec, acc):
 
 def _quantize_layer(w, method, params, stats, rec):
     W = _as_2d(w)
-    X = factor(stats.hessian, W.shape[1])
-    res = (gptq if method == "gptq" else adaround)(W, X, **params)
+    X = None if stats is None else factor(stats.hessian, W.shape[1])
+    res = _LAYER_FN[method](W, X, **params)
     extra = [
         k for k in ("transform", "input_scale", "codebook") if getattr(res, k, None) is not None
     ]
@@ -218,7 +218,10 @@ def _quantize_layer(w, method, params, stats, rec):
         raise ValueError(f"the {method} result holds {extra}, which the packed format cannot store")
     rec.arrays.update(
         scale=np.ascontiguousarray(res.scale, dtype=w.dtype),
-        zero_point=np.ascontiguousarray(res.zero_point, dtype=np.int32),
+        zero_point=np.ascontiguousarray(
+            res.zero_point,
+            dtype=np.int32 if np.array_equal(res.zero_point, np.round(res.zero_point)) else w.dtype,
+        ),
         groups=np.ascontiguousarray(res.groups, dtype=np.int32),
     )
     _put_codes(rec.arrays, rec.meta, res.codes)

@@ -240,6 +240,22 @@ def test_gptq_and_adaround_beat_rtn_on_correlated_inputs(rng, tmp_path):
     assert output_error(W, ours, X) == pytest.approx(output_error(W, direct, X), rel=1e-3)
 
 
+@pytest.mark.parametrize("method", ["rtn", "hqq"])
+def test_rtn_and_hqq_layers(method, rng, tmp_path):
+    from qtoolkit import optimize
+
+    W = rng.normal(size=(8, 64)).astype(np.float32)
+    p = {"bits": 3, "group_size": 32}
+    net = quantize({"w": W}, [{"match": "w", "method": method, "params": p}])
+    ref = getattr(optimize, method)(W, **p).weight
+    # HQQ's real-valued zero points are stored in the weight's dtype
+    assert np.allclose(net["w"], ref, rtol=1e-5, atol=1e-6)
+    assert np.array_equal(load(net.save(tmp_path / "l.safetensors"))["w"], net["w"])
+    X = rng.normal(size=(100, 64))
+    cal = quantize({"w": W}, [{"match": "w", "method": method, "params": p}], calibration={"w": X})
+    assert cal.report.rows[0]["output_error"] is not None
+
+
 def test_gptq_groups_and_act_order_round_trip(rng, tmp_path):
     X = rng.normal(size=(256, 64)) * np.linspace(0.1, 3, 64)
     W = rng.normal(size=(8, 64)).astype(np.float32)
