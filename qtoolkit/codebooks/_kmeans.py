@@ -13,6 +13,9 @@ from ._common import check_codes, check_tensor, check_weights, code_dtype
 
 __all__ = ["KMeans1DResult", "KMeans1DRows", "KMeansQuantizer", "kmeans_1d", "kmeans_1d_rows"]
 
+#: Most distinct values of one problem (the exact solver indexes them with int32).
+_MAX_VALUES = (1 << 31) - 2
+
 #: Values (rows x values) below which the batched fit runs on one thread.
 _MIN_VALUES_PER_THREAD = 1 << 15
 
@@ -390,6 +393,8 @@ def kmeans_1d(
     rng = check_random_state(rng)
     ux, uw = _distinct_weighted(x.ravel(), np.ascontiguousarray(sw, dtype=np.float64).ravel())
     n = ux.shape[0]
+    if n > _MAX_VALUES:
+        raise ValueError(f"values holds {n} distinct values; at most {_MAX_VALUES} are supported")
     if k > n:
         raise ValueError(
             f"n_clusters={k} exceeds the number of distinct values with positive "
@@ -529,6 +534,8 @@ def kmeans_1d_rows(X, n_clusters, *, sample_weight=None, n_threads=None) -> KMea
         raise ValueError(f"X must be 2-D (n_rows, n_values), got shape {x.shape}")
     k = check_int(n_clusters, "n_clusters", low=1, high=1 << 16)
     r, n = x.shape
+    if n > _MAX_VALUES:
+        raise ValueError(f"X has {n} values per row; at most {_MAX_VALUES} are supported")
     if n_threads is None:
         work = r * n
         n_threads = 1 if work < _MIN_VALUES_PER_THREAD else max(1, min(cpu_count(), r))
