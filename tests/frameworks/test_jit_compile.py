@@ -120,7 +120,23 @@ def test_eager_checks_still_run_outside_tracing(jax):
         R.inq_codebook(jax.numpy.zeros(3), bits=3)
 
 
-@pytest.mark.parametrize("name", NAMES)
+# torch.compile traces slowly on small machines (seconds per function): the quick run compiles
+# one function per family, the slow run (-m slow) all of them.
+QUICK = {
+    "binarize_mean_axis",
+    "stochastic_binarize",
+    "ternarize_twn",
+    "uniform",
+    "dorefa_gradients",
+    "clipped_straight_through",
+    "qsgd",
+    "scaled_sign",
+    "cosine",
+}
+COMPILE_CASES = [n if n in QUICK else pytest.param(n, marks=pytest.mark.slow) for n in NAMES]
+
+
+@pytest.mark.parametrize("name", COMPILE_CASES)
 def test_torch_compile_equals_eager(name):
     torch = pytest.importorskip("torch")
     f = _cases(torch.sign)[name]
