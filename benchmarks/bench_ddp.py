@@ -10,6 +10,12 @@ PowerSGD's factors ((m + n) r per compressed matrix, 4 bytes per entry for the o
 
     flock /work/locks/bench.lock env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
         python benchmarks/bench_ddp.py [--sizes 784,512,512,10] [--rounds 7] [--steps 3]
+
+PyTorch's PowerSGD hook issues its second all-reduce of a bucket from a callback thread; on
+gloo, with several buckets, that can interleave with the next bucket's first all-reduce in a
+different order on the two ranks, and gloo aborts with "Received data size doesn't match".
+It happens now and then when PowerSGD runs with the other methods; ``--only allreduce,PowerSGD``
+runs it on its own (each method already has its own process group).
 """
 
 import argparse
