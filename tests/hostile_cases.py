@@ -488,6 +488,163 @@ def qsgd_max_elements_default_decodes():
     ), call
 
 
+# ---------------------------------------------------------- 7-8. corrupt wire messages
+
+
+def elias_message(values, signs, n, s=4, norm=1.0):
+    """A QSGD Elias message of ``n`` float64 values, with a hand-made stream.
+
+    ``values`` are the 2 nnz Elias-gamma values (gaps then levels), as Python ints
+    (any size): unary prefixes first, then mantissas, then the sign bits.
+    """
+    nnz = len(signs)
+    prefix = "".join("0" * (v.bit_length() - 1) + "1" for v in values)
+    mantissa = "".join(bin(v)[3:] for v in values)
+    bits = prefix + mantissa + "".join("1" if x else "0" for x in signs)
+    bits += "0" * (-len(bits) % 8)
+    body = bytes(int(bits[i : i + 8], 2) for i in range(0, len(bits), 8))
+    head = b"QG" + struct.pack("<BcB", 1, b"d", 1) + struct.pack("<Q", n)
+    return (
+        head
+        + struct.pack("<IBQ", s, 0, 0)
+        + struct.pack("<d", norm)
+        + struct.pack("<Q", nnz)
+        + body
+    )
+
+
+@case(None)
+def qsgd_hand_made_message_decodes():
+    # the crafted layout is the real one: gap 3, level 2 -> value 2 at index 2
+    def call(d):
+        q = QSGDCompressor(levels=4).decode(d)
+        assert np.array_equal(q, [0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0])
+
+    return lambda: elias_message([3, 2], [False], 8), call
+
+
+@case(ValueError)
+def qsgd_gap_2_64_minus_5():
+    return lambda: elias_message([2**64 - 5, 1], [False], 8), lambda d: QSGDCompressor().decode(d)
+
+
+@case(ValueError)
+def qsgd_gap_past_the_array():
+    return lambda: elias_message([9, 1], [False], 8), lambda d: QSGDCompressor().decode(d)
+
+
+@case(ValueError)
+def qsgd_level_1000_with_s_1():
+    return lambda: elias_message([1, 1000], [False], 8, s=1), lambda d: QSGDCompressor().decode(d)
+
+
+@case(ValueError)
+def qsgd_s_0():
+    return lambda: elias_message([1, 1], [False], 8, s=0), lambda d: QSGDCompressor().decode(d)
+
+
+@case(ValueError)
+def qsgd_nan_norm():
+    return lambda: elias_message([1, 1], [False], 8, norm=float("nan")), (
+        lambda d: QSGDCompressor().decode(d)
+    )
+
+
+@case(ValueError)
+def qsgd_trailing_bytes():
+    return lambda: elias_message([1, 1], [False], 8) + b"\x00", lambda d: QSGDCompressor().decode(d)
+
+
+@case(ValueError)
+def terngrad_nan_scale():
+    def build():
+        d = bytearray(TernGradCompressor(rng=0).encode(np.ones(10)))
+        d[13:21] = struct.pack("<d", float("nan"))
+        return bytes(d)
+
+    return build, lambda d: TernGradCompressor().decode(d)
+
+
+@case(None)
+def wire_truncated_garbage_bitflipped():
+    # every compressor: every truncation, random garbage, 300 single-bit flips each:
+    # a clean ValueError, or (a flip that stays consistent) a finite array; decoded
+    # sizes capped at 4096 values (a flipped shape bit may otherwise ask for up to 2**26)
+    def build():
+        g = np.random.default_rng(4).normal(size=(7, 9)).astype(np.float32)
+        comps = [
+            QSGDCompressor(levels=5, rng=0),
+            QSGDCompressor(levels=5, coding="packed", bucket_size=16, rng=0),
+            TernGradCompressor(rng=0),
+            SignErrorFeedback(),
+        ]
+        return g, [(c, c.encode(g)) for c in comps]
+
+    def call(arg):
+        _, pairs = arg
+        rng = np.random.default_rng(5)
+        for comp, data in pairs:
+            for n in range(len(data)):
+                try:
+                    comp.decode(data[:n])
+                except ValueError:
+                    continue
+                raise AssertionError(f"{type(comp).__name__}: truncation to {n} bytes decoded")
+            for _ in range(50):
+                junk = rng.integers(0, 256, size=int(rng.integers(0, 200)), dtype=np.uint8)
+                for d in (junk.tobytes(), data[:5] + junk.tobytes()):
+                    try:
+                        q = comp.decode(d, max_elements=1 << 12)
+                    except ValueError:
+                        continue
+                    assert np.all(np.isfinite(q)), type(comp).__name__
+            for _ in range(300):
+                d = bytearray(data)
+                bit = int(rng.integers(0, 8 * len(d)))
+                d[bit // 8] ^= 1 << (bit % 8)
+                try:
+                    q = comp.decode(bytes(d), max_elements=1 << 12)
+                except ValueError:
+                    continue
+                assert q.size <= 1 << 12 and np.all(np.isfinite(q)), type(comp).__name__
+
+    return build, call
+
+
+@case(None)
+def encode_byte_swapped_float():
+    # big-endian input encodes like the native one (main: KeyError)
+    def call(g):
+        for make in (
+            lambda: QSGDCompressor(levels=4, rng=0),
+            lambda: TernGradCompressor(rng=0),
+            SignErrorFeedback,
+        ):
+            a, b = make(), make()
+            q = a.decode(a.encode(g.astype(">f4")))
+            assert np.array_equal(q, b.decode(b.encode(g))), make
+            assert q.dtype == np.float32
+
+    return lambda: np.random.default_rng(6).normal(size=11).astype(np.float32), call
+
+
+@case(TypeError)
+def sign_encode_longdouble():
+    return lambda: np.ones(3, np.longdouble), lambda g: SignErrorFeedback().encode(g)
+
+
+@case(None)
+def qsgd_numpy_integer_bucket_size():
+    # bucket_size=np.uint8(2) behaves as 2 (main: uint8 arithmetic overflowed later)
+    def call(g):
+        a = QSGDCompressor(levels=3, bucket_size=np.uint8(2), rng=0)
+        b = QSGDCompressor(levels=3, bucket_size=2, rng=0)
+        assert np.array_equal(a.decode(a.encode(g)), b.decode(b.encode(g)))
+        assert np.array_equal(a.compress(g), b.compress(g))
+
+    return lambda: np.random.default_rng(7).normal(size=1000), call
+
+
 # ------------------------------------------- 4-6. hostile and corrupt files (load_quantized)
 
 
