@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from .._array import array_namespace, check_int, describe
+from .._array import MAX_ITER, array_namespace, check_int, describe
 from ._distributions import as_distribution
 
 __all__ = ["LloydMaxQuantizer", "lloyd_max"]
@@ -148,7 +148,7 @@ def lloyd_max(n_levels, distribution="gaussian", *, tol=1e-12, max_iter=20000):
     Parameters
     ----------
     n_levels : int
-        Number of reconstruction levels, ``>= 1``.
+        Number of reconstruction levels, in ``[1, 2**16]``.
     distribution : str, frozen scipy.stats distribution or 1-D array, default="gaussian"
         ``"gaussian"``, ``"laplace"``, ``"uniform"``, ``"student-t"`` (unit
         variance), any continuous frozen distribution with finite variance,
@@ -208,8 +208,8 @@ def lloyd_max(n_levels, distribution="gaussian", *, tol=1e-12, max_iter=20000):
     >>> q.levels.round(4), q.thresholds.round(4) + 0.0, round(q.mse, 4)
     (array([-1.5104, -0.4528,  0.4528,  1.5104]), array([-0.9816,  0.    ,  0.9816]), 0.1175)
     """
-    n_levels = check_int(n_levels, "n_levels", low=1)
-    max_iter = check_int(max_iter, "max_iter", low=1)
+    n_levels = check_int(n_levels, "n_levels", low=1, high=1 << 16)
+    max_iter = check_int(max_iter, "max_iter", low=1, high=MAX_ITER)
     if not isinstance(tol, (int, float, np.floating)) or isinstance(tol, bool) or not tol > 0:
         raise ValueError(f"tol must be a positive number, got {tol!r}")
     dist = as_distribution(distribution)

@@ -4,9 +4,12 @@ Every function here takes arrays of any Array API namespace (NumPy, PyTorch,
 CuPy, JAX, Dask, array-api-strict) and returns arrays of the same namespace.
 """
 
+import math
 from collections import namedtuple
 
-from .._array import array_namespace, check_axis, describe
+import numpy as np
+
+from .._array import array_namespace, check_axis, describe, is_lazy
 
 __all__ = [
     "DotProductFit",
@@ -251,6 +254,23 @@ def cosine(x, y, *, axis=-1):
     return xp.where(zero, xp.asarray(float("nan"), dtype=c.dtype), c)
 
 
+def _check_not_empty(x, y):
+    if math.prod(x.shape) == 0 or math.prod(y.shape) == 0:
+        raise ValueError(
+            f"x and y must not be empty, got shapes {tuple(x.shape)} and {tuple(y.shape)}"
+        )
+
+
+def _check_result(out, xp, what, allow_inf):
+    """``ValueError`` for NaN (or, unless allowed, Inf) computed from finite input."""
+    if is_lazy(out):
+        return out
+    bad = xp.isnan(out) if allow_inf else ~xp.isfinite(out)
+    if bool(xp.any(bad)):
+        raise ValueError(f"{what} overflows {out.dtype} for this input; rescale x and y")
+    return out
+
+
 def mse(x, y, *, axis=None):
     r"""Mean squared error between an array and its quantized version.
 
@@ -294,8 +314,11 @@ def mse(x, y, *, axis=None):
     0.0466...
     """
     x, y, axes, xp = _pair(x, y, axis)
+    _check_not_empty(x, y)
     d = x - y
-    return xp.mean(d * d, axis=axes)
+    with np.errstate(over="ignore"):
+        out = xp.mean(d * d, axis=axes)
+    return _check_result(out, xp, "mse", allow_inf=False)
 
 
 def sqnr(x, y, *, axis=None):
@@ -348,9 +371,20 @@ def sqnr(x, y, *, axis=None):
     13.979...
     """
     x, y, axes, xp = _pair(x, y, axis)
-    d = x - y
-    sig = xp.sum(x * x, axis=axes)
-    noise = xp.sum(d * d, axis=axes)
+    _check_not_empty(x, y)
+    with np.errstate(over="ignore", invalid="ignore"):
+        d = x - y
+        sig = xp.sum(x * x, axis=axes)
+        noise = xp.sum(d * d, axis=axes)
+        if not is_lazy(sig) and not bool(xp.all(xp.isfinite(sig) & xp.isfinite(noise))):
+            # squares overflow: the ratio is scale-free, so divide both by the largest value
+            m = xp.max(xp.maximum(xp.abs(x / 2), xp.abs(d / 2)))
+            m = xp.where(m > 0, m, xp.ones_like(m))
+            xs, ds = (x / 2) / m, (d / 2) / m
+            if not bool(xp.all(xp.isfinite(ds))):
+                raise ValueError("x - y overflows for this input; rescale x and y")
+            sig = xp.sum(xs * xs, axis=axes)
+            noise = xp.sum(ds * ds, axis=axes)
     one = xp.ones_like(sig)
     ok = (sig > 0) & (noise > 0)
     ratio = 10.0 * xp.log10(xp.where(ok, sig, one) / xp.where(ok, noise, one))

@@ -18,6 +18,8 @@ from .._array import check_int, describe
 from ._distributions import as_distribution
 from ._measures import DotProductFit
 
+MAX_NODES = 1 << 24  # largest quantile grid (128 MiB of float64)
+
 __all__ = [
     "AngleMoments",
     "arcsine_law",
@@ -78,7 +80,7 @@ def _moments(quantizer, distribution, n_nodes):
     """The grid x and q(x) for the theory (float64)."""
     _check_quantizer(quantizer)
     dist = as_distribution(distribution)
-    n_nodes = check_int(n_nodes, "n_nodes", low=2)
+    n_nodes = check_int(n_nodes, "n_nodes", low=2, high=MAX_NODES)
     x = _grid(dist, n_nodes)
     q = np.asarray(quantizer(x.copy()), dtype=np.float64)
     if q.shape != x.shape:
@@ -123,7 +125,8 @@ def expected_cosine(quantizer, distribution="gaussian", *, n_nodes=DEFAULT_NODES
         distribution with finite variance, or samples (their empirical
         distribution).
     n_nodes : int, default=2**20
-        Size of the quantile grid (ignored for samples, which are used as they are).
+        Size of the quantile grid, at most ``2**24`` (ignored for samples,
+        which are used as they are).
 
     Returns
     -------

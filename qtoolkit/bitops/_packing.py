@@ -281,7 +281,10 @@ def unpack_bits(packed, kind="sign", dtype=None, axis=-1):
     words = packed.words
     k = packed.n_bits
     as_bytes = words.astype("<u8", copy=False).view(np.uint8)
-    bits = np.unpackbits(as_bytes, axis=-1, count=k, bitorder="little").view(bool)
+    n_rows = int(np.prod(words.shape[:-1], dtype=np.int64))
+    rows = as_bytes.reshape(n_rows, as_bytes.shape[-1])  # 2-D: unpackbits takes <= 32 axes
+    bits = np.unpackbits(rows, axis=-1, count=k, bitorder="little").view(bool)
+    bits = bits.reshape((*words.shape[:-1], k))
     if kind == "sign":
         out = np.where(bits, dtype.type(1), dtype.type(-1)).astype(dtype, copy=False)
     else:

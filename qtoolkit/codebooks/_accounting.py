@@ -17,6 +17,8 @@ __all__ = [
     "rq_compression_ratio",
 ]
 
+MAX_SYMBOLS = 1 << 24  # largest alphabet the entropy helpers tabulate
+
 
 def _index_bits(k):
     return math.ceil(math.log2(k)) if k > 1 else 0
@@ -245,6 +247,11 @@ def _counts(codes, n_clusters, sample_weight):
     if c.min() < 0:
         raise ValueError(f"codes must be non-negative, got a minimum of {c.min()}")
     k = int(c.max()) + 1 if n_clusters is None else check_int(n_clusters, "n_clusters", low=1)
+    if k > MAX_SYMBOLS:
+        raise ValueError(
+            f"codes need a table of {k} counts, more than {MAX_SYMBOLS} (2**24) symbols; "
+            "codes index a codebook and must be below 2**24"
+        )
     if c.max() >= k:
         raise ValueError(f"codes must lie in [0, {k - 1}], got a maximum of {c.max()}")
     w = None

@@ -23,7 +23,7 @@ def check_tensor(w, name="X"):
         w = np.asarray(w)
     if np.ndim(w) == 0:
         raise ValueError(f"{name} must have at least one dimension, got {describe(w)}")
-    return check_array(
+    out = check_array(
         w,
         dtype=[np.float64, np.float32],
         ensure_2d=False,
@@ -31,6 +31,9 @@ def check_tensor(w, name="X"):
         ensure_all_finite=True,
         input_name=name,
     )
+    if out.size == 0:
+        raise ValueError(f"{name} is empty: got {describe(w)}")
+    return out
 
 
 def check_weights(sample_weight, shape, name="sample_weight"):
@@ -102,3 +105,21 @@ def check_codes(codes, n_clusters, name="codes", shape_tail=None):
             f"{name} must lie in [0, {n_clusters - 1}], got values in [{arr.min()}, {arr.max()}]"
         )
     return arr
+
+
+def check_finite_state(est, name="X"):
+    """``ValueError`` if ``fit`` produced a NaN or Inf attribute from finite data.
+
+    Sums of squares overflow float64 for values near its maximum; such data
+    is refused (rescale it) instead of returning a silently broken learner.
+    """
+    for key, value in vars(est).items():
+        if not key.endswith("_") or key.startswith("_") or key == "sigma_":
+            continue  # (an infinite softness sigma_ is the hard assignment, by design)
+        arr = np.asarray(value)
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            raise ValueError(
+                f"{name} is too large in magnitude: its squared distances overflow "
+                f"{arr.dtype} ({key} is not finite); rescale {name}"
+            )
+    return est

@@ -6,9 +6,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._array import check_int
+from .._array import MAX_ITER, check_int
 from ._accounting import huffman_code_lengths
-from ._common import check_codes, check_tensor, check_weights, code_dtype
+from ._common import check_codes, check_finite_state, check_tensor, check_weights, code_dtype
 from ._kmeans import _distinct_weighted, _ndim, _prefix, kmeans_1d
 
 __all__ = ["EntropyConstrainedQuantizer"]
@@ -163,7 +163,7 @@ class EntropyConstrainedQuantizer(TransformerMixin, BaseEstimator):
             or not (np.isfinite(self.step) and self.step > 0)
         ):
             raise ValueError(f"step must be None or a positive real number, got {self.step!r}")
-        check_int(self.max_iter, "max_iter", low=1)
+        check_int(self.max_iter, "max_iter", low=1, high=MAX_ITER)
         return k
 
     def fit(self, X, y=None, sample_weight=None):
@@ -266,7 +266,7 @@ class EntropyConstrainedQuantizer(TransformerMixin, BaseEstimator):
         self.distortion_ = float(sse / pw[-1])
         self.objective_ = float(self.distortion_ + lam * self.entropy_)
         self.n_iter_ = int(n_iter)
-        return self
+        return check_finite_state(self)
 
     def transform(self, X):
         """Code of every entry (index into ``codebook_``).

@@ -7,9 +7,9 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._array import check_int, check_n_threads, check_random_state, cpu_count, describe
+from .._array import MAX_ITER, check_int, check_n_threads, check_random_state, cpu_count, describe
 from . import _kmeans1d
-from ._common import check_codes, check_tensor, check_weights, code_dtype
+from ._common import check_codes, check_finite_state, check_tensor, check_weights, code_dtype
 
 __all__ = ["KMeans1DResult", "KMeans1DRows", "KMeansQuantizer", "kmeans_1d", "kmeans_1d_rows"]
 
@@ -386,7 +386,7 @@ def kmeans_1d(
                 f"init must be one of {_INITS} or a finite array of shape "
                 f"({k},), got {describe(init)}"
             )
-    max_iter = check_int(max_iter, "max_iter", low=1)
+    max_iter = check_int(max_iter, "max_iter", low=1, high=MAX_ITER)
     if not isinstance(tol, numbers.Real) or isinstance(tol, bool) or not tol >= 0:
         raise ValueError(f"tol must be a non-negative real number, got {tol!r}")
     n_threads = check_n_threads(n_threads)
@@ -764,7 +764,7 @@ class KMeansQuantizer(TransformerMixin, BaseEstimator):
         self.boundaries_ = 0.5 * (codebook[1:] + codebook[:-1])
         self.inertia_ = inertia
         self.n_iter_ = n_iter
-        return self
+        return check_finite_state(self)
 
     def transform(self, X):
         """Code of the nearest codeword for every entry.

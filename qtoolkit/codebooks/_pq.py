@@ -7,10 +7,10 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.cluster import KMeans
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._array import check_int, check_n_threads, check_random_state, describe
+from .._array import MAX_ITER, check_int, check_n_threads, check_random_state, describe
 from .._dispatch import kernel_level, register_kernel_family
 from . import _pq_kernels
-from ._common import check_codes, code_dtype
+from ._common import check_codes, check_finite_state, code_dtype
 
 __all__ = ["ProductQuantizer"]
 
@@ -25,7 +25,7 @@ _SEARCH = register_kernel_family(
 def check_kmeans_params(est):
     """Validate the k-means parameters shared by the vector quantizers."""
     check_int(est.n_clusters, "n_clusters", low=1, high=1 << 16)
-    check_int(est.max_iter, "max_iter", low=1)
+    check_int(est.max_iter, "max_iter", low=1, high=MAX_ITER)
     if not isinstance(est.tol, numbers.Real) or isinstance(est.tol, bool) or not est.tol >= 0:
         raise ValueError(f"tol must be a non-negative real number, got {est.tol!r}")
     check_n_threads(est.n_threads)
@@ -176,7 +176,7 @@ class ProductQuantizer(TransformerMixin, BaseEstimator):
             The fitted quantizer.
         """
         X = validate_data(self, X, dtype=[np.float32, np.float64], reset=True)
-        M = check_int(self.n_subspaces, "n_subspaces", low=1)
+        M = check_int(self.n_subspaces, "n_subspaces", low=1, high=1 << 16)
         check_kmeans_params(self)
         n, d = X.shape
         if d % M:
@@ -214,7 +214,7 @@ class ProductQuantizer(TransformerMixin, BaseEstimator):
         self.codebook_ = books
         self.n_iter_ = n_iter
         self.inertia_ = inertia
-        return self
+        return check_finite_state(self)
 
     def _encode(self, X):
         return encode_nearest(X, self.codebook_, check_n_threads(self.n_threads, work=X.shape[0]))
@@ -283,6 +283,8 @@ class ProductQuantizer(TransformerMixin, BaseEstimator):
             - 2 * np.einsum("qmd,mkd->qmk", Qs, self.codebook_)
             + np.einsum("mkd,mkd->mk", self.codebook_, self.codebook_)[None]
         )
+        if not np.all(np.isfinite(t)):
+            raise ValueError("Q is too large in magnitude: its squared distances overflow")
         return np.maximum(t, 0)
 
     def search(self, Q, codes, n_neighbors=1):

@@ -5,7 +5,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._array import check_int, check_random_state
-from ._common import check_codes, code_dtype
+from ._common import check_codes, check_finite_state, code_dtype
 from ._pq import check_kmeans_params, fit_kmeans
 
 __all__ = ["ResidualQuantizer"]
@@ -164,8 +164,8 @@ class ResidualQuantizer(TransformerMixin, BaseEstimator):
             The fitted quantizer.
         """
         X = validate_data(self, X, dtype=[np.float64, np.float32], reset=True)
-        S = check_int(self.n_stages, "n_stages", low=1)
-        check_int(self.beam_size, "beam_size", low=1)
+        S = check_int(self.n_stages, "n_stages", low=1, high=1 << 16)
+        check_int(self.beam_size, "beam_size", low=1, high=1 << 16)
         check_kmeans_params(self)
         if self.init not in ("random", "k-means++"):
             raise ValueError(f"init must be 'random' or 'k-means++', got {self.init!r}")
@@ -197,7 +197,7 @@ class ResidualQuantizer(TransformerMixin, BaseEstimator):
         self.stage_inertia_ = stage_err
         self.inertia_ = float(stage_err[-1])
         self.n_iter_ = n_iter
-        return self
+        return check_finite_state(self)
 
     @staticmethod
     def _decode(codes, books):

@@ -8,8 +8,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.cluster import kmeans_plusplus
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._array import check_int, check_random_state
-from ._common import check_codes, check_weights
+from .._array import MAX_ITER, check_int, check_random_state
+from ._common import check_codes, check_finite_state, check_weights
 
 __all__ = ["SoftQuantizer"]
 
@@ -118,8 +118,8 @@ class SoftQuantizer(TransformerMixin, BaseEstimator):
             The fitted quantizer.
         """
         X = validate_data(self, X, dtype=np.float64, reset=True)
-        k = check_int(self.n_clusters, "n_clusters", low=1)
-        n_iter = check_int(self.max_iter, "max_iter", low=1)
+        k = check_int(self.n_clusters, "n_clusters", low=1, high=1 << 16)
+        n_iter = check_int(self.max_iter, "max_iter", low=1, high=MAX_ITER)
         g = self.sigma_growth
         if (
             not isinstance(g, numbers.Real)
@@ -153,7 +153,7 @@ class SoftQuantizer(TransformerMixin, BaseEstimator):
         self.sigma_ = sigma / g
         self.n_iter_ = n_iter
         self.inertia_ = float(np.dot(sw, _sq_dist(X, C).min(axis=1)))
-        return self
+        return check_finite_state(self)
 
     def _check(self, X, sigma):
         check_is_fitted(self, "codebook_")

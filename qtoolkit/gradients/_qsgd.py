@@ -6,6 +6,7 @@ import struct
 import numpy as np
 from array_api_compat import device as _device
 
+from .._array import is_lazy
 from .._validation import check_int, check_random_state, renamed_parameters, warn_renamed
 from ..rounding import stochastic_round
 from . import _wire
@@ -53,7 +54,12 @@ def _qsgd_levels(xp, g, s, rng, bucket):
     a = xp.abs(rows)
     m = xp.max(a, axis=1, keepdims=True)
     one = xp.ones_like(m)
-    norms = m * xp.sqrt(xp.sum((rows / xp.where(m > 0, m, one)) ** 2, axis=1, keepdims=True))
+    with np.errstate(over="ignore"):
+        norms = m * xp.sqrt(xp.sum((rows / xp.where(m > 0, m, one)) ** 2, axis=1, keepdims=True))
+    if not is_lazy(norms) and not bool(xp.all(xp.isfinite(norms))):
+        raise ValueError(
+            f"the norm of g overflows {wd}: QSGD sends it, so pass the gradient as float64"
+        )
     ratio = xp.where(norms > 0, a / xp.where(norms > 0, norms, one), xp.zeros_like(a))  # <= 1
     r = xp.reshape(xp.reshape(ratio * s, (-1,))[:n], tuple(g.shape))
     level = stochastic_round(r, step=1.0, rng=rng)  # one rng draw per call

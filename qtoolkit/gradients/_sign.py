@@ -24,14 +24,22 @@ def _sign_parts(xp, p, scale):
     if scale is None or numel(p) == 0:
         return pos, one, -one
     a = xp.abs(p)
+    # sums of |p| overflow near the dtype's max: there, average |p| / max|p| instead
+    mx = xp.max(a)
+    u = a / xp.where(mx > 0, mx, one)
     if scale == "mean":
-        m = xp.mean(a)
+        with np.errstate(over="ignore"):
+            m = xp.mean(a)
+        m = xp.where(xp.isfinite(m), m, mx * xp.mean(u))
         return pos, m, -m
     fp = xp.astype(pos, p.dtype)
     n_pos = xp.sum(fp)
     n_neg = numel(p) - n_pos
-    hi = xp.sum(a * fp) / xp.maximum(n_pos, one)
-    lo = xp.sum(a * (1 - fp)) / xp.maximum(n_neg, one)
+    with np.errstate(over="ignore"):
+        hi = xp.sum(a * fp) / xp.maximum(n_pos, one)
+        lo = xp.sum(a * (1 - fp)) / xp.maximum(n_neg, one)
+    hi = xp.where(xp.isfinite(hi), hi, mx * (xp.sum(u * fp) / xp.maximum(n_pos, one)))
+    lo = xp.where(xp.isfinite(lo), lo, mx * (xp.sum(u * (1 - fp)) / xp.maximum(n_neg, one)))
     return pos, hi, -lo
 
 

@@ -5,7 +5,7 @@ import numbers
 import numpy as np
 from scipy.special import expit
 
-from .._array import check_int
+from .._array import MAX_ITER, check_int
 from .._validation import renamed_parameters
 from ._layer import QuantizedLayer, check_layer, check_nonneg_float, fit_grid, hessian, levels
 
@@ -142,7 +142,7 @@ def adaround(
     True
     """
     bits = check_layer(W, X, bits, mode)
-    max_iter = check_int(max_iter, "max_iter", low=0)
+    max_iter = check_int(max_iter, "max_iter", low=0, high=MAX_ITER)
     reg_weight = check_nonneg_float(reg_weight, "reg_weight")
     b_start, b_end = _check_beta(beta)
     warmup = check_nonneg_float(warmup, "warmup")

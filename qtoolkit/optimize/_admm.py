@@ -6,7 +6,15 @@ from typing import NamedTuple
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 
-from .._array import check_axis, check_bits, check_finite, check_int, describe, is_numpy_array
+from .._array import (
+    MAX_ITER,
+    check_axis,
+    check_bits,
+    check_finite,
+    check_int,
+    describe,
+    is_numpy_array,
+)
 from .._validation import renamed_parameters
 from ..rounding import round_to_codebook
 from ._layer import check_layer, check_nonneg_float, hessian
@@ -351,9 +359,9 @@ def admm_quantize(
     rho_growth = check_nonneg_float(rho_growth, "rho_growth")
     if rho_growth < 1:
         raise ValueError(f"rho_growth must be >= 1, got {rho_growth!r}")
-    max_iter = check_int(max_iter, "max_iter", low=1)
+    max_iter = check_int(max_iter, "max_iter", low=1, high=MAX_ITER)
     lr = check_nonneg_float(lr, "lr")
-    inner_steps = check_int(inner_steps, "inner_steps", low=1)
+    inner_steps = check_int(inner_steps, "inner_steps", low=1, high=MAX_ITER)
 
     w0 = np.asarray(w, dtype=np.float64)
     if X is not None:

@@ -2,7 +2,15 @@
 
 import numpy as np
 
-from .._array import check_axis, check_bits, check_finite, check_int, describe, is_numpy_array
+from .._array import (
+    MAX_ITER,
+    check_axis,
+    check_bits,
+    check_finite,
+    check_int,
+    describe,
+    is_numpy_array,
+)
 from .._validation import renamed_parameters
 from ..rounding import CodedValues, round_to_codebook
 from ._layer import check_nonneg_float
@@ -145,7 +153,7 @@ def lq_fit(x, bits=2, *, signed=True, axis=None, max_iter=10, delta=0.0, basis=N
     if not isinstance(signed, (bool, np.bool_)):
         raise TypeError(f"signed must be a bool, got {describe(signed)}")
     axis = check_axis(axis, x.ndim)
-    max_iter = check_int(max_iter, "max_iter", low=0)
+    max_iter = check_int(max_iter, "max_iter", low=0, high=MAX_ITER)
     delta = check_nonneg_float(delta, "delta")
     rows, _ = _rows(np.asarray(x, dtype=np.float64), axis)
     init = _check_basis(basis, rows.shape[0], k)

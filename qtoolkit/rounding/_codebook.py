@@ -8,7 +8,14 @@ from array_api_compat import is_dask_array
 
 from .._array import check_random_state, describe, is_lazy
 from .._dispatch import kernel_level, register_kernel_family
-from ._common import _check_positive_float, _check_weights, _is_numpy, _noise_key, _uniform_noise
+from ._common import (
+    _check_finite_result,
+    _check_positive_float,
+    _check_weights,
+    _is_numpy,
+    _noise_key,
+    _uniform_noise,
+)
 from ._rounding_kernels import stochastic_grid_f32, stochastic_grid_f64
 
 # the SSE4.1 loop of stochastic grid rounding, in qtoolkit's one CPU dispatch
@@ -259,14 +266,23 @@ def stochastic_round(w, step=None, codebook=None, rng=None, return_codes=False):
     if step is not None:
         step = _check_positive_float(step, "step")
         _check_no_nan(w, xp)
+        narrow = np.float16 if str(w.dtype).endswith("float16") else np.float32
+        if not str(w.dtype).endswith("float64") and not (
+            float(np.finfo(narrow).tiny) <= step <= float(np.finfo(narrow).max) / 4
+        ):
+            # a step the dtype cannot hold (or whose quotients overflow it): grid in float64
+            q = stochastic_round(xp.astype(w, xp.float64), step=step, rng=rng)
+            return _check_finite_result(xp.astype(q, w.dtype), xp, f"stochastic_round(step={step})")
         if _is_numpy(xp):
-            return _stochastic_grid_numpy(w, step, rng)
-        u = _uniform_noise(rng, w, xp)
-        y = w / step
-        if y.dtype != u.dtype:
-            y = xp.astype(y, u.dtype)
-        q = xp.floor(y + u) * step
-        return xp.astype(q, w.dtype) if q.dtype != w.dtype else q
+            out = _stochastic_grid_numpy(w, step, rng)
+        else:
+            u = _uniform_noise(rng, w, xp)
+            y = w / step
+            if y.dtype != u.dtype:
+                y = xp.astype(y, u.dtype)
+            q = xp.floor(y + u) * step
+            out = xp.astype(q, w.dtype) if q.dtype != w.dtype else q
+        return _check_finite_result(out, xp, f"stochastic_round(step={step})")
     c = _check_codebook(codebook, w, xp, min_size=2)
     _check_no_nan(w, xp)
     k = c.shape[0]

@@ -64,6 +64,18 @@ def _check_finite_scale_input(w, xp, name="w"):
         raise ValueError(f"{name} contains NaN or Inf; a scale cannot be estimated from it")
 
 
+def _check_finite_result(out, xp, what):
+    """``ValueError`` if a result computed from finite input is NaN or Inf (eager arrays only).
+
+    A result that overflows its dtype is refused, never returned silently.
+    """
+    if is_lazy(out):
+        return out
+    if not bool(xp.all(xp.isfinite(out))):
+        raise ValueError(f"{what} overflows {out.dtype} for this input")
+    return out
+
+
 def _check_choice(value, name, choices):
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")

@@ -203,5 +203,7 @@ def dorefa_gradients(g, bits, rng=None, axis=None):
     u = _uniform_noise(rng, g, xp)
     if u.dtype != g.dtype:
         u = xp.astype(u, g.dtype)
-    r = g / (2 * m) + 0.5 + (u - 0.5) / float(2**bits - 1)
-    return 2 * m * (_quantize_k(r, xp, bits) - 0.5)
+    # (g / m) / 2 and m * (2 q - 1): the same values as g / (2 m) and 2 m (q - 1/2),
+    # without forming 2 m, which overflows for |g| near the dtype's max
+    r = (g / m) / 2 + 0.5 + (u - 0.5) / float(2**bits - 1)
+    return m * (2 * (_quantize_k(r, xp, bits) - 0.5))

@@ -2,7 +2,7 @@
 
 from .._array import check_int, check_random_state, describe
 from ._codebook import _check_no_nan
-from ._common import _check_choice, _check_weights, _round, _uniform_noise
+from ._common import _check_choice, _check_finite_result, _check_weights, _round, _uniform_noise
 
 FIXED_ROUNDING = ("half_even", "half_away", "floor", "stochastic")
 
@@ -116,6 +116,9 @@ def fixed_point(w, int_bits, frac_bits, saturate=True, rounding="half_even", rng
         w, int_bits, frac_bits, saturate, rounding
     )
     rng = check_random_state(rng)
-    c, scale = _fixed_codes(w, xp, int_bits, frac_bits, saturate, rounding, rng)
+    # float16 holds neither the codes of a wide word nor 2**total: compute in float32
+    wide = xp.astype(w, xp.float32) if str(w.dtype).endswith("float16") else w
+    c, scale = _fixed_codes(wide, xp, int_bits, frac_bits, saturate, rounding, rng)
     out = c / scale
-    return xp.astype(out, w.dtype) if out.dtype != w.dtype else out
+    out = xp.astype(out, w.dtype) if out.dtype != w.dtype else out
+    return _check_finite_result(out, xp, f"fixed_point with int_bits={int_bits}")

@@ -5,8 +5,10 @@ of the quantized output, and returns the gradient to apply to ``w``, so that
 a NumPy training loop can use it without an autodiff framework.
 """
 
+import numpy as np
+
 from .._array import describe
-from ._common import _check_positive_float, _check_weights
+from ._common import _check_finite_result, _check_positive_float, _check_weights
 
 
 def _pair(w, grad):
@@ -172,7 +174,9 @@ def approx_sign_gradient(w, grad):
     """
     w, grad, xp = _pair(w, grad)
     d = 2 - 2 * xp.abs(w)
-    return grad * xp.where(d > 0, d, xp.zeros_like(d))
+    with np.errstate(over="ignore"):
+        out = grad * xp.where(d > 0, d, xp.zeros_like(d))
+    return _check_finite_result(out, xp, "the pseudo-gradient")
 
 
 def swish_sign_gradient(w, grad, beta=5.0):
@@ -231,4 +235,6 @@ def swish_sign_gradient(w, grad, beta=5.0):
     lim = 10.0 if str(w.dtype).endswith("float16") else 40.0
     safe = xp.clip(bw, -lim, lim)
     d = beta * (2 - safe * xp.tanh(safe / 2)) / (1 + xp.cosh(safe))
-    return grad * xp.where(xp.abs(bw) <= lim, d, xp.zeros_like(d))
+    with np.errstate(over="ignore"):
+        out = grad * xp.where(xp.abs(bw) <= lim, d, xp.zeros_like(d))
+    return _check_finite_result(out, xp, "the pseudo-gradient")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._array import array_namespace, check_axis, check_int, describe
-from ._common import _from_groups
+from ._common import _check_finite_result, _from_groups
 
 
 @dataclass(frozen=True)
@@ -245,8 +245,10 @@ def decode(q):
         v = xp.reshape(xp.take(xp.astype(q.codebook, dtype), flat), tuple(codes.shape))
     if q.scale is not None:
         scale = xp.astype(q.scale, dtype)
-        if q.scale_neg is not None:
-            v = xp.where(v < 0, v * xp.astype(q.scale_neg, dtype), v * scale)
-        else:
-            v = v * scale
+        with np.errstate(over="ignore"):  # an overflowing reconstruction is refused below
+            if q.scale_neg is not None:
+                v = xp.where(v < 0, v * xp.astype(q.scale_neg, dtype), v * scale)
+            else:
+                v = v * scale
+        _check_finite_result(v, xp, "decode")
     return _from_groups(v, xp, shape, q.group_size)

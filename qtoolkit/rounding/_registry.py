@@ -176,7 +176,8 @@ def _encode_fixed(w, params, rng):
     w, xp, ib, fb, rounding = _validate_fixed(
         w, p["int_bits"], p["frac_bits"], p["saturate"], p["rounding"]
     )
-    c, scale = _fixed_codes(w, xp, ib, fb, p["saturate"], rounding, rng)
+    wide = xp.astype(w, xp.float32) if str(w.dtype).endswith("float16") else w
+    c, scale = _fixed_codes(wide, xp, ib, fb, p["saturate"], rounding, rng)
     dt = xp.int8 if ib + fb < 8 else (xp.int16 if ib + fb < 16 else xp.int32)
     return QuantizedArray(
         codes=xp.astype(c, dt),

@@ -9,6 +9,7 @@ from .._array import check_bits, describe
 from ._common import (
     ROUNDING_MODES,
     _check_choice,
+    _check_finite_result,
     _check_finite_scale_input,
     _check_scale_axes,
     _check_weights,
@@ -104,7 +105,12 @@ def _params_from_range(lo, hi, xp, qmin, qmax):
         scale = hi / qmax
         one = xp.ones_like(scale)
         return xp.where(scale > 0, scale, one), None
-    scale = (hi - lo) / (qmax - qmin)
+    n = qmax - qmin
+    # hi - lo overflows for ranges wider than the dtype's max: there, halve both ends first
+    half = float(xp.finfo(hi.dtype).max) / 2
+    big = (hi > half) | (lo < -half)
+    two = xp.where(big, 2 * xp.ones_like(hi), xp.ones_like(hi))
+    scale = ((hi / two - lo / two) / n) * two
     one = xp.ones_like(scale)
     scale = xp.where(scale > 0, scale, one)
     zp = xp.clip(xp.round(qmin - lo / scale), float(qmin), float(qmax))
@@ -322,7 +328,9 @@ def uniform(
         view, xp, kept, bits, mode, range, percentile, narrow_range, rounding
     )
     c = _codes(view, xp, scale, zp, qmin, qmax, rounding)
-    rec = (c - zp) * scale if zp is not None else c * scale
+    with np.errstate(over="ignore"):  # an overflowing grid is refused just below
+        rec = (c - zp) * scale if zp is not None else c * scale
+    _check_finite_result(rec, xp, "the quantization grid of w's range")
     return _from_groups(rec, xp, w.shape, group_size)
 
 
