@@ -6,7 +6,9 @@ kernel file is compiled at the baseline ISA and selects its SIMD path at run
 time (never tuned to the build machine's own CPU). OpenMP is used where the compiler supports it;
 otherwise the extensions are built serial, with a warning.
 
-Set ``QTOOLKIT_DEBUG=1`` to build with bounds checking and assertions.
+Set ``QTOOLKIT_DEBUG=1`` to build with bounds checking and assertions, and
+``QTOOLKIT_SANITIZE=1`` to build with AddressSanitizer and UndefinedBehaviorSanitizer
+(``-fsanitize=address,undefined``, compile and link; see ``.ci/sanitize.sh``).
 """
 
 import glob
@@ -21,6 +23,8 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 DEBUG = os.environ.get("QTOOLKIT_DEBUG", "0") not in ("", "0")
+SANITIZE = os.environ.get("QTOOLKIT_SANITIZE", "0") not in ("", "0")
+_SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"]
 
 # name -> (sources, uses OpenMP)
 EXTENSIONS = {
@@ -75,6 +79,9 @@ class BuildExt(build_ext):
             ext.extra_compile_args += ["-O3", "-std=c11", "-fno-strict-aliasing"]
             if DEBUG:
                 ext.extra_compile_args += ["-UNDEBUG", "-O1", "-g"]
+            if SANITIZE:
+                ext.extra_compile_args += [*_SANITIZE_FLAGS, "-O1", "-g"]
+                ext.extra_link_args += _SANITIZE_FLAGS
             if openmp and ext.name in _OPENMP:
                 ext.extra_compile_args.append("-fopenmp")
                 ext.extra_link_args.append("-fopenmp")

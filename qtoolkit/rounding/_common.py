@@ -78,7 +78,8 @@ def _check_finite_result(out, xp, what):
 
 def _check_choice(value, name, choices):
     if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+        got = repr(value) if isinstance(value, str) else describe(value)
+        raise ValueError(f"{name} must be one of {choices}, got {got}")
     return value
 
 
