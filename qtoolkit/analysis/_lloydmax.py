@@ -156,7 +156,7 @@ def lloyd_max(n_levels, distribution="gaussian", *, tol=1e-12, max_iter=20000):
     tol : float, default=1e-12
         Stop when no level moves more than ``tol`` times the standard deviation.
     max_iter : int, default=20000
-        Maximum number of iterations.
+        Maximum number of iterations. At most ``10**6``.
 
     Returns
     -------

@@ -62,7 +62,7 @@ class EntropyConstrainedQuantizer(TransformerMixin, BaseEstimator):
         Cell width :math:`\Delta` of ``"uniform"`` (default
         ``(max - min) / (n_clusters - 1)``).
     max_iter : int, default=100
-        Maximum ECSQ iterations.
+        Maximum ECSQ iterations. At most ``10**6``.
     tol : float, default=1e-9
         ECSQ stops when the objective decreases by at most ``tol`` times its value.
 

@@ -280,7 +280,7 @@ def kmeans_1d(
         optimum (tens of percent more error at ``k = 256``), which is why
         ``"histogram"`` is the default.
     max_iter : int, default=300
-        Maximum number of Lloyd iterations.
+        Maximum number of Lloyd iterations. At most ``10**6``.
     tol : float, default=1e-4
         Lloyd stops when the summed squared centre shift is at most
         ``tol`` times the weighted variance of the values.
@@ -642,7 +642,7 @@ class KMeansQuantizer(TransformerMixin, BaseEstimator):
         Initial centres for ``"lloyd"``; ignored by ``"optimal"``. See
         :func:`kmeans_1d` (``"linear"`` is Deep Compression's choice).
     max_iter : int, default=300
-        Maximum Lloyd iterations.
+        Maximum Lloyd iterations. At most ``10**6``.
     tol : float, default=1e-4
         Lloyd's stopping tolerance on the squared centre shift, relative to
         the weighted variance of the data.

@@ -77,7 +77,7 @@ class ProductQuantizer(TransformerMixin, BaseEstimator):
         Seeding of each subspace's k-means (``"random"``, as faiss does, or
         scikit-learn's ``"k-means++"``), or explicit initial codebooks.
     max_iter : int, default=25
-        Lloyd iterations per subspace (faiss's default).
+        Lloyd iterations per subspace (faiss's default). At most ``10**6``.
     tol : float, default=0.0
         scikit-learn's relative tolerance; 0 runs ``max_iter`` iterations
         unless the assignment stops changing.

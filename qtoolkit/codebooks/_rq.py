@@ -67,7 +67,7 @@ class ResidualQuantizer(TransformerMixin, BaseEstimator):
     init : {"random", "k-means++"}, default="k-means++"
         Seeding of each stage's k-means.
     max_iter : int, default=25
-        Lloyd iterations per stage.
+        Lloyd iterations per stage. At most ``10**6``.
     tol : float, default=0.0
         scikit-learn's relative tolerance for each stage.
     random_state : None, int or numpy.random.Generator, default=None

@@ -33,7 +33,7 @@ class SoftQuantizer(TransformerMixin, BaseEstimator):
     sigma_growth : float, default=1.5
         Annealing factor: :math:`\sigma_{t+1} = \gamma \sigma_t` (``>= 1``).
     max_iter : int, default=30
-        Number of annealing steps (each one soft-assignment and centroid update).
+        Number of annealing steps (each one soft-assignment and centroid update). At most ``10**6``.
     random_state : None, int or numpy.random.Generator, default=None
         Seed of the k-means++ initialisation.
 

@@ -67,6 +67,7 @@ def adaround(
         with ``axis=0`` (the same grid as round-to-nearest).
     max_iter : int, default=1000
         Adam iterations (each costs one ``(n_out, n_in) @ (n_in, n_in)`` product).
+        At most ``10**6``.
     reg_weight : float, default=1.0
         Weight :math:`\lambda` of the rounding regulariser, per weight,
         relative to the normalised reconstruction loss (see Notes).

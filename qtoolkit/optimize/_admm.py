@@ -273,11 +273,11 @@ def admm_quantize(
         Factor applied to :math:`\rho` after each iteration (:math:`\ge 1`),
         which drives :math:`W` onto :math:`G`.
     max_iter : int, default=50
-        ADMM iterations.
+        ADMM iterations. At most ``10**6``.
     lr : float, default=1e-2
         Step size of the gradient W-step (``grad`` only).
     inner_steps : int, default=10
-        Gradient steps per W-step (``grad`` only).
+        Gradient steps per W-step (``grad`` only). At most ``10**6``.
 
     Returns
     -------

@@ -91,7 +91,7 @@ def lq_fit(x, bits=2, *, signed=True, axis=None, max_iter=10, delta=0.0, basis=N
         Axes that keep separate bases (``0``: one per output channel, as in
         LQ-Nets for weights). None: one basis.
     max_iter : int, default=10
-        QEM iterations (each: assign codes, then solve for the basis).
+        QEM iterations (each: assign codes, then solve for the basis). At most ``10**6``.
     delta : float, default=0.0
         Proximal weight :math:`\delta` that keeps the basis near its previous
         value (useful when fitting activations batch after batch, warm-started

@@ -163,9 +163,9 @@ def test_full_beam_is_exhaustive_search():
 
 def test_rq_bad_input():
     X = np.random.default_rng(7).normal(size=(20, 3))
-    with pytest.raises(ValueError, match=r"beam_size must be in \[1, inf\]"):
+    with pytest.raises(ValueError, match=r"beam_size must be in \[1, 65536\]"):
         ResidualQuantizer(n_clusters=2, beam_size=0).fit(X)
-    with pytest.raises(ValueError, match=r"n_stages must be in \[1, inf\]"):
+    with pytest.raises(ValueError, match=r"n_stages must be in \[1, 65536\]"):
         ResidualQuantizer(n_stages=0, n_clusters=2).fit(X)
     with pytest.raises(ValueError, match="n_samples=20 must be at least n_clusters=32"):
         ResidualQuantizer(n_clusters=32).fit(X)
