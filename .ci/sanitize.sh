@@ -32,6 +32,7 @@ export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=0:log_path=$l
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=0:log_path=$logs/ubsan"
 export PYTHONPATH="$tmp"
 export QTOOLKIT_FUZZ_CASES="${QTOOLKIT_FUZZ_CASES:-2000}"
+export QTOOLKIT_FUZZ_MEMORY=0  # ASan reserves terabytes of shadow address space: no RLIMIT_AS
 if [ "$#" -eq 0 ]; then
     set -- tests/bitops tests/rounding tests/codebooks tests/gradients \
         tests/test_hostile_files.py tests/test_fuzz.py tests/test_silent_results.py \

@@ -358,8 +358,9 @@ if __name__ == "__main__":
     try:
         import resource
 
-        limit = int(os.environ.get("QTOOLKIT_FUZZ_MEMORY", 4 << 30))
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        limit = int(os.environ.get("QTOOLKIT_FUZZ_MEMORY", 4 << 30))  # 0: no limit (ASan)
+        if limit:
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     except (ImportError, ValueError, OSError):
         pass
     sys.stdout.reconfigure(line_buffering=True)
