@@ -55,8 +55,8 @@ print("MiniLM available:", have_model)
 # The checkpoint is the model's own state dict (names as in the `.safetensors` file). A
 # forward pass in NumPy gives the inputs of every Linear layer on 32 calibration sentences —
 # only their $X^\top X$ is kept (`Calibration` accumulates it batch by batch) — and the
-# embeddings of 32 *other* sentences, the reference for the quality measure (sentences are cut
-# at 64 tokens to keep the notebook quick).
+# embeddings of 16 *other* sentences, the reference for the quality measure (sentences are cut
+# at 32 tokens to keep the notebook quick).
 
 # %%
 if have_model:
@@ -71,8 +71,8 @@ if have_model:
         for n in M.LINEAR_NAMES
     }
     texts = M.sentences()
-    calib_ids, calib_mask = M.batch(model, texts[0:64:2], max_length=64)
-    eval_ids, eval_mask = M.batch(model, texts[1:65:2], max_length=64)
+    calib_ids, calib_mask = M.batch(model, texts[0:64:2], max_length=32)
+    eval_ids, eval_mask = M.batch(model, texts[1:33:2], max_length=32)
     captured = {}
     M.encode(model, calib_ids, calib_mask, capture=captured)
     reference = M.encode(model, eval_ids, eval_mask)
@@ -156,10 +156,14 @@ def run(label):
 
 
 run("RTN 4-bit g128")
+
+# %%
 run("GPTQ 4-bit g128")
 
 # %%
 run("GPTQ 3-bit g128")
+
+# %%
 run("Q4_0 (llama.cpp)")
 
 # %% [markdown]
@@ -190,10 +194,18 @@ candidates = [
 ]
 budget_recipe = [{"match": LINEARS, "candidates": candidates}]
 budget_results = {}
-for b in (3.5, 4.5):  # bits per weight
+
+
+def run_budget(b):
     net = quantize(state, budget_recipe, calibration=calibration, budget=b)
     budget_results[b] = (net.report.totals["bits_per_weight"], quality(net.dequantize()), net)
     print(f"budget {b}: {budget_results[b][0]:.3f} bits/weight, quality {budget_results[b][1]:.5f}")
+
+
+run_budget(3.5)  # bits per weight
+
+# %%
+run_budget(4.5)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))

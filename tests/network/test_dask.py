@@ -27,7 +27,7 @@ def recipe():
         {
             "match": "*.mlp.fc2.weight",
             "method": "stochastic",
-            "params": {"codebook": [-0.2, 0, 0.2], "seed": 3},
+            "params": {"codebook": [-0.2, 0, 0.2], "rng": 3},
         },
         {"match": "head.weight", "method": "q4_1"},
     ]

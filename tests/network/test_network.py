@@ -220,7 +220,7 @@ def test_gptq_and_adaround_beat_rtn_on_correlated_inputs(rng, tmp_path):
     X = rng.normal(size=(512, 32)) @ rng.normal(size=(32, 32))
     W = rng.normal(size=(16, 32)).astype(np.float32)
     rtn = rounding.uniform(W, bits=3, mode="asymmetric", axis=0)
-    for method, params in (("gptq", {"bits": 3}), ("adaround", {"bits": 3, "n_iter": 200})):
+    for method, params in (("gptq", {"bits": 3}), ("adaround", {"bits": 3, "max_iter": 200})):
         net = quantize(
             {"w": W}, [{"match": "w", "method": method, "params": params}], calibration={"w": X}
         )
