@@ -94,29 +94,33 @@ def bench_layer(args):
     for bits in args.bits:
         results = {}
 
-        def run(name, fn):
+        def run(name, fn, results=results):
             def call():
                 results[name] = fn()
 
             return name, call
 
         methods = [
-            run("round-to-nearest", lambda: uniform(W, bits=bits, mode="asymmetric", axis=0)),
-            run("GPTQ", lambda: gptq(W, Xc, bits).weight),
             run(
-                "GPTQ, no lazy batch (block_size=1)", lambda: gptq(W, Xc, bits, block_size=1).weight
+                "round-to-nearest",
+                lambda bits=bits: uniform(W, bits=bits, mode="asymmetric", axis=0),
             ),
-            run("GPTQ act_order", lambda: gptq(W, Xc, bits, act_order=True).weight),
+            run("GPTQ", lambda bits=bits: gptq(W, Xc, bits).weight),
+            run(
+                "GPTQ, no lazy batch (block_size=1)",
+                lambda bits=bits: gptq(W, Xc, bits, block_size=1).weight,
+            ),
+            run("GPTQ act_order", lambda bits=bits: gptq(W, Xc, bits, act_order=True).weight),
             run(
                 "GPTQ act_order, group 128",
-                lambda: gptq(W, Xc, bits, act_order=True, group_size=128).weight,
+                lambda bits=bits: gptq(W, Xc, bits, act_order=True, group_size=128).weight,
             ),
         ]
         times = interleaved(methods, rounds=args.rounds, warmup=1, min_time=0.0)
         ada = {}
         t_ada = [
             time_once(
-                lambda: ada.setdefault(
+                lambda ada=ada, bits=bits: ada.setdefault(
                     "w", adaround(W, Xc, bits, max_iter=args.adaround_iters).weight
                 )
             )
@@ -174,7 +178,10 @@ def bench_gradients(args):
     s_sqrt = math.isqrt(n)
     comps = [
         (f"QSGD s=sqrt(n)={s_sqrt}, Elias", QSGDCompressor(n_levels=s_sqrt, coding="elias", rng=0)),
-        (f"QSGD s=sqrt(n)={s_sqrt}, packed", QSGDCompressor(n_levels=s_sqrt, coding="packed", rng=0)),
+        (
+            f"QSGD s=sqrt(n)={s_sqrt}, packed",
+            QSGDCompressor(n_levels=s_sqrt, coding="packed", rng=0),
+        ),
         ("QSGD s=7, Elias", QSGDCompressor(n_levels=7, coding="elias", rng=0)),
         ("QSGD s=7, packed", QSGDCompressor(n_levels=7, coding="packed", rng=0)),
         (

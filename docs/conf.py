@@ -59,7 +59,16 @@ html_theme_options = {"navigation_with_keys": False, "show_prev_next": False}
 exclude_patterns = ["_build", "**.ipynb_checkpoints", "conf.py", "jupyter_execute"]
 suppress_warnings = ["mystnb.unknown_mime_type"]
 
-SUBPACKAGES = ["rounding", "codebooks", "optimize", "gradients", "bitops", "analysis", "nn", "network"]
+SUBPACKAGES = [
+    "rounding",
+    "codebooks",
+    "optimize",
+    "gradients",
+    "bitops",
+    "analysis",
+    "nn",
+    "network",
+]
 
 
 def write_api_pages():

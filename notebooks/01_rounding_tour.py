@@ -204,7 +204,7 @@ axes[0].set_ylabel("SQNR (dB)")
 axes[1].legend(fontsize=8)
 plt.show()
 
-for dist, x in data.items():
+for dist in data:
     mm = table[dist, "uniform, min-max"]
     print(
         f"{dist:8s} min-max slope 7->8 bits {mm[-1] - mm[-2]:.2f} dB/bit (theory 6.02); "

@@ -30,6 +30,7 @@
 # 4. how the test accuracy falls with the bits per weight.
 
 # %%
+import functools
 import time
 import warnings
 
@@ -223,7 +224,7 @@ sse = {m: [] for m in methods}
 seconds = {m: [] for m in methods}
 for k in ks_time:
     for m, fn in methods.items():
-        s, t = best_time(lambda: fn(k))
+        s, t = best_time(functools.partial(fn, k))
         sse[m].append(s)
         seconds[m].append(t)
 print(f"{'k':>4} " + " ".join(f"{m:>24}" for m in methods))

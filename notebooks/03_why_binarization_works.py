@@ -27,6 +27,7 @@
 # the layers of a network trained on digits, with its real activations.
 
 # %%
+import functools
 import math
 import warnings
 
@@ -278,11 +279,10 @@ families = {
     "ternary (TWN)": {math.log2(3): lambda x: ternarize(x, method="twn")},
     "ternary (optimal)": {math.log2(3): lambda x: ternarize(x, method="optimal")},
     "uniform (MSE range)": {
-        float(b): (lambda b: lambda x: uniform(x, bits=b, range="mse"))(b) for b in range(2, 7)
+        float(b): functools.partial(uniform, bits=b, range="mse") for b in range(2, 7)
     },
     "power of two (LogQuant, FSR=1)": {
-        math.log2(2 * (2**b + 1)): (lambda b: lambda x: power_of_two(x, bits=b, fsr=1))(b)
-        for b in (1, 2, 3)
+        math.log2(2 * (2**b + 1)): functools.partial(power_of_two, bits=b, fsr=1) for b in (1, 2, 3)
     },
 }
 curves = {}
@@ -379,7 +379,8 @@ for i, (W, A) in enumerate(zip(layers, inputs), start=1):
     iso = np.cos(np.radians(th))
     stats.append((th, th_rot, fit, iso, own))
     print(
-        f"{i:5d} {W.shape!s:>10} {kurtosis(W.ravel()):9.3f} {th.mean():11.2f} {deg(own.mean):11.2f} {th_rot.mean():8.2f} "
+        f"{i:5d} {W.shape!s:>10} {kurtosis(W.ravel()):9.3f} {th.mean():11.2f} "
+        f"{deg(own.mean):11.2f} {th_rot.mean():8.2f} "
         f"{np.nanmean(fit.r):7.3f} {iso.mean():12.3f} {np.nanmean(fit.slope):11.3f}"
     )
 
@@ -409,8 +410,8 @@ plt.show()
 # * the trained weights are not Gaussian. The excess kurtosis in the table is 0 for a Gaussian,
 #   $-1.2$ for a uniform distribution (scikit-learn draws the initial weights uniformly, where
 #   the limit is $\arccos(\sqrt3/2) = 30°$) and positive for heavier tails; lighter tails
-#   typically give a smaller angle, heavier ones a larger angle. The theory with the layer's own weight
-#   distribution knows this and is the one to compare the measured mean with;
+#   typically give a smaller angle, heavier ones a larger angle. The theory with the layer's own
+#   weight distribution knows this and is the one to compare the measured mean with;
 # * after a random rotation every row looks Gaussian and the angles gather near the Gaussian
 #   limit, within the spread expected at the layer's input dimension;
 # * with real inputs the correlation $r$ departs from the isotropic prediction: pixels are

@@ -23,6 +23,8 @@
 # and check that it gives exactly the same predictions.
 
 # %%
+import itertools
+
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.datasets import load_digits
@@ -121,7 +123,7 @@ class MLP:
         self.binary = binary
         self.W = [
             r.uniform(-1, 1, (o, i)).astype(np.float32) * np.float32(np.sqrt(6 / (i + o)))
-            for i, o in zip(sizes[:-1], sizes[1:])
+            for i, o in itertools.pairwise(sizes)
         ]
         self.bn = [BatchNorm(o) for o in sizes[1:-1]]
         self.b_out = np.zeros(sizes[-1], np.float32)
@@ -167,7 +169,7 @@ class MLP:
             order = r.permutation(len(X))
             for s in range(0, len(X), batch):
                 idx = order[s : s + batch]
-                loss, g = softmax_xent(self.forward(X[idx], train=True), y[idx])
+                _loss, g = softmax_xent(self.forward(X[idx], train=True), y[idx])
                 gW, gb = self.backward(g)
                 opt.step(gW + [bn.dgamma for bn in self.bn] + [bn.dbeta for bn in self.bn] + [gb])
                 if self.binary:

@@ -284,7 +284,7 @@ sent_sum = np.zeros(W.shape)
 grad_sum = np.zeros(W.shape)
 err_norm, grad_norm = [], []
 batch_rng = np.random.default_rng(1)
-for t in range(200):
+for _t in range(200):
     idx = batch_rng.choice(len(X_train), size=32, replace=False)
     _, g_t = loss_and_grad(W, X_train[idx], y_train[idx])
     sent = ef.decode(ef.encode(g_t))

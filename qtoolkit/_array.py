@@ -4,7 +4,8 @@ The validation helpers live in :mod:`qtoolkit._validation`; they are re-exported
 that ``from qtoolkit._array import check_int`` keeps working.
 """
 
-from array_api_compat import array_namespace, is_numpy_array
+import numpy as np
+from array_api_compat import array_namespace, is_dask_array, is_numpy_array
 
 from ._validation import (
     MAX_ITER,
@@ -36,4 +37,28 @@ __all__ = [
     "describe",
     "is_lazy",
     "is_numpy_array",
+    "to_numpy",
 ]
+
+
+def to_numpy(x):
+    """A host NumPy array of ``x`` (the one conversion every module uses).
+
+    NumPy arrays pass through; Dask arrays are computed; other Array API arrays go
+    through DLPack (no copy when the memory is on the host), then ``numpy.asarray``,
+    then ``array_api_compat.to_device(x, "cpu")`` for accelerator arrays. None stays None.
+    """
+    if x is None or isinstance(x, np.ndarray):
+        return x
+    if is_dask_array(x):
+        return np.asarray(x.compute())
+    try:
+        return np.from_dlpack(x)
+    except (TypeError, AttributeError, RuntimeError, BufferError, ValueError):
+        pass
+    try:
+        return np.asarray(x)
+    except (TypeError, RuntimeError, ValueError):
+        from array_api_compat import to_device
+
+        return np.asarray(to_device(x, "cpu"))

@@ -76,3 +76,13 @@ def test_project_files():
     for topic in ("## Build", "## Test", "## Benchmark", "## Naming rules", "add a quantizer"):
         assert topic in guide
     assert "ruff" in (ROOT / ".pre-commit-config.yaml").read_text()
+
+
+def test_ci_lints_before_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    readme = (ROOT / "README.md").read_text()
+    test_cmd = 'pip install ".[test]" && pytest'
+    assert test_cmd in readme
+    lint = next(i for i, line in enumerate(ci) if line.startswith("ruff check . && ruff format"))
+    test = next(i for i, line in enumerate(ci) if line.strip() == test_cmd)
+    assert lint < test

@@ -2,6 +2,7 @@
 binary_matmul end to end, and the float32 matmul it replaces (as a track of the ratio)."""
 
 import time
+from typing import ClassVar
 
 import numpy as np
 
@@ -9,8 +10,8 @@ from qtoolkit.bitops import available_simd_levels, binary_matmul, pack_bits, sim
 
 
 class XnorGemm:
-    params = ([512, 1024, 2048], list(available_simd_levels()), [1, 2])
-    param_names = ["n", "level", "n_threads"]
+    params: ClassVar[list] = ([512, 1024, 2048], list(available_simd_levels()), [1, 2])
+    param_names: ClassVar[list] = ["n", "level", "n_threads"]
     timeout = 300
 
     def setup(self, n, level, n_threads):
@@ -37,8 +38,8 @@ class XnorGemm:
 
 
 class Packing:
-    params = ([(512, 512), (4096, 4096)], ["float32", "float64", "bool"])
-    param_names = ["shape", "dtype"]
+    params: ClassVar[list] = ([(512, 512), (4096, 4096)], ["float32", "float64", "bool"])
+    param_names: ClassVar[list] = ["shape", "dtype"]
 
     def setup(self, shape, dtype):
         x = np.random.default_rng(0).standard_normal(shape)
@@ -52,8 +53,8 @@ class Packing:
 
 
 class BinaryMatmul:
-    params = [1024, 4096]
-    param_names = ["n"]
+    params: ClassVar[list] = [1024, 4096]
+    param_names: ClassVar[list] = ["n"]
     timeout = 300
 
     def setup(self, n):

@@ -1,13 +1,17 @@
 """asv benchmarks of qtoolkit.rounding and qtoolkit.codebooks: time, and quality (track_*)."""
 
+from typing import ClassVar
+
 import numpy as np
 
 from qtoolkit import codebooks, rounding
 
 
 class Rounding:
-    params = [["uniform4", "ternary_twn", "ternary_optimal", "stochastic_round", "copy"]]
-    param_names = ["method"]
+    params: ClassVar[list] = [
+        ["uniform4", "ternary_twn", "ternary_optimal", "stochastic_round", "copy"]
+    ]
+    param_names: ClassVar[list] = ["method"]
 
     def setup(self, method):
         self.w = np.random.default_rng(0).standard_normal(1 << 22, dtype=np.float32)
@@ -27,8 +31,8 @@ class Rounding:
 
 
 class KMeans1D:
-    params = ([16, 256, 4096, 65536], ["optimal", "lloyd"])
-    param_names = ["n_clusters", "algorithm"]
+    params: ClassVar[list] = ([16, 256, 4096, 65536], ["optimal", "lloyd"])
+    param_names: ClassVar[list] = ["n_clusters", "algorithm"]
     timeout = 300
 
     def setup(self, n_clusters, algorithm):
@@ -50,8 +54,8 @@ class KMeans1D:
 class KMeans1DRows:
     """One optimal codebook per row of a (4096, 4096) matrix (non-uniform per-row grids)."""
 
-    params = ([4, 16], [False, True])
-    param_names = ["n_clusters", "weighted"]
+    params: ClassVar[list] = ([4, 16], [False, True])
+    param_names: ClassVar[list] = ["n_clusters", "weighted"]
     timeout = 300
 
     def setup(self, n_clusters, weighted):

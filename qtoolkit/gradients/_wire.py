@@ -24,6 +24,8 @@ import struct
 
 import numpy as np
 
+from .._array import to_numpy
+
 SCHEME_QSGD = 1
 SCHEME_TERNGRAD = 2
 SCHEME_SIGN = 3
@@ -65,16 +67,6 @@ def check_max_elements(max_elements):
     if max_elements < 0:
         raise ValueError(f"max_elements must be non-negative, got {max_elements}")
     return int(max_elements)
-
-
-def to_numpy(x):
-    """Host NumPy view/copy of an Array API array (DLPack first, then ``numpy.asarray``)."""
-    if isinstance(x, np.ndarray):
-        return x
-    try:
-        return np.from_dlpack(x)
-    except (TypeError, AttributeError, RuntimeError, BufferError, ValueError):
-        return np.asarray(x)
 
 
 def write_header(scheme, dtype, shape):

@@ -5,8 +5,7 @@ import math
 import numpy as np
 from array_api_compat import device as _device
 
-from .._array import array_namespace, check_axis, check_finite, describe, is_numpy_array
-from ..gradients._wire import to_numpy
+from .._array import array_namespace, check_axis, check_finite, describe, is_numpy_array, to_numpy
 from ..rounding import binarize
 
 

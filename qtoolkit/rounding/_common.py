@@ -263,20 +263,3 @@ def _uniform_noise(rng, like, xp):
             rng, shape, dtype, xp, _device(like)
         )
     return _host_noise(rng, shape, dtype, xp, _device(like))
-
-
-def _as_numpy(x):
-    """A NumPy copy of ``x`` for storage (Dask is computed, device arrays go to the host)."""
-    if x is None:
-        return None
-    if isinstance(x, np.ndarray):
-        return x
-    if is_dask_array(x):
-        return np.asarray(x.compute())
-    try:
-        return np.asarray(x)
-    except (TypeError, RuntimeError, ValueError):
-        # an accelerator array: bring it to the host first
-        from array_api_compat import to_device
-
-        return np.asarray(to_device(x, "cpu"))

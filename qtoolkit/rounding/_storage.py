@@ -5,9 +5,9 @@ import math
 import numpy as np
 
 from .._array import describe
+from .._array import to_numpy as _as_numpy
 from .._npz import NpzReader
-from ..bitops._codes import PACKABLE_BITS, pack_codes, unpack_codes
-from ._common import _as_numpy
+from ..bitops import PACKABLE_BITS, pack_codes, unpack_codes
 from ._quantized import QuantizedArray
 
 FORMAT_NAME = "qtoolkit.QuantizedArray"

@@ -8,8 +8,8 @@ from array_api_compat import device as _device
 from array_api_compat import is_dask_array
 
 from .._array import check_axis, describe
+from .._array import to_numpy as _as_numpy
 from ._common import (
-    _as_numpy,
     _asarray_like,
     _check_choice,
     _check_finite_scale_input,

@@ -82,7 +82,8 @@ def test_numpydoc_validation():
         "EX01",
     }
     problems = []
-    for name in PUBLIC + [
+    for name in [
+        *PUBLIC,
         "LloydMaxQuantizer.__call__",
         "LloydMaxQuantizer.n_levels",
         "AngleExperiment.histogram",

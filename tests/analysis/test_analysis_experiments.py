@@ -217,7 +217,7 @@ def test_angle_histogram_counts_every_trial(seed):
     assert counts.shape == (2, 12) and edges.shape == (13,)
     np.testing.assert_array_equal(counts.sum(axis=1), [50, 50])
     np.testing.assert_array_equal(counts[1], np.histogram(np.degrees(res.angles[1]), bins=edges)[0])
-    counts_rad, edges_rad = res.histogram(12, degrees=False)
+    _counts_rad, edges_rad = res.histogram(12, degrees=False)
     np.testing.assert_allclose(edges_rad, np.radians(edges), rtol=1e-12)
     with pytest.raises(ValueError, match="bins must be in"):
         res.histogram(0)

@@ -1,4 +1,4 @@
-"""Theory: the limiting cosine of any entrywise quantizer, its spread, the arcsine law, Lloyd-Max."""
+"""Theory: the limiting cosine of an entrywise quantizer, its spread, arcsine law, Lloyd-Max."""
 
 import math
 
@@ -49,7 +49,8 @@ def tail_tolerance(frozen, n=2**20):
 
 def test_sign_closed_forms_for_other_distributions():
     # cos = E|x| / sqrt(E x^2): uniform sqrt(3)/2, Laplace 1/sqrt(2),
-    # Student t_nu: E|T| = 2 sqrt(nu) Gamma((nu+1)/2) / (sqrt(pi) (nu-1) Gamma(nu/2)), Var = nu/(nu-2).
+    # Student t_nu: E|T| = 2 sqrt(nu) Gamma((nu+1)/2) / (sqrt(pi) (nu-1) Gamma(nu/2)),
+    # Var = nu/(nu-2).
     assert expected_cosine(np.sign, "uniform") == pytest.approx(math.sqrt(3) / 2, abs=QUAD_TOL)
     lap = stats.laplace(scale=1 / math.sqrt(2))
     assert expected_cosine(np.sign, "laplace") == pytest.approx(
@@ -180,14 +181,14 @@ def test_theory_errors():
 # (N(0, 1)): positive thresholds, positive levels and the mean squared error. The table gives
 # 4 significant digits; the tolerance is one unit in the last digit printed.
 MAX_1960 = {
-    2: dict(thresholds=[0.0], levels=[0.7979], mse=0.3634, tol=(1e-4, 1e-4)),
-    4: dict(thresholds=[0.0, 0.9816], levels=[0.4528, 1.510], mse=0.1175, tol=(1e-3, 1e-4)),
-    8: dict(
-        thresholds=[0.0, 0.5006, 1.050, 1.748],
-        levels=[0.2451, 0.7560, 1.344, 2.152],
-        mse=0.03454,
-        tol=(1e-3, 1e-5),
-    ),
+    2: {"thresholds": [0.0], "levels": [0.7979], "mse": 0.3634, "tol": (1e-4, 1e-4)},
+    4: {"thresholds": [0.0, 0.9816], "levels": [0.4528, 1.510], "mse": 0.1175, "tol": (1e-3, 1e-4)},
+    8: {
+        "thresholds": [0.0, 0.5006, 1.050, 1.748],
+        "levels": [0.2451, 0.7560, 1.344, 2.152],
+        "mse": 0.03454,
+        "tol": (1e-3, 1e-5),
+    },
 }
 
 
@@ -243,7 +244,8 @@ def test_lloyd_max_satisfies_optimality_conditions(dist):
         p = integrate.quad(frozen.pdf, a, b)[0]
         m = integrate.quad(lambda x: x * frozen.pdf(x), a, b)[0]
         assert q.levels[j] == pytest.approx(m / p, abs=1e-8)
-        total += integrate.quad(lambda x: (x - q.levels[j]) ** 2 * frozen.pdf(x), a, b)[0]
+        level = q.levels[j]
+        total += integrate.quad(lambda x, c=level: (x - c) ** 2 * frozen.pdf(x), a, b)[0]
     np.testing.assert_allclose(q.thresholds, (q.levels[:-1] + q.levels[1:]) / 2, rtol=1e-14)
     assert q.mse == pytest.approx(total, rel=1e-7)
 

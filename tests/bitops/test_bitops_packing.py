@@ -17,7 +17,7 @@ def reference_words(x):
     k = x.shape[-1]
     n_words = -(-k // 64)
     stride = -(-n_words // 8) * 8
-    raw = np.zeros(x.shape[:-1] + (stride * 8,), dtype=np.uint8)
+    raw = np.zeros((*x.shape[:-1], stride * 8), dtype=np.uint8)
     pb = np.packbits(bits, axis=-1, bitorder="little")
     raw[..., : pb.shape[-1]] = pb
     return raw.view("<u8").astype(np.uint64)

@@ -21,7 +21,10 @@ def test_lower_envelope_matches_dense_argmin():
         x = np.linspace(-4, 4, 2001)
         dense = ((x[:, None] - c[None]) ** 2 + a[None]).argmin(axis=1)
         got = active[np.searchsorted(cuts, x, side="left")]
-        cost = lambda idx: (x - c[idx]) ** 2 + a[idx]  # noqa: E731
+
+        def cost(idx, x=x, c=c, a=a):
+            return (x - c[idx]) ** 2 + a[idx]
+
         np.testing.assert_allclose(cost(got), cost(dense), rtol=1e-12, atol=1e-12)
 
 

@@ -2,8 +2,8 @@
 
 Skipped checks, and why:
 
-- ``KMeansQuantizer`` and ``EntropyConstrainedQuantizer`` are scalar weight sharing: every entry of ``X`` is one
-  weight, so ``fit`` accepts tensors of any shape, 1-D included
+- ``KMeansQuantizer`` and ``EntropyConstrainedQuantizer`` are scalar weight sharing: every entry
+  of ``X`` is one weight, so ``fit`` accepts tensors of any shape, 1-D included
   (``check_fit1d``), and ``sample_weight`` may hold one weight per entry, so
   weights of the shape of ``X`` are accepted (``check_sample_weights_shape``).
 - ``ProductQuantizer``, ``ResidualQuantizer`` and ``SoftQuantizer`` seed scikit-learn's
@@ -50,12 +50,16 @@ def expected_failed_checks(estimator):
     if isinstance(estimator, EntropyConstrainedQuantizer):
         return {
             **SCALAR_SKIPS,
-            "check_sample_weight_equivalence_on_dense_data": "sample_weight weighs the distortion only; the rate counts every weight once",
+            "check_sample_weight_equivalence_on_dense_data": (
+                "sample_weight weighs the distortion only; the rate counts every weight once"
+            ),
         }
     if isinstance(estimator, KMeansQuantizer):
         return SCALAR_SKIPS
     return {
-        "check_sample_weight_equivalence_on_dense_data": "random seeding of KMeans differs between weighted and repeated samples"
+        "check_sample_weight_equivalence_on_dense_data": (
+            "random seeding of KMeans differs between weighted and repeated samples"
+        )
     }
 
 

@@ -13,7 +13,7 @@ from qtoolkit.codebooks._rq import beam_encode
 
 def nearest_reference(X, books):
     """Nearest codeword per subspace by explicit distances (slow, obvious)."""
-    M, K, ds = books.shape
+    M, _K, ds = books.shape
     out = np.empty((X.shape[0], M), dtype=np.int64)
     for m in range(M):
         d = (X[:, None, m * ds : (m + 1) * ds].astype(float) - books[m][None].astype(float)) ** 2
@@ -147,7 +147,7 @@ def test_full_beam_is_exhaustive_search():
     rng = np.random.default_rng(6)
     books = rng.normal(size=(2, 4, 3))
     X = rng.normal(size=(50, 3))
-    codes, err = beam_encode(X, books, beam_size=4)
+    _codes, err = beam_encode(X, books, beam_size=4)
     for i in range(50):
         best = min(
             ((X[i] - books[0][a] - books[1][b]) ** 2).sum()

@@ -79,7 +79,7 @@ def _brute_ternary(w, d):
 
 
 def test_loss_aware_ternarize_is_the_exact_optimum(rng):
-    for trial in range(6):
+    for _trial in range(6):
         w = rng.normal(size=7)
         d = rng.uniform(0.0, 3.0, size=7)
         out = loss_aware_ternarize(w, d)
@@ -181,7 +181,7 @@ def _brute_projection(v, mags):
     "codebook, mags", [("uniform", np.array([0.0, 1, 2, 3])), ("pow2", np.array([0.0, 1, 2, 4]))]
 )
 def test_projection_is_globally_optimal(rng, codebook, mags):
-    for trial in range(4):
+    for _trial in range(4):
         v = rng.standard_t(2, size=5)
         alpha, Q = project_scaled_codebook(v, 3, codebook=codebook)
         assert set(np.abs(Q).tolist()) <= set(mags.tolist())
@@ -193,7 +193,7 @@ def test_projection_never_worse_than_alternating(rng):
     from qtoolkit.rounding import round_to_codebook
 
     levels = np.arange(-3.0, 4.0)
-    for trial in range(5):
+    for _trial in range(5):
         v = rng.standard_t(2, size=200)
         alpha = np.abs(v).mean()  # alternating alpha / Q from a mean-|v| start
         for _ in range(30):

@@ -9,7 +9,7 @@ from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra.numpy import arrays  # noqa: E402
 
 from qtoolkit.bitops._codes import pack_codes, unpack_codes  # noqa: E402
-from qtoolkit.rounding import (
+from qtoolkit.rounding import (  # noqa: E402 (after the hypothesis importorskip)
     encode,
     round_to_codebook,
     stochastic_round,
