@@ -252,9 +252,8 @@ path = net.save(out / "quantized.safetensors")
 back = load(path)
 same = all(np.array_equal(back[k], net[k]) for k in net.names)
 size = os.path.getsize(path)
-print(
-    f"{pathlib.Path(path).name}: {size / 1e6:.2f} MB (float32 checkpoint {4 * n_params / 1e6:.2f} MB)"
-)
+print(f"{pathlib.Path(path).name}: {size / 1e6:.2f} MB")
+print(f"float32 checkpoint: {4 * n_params / 1e6:.2f} MB")
 print("read back identical:", same)
 q4 = results["Q4_0 (llama.cpp)"][3]
 gguf_path = q4.save(out / "quantized.gguf", format="gguf")
