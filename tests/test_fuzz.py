@@ -9,6 +9,7 @@ the interpreter fails this test (naming the case) instead of killing the run.
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 from pathlib import Path
@@ -18,9 +19,16 @@ N_CASES = int(os.environ.get("QTOOLKIT_FUZZ_CASES", "2000"))
 SEED = int(os.environ.get("QTOOLKIT_FUZZ_SEED", "20240601"))
 
 
+def _package_root():
+    import qtoolkit
+
+    return str(pathlib.Path(qtoolkit.__file__).resolve().parent.parent)
+
+
 def test_fuzz_public_api():
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
+    # the child imports the same qtoolkit as this process (installed, or a source tree)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [_package_root(), env.get("PYTHONPATH")]))
     env.setdefault("OMP_NUM_THREADS", "2")
     proc = subprocess.run(
         [sys.executable, str(HERE / "fuzz_cases.py"), str(N_CASES), str(SEED)],

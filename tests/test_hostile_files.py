@@ -14,6 +14,7 @@ case that caused it instead of the whole test run. Every case must
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 from pathlib import Path
@@ -34,12 +35,19 @@ PEAK_OVERRIDE = {
 }
 
 
+def _package_root():
+    # the child imports the same qtoolkit as this process (installed, or a source tree)
+    import qtoolkit
+
+    return str(pathlib.Path(qtoolkit.__file__).resolve().parent.parent)
+
+
 def _run_all():
     names = list(hostile_cases.CASES)
     results = {}
     env = dict(
         os.environ,
-        PYTHONPATH=os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])),
+        PYTHONPATH=os.pathsep.join(filter(None, [_package_root(), os.environ.get("PYTHONPATH")])),
     )
     while names:
         proc = subprocess.run(

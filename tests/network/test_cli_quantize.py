@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -179,7 +180,10 @@ def test_ctrl_c_leaves_no_output(files, monkeypatch, capsys):
 
 def test_console_entry_point(files):
     d, _, _ = files
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    # the child imports the same qtoolkit as this process and runs outside the source tree
+    import qtoolkit
+
+    env = {**os.environ, "PYTHONPATH": str(pathlib.Path(qtoolkit.__file__).resolve().parent.parent)}
     out = subprocess.run(
         [
             sys.executable,
@@ -198,6 +202,7 @@ def test_console_entry_point(files):
         capture_output=True,
         text=True,
         env=env,
+        cwd=d,
         timeout=300,
     )
     assert out.returncode == 0, out.stderr
