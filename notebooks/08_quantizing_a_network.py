@@ -77,6 +77,7 @@ if have_model:
     M.encode(model, calib_ids, calib_mask, capture=captured)
     reference = M.encode(model, eval_ids, eval_mask)
     LINEARS = "encoder.layer.*.weight"
+    GROUP = 128  # inputs per scale: the widths 384 and 1536 are multiples of 128
 
     def quality(weights):
         """Mean cosine of the quantized model's sentence embeddings with the float ones."""
@@ -114,6 +115,7 @@ else:
     forward(state, X[:600], captured)
     reference = forward(state, X[1200:]).argmax(1)
     LINEARS = "fc*.weight"
+    GROUP = 64  # inputs per scale: the first layer has only 64 inputs
 
     def quality(weights):
         """Agreement of the quantized network's predictions with the float network's."""
@@ -123,6 +125,7 @@ else:
     quality_name = "agreement with the float predictions"
 
 n_params = sum(v.size for v in state.values())
+print(f"one scale per row and group of {GROUP} inputs")
 print(f"{len(state)} tensors, {n_params / 1e6:.2f} M parameters; quality = {quality_name}")
 print("float model quality:", quality(state))
 
@@ -136,9 +139,12 @@ print("float model quality:", quality(state))
 
 # %%
 recipes = {
-    "RTN 4-bit g128": ("uniform", {"bits": 4, "group_size": 128, "axis": 0, "mode": "asymmetric"}),
-    "GPTQ 4-bit g128": ("gptq", {"bits": 4, "group_size": 128}),
-    "GPTQ 3-bit g128": ("gptq", {"bits": 3, "group_size": 128}),
+    "RTN 4-bit groups": (
+        "uniform",
+        {"bits": 4, "group_size": GROUP, "axis": 0, "mode": "asymmetric"},
+    ),
+    "GPTQ 4-bit groups": ("gptq", {"bits": 4, "group_size": GROUP}),
+    "GPTQ 3-bit groups": ("gptq", {"bits": 3, "group_size": GROUP}),
     "Q4_0 (llama.cpp)": ("q4_0", {}),
 }
 results = {}
@@ -155,13 +161,13 @@ def run(label):
     print(f"{label:18s} {bpw:.3f} bits/weight  quality {results[label][1]:.5f}  ({seconds:.1f} s)")
 
 
-run("RTN 4-bit g128")
+run("RTN 4-bit groups")
 
 # %%
-run("GPTQ 4-bit g128")
+run("GPTQ 4-bit groups")
 
 # %%
-run("GPTQ 3-bit g128")
+run("GPTQ 3-bit groups")
 
 # %%
 run("Q4_0 (llama.cpp)")
@@ -173,7 +179,7 @@ run("Q4_0 (llama.cpp)")
 # calibration inputs.
 
 # %%
-report = results["GPTQ 3-bit g128"][3].report
+report = results["GPTQ 3-bit groups"][3].report
 lines = report.to_markdown().splitlines()
 print("\n".join([*lines[:8], "...", *lines[-3:]]))
 kept = [r["name"] for r in report.rows if r["method"] == "float"]
@@ -189,7 +195,10 @@ print(f"{len(kept)} tensors kept in floating point, e.g. {kept[:3]}")
 
 # %%
 candidates = [
-    {"method": "uniform", "params": {"bits": b, "group_size": 128, "axis": 0, "mode": "asymmetric"}}
+    {
+        "method": "uniform",
+        "params": {"bits": b, "group_size": GROUP, "axis": 0, "mode": "asymmetric"},
+    }
     for b in (2, 3, 4, 8)
 ]
 budget_recipe = [{"match": LINEARS, "candidates": candidates}]
