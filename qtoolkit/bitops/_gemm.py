@@ -104,15 +104,7 @@ def xnor_gemm(a, b, out=None, n_threads=None):
     if k > MAX_BITS:
         raise ValueError(f"K={k} exceeds MAX_BITS={MAX_BITS} (the int32 output range)")
     m, n = a.shape[0], b.shape[0]
-    if out is None:
-        out = np.empty((m, n), dtype=np.int32)
-    else:
-        if not isinstance(out, np.ndarray) or out.dtype != np.int32:
-            raise TypeError(f"out must be a numpy array of int32, got {describe(out)}")
-        if out.shape != (m, n):
-            raise ValueError(f"out must have shape {(m, n)}, got {out.shape}")
-        if not (out.flags.c_contiguous and out.flags.writeable):
-            raise ValueError("out must be C-contiguous and writeable")
+    out = _output_buffer(out, (m, n), np.int32)
     threads = _resolve_threads(n_threads, m * n * k, _THREAD_MIN_MACS, items=m)
     _bitops.xnor_gemm(a.words, b.words, a.n_words, k, out, _level_id(), threads)
     return out
@@ -207,4 +199,18 @@ def binary_matmul(a, b, scale=None, n_threads=None):
     out = c.astype(np.float32)
     out *= alpha.astype(np.float32)[:, None]
     out *= beta.astype(np.float32)[None, :]
+    return out
+
+
+def _output_buffer(out, shape, dtype):
+    """``out`` checked as a C-contiguous, writeable ``dtype`` array of ``shape``, or a new one."""
+    dtype = np.dtype(dtype)
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray) or out.dtype != dtype:
+        raise TypeError(f"out must be a numpy array of {dtype.name}, got {describe(out)}")
+    if out.shape != shape:
+        raise ValueError(f"out must have shape {shape}, got {out.shape}")
+    if not (out.flags.c_contiguous and out.flags.writeable):
+        raise ValueError("out must be C-contiguous and writeable")
     return out

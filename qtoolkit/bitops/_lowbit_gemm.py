@@ -8,6 +8,7 @@ import numpy as np
 from .._array import describe
 from . import _lowbit
 from ._dispatch import _level_id, _resolve_threads
+from ._gemm import _output_buffer
 from ._lowbit_weights import LowBitWeights
 
 __all__ = ["QuantizedActivations", "lowbit_gemm_int", "lowbit_matmul", "quantize_activations"]
@@ -256,15 +257,7 @@ def lowbit_matmul(x, w, *, symmetric=True, out=None, n_threads=None):
     m, k = x32.shape
     _check_weights(w, k)
     n = w.shape[0]
-    if out is None:
-        out = np.empty((m, n), dtype=np.float32)
-    else:
-        if not isinstance(out, np.ndarray) or out.dtype != np.float32:
-            raise TypeError(f"out must be a numpy array of float32, got {describe(out)}")
-        if out.shape != (m, n):
-            raise ValueError(f"out must have shape {(m, n)}, got {out.shape}")
-        if not (out.flags.c_contiguous and out.flags.writeable):
-            raise ValueError("out must be C-contiguous and writeable")
+    out = _output_buffer(out, (m, n), np.float32)
     if m == 0 or n == 0:
         return out
     if k == 0:

@@ -5,7 +5,7 @@ import numpy as np
 from .._array import describe
 from . import _lowbit
 from ._dispatch import _level_id, _resolve_threads
-from ._gemm import MAX_BITS
+from ._gemm import MAX_BITS, _output_buffer
 from ._packing import PackedBits, pack_bits
 
 __all__ = ["TernaryBits", "pack_ternary_bits", "ternary_gemm"]
@@ -204,15 +204,7 @@ def ternary_gemm(a, b, *, out=None, n_threads=None):
     if k > MAX_BITS:
         raise ValueError(f"K={k} exceeds MAX_BITS={MAX_BITS} (the int32 output range)")
     m, n = a.shape[0], bs.shape[0]
-    if out is None:
-        out = np.empty((m, n), dtype=np.int32)
-    else:
-        if not isinstance(out, np.ndarray) or out.dtype != np.int32:
-            raise TypeError(f"out must be a numpy array of int32, got {describe(out)}")
-        if out.shape != (m, n):
-            raise ValueError(f"out must have shape {(m, n)}, got {out.shape}")
-        if not (out.flags.c_contiguous and out.flags.writeable):
-            raise ValueError("out must be C-contiguous and writeable")
+    out = _output_buffer(out, (m, n), np.int32)
     if m == 0 or n == 0:
         return out
     nw = -(-k // 64)
