@@ -151,6 +151,222 @@ class QuantizedNetwork:
         """
         return {name: dequantize_record(rec) for name, rec in self._records.items()}
 
+    def _bias_for(self, name, bias):
+        if isinstance(bias, bool):
+            if not bias:
+                return None
+            stem = name[: -len(".weight")] if name.endswith(".weight") else name
+            key = stem + ".bias"
+            return self[key] if key in self._records else None
+        if isinstance(bias, str):
+            if bias not in self._records:
+                raise ValueError(f"bias {bias!r} is not a tensor of this network")
+            return self[bias]
+        raise TypeError(f"bias must be a bool or a tensor name, got {describe(bias)}")
+
+    def layer(
+        self,
+        name,
+        *,
+        bias=True,
+        activations=None,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups=1,
+        data_format="NCHW",
+        n_threads=None,
+    ):
+        r"""One weight as a :mod:`qtoolkit.nn` layer that runs on its packed low-bit codes.
+
+        Parameters
+        ----------
+        name : str
+            A 2-D weight (out, in) becomes a :class:`qtoolkit.nn.Linear`, a
+            4-D weight (out, in / groups, kh, kw) a :class:`qtoolkit.nn.Conv2d`.
+        bias : bool or str, default=True
+            True: the tensor ``<stem>.bias`` (``<stem>`` = ``name`` without
+            ``.weight``) when the network has one; False: no bias; a string:
+            that tensor.
+        activations : {None, "binary", "ternary", 8}, default=None
+            The layer's run-time activation mode (see :class:`qtoolkit.nn.Linear`).
+        stride, padding, dilation, groups, data_format
+            The convolution's geometry (:class:`qtoolkit.nn.Conv2d`); only
+            for a 4-D weight.
+        n_threads : int, optional
+            Threads of the kernels.
+
+        Returns
+        -------
+        layer : qtoolkit.nn.Linear or qtoolkit.nn.Conv2d
+            A layer holding the same codes and scales (a tensor kept in
+            floating point gives a float32 layer).
+
+        Raises
+        ------
+        KeyError
+            If ``name`` is not a tensor of the network.
+        ValueError
+            If the tensor is neither 2-D nor 4-D, or its scheme has no integer
+            kernel: product quantization, real zero points (HQQ, Q4_1),
+            scale groups that are not contiguous blocks (GPTQ ``act_order``),
+            codes wider than 8 bits, codebooks of more than 16 entries,
+            per-group scales in a convolution, or a weight mode the
+            activation mode cannot run with; the message names the tensor.
+        TypeError
+            If ``bias`` or a geometry argument has the wrong type.
+
+        See Also
+        --------
+        to_nn : Every quantized weight at once.
+
+        Notes
+        -----
+        The mapping: uniform codes (registry ``uniform``, ``rtn``, ``gptq``,
+        ``adaround``) keep their integer zero points and per-row or per-group
+        scales; codes of 1, 5, 6 or 7 bits are held as 2- or 8-bit codes of
+        the same values. Registry ``binary`` and ``ternary`` codes and GGUF
+        ``tq1_0``/``tq2_0`` become binary / ternary weights, ``q8_0`` and
+        ``q4_0`` 8- and 4-bit codes in groups of 32 (zero point 8 for Q4_0),
+        ``kmeans`` and small registry codebooks codebook weights.
+
+        Accuracy. The layer's :attr:`~qtoolkit.nn.Linear.weight` equals
+        ``network[name]`` up to one float32 rounding (exactly for the GGUF
+        formats, whose products of codes and float16 scales are exact in
+        float32), except for codebook weights, which the kernel computes
+        with the codebook rounded to int8 steps of :math:`\max|c| / 127`
+        (each weight within half a step of ``network[name]``). With
+        ``activations=None`` the output is ``x @ weight.T`` in float32;
+        with binary or ternary activations and binary or ternary weights it
+        is the exact integer product times the scales; with ``activations=8``
+        the exact int32 product of the int8 codes times the scales.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from qtoolkit.network import quantize
+        >>> rng = np.random.default_rng(0)
+        >>> state = {"fc.weight": rng.normal(size=(8, 64)).astype(np.float32),
+        ...          "fc.bias": np.zeros(8, np.float32)}
+        >>> net = quantize(state, [{"match": "*.weight", "method": "q4_0"}])
+        >>> fc = net.layer("fc.weight", activations=8)
+        >>> fc
+        Linear(in_features=64, out_features=8, weights=4, activations=8, group_size=32)
+        >>> x = rng.normal(size=(2, 64)).astype(np.float32)
+        >>> bool(np.array_equal(fc.weight, net["fc.weight"]))
+        True
+        >>> y = fc(x)  # int8 activations times the packed 4-bit codes
+        >>> bool(np.allclose(y, x @ net["fc.weight"].T, atol=0.1))
+        True
+        """
+        from ._layers import build_layer
+
+        if name not in self._records:
+            raise KeyError(f"{name!r} is not a tensor of this network")
+        rec = self._records[name]
+        conv = {
+            "stride": stride,
+            "padding": padding,
+            "dilation": dilation,
+            "groups": groups,
+            "data_format": data_format,
+        }
+        if len(rec.shape) != 4:  # only the options that differ from Conv2d's defaults
+            default = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "data_format": "NCHW"}
+            conv = {k: v for k, v in conv.items() if v is not default[k]}
+        return build_layer(rec, self._bias_for(name, bias), activations, conv, n_threads)
+
+    def to_nn(self, names=None, *, activations=None, conv=None, n_threads=None):
+        """The network's weights as :mod:`qtoolkit.nn` layers, keyed by module name.
+
+        Parameters
+        ----------
+        names : list of str, optional
+            The weights to convert. Default: every quantized tensor with 2
+            (Linear) or 4 (Conv2d) axes; tensors kept in floating point may be
+            listed and give float32 layers.
+        activations : {None, "binary", "ternary", 8}, default=None
+            Run-time activation mode of every layer.
+        conv : dict, optional
+            Per 4-D weight name, the options of its :class:`qtoolkit.nn.Conv2d`
+            (``stride``, ``padding``, ``dilation``, ``groups``,
+            ``data_format``); weights not listed get the defaults.
+        n_threads : int, optional
+            Threads of the kernels.
+
+        Returns
+        -------
+        layers : dict of str to qtoolkit.nn.Linear or qtoolkit.nn.Conv2d
+            Keyed by the weight's name without ``.weight`` (``"fc1"`` for
+            ``"fc1.weight"``), in checkpoint order, each with its bias
+            ``<stem>.bias`` when the network has one (see :meth:`layer`).
+
+        Raises
+        ------
+        ValueError
+            If a name is not a tensor of the network, two weights give the
+            same key, a ``conv`` entry names no 4-D weight, or a tensor cannot
+            become a layer (see :meth:`layer`; the message names it).
+        TypeError
+            If ``names`` or ``conv`` has the wrong type or ``conv`` an unknown
+            option.
+
+        See Also
+        --------
+        layer : One weight, with all the options.
+        dequantize : The float state dict.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from qtoolkit.network import quantize
+        >>> rng = np.random.default_rng(0)
+        >>> state = {"fc1.weight": rng.normal(size=(32, 64)).astype(np.float32),
+        ...          "fc1.bias": np.zeros(32, np.float32),
+        ...          "fc2.weight": rng.normal(size=(10, 32)).astype(np.float32)}
+        >>> net = quantize(state, [{"match": "*.weight", "method": "uniform",
+        ...                         "params": {"bits": 4, "axis": 0}}])
+        >>> layers = net.to_nn()
+        >>> list(layers)
+        ['fc1', 'fc2']
+        >>> x = rng.normal(size=(5, 64)).astype(np.float32)
+        >>> y = layers["fc2"](np.maximum(layers["fc1"](x), 0))
+        >>> w = net.dequantize()
+        >>> ref = np.maximum(x @ w["fc1.weight"].T + w["fc1.bias"], 0) @ w["fc2.weight"].T
+        >>> bool(np.allclose(y, ref, rtol=1e-5, atol=1e-5))
+        True
+        """
+        from ._layers import check_conv_options
+
+        if names is None:
+            names = [
+                n for n, r in self._records.items() if r.kind != "raw" and len(r.shape) in (2, 4)
+            ]
+        elif isinstance(names, str) or not all(isinstance(n, str) for n in names):
+            raise TypeError(f"names must be a list of tensor names, got {describe(names)}")
+        names = list(names)
+        for n in names:
+            if n not in self._records:
+                raise ValueError(f"{n!r} is not a tensor of this network")
+        if conv is None:
+            conv = {}
+        if not isinstance(conv, dict):
+            raise TypeError(f"conv must be a dict of weight name to options, got {describe(conv)}")
+        for key in conv:
+            rec = self._records.get(key)
+            if rec is None or len(rec.shape) != 4 or key not in names:
+                raise ValueError(
+                    f"conv names {key!r}, which is not one of the 4-D weights converted"
+                )
+        layers = {}
+        for n in names:
+            stem = n[: -len(".weight")] if n.endswith(".weight") else n
+            if stem in layers:
+                raise ValueError(f"two weights give the layer name {stem!r}")
+            opts = check_conv_options(n, conv[n]) if n in conv else {}
+            layers[stem] = self.layer(n, activations=activations, n_threads=n_threads, **opts)
+        return layers
+
     def save(self, path, format="safetensors"):
         """Write the packed network to one file (atomically: a temporary file, then a rename).
 

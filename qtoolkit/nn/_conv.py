@@ -243,7 +243,8 @@ class Conv2d:
                 bits,
                 rows[g * og : (g + 1) * og],
                 scales[g * og : (g + 1) * og],
-                None if zp is None else zp[g * og : (g + 1) * og],
+                # a codebook (kind "codebook") is shared by every group; zero points are per row
+                zp if zp is None or kind == "codebook" else zp[g * og : (g + 1) * og],
                 None,
                 self.activations,
                 taps=kh * kw,

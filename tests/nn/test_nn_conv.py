@@ -129,6 +129,17 @@ def test_from_codes_and_quantizer(rng, ref):
     assert conv.weights == "codebook"
     expected = ref.conv2d_direct(ref.per_sample(x, 8), conv.weight, None, (1, 1), (1, 1), (1, 1), 1)
     np.testing.assert_allclose(conv.forward(x), expected, rtol=1e-5, atol=1e-4)
+    # with channel groups every group shares the one codebook
+    wg = rng.standard_normal((4, 2, 3, 3)).astype(np.float32)
+    qg = get("codebook", codebook=np.array([-1.5, -0.4, 0.3, 1.2])).encode(wg)
+    for act in (None, 8):
+        conv = Conv2d(qg, padding=1, groups=2, activations=act)
+        book = np.rint(qg.codebook / (1.5 / 127)) * (1.5 / 127)  # the int8-rounded codebook
+        np.testing.assert_allclose(conv.weight, book[np.asarray(qg.codes)], rtol=1e-6)
+        xg = rng.standard_normal((1, 4, 5, 5)).astype(np.float32)
+        inp = xg if act is None else ref.per_sample(xg, 8)
+        expected = ref.conv2d_direct(inp, conv.weight, None, (1, 1), (1, 1), (1, 1), 2)
+        np.testing.assert_allclose(conv.forward(xg), expected, rtol=1e-5, atol=1e-4)
     quantizer = get("ternary", method="optimal", axis=0)
     conv = Conv2d.from_float(w, weights="ternary", activations="ternary", quantizer=quantizer)
     np.testing.assert_allclose(conv.weight, quantizer(w), rtol=1e-6)
