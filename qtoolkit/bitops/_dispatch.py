@@ -1,7 +1,7 @@
 """The bit kernels' place in qtoolkit's one CPU dispatch (:mod:`qtoolkit._dispatch`).
 
 The public level functions are re-exported from :mod:`qtoolkit.bitops`; this module
-registers the two bitops kernel families and hands each kernel call its level id.
+registers the bitops kernel families and hands each kernel call its level id.
 """
 
 from .._dispatch import (
@@ -16,7 +16,7 @@ from .._dispatch import (
     simd_level,
 )
 from .._validation import check_n_threads
-from . import _bitops
+from . import _bitops, _lowbit
 
 __all__ = [
     "available_simd_levels",
@@ -39,6 +39,28 @@ PACK = register_kernel_family(
     ("generic", "avx2"),
     "sign-bit packing (pack_bits)",
     openmp=_OPENMP,
+)
+
+
+def _lowbit_levels(which):
+    """Levels with their own low-bit kernel here (``which``: 0 k-bit x int8, 1 ternary)."""
+    return [lv for lv in LEVELS if lv == "generic" or _lowbit.kernel_names(level_id(lv))[which]]
+
+
+# k-bit x int8 (qt_lowbit_*.h): scalar C at generic (and popcnt), vpmaddubsw at avx2,
+# vpdpbusd at avx512 where the CPU has AVX-512 VNNI (else the AVX2 kernel), neon
+LOWBIT = register_kernel_family(
+    "bitops.lowbit",
+    [lv for lv in _lowbit_levels(0) if lv != "popcnt"],
+    "k-bit weights x int8 GEMM/GEMV (lowbit_matmul, lowbit_gemm_int)",
+    openmp=_lowbit.openmp_enabled(),
+)
+# ternary popcounts (qt_tern_*.h): SWAR, POPCNT, AVX2 nibble-LUT vpshufb, VPOPCNTDQ, NEON
+TERNARY = register_kernel_family(
+    "bitops.ternary",
+    _lowbit_levels(1),
+    "ternary popcount GEMM (ternary_gemm)",
+    openmp=_lowbit.openmp_enabled(),
 )
 
 

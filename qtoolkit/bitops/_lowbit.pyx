@@ -27,6 +27,7 @@ cdef extern from "qt_lowbit_all.h" nogil:
         const int32_t *za
         const float *sa
         int asym
+    int qt_lb_openmp_enabled()
     const char *qt_lb_kernel_name(int level)
     const char *qt_tern_kernel_name(int level)
     void qt_lb_pack_weights(const uint8_t *u, size_t n, size_t k, size_t ldu, int bits,
@@ -43,6 +44,11 @@ cdef extern from "qt_lowbit_all.h" nogil:
                      const uint64_t *bs, const uint64_t *bz, size_t n, size_t ldb, size_t nw,
                      int32_t *c, size_t ldc, int level, int n_threads)
     int64_t qt_tern_ukernel_repeat(int level, size_t kw, size_t reps)
+
+
+def openmp_enabled():
+    """True if the low-bit drivers were built with OpenMP threads."""
+    return bool(qt_lb_openmp_enabled())
 
 
 def kernel_names(int level):

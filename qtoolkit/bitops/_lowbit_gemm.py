@@ -7,7 +7,7 @@ import numpy as np
 
 from .._array import describe
 from . import _lowbit
-from ._dispatch import _level_id, _resolve_threads
+from ._dispatch import LOWBIT, _level_id, _resolve_threads
 from ._gemm import _output_buffer
 from ._lowbit_weights import LowBitWeights
 
@@ -180,7 +180,7 @@ def _run(w, q, sums, za, sa, asym, out, gout, n_threads):
         int(asym),
         out,
         gout,
-        _level_id(),
+        _level_id(LOWBIT),
         threads,
     )
 

@@ -4,7 +4,7 @@ import numpy as np
 
 from .._array import describe
 from . import _lowbit
-from ._dispatch import _level_id, _resolve_threads
+from ._dispatch import TERNARY, _level_id, _resolve_threads
 from ._gemm import MAX_BITS, _output_buffer
 from ._packing import PackedBits, pack_bits
 
@@ -212,5 +212,5 @@ def ternary_gemm(a, b, *, out=None, n_threads=None):
         out[...] = 0
         return out
     threads = _resolve_threads(n_threads, m * n * k, _THREAD_MIN_MACS)
-    _lowbit.ternary_gemm(a.sign, a.nonzero, bs, bz, nw, out, _level_id(), threads)
+    _lowbit.ternary_gemm(a.sign, a.nonzero, bs, bz, nw, out, _level_id(TERNARY), threads)
     return out

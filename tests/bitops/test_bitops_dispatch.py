@@ -173,7 +173,14 @@ def test_every_kernel_family_is_registered_and_reported():
     from qtoolkit import _dispatch
 
     families = _dispatch.kernel_families()
-    for name in ("bitops.gemm", "bitops.pack", "rounding.stochastic_grid", "codebooks.pq_search"):
+    for name in (
+        "bitops.gemm",
+        "bitops.pack",
+        "bitops.lowbit",
+        "bitops.ternary",
+        "rounding.stochastic_grid",
+        "codebooks.pq_search",
+    ):
         assert name in families
     buf = io.StringIO()
     bitops.show_runtime(file=buf)

@@ -28,6 +28,7 @@ from qtoolkit.bitops import (
     pack_weights,
     quantize_activations,
     save_lowbit_weights,
+    show_runtime,
     simd_level,
     ternary_gemm,
 )
@@ -495,6 +496,55 @@ def test_ternary_gemm_exact_every_level(m, n, k):
                 np.testing.assert_array_equal(
                     ternary_gemm(pa, ps, n_threads=threads), ref_ternary(a, s)
                 )
+
+
+@pytest.mark.parametrize("m,n,k", [(5, 7, 64 * 31 + 5), (4, 4, 64 * 15), (6, 9, 64 * 16 + 1)])
+def test_ternary_gemm_extreme_counts_every_level(m, n, k):
+    # all-agreeing and all-disagreeing rows drive every per-byte counter of the
+    # nibble-table kernel to its extremes around each flush of the byte counters
+    rng = np.random.default_rng(k)
+    a = np.ones((m, k), dtype=np.int64)
+    a[1::2] = -1
+    b = np.ones((n, k), dtype=np.int64)
+    b[::3] = -1
+    b[2] = rng.integers(-1, 2, size=k)
+    pa, pb = pack_ternary_bits(a), pack_ternary_bits(b)
+    for level in LEVELS:
+        for threads in (1, 2):
+            with simd_level(level):
+                np.testing.assert_array_equal(
+                    ternary_gemm(pa, pb, n_threads=threads), ref_ternary(a, b)
+                )
+
+
+def test_lowbit_kernel_families_are_registered():
+    from qtoolkit import _dispatch
+    from qtoolkit.bitops import _lowbit
+
+    families = _dispatch.kernel_families()
+    lowbit, tern = families["bitops.lowbit"][0], families["bitops.ternary"][0]
+    # the ternary kernel of each level, by the name its C selector reports
+    expected = {
+        "generic": "generic",
+        "sse41": "generic",
+        "popcnt": "popcnt",
+        "avx2": "avx2-nibble-lut",
+        "avx512": "avx512-vpopcntdq",
+        "neon": "neon",
+    }
+    for level in LEVELS:
+        assert (level in tern) == (level != "sse41")
+        assert (level in lowbit) == (level in ("generic", "avx2", "avx512", "neon"))
+        with simd_level(level):
+            used, lid = _dispatch.kernel_level("bitops.ternary")
+            assert used == ("generic" if level == "sse41" else level)
+            assert _lowbit.kernel_names(lid)[1] == expected[level]
+            used, lid = _dispatch.kernel_level("bitops.lowbit")
+            assert used == (level if level in lowbit else "generic")
+            assert _lowbit.kernel_names(lid)[0] is not None
+    buf = io.StringIO()
+    show_runtime(file=buf)
+    assert "bitops.lowbit" in buf.getvalue() and "bitops.ternary" in buf.getvalue()
 
 
 def test_ternary_gemm_errors_and_zero_sizes():

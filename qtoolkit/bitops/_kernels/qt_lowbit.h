@@ -78,6 +78,16 @@ static qt_lb_kernel_fn qt_lb_select(int level, int *mr, const char **name)
     return NULL;
 }
 
+/* 1 if the low-bit drivers were built with OpenMP threads. */
+static int qt_lb_openmp_enabled(void)
+{
+#ifdef QT_HAVE_OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 /* Name of the kernel a level runs, or NULL. */
 static const char *qt_lb_kernel_name(int level)
 {
