@@ -9,6 +9,7 @@ from ._common import (
     _uniform_noise,
     check_axis,
 )
+from ._quantized import QuantizedArray, _codebook_like, _dtype_name
 
 BINARY_SCALES = (None, "mean", "loss_aware")
 
@@ -126,6 +127,40 @@ def binarize(w, scale=None, axis=None, d=None):
     return s if alpha is None else s * alpha
 
 
+def encode_binary(w, scale=None, axis=None, d=None):
+    """The codes of :func:`binarize`: 1 where ``w >= 0``, 0 elsewhere, on the codebook (-1, +1).
+
+    Takes the parameters of :func:`binarize` and validates them as it does.
+    ``decode(encode_binary(w, ...))`` equals ``binarize(w, ...)`` bit for bit:
+    the scale is the same array, and a codeword of +-1 times it is exact.
+
+    Returns
+    -------
+    q : QuantizedArray
+        int8 codes in {0, 1}, the scale (None without one), the codebook
+        ``[-1, 1]``, ``bits=1``, ``scheme="binary"``.
+    """
+    w, xp, axis, d = _validate_binarize(w, scale, axis, d)
+    return QuantizedArray(
+        codes=xp.astype(w >= 0, xp.int8),
+        scale=_binary_scale(w, xp, scale, axis, d),
+        codebook=_codebook_like((-1, 1), w, xp),
+        bits=1,
+        axis=axis,
+        dtype=_dtype_name(w),
+        scheme="binary",
+    )
+
+
+def _stochastic_plus(w, xp, rng):
+    """The entries :func:`stochastic_binarize` sets to +1 (a boolean array); validated input."""
+    u = _uniform_noise(rng, w, xp)
+    p = xp.clip((w + 1) * 0.5, 0.0, 1.0)
+    if p.dtype != u.dtype:
+        p = xp.astype(p, u.dtype)
+    return u < p
+
+
 def stochastic_binarize(w, rng=None):
     """Binarize at random with :math:`P(+1) = \\mathrm{clip}((w+1)/2, 0, 1)` (BinaryConnect).
 
@@ -179,10 +214,30 @@ def stochastic_binarize(w, rng=None):
     array([-1., -1.,  1.])
     """
     w, xp = _check_weights(w)
-    rng = check_random_state(rng)
-    u = _uniform_noise(rng, w, xp)
-    p = xp.clip((w + 1) * 0.5, 0.0, 1.0)
-    if p.dtype != u.dtype:
-        p = xp.astype(p, u.dtype)
+    plus = _stochastic_plus(w, xp, check_random_state(rng))
     one = xp.ones_like(w)
-    return xp.where(u < p, one, -one)
+    return xp.where(plus, one, -one)
+
+
+def encode_stochastic_binary(w, rng=None):
+    """The codes of :func:`stochastic_binarize`: 1 for +1, 0 for -1, on the codebook (-1, +1).
+
+    Same parameters and validation as :func:`stochastic_binarize`; the same
+    ``rng`` state draws the same noise, so ``decode(encode_stochastic_binary(w,
+    rng=s))`` equals ``stochastic_binarize(w, rng=s)`` bit for bit.
+
+    Returns
+    -------
+    q : QuantizedArray
+        int8 codes in {0, 1}, no scale, the codebook ``[-1, 1]``, ``bits=1``.
+    """
+    w, xp = _check_weights(w)
+    plus = _stochastic_plus(w, xp, check_random_state(rng))
+    return QuantizedArray(
+        codes=xp.astype(plus, xp.int8),
+        scale=None,
+        codebook=_codebook_like((-1, 1), w, xp),
+        bits=1,
+        dtype=_dtype_name(w),
+        scheme="stochastic_binary",
+    )

@@ -1,5 +1,6 @@
 """Rounding to an arbitrary sorted scalar codebook, deterministic and stochastic."""
 
+import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -16,6 +17,7 @@ from ._common import (
     _noise_key,
     _uniform_noise,
 )
+from ._quantized import QuantizedArray, _code_dtype, _dtype_name
 from ._rounding_kernels import stochastic_grid_f32, stochastic_grid_f64
 
 # the SSE4.1 loop of stochastic grid rounding, in qtoolkit's one CPU dispatch
@@ -285,6 +287,12 @@ def stochastic_round(w, step=None, codebook=None, rng=None, return_codes=False):
         return _check_finite_result(out, xp, f"stochastic_round(step={step})")
     c = _check_codebook(codebook, w, xp, min_size=2)
     _check_no_nan(w, xp)
+    out, codes = _stochastic_codebook(w, xp, c, rng)
+    return CodedValues(out, codes) if return_codes else out
+
+
+def _stochastic_codebook(w, xp, c, rng):
+    """``(values, codes)`` of stochastic rounding to the codebook ``c``; validated input."""
     k = c.shape[0]
     x = xp.clip(w, c[0], c[k - 1]) if not _is_numpy(xp) else np.clip(w, c[0], c[k - 1])
     if _is_numpy(xp):
@@ -299,11 +307,64 @@ def stochastic_round(w, step=None, codebook=None, rng=None, return_codes=False):
     if p.dtype != u.dtype:
         p = xp.astype(p, u.dtype)
     up = u < p
-    out = xp.where(up, hi, lo)
-    if return_codes:
-        one = xp.ones_like(lo_idx)
-        return CodedValues(out, lo_idx + xp.where(up, one, xp.zeros_like(lo_idx)))
-    return out
+    one = xp.ones_like(lo_idx)
+    return xp.where(up, hi, lo), lo_idx + xp.where(up, one, xp.zeros_like(lo_idx))
+
+
+def codebook_code_bits(codebook):
+    """Bits per code of a codebook of ``len(codebook)`` codewords (at least 1)."""
+    return max(1, math.ceil(math.log2(len(codebook))))
+
+
+def _codebook_array(w, xp, c, codes, scheme):
+    k = int(c.shape[0])
+    return QuantizedArray(
+        codes=xp.astype(codes, _code_dtype(xp, 0, k - 1)),
+        scale=None,
+        codebook=c,
+        bits=max(1, math.ceil(math.log2(k))),
+        dtype=_dtype_name(w),
+        scheme=scheme,
+    )
+
+
+def encode_codebook(w, codebook):
+    """The codes of :func:`round_to_codebook`: the index of each entry's nearest codeword.
+
+    Same parameters and validation as :func:`round_to_codebook`;
+    ``decode(encode_codebook(w, c))`` equals ``round_to_codebook(w, c)``
+    bit for bit (a decoded value is the codeword itself).
+
+    Returns
+    -------
+    q : QuantizedArray
+        Codes in ``[0, k)``, the codebook in ``w``'s dtype, no scale,
+        ``bits = max(1, ceil(log2 k))``, ``scheme="codebook"``.
+    """
+    w, xp = _check_weights(w)
+    c = _check_codebook(codebook, w, xp)
+    _check_no_nan(w, xp)
+    return _codebook_array(w, xp, c, _nearest_codes(w, c, xp), "codebook")
+
+
+def encode_stochastic(w, codebook, rng=None):
+    """The codes of :func:`stochastic_round` with a codebook: the index drawn for each entry.
+
+    Same parameters and validation as ``stochastic_round(w, codebook=...,
+    rng=...)``; the same ``rng`` state draws the same noise, so the decoded
+    tensor equals the forward map's bit for bit.
+
+    Returns
+    -------
+    q : QuantizedArray
+        Codes in ``[0, k)``, the codebook, ``scheme="stochastic"``.
+    """
+    w, xp = _check_weights(w)
+    rng = check_random_state(rng)
+    c = _check_codebook(codebook, w, xp, min_size=2)
+    _check_no_nan(w, xp)
+    _, codes = _stochastic_codebook(w, xp, c, rng)
+    return _codebook_array(w, xp, c, codes, "stochastic")
 
 
 def _stochastic_grid_numpy(w, step, rng):

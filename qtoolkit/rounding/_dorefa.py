@@ -1,23 +1,47 @@
 """DoReFa-Net k-bit weights, activations and gradients."""
 
+from array_api_compat import device as _device
+
 from .._array import check_axis, check_bits, check_random_state
 from ._common import _check_finite_scale_input, _check_weights, _reduce, _sign, _uniform_noise
+from ._quantized import QuantizedArray, _code_dtype, _codebook_like, _dtype_name
+
+
+def _level_k(r, xp, bits):
+    """The level index ``round((2^k - 1) r)`` of ``r`` in [0, 1], as floats of ``r``'s dtype."""
+    return xp.round(r * float(2**bits - 1))
 
 
 def _quantize_k(r, xp, bits):
-    n = float(2**bits - 1)
-    return xp.round(r * n) / n
+    return _level_k(r, xp, bits) / float(2**bits - 1)
 
 
-def _dorefa_weight_parts(w, xp, bits, axis):
-    """``(values, scale)``: the DoReFa weights and the scale their grid is relative to."""
+def _grid_k(bits, like, xp, signed):
+    """The DoReFa levels ``i / n`` (or ``2 i / n - 1``), ``n = 2^k - 1``, indexed by the codes.
+
+    Computed with the operations of the forward maps, in the same dtype, so that
+    a codeword is the forward map's value bit for bit.
+    """
+    g = xp.arange(2**bits, dtype=like.dtype, device=_device(like)) / float(2**bits - 1)
+    return 2 * g - 1 if signed else g
+
+
+def _dorefa_weight_levels(w, xp, bits, axis):
+    """``(k, alpha)``: k > 1, the level index of each entry and None; k = 1, sign and E|w|."""
     if bits == 1:
-        alpha = _reduce(xp.mean, xp.abs(w), axis)
-        return _sign(w, xp) * alpha, alpha
+        return _sign(w, xp), _reduce(xp.mean, xp.abs(w), axis)
     t = xp.tanh(w)
     m = _reduce(xp.max, xp.abs(t), axis)
     m = xp.where(m > 0, m, xp.ones_like(m))
-    return 2 * _quantize_k(t / (2 * m) + 0.5, xp, bits) - 1, None
+    return _level_k(t / (2 * m) + 0.5, xp, bits), None
+
+
+def _validate_dorefa_weights(w, bits, axis):
+    w, xp = _check_weights(w)
+    bits = check_bits(bits, "bits", low=1, high=16)
+    axis = check_axis(axis, w.ndim)
+    _check_finite_scale_input(w, xp)
+    return w, xp, bits, axis
 
 
 def dorefa_weights(w, bits, axis=None):
@@ -78,11 +102,44 @@ def dorefa_weights(w, bits, axis=None):
     >>> dorefa_weights(np.array([-2.0, 0.0, 0.3, 2.0]), bits=2)
     array([-1.        ,  0.33333333,  0.33333333,  1.        ])
     """
-    w, xp = _check_weights(w)
-    bits = check_bits(bits, "bits", low=1, high=16)
-    axis = check_axis(axis, w.ndim)
-    _check_finite_scale_input(w, xp)
-    return _dorefa_weight_parts(w, xp, bits, axis)[0]
+    w, xp, bits, axis = _validate_dorefa_weights(w, bits, axis)
+    k, alpha = _dorefa_weight_levels(w, xp, bits, axis)
+    if bits == 1:
+        return k * alpha
+    return 2 * (k / float(2**bits - 1)) - 1
+
+
+def encode_dorefa_weights(w, bits, axis=None):
+    """The codes of :func:`dorefa_weights`: level indices on the grid ``2 i / (2^k - 1) - 1``.
+
+    Takes the parameters of :func:`dorefa_weights` and validates them as it
+    does. For k > 1 the code of an entry is its level index ``i`` in
+    ``[0, 2^k - 1]`` and the codebook is the grid, computed as the forward map
+    computes its values; for k = 1 the codes are 1 for ``w >= 0`` and 0
+    elsewhere, on the codebook (-1, +1), with the scale :math:`\\mathbb{E}|w|`.
+    ``decode(encode_dorefa_weights(w, ...))`` equals ``dorefa_weights(w, ...)``
+    bit for bit.
+
+    Returns
+    -------
+    q : QuantizedArray
+        ``scheme="dorefa"``, ``bits=bits``.
+    """
+    w, xp, bits, axis = _validate_dorefa_weights(w, bits, axis)
+    k, alpha = _dorefa_weight_levels(w, xp, bits, axis)
+    if bits == 1:
+        codes, book = xp.astype(w >= 0, xp.int8), _codebook_like((-1, 1), w, xp)
+    else:
+        codes, book = xp.astype(k, _code_dtype(xp, 0, 2**bits - 1)), _grid_k(bits, w, xp, True)
+    return QuantizedArray(
+        codes=codes,
+        scale=alpha,
+        codebook=book,
+        bits=bits,
+        axis=axis if bits == 1 else None,
+        dtype=_dtype_name(w),
+        scheme="dorefa",
+    )
 
 
 def dorefa_activations(x, bits):
@@ -136,6 +193,32 @@ def dorefa_activations(x, bits):
     x, xp = _check_weights(x, "x")
     bits = check_bits(bits, "bits", low=1, high=16)
     return _quantize_k(xp.clip(x, 0.0, 1.0), xp, bits)
+
+
+def encode_dorefa_activations(x, bits):
+    """The codes of :func:`dorefa_activations`: level indices on the grid ``i / (2^k - 1)``.
+
+    Same parameters and validation as :func:`dorefa_activations`;
+    ``decode(encode_dorefa_activations(x, bits))`` equals
+    ``dorefa_activations(x, bits)`` bit for bit.
+
+    Returns
+    -------
+    q : QuantizedArray
+        Codes in ``[0, 2^k - 1]``, no scale, the grid as codebook,
+        ``scheme="dorefa_activation"``.
+    """
+    x, xp = _check_weights(x, "x")
+    bits = check_bits(bits, "bits", low=1, high=16)
+    k = _level_k(xp.clip(x, 0.0, 1.0), xp, bits)
+    return QuantizedArray(
+        codes=xp.astype(k, _code_dtype(xp, 0, 2**bits - 1)),
+        scale=None,
+        codebook=_grid_k(bits, x, xp, False),
+        bits=bits,
+        dtype=_dtype_name(x),
+        scheme="dorefa_activation",
+    )
 
 
 def dorefa_gradients(g, bits, rng=None, axis=None):

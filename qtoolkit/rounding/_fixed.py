@@ -1,8 +1,11 @@
 """Signed fixed-point (Qm.n) rounding."""
 
+from array_api_compat import device as _device
+
 from .._array import check_int, check_random_state, describe
 from ._codebook import _check_no_nan
 from ._common import _check_choice, _check_finite_result, _check_weights, _round, _uniform_noise
+from ._quantized import QuantizedArray, _code_dtype, _dtype_name
 
 FIXED_ROUNDING = ("half_even", "half_away", "floor", "stochastic")
 
@@ -116,9 +119,46 @@ def fixed_point(w, int_bits, frac_bits, saturate=True, rounding="half_even", rng
         w, int_bits, frac_bits, saturate, rounding
     )
     rng = check_random_state(rng)
-    # float16 holds neither the codes of a wide word nor 2**total: compute in float32
-    wide = xp.astype(w, xp.float32) if str(w.dtype).endswith("float16") else w
+    wide = _widen(w, xp)
     c, scale = _fixed_codes(wide, xp, int_bits, frac_bits, saturate, rounding, rng)
     out = c / scale
     out = xp.astype(out, w.dtype) if out.dtype != w.dtype else out
     return _check_finite_result(out, xp, f"fixed_point with int_bits={int_bits}")
+
+
+def _widen(w, xp):
+    # float16 holds neither the codes of a wide word nor 2**total: compute in float32
+    return xp.astype(w, xp.float32) if str(w.dtype).endswith("float16") else w
+
+
+def encode_fixed_point(w, int_bits, frac_bits, saturate=True, rounding="half_even", rng=None):
+    """The codes of :func:`fixed_point`: the two's-complement integers, with the scale
+    :math:`2^{-n}`.
+
+    Takes the parameters of :func:`fixed_point` and validates them as it does
+    (the same ``rng`` state draws the same noise for ``rounding="stochastic"``).
+    The scale is kept in float32 for half-precision input, where
+    :math:`2^{-n}` may not exist; a code times a power of two is exact, so
+    ``decode(encode_fixed_point(w, ...))`` equals ``fixed_point(w, ...)``
+    bit for bit.
+
+    Returns
+    -------
+    q : QuantizedArray
+        Codes in :math:`[-2^{m+n}, 2^{m+n} - 1]`, ``bits = 1 + m + n``,
+        ``scheme="fixed_point"``.
+    """
+    w, xp, int_bits, frac_bits, rounding = _validate_fixed(
+        w, int_bits, frac_bits, saturate, rounding
+    )
+    rng = check_random_state(rng)
+    wide = _widen(w, xp)
+    c, scale = _fixed_codes(wide, xp, int_bits, frac_bits, saturate, rounding, rng)
+    total = int_bits + frac_bits
+    return QuantizedArray(
+        codes=xp.astype(c, _code_dtype(xp, -(2**total), 2**total - 1)),
+        scale=xp.asarray(1.0 / scale, dtype=wide.dtype, device=_device(w)),
+        bits=1 + total,
+        dtype=_dtype_name(w),
+        scheme="fixed_point",
+    )

@@ -7,6 +7,7 @@ from array_api_compat import device as _device
 
 from .._array import check_bits, describe, is_lazy
 from ._common import _check_weights
+from ._quantized import QuantizedArray, _code_dtype, _dtype_name
 
 
 def _lsq_levels(bits, signed):
@@ -123,3 +124,26 @@ def lsq(w, step_size, bits=4, signed=True):
     w, xp, s, bits = _validate_lsq(w, step_size, bits, signed)
     c, _ = _lsq_codes(w, xp, s, bits, signed)
     return c * s
+
+
+def encode_lsq(w, step_size, bits=4, signed=True):
+    """The codes of :func:`lsq`: ``clip(round(w / s), -Q_n, Q_p)`` as integers, scale ``s``.
+
+    Takes the parameters of :func:`lsq` and validates them as it does;
+    ``decode(encode_lsq(w, ...))`` equals ``lsq(w, ...)`` bit for bit.
+
+    Returns
+    -------
+    q : QuantizedArray
+        Integer codes in ``[-Q_n, Q_p]``, the step as ``scale``, ``scheme="lsq"``.
+    """
+    w, xp, s, bits = _validate_lsq(w, step_size, bits, signed)
+    c, _ = _lsq_codes(w, xp, s, bits, signed)
+    qn, qp = _lsq_levels(bits, signed)
+    return QuantizedArray(
+        codes=xp.astype(c, _code_dtype(xp, -qn, qp)),
+        scale=s,
+        bits=bits,
+        dtype=_dtype_name(w),
+        scheme="lsq",
+    )

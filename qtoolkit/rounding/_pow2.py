@@ -1,5 +1,6 @@
 """Power-of-two (logarithmic) quantization: LogQuant and the INQ codebook."""
 
+import math
 import numbers
 
 import numpy as np
@@ -7,6 +8,7 @@ from array_api_compat import device as _device
 
 from .._array import check_axis, check_bits, describe, is_lazy
 from ._common import _check_choice, _check_finite_scale_input, _check_weights, _reduce
+from ._quantized import QuantizedArray, _codebook_like, _dtype_name
 
 POW2_METHODS = ("logquant", "inq")
 
@@ -136,6 +138,54 @@ def power_of_two(w, bits, method="logquant", fsr=None, axis=None):
     if method == "inq":
         return _inq_parts(w, xp, bits, axis)[0]
     return _logquant_parts(w, xp, bits, fsr, axis)[0]
+
+
+def power_of_two_code_bits(bits, method="logquant"):
+    """Bits per code of :func:`encode_power_of_two` (INQ: ``bits``; LogQuant: enough for
+    the ``2 (2^b + 1) + 1`` signed powers of two and zero)."""
+    if method == "inq":
+        return bits
+    return math.ceil(math.log2(2 * (2**bits + 1) + 1))
+
+
+def encode_power_of_two(w, bits, method="logquant", fsr=None, axis=None):
+    """The codes of :func:`power_of_two`: indices into the signed powers of two and zero.
+
+    Takes the parameters of :func:`power_of_two` and validates them as it
+    does. The codebook is ``(-1, ..., -2^-(m-1), 0, 2^-(m-1), ..., 1)`` with
+    ``m`` magnitudes (``2^b + 1`` for LogQuant, ``2^(b-2)`` for INQ), and the
+    scale is :math:`2^{\\mathrm{FSR}}` (LogQuant) or :math:`2^{n_1}` (INQ) per
+    slice. Every product of a codeword and a scale is a power of two, so
+    ``decode(encode_power_of_two(w, ...))`` equals ``power_of_two(w, ...)``
+    bit for bit.
+
+    Returns
+    -------
+    q : QuantizedArray
+        int16 codes, ``scheme="power_of_two"``, ``bits`` as
+        :func:`power_of_two_code_bits`.
+    """
+    w, xp, bits, method, axis = _validate_pow2(w, bits, method, fsr, axis)
+    if method == "inq":
+        v, top = _inq_parts(w, xp, bits, axis)
+        n_mag = 2 ** (bits - 2)
+    else:
+        v, top = _logquant_parts(w, xp, bits, fsr, axis)
+        n_mag = 2**bits + 1
+    mags = [2.0 ** (-k) for k in range(n_mag - 1, -1, -1)]
+    book = _codebook_like([-m for m in reversed(mags)] + [0.0] + mags, w, xp)
+    scale = xp.pow(2.0 * xp.ones_like(top), top)
+    mid = (book[1:] + book[:-1]) / 2
+    codes = xp.astype(xp.searchsorted(mid, xp.reshape(v / scale, (-1,))), xp.int16)
+    return QuantizedArray(
+        codes=xp.reshape(codes, tuple(w.shape)),
+        scale=scale,
+        codebook=book,
+        bits=power_of_two_code_bits(bits, method),
+        axis=axis,
+        dtype=_dtype_name(w),
+        scheme="power_of_two",
+    )
 
 
 def inq_codebook(w, bits):

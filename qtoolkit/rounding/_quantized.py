@@ -4,6 +4,7 @@ import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
+from array_api_compat import device as _device
 
 from .._array import array_namespace, check_axis, check_int, describe
 from ._common import _check_finite_result, _from_groups
@@ -110,6 +111,28 @@ class QuantizedArray:
 
 _DTYPE_NAMES = ("float16", "float32", "float64", "bfloat16")
 MAX_BITS = 64
+
+
+def _dtype_name(w):
+    """The name of ``w``'s floating dtype, as :attr:`QuantizedArray.dtype` records it."""
+    text = str(w.dtype)
+    for name in ("bfloat16", "float16", "float32", "float64"):
+        if text.endswith(name):
+            return name
+    raise TypeError(f"unsupported floating dtype {w.dtype}")  # pragma: no cover
+
+
+def _code_dtype(xp, qmin, qmax):
+    """The narrowest signed integer dtype of ``xp`` that holds every code in ``[qmin, qmax]``."""
+    for dt, lo, hi in ((xp.int8, -128, 127), (xp.int16, -(2**15), 2**15 - 1)):
+        if lo <= qmin and qmax <= hi:
+            return dt
+    return xp.int32
+
+
+def _codebook_like(values, w, xp):
+    """Codewords (Python numbers) as a 1-D array of ``w``'s namespace, dtype and device."""
+    return xp.asarray([float(v) for v in values], dtype=w.dtype, device=_device(w))
 
 
 def _shape_of(x, name):
@@ -232,6 +255,13 @@ def decode(q):
         raise TypeError(f"q must be a QuantizedArray, got {describe(q)}")
     xp = array_namespace(q.codes)
     dtype = getattr(xp, q.dtype)
+    # Without a zero point, a half-precision tensor is rebuilt in float32 and rounded once at
+    # the end: a code (or codeword) times a scale, both half-precision numbers, is exact in
+    # float32, so this gives what half-precision arithmetic gives, and codes wider than the
+    # half-precision significand (fixed point) stay exact. With a zero point, code - zero
+    # point is computed in the tensor's dtype, as the forward map computes it.
+    half = q.dtype in ("float16", "bfloat16") and q.zero_point is None
+    out_dtype, dtype = dtype, (xp.float32 if half else dtype)
     codes = q.codes
     shape = tuple(q.shape)
     if q.group_size is not None:
@@ -250,5 +280,9 @@ def decode(q):
                 v = xp.where(v < 0, v * xp.astype(q.scale_neg, dtype), v * scale)
             else:
                 v = v * scale
+    if out_dtype != dtype:
+        with np.errstate(over="ignore"):
+            v = xp.astype(v, out_dtype)
+    if q.scale is not None:
         _check_finite_result(v, xp, "decode")
     return _from_groups(v, xp, shape, q.group_size)

@@ -5,265 +5,75 @@ import json
 import math
 import numbers
 
-from array_api_compat import device as _device
-
 from .._validation import check_random_state, describe, warn_renamed
-from ._binary import _binary_scale, _validate_binarize, binarize, stochastic_binarize
-from ._codebook import round_to_codebook, stochastic_round
-from ._common import _check_weights
-from ._dorefa import _dorefa_weight_parts, dorefa_activations, dorefa_weights
-from ._fixed import _fixed_codes, _validate_fixed, fixed_point
-from ._lsq import _lsq_codes, _lsq_levels, _validate_lsq, lsq
-from ._pow2 import _inq_parts, _logquant_parts, _validate_pow2, power_of_two
-from ._quantized import QuantizedArray, decode
-from ._ternary import _ternary, _validate_ternarize, ternarize
-from ._uniform import _code_dtype, _dtype_name, encode, uniform
+from ._binary import binarize, encode_binary, encode_stochastic_binary, stochastic_binarize
+from ._codebook import (
+    codebook_code_bits,
+    encode_codebook,
+    encode_stochastic,
+    round_to_codebook,
+    stochastic_round,
+)
+from ._dorefa import (
+    dorefa_activations,
+    dorefa_weights,
+    encode_dorefa_activations,
+    encode_dorefa_weights,
+)
+from ._fixed import encode_fixed_point, fixed_point
+from ._lsq import encode_lsq, lsq
+from ._pow2 import encode_power_of_two, power_of_two, power_of_two_code_bits
+from ._quantized import decode
+from ._ternary import encode_ternary, ternarize
+from ._uniform import encode, uniform
 
 CONFIG_VERSION = 1
 
-
-def _dtname(w):
-    return _dtype_name(w)
-
-
-def _cb(values, w, xp):
-    return xp.asarray([float(v) for v in values], dtype=w.dtype, device=_device(w))
-
-
-def _dorefa_grid(n, w, xp, signed):
-    """The DoReFa levels i/n (or 2 i/n - 1), computed with the same operations, in the same
-    dtype, as the forward map, so that decoding gives back its values bit for bit."""
-    g = xp.arange(n + 1, dtype=w.dtype, device=_device(w)) / float(n)
-    return 2 * g - 1 if signed else g
-
-
-def _codes_int(x, xp, dtype=None):
-    return xp.astype(x, xp.int8 if dtype is None else dtype)
-
-
-def _encode_binary(w, params, rng):
-    w, xp, axis, d = _validate_binarize(w, params.get("scale"), params.get("axis"), params.get("d"))
-    alpha = _binary_scale(w, xp, params.get("scale"), axis, d)
-    codes = _codes_int(w >= 0, xp)
-    return QuantizedArray(
-        codes=codes,
-        scale=alpha,
-        codebook=_cb([-1, 1], w, xp),
-        bits=1,
-        axis=axis,
-        dtype=_dtname(w),
-        scheme="binary",
-    )
-
-
-def _encode_stochastic_binary(w, params, rng):
-    w, xp = _check_weights(w)
-    v = stochastic_binarize(w, rng=rng)
-    return QuantizedArray(
-        codes=_codes_int(v > 0, xp),
-        scale=None,
-        codebook=_cb([-1, 1], w, xp),
-        bits=1,
-        dtype=_dtname(w),
-        scheme="stochastic_binary",
-    )
-
-
-def _encode_ternary(w, params, rng):
-    p = {"method": "twn", "delta": 0.7, "threshold": 0.05, "axis": None, "scales": None}
-    p.update(params)
-    w, xp, method, delta, threshold, axis = _validate_ternarize(
-        w, p["method"], p["delta"], p["threshold"], p["axis"], p["scales"]
-    )
-    t, ap, an, _ = _ternary(w, xp, method, delta, threshold, axis, p["scales"])
-    return QuantizedArray(
-        codes=_codes_int(t + 1, xp),
-        scale=ap,
-        scale_neg=an if method == "ttq" else None,
-        codebook=_cb([-1, 0, 1], w, xp),
-        bits=2,
-        axis=axis,
-        dtype=_dtname(w),
-        scheme="ternary",
-    )
-
-
-def _encode_uniform(w, params, rng):
-    return encode(w, **params)
-
-
-def _encode_dorefa(w, params, rng):
-    bits = params["bits"]
-    v = dorefa_weights(w, **params)
-    w, xp = _check_weights(w)
-    axis = params.get("axis")
-    if bits == 1:
-        _, alpha = _dorefa_weight_parts(
-            w,
-            xp,
-            1,
-            None
-            if axis is None
-            else tuple(sorted(a % w.ndim for a in (axis if isinstance(axis, tuple) else (axis,)))),
-        )
-        return QuantizedArray(
-            codes=_codes_int(v >= 0, xp),
-            scale=alpha,
-            codebook=_cb([-1, 1], w, xp),
-            bits=1,
-            dtype=_dtname(w),
-            scheme="dorefa",
-        )
-    n = 2**bits - 1
-    codes = xp.astype(xp.round((v + 1) * (n / 2)), xp.int32 if bits > 7 else xp.int8)
-    return QuantizedArray(
-        codes=codes,
-        scale=None,
-        codebook=_dorefa_grid(n, w, xp, True),
-        bits=bits,
-        dtype=_dtname(w),
-        scheme="dorefa",
-    )
-
-
-def _encode_dorefa_activation(x, params, rng):
-    bits = params["bits"]
-    v = dorefa_activations(x, bits)
-    x, xp = _check_weights(x, "x")
-    n = 2**bits - 1
-    codes = xp.astype(xp.round(v * n), xp.int32 if bits > 7 else xp.int8)
-    return QuantizedArray(
-        codes=codes,
-        scale=None,
-        codebook=_dorefa_grid(n, x, xp, False),
-        bits=bits,
-        dtype=_dtname(x),
-        scheme="dorefa_activation",
-    )
-
-
-def _encode_pow2(w, params, rng):
-    p = {"method": "logquant", "fsr": None, "axis": None}
-    p.update(params)
-    w, xp, bits, method, axis = _validate_pow2(w, p["bits"], p["method"], p["fsr"], p["axis"])
-    if method == "inq":
-        v, top = _inq_parts(w, xp, bits, axis)
-        n_mag = 2 ** (bits - 2)
-    else:
-        v, top = _logquant_parts(w, xp, bits, p["fsr"], axis)
-        n_mag = 2**bits + 1
-    mags = [2.0 ** (-k) for k in range(n_mag - 1, -1, -1)]
-    book = [-m for m in reversed(mags)] + [0.0] + mags
-    scale = xp.pow(2.0 * xp.ones_like(top), top)
-    rel = v / scale
-    c = _cb(book, w, xp)
-    mid = (c[1:] + c[:-1]) / 2
-    codes = xp.astype(xp.searchsorted(mid, xp.reshape(rel, (-1,))), xp.int16)
-    return QuantizedArray(
-        codes=xp.reshape(codes, tuple(w.shape)),
-        scale=scale,
-        codebook=c,
-        bits=_pow2_bits(p),
-        axis=axis,
-        dtype=_dtname(w),
-        scheme="power_of_two",
-    )
-
-
-def _encode_fixed(w, params, rng):
-    p = {"saturate": True, "rounding": "half_even"}
-    p.update({k: v for k, v in params.items() if k != "rng"})
-    w, xp, ib, fb, rounding = _validate_fixed(
-        w, p["int_bits"], p["frac_bits"], p["saturate"], p["rounding"]
-    )
-    wide = xp.astype(w, xp.float32) if str(w.dtype).endswith("float16") else w
-    c, scale = _fixed_codes(wide, xp, ib, fb, p["saturate"], rounding, rng)
-    dt = xp.int8 if ib + fb < 8 else (xp.int16 if ib + fb < 16 else xp.int32)
-    return QuantizedArray(
-        codes=xp.astype(c, dt),
-        scale=_cb([1.0 / scale], w, xp)[0],
-        bits=1 + ib + fb,
-        dtype=_dtname(w),
-        scheme="fixed_point",
-    )
-
-
-def _encode_lsq(w, params, rng):
-    p = {"bits": 4, "signed": True}
-    p.update(params)
-    w, xp, s, bits = _validate_lsq(w, p["step_size"], p["bits"], p["signed"])
-    c, _ = _lsq_codes(w, xp, s, bits, p["signed"])
-    qn, qp = _lsq_levels(bits, p["signed"])
-    return QuantizedArray(
-        codes=xp.astype(c, _code_dtype(xp, -qn, qp)),
-        scale=s,
-        bits=bits,
-        dtype=_dtname(w),
-        scheme="lsq",
-    )
-
-
-def _encode_codebook(w, params, rng):
-    _, codes = round_to_codebook(w, params["codebook"], return_codes=True)
-    xp = _check_weights(w)[1]
-    return QuantizedArray(
-        codes=codes,
-        scale=None,
-        codebook=_cb(params["codebook"], w, xp),
-        bits=_book_bits(params),
-        dtype=_dtname(w),
-        scheme="codebook",
-    )
-
-
-def _encode_stochastic(w, params, rng):
-    _, codes = stochastic_round(w, codebook=params["codebook"], rng=rng, return_codes=True)
-    xp = _check_weights(w)[1]
-    return QuantizedArray(
-        codes=codes,
-        scale=None,
-        codebook=_cb(params["codebook"], w, xp),
-        bits=_book_bits(params),
-        dtype=_dtname(w),
-        scheme="stochastic",
-    )
-
-
-def _book_bits(p):
-    return max(1, math.ceil(math.log2(len(p["codebook"]))))
-
-
-def _pow2_bits(p):
-    if p.get("method", "logquant") == "inq":
-        return p["bits"]
-    return math.ceil(math.log2(2 * (2 ** p["bits"] + 1) + 1))
-
-
-# name -> (function, encoder, n_bits(params), required params, stochastic)
+# name -> (forward map, encoder, bits of the codes(params), required params, stochastic).
+# Each scheme module owns its encoder: it takes the forward map's parameters and
+# decode(encoder(w, **p)) == forward(w, **p) bit for bit (tests/rounding checks every row).
 _REGISTRY = {
-    "binary": (binarize, _encode_binary, lambda p: 1, (), False),
-    "stochastic_binary": (stochastic_binarize, _encode_stochastic_binary, lambda p: 1, (), True),
-    "ternary": (ternarize, _encode_ternary, lambda p: 2, (), False),
-    "uniform": (uniform, _encode_uniform, lambda p: p.get("bits", 8), (), False),
-    "dorefa": (dorefa_weights, _encode_dorefa, lambda p: p["bits"], ("bits",), False),
+    "binary": (binarize, encode_binary, lambda p: 1, (), False),
+    "stochastic_binary": (stochastic_binarize, encode_stochastic_binary, lambda p: 1, (), True),
+    "ternary": (ternarize, encode_ternary, lambda p: 2, (), False),
+    "uniform": (uniform, encode, lambda p: p.get("bits", 8), (), False),
+    "dorefa": (dorefa_weights, encode_dorefa_weights, lambda p: p["bits"], ("bits",), False),
     "dorefa_activation": (
         dorefa_activations,
-        _encode_dorefa_activation,
+        encode_dorefa_activations,
         lambda p: p["bits"],
         ("bits",),
         False,
     ),
-    "power_of_two": (power_of_two, _encode_pow2, _pow2_bits, ("bits",), False),
+    "power_of_two": (
+        power_of_two,
+        encode_power_of_two,
+        lambda p: power_of_two_code_bits(p["bits"], p.get("method", "logquant")),
+        ("bits",),
+        False,
+    ),
     "fixed_point": (
         fixed_point,
-        _encode_fixed,
+        encode_fixed_point,
         lambda p: 1 + p["int_bits"] + p["frac_bits"],
         ("int_bits", "frac_bits"),
         False,
     ),
-    "lsq": (lsq, _encode_lsq, lambda p: p.get("bits", 4), ("step_size",), False),
-    "codebook": (round_to_codebook, _encode_codebook, _book_bits, ("codebook",), False),
-    "stochastic": (stochastic_round, _encode_stochastic, _book_bits, ("codebook",), True),
+    "lsq": (lsq, encode_lsq, lambda p: p.get("bits", 4), ("step_size",), False),
+    "codebook": (
+        round_to_codebook,
+        encode_codebook,
+        lambda p: codebook_code_bits(p["codebook"]),
+        ("codebook",),
+        False,
+    ),
+    "stochastic": (
+        stochastic_round,
+        encode_stochastic,
+        lambda p: codebook_code_bits(p["codebook"]),
+        ("codebook",),
+        True,
+    ),
 }
 _NOT_CONFIG = {"w", "x", "rng", "return_codes", "d", "step"}
 
@@ -370,8 +180,14 @@ class Quantizer:
         self.params = clean
         self._rng = check_random_state(clean.get("rng"), "rng")
 
-    def _call_params(self):
-        return {k: v for k, v in self.params.items() if k != "rng"}
+    def _scheme_params(self, kwargs):
+        """The keyword arguments of the forward map and the encoder (with this rng's stream)."""
+        params = {k: v for k, v in self.params.items() if k != "rng"}
+        params.update(kwargs)
+        stochastic = _REGISTRY[self.name][4]
+        if stochastic or (self.name == "fixed_point" and params.get("rounding") == "stochastic"):
+            params["rng"] = self._rng
+        return params
 
     def __call__(self, w, **kwargs):
         """Quantize ``w`` with this scheme and these parameters.
@@ -396,12 +212,7 @@ class Quantizer:
         >>> get("binary")(np.array([-0.2, 0.3]))
         array([-1.,  1.])
         """
-        fn, _, _, _, stochastic = _REGISTRY[self.name]
-        params = self._call_params()
-        params.update(kwargs)
-        if stochastic or (self.name == "fixed_point" and params.get("rounding") == "stochastic"):
-            params["rng"] = self._rng
-        return fn(w, **params)
+        return _REGISTRY[self.name][0](w, **self._scheme_params(kwargs))
 
     def encode(self, w, **kwargs):
         """Encode ``w`` as integer codes with the scales or codebook.
@@ -425,9 +236,7 @@ class Quantizer:
         >>> get("ternary").encode(np.array([-1.0, 0.0, 1.0])).codes
         array([0, 1, 2], dtype=int8)
         """
-        params = self._call_params()
-        params.update(kwargs)
-        return _REGISTRY[self.name][1](w, params, self._rng)
+        return _REGISTRY[self.name][1](w, **self._scheme_params(kwargs))
 
     def decode(self, q):
         """Reconstruct the real tensor of a :class:`QuantizedArray`.

@@ -18,6 +18,7 @@ from ._common import (
     _is_numpy,
     _reduce,
 )
+from ._quantized import QuantizedArray, _codebook_like, _dtype_name
 from ._rounding_kernels import ternary_scan
 
 TERNARY_METHODS = ("twn", "optimal", "ttq")
@@ -262,36 +263,77 @@ def ternarize(w, method="twn", delta=0.7, threshold=0.05, axis=None, scales=None
     w, xp, method, delta, threshold, axis = _validate_ternarize(
         w, method, delta, threshold, axis, scales
     )
-    if method == "optimal" and _is_numpy(xp) and axis is None:
-        return _optimal_numpy(w)
-    if method == "twn" and _is_numpy(xp) and axis is None:
-        return _twn_numpy(w, delta)
-    t, ap, an, _ = _ternary(w, xp, method, delta, threshold, axis, scales)
+    t, ap, an = _ternary_levels(w, xp, method, delta, threshold, axis, scales)
+    if _is_numpy(xp) and t.dtype == np.int8:  # the per-tensor NumPy paths: in place
+        out = t.astype(w.dtype)
+        out *= ap
+        return out
     if method == "ttq":
         return xp.where(t > 0, t * ap, t * an)
     return t * ap
 
 
+def _ternary_levels(w, xp, method, delta, threshold, axis, scales):
+    """``(t, alpha_pos, alpha_neg)`` of :func:`ternarize`, for the values and for the codes.
+
+    ``t`` holds -1, 0, +1: int8 on the per-tensor NumPy paths of TWN and the
+    exact optimum (where the scales are 0-d arrays of ``w``'s dtype), floats
+    of ``w``'s dtype otherwise. Validated input.
+    """
+    if _is_numpy(xp) and axis is None and method in ("optimal", "twn"):
+        t, alpha = _optimal_numpy(w) if method == "optimal" else _twn_numpy(w, delta)
+        alpha = np.asarray(alpha, dtype=w.dtype)
+        return t, alpha, alpha
+    t, ap, an, _ = _ternary(w, xp, method, delta, threshold, axis, scales)
+    return t, ap, an
+
+
 def _optimal_numpy(w):
-    """Per-tensor exact optimum on NumPy: one in-place sort of a copy of |w|."""
+    """Per-tensor exact optimum on NumPy (one in-place sort of a copy of |w|): ``(t, alpha)``."""
     a = np.abs(w, dtype=np.float32 if w.dtype == np.float16 else w.dtype)
     a = a.reshape(1, -1)
     delta, alpha = _optimal_rows(a)
     thr = w.dtype.type(delta[0])
-    alpha = w.dtype.type(alpha[0])
-    out = np.greater(w, thr).astype(w.dtype)
-    out -= np.less(w, -thr)
-    out *= alpha
-    return out
+    t = np.subtract(np.greater(w, thr), np.less(w, -thr), dtype=np.int8)
+    return t, w.dtype.type(alpha[0])
 
 
 def _twn_numpy(w, delta):
-    """Per-tensor TWN on NumPy with in-place ufuncs."""
+    """Per-tensor TWN on NumPy with in-place ufuncs: ``(t, alpha)``."""
     thr = delta * np.abs(w).mean()
     t = np.subtract(np.greater(w, thr), np.less(w, -thr), dtype=np.int8)
     count = np.count_nonzero(t)
-    out = t.astype(w.dtype)
     # sum of |w| over the selected entries = sum(t * w), summed pairwise
-    alpha = np.multiply(out, w).sum() / count if count else 0.0
-    out *= alpha
-    return out
+    alpha = np.multiply(t.astype(w.dtype), w).sum() / count if count else 0.0
+    return t, alpha
+
+
+def encode_ternary(w, method="twn", delta=0.7, threshold=0.05, axis=None, scales=None):
+    """The codes of :func:`ternarize`: ``t + 1`` in {0, 1, 2} on the codebook (-1, 0, +1).
+
+    Takes the parameters of :func:`ternarize` and validates them as it does.
+    The thresholds and scales are computed once, by the same code as the
+    forward map, so ``decode(encode_ternary(w, ...))`` equals
+    ``ternarize(w, ...)`` bit for bit.
+
+    Returns
+    -------
+    q : QuantizedArray
+        int8 codes, the positive scale ``scale`` (and ``scale_neg`` for
+        ``method="ttq"``), the codebook ``[-1, 0, 1]``, ``bits=2``,
+        ``scheme="ternary"``.
+    """
+    w, xp, method, delta, threshold, axis = _validate_ternarize(
+        w, method, delta, threshold, axis, scales
+    )
+    t, ap, an = _ternary_levels(w, xp, method, delta, threshold, axis, scales)
+    return QuantizedArray(
+        codes=xp.astype(t + 1, xp.int8),
+        scale=ap,
+        scale_neg=an if method == "ttq" else None,
+        codebook=_codebook_like((-1, 0, 1), w, xp),
+        bits=2,
+        axis=axis,
+        dtype=_dtype_name(w),
+        scheme="ternary",
+    )

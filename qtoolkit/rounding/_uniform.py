@@ -19,7 +19,7 @@ from ._common import (
     _round,
     _to_groups,
 )
-from ._quantized import QuantizedArray
+from ._quantized import QuantizedArray, _code_dtype, _dtype_name
 
 UNIFORM_MODES = ("symmetric", "asymmetric", "unsigned")
 RANGE_METHODS = ("minmax", "percentile", "mse")
@@ -34,13 +34,6 @@ def _levels(bits, mode, narrow_range):
         qmin = 1 if narrow_range else 0
         qmax = 2**bits - 1
     return qmin, qmax
-
-
-def _code_dtype(xp, qmin, qmax):
-    for dt, lo, hi in ((xp.int8, -128, 127), (xp.int16, -(2**15), 2**15 - 1)):
-        if lo <= qmin and qmax <= hi:
-            return dt
-    return xp.int32
 
 
 def _slices(x, xp, kept):
@@ -397,7 +390,7 @@ def encode(
         q = \\operatorname{clip}\\big(\\operatorname{round}(w/s) + z,\\;
         q_{\\min}, q_{\\max}\\big).
 
-    ``decode(encode(w, ...))`` equals ``uniform(w, ...)``.
+    ``decode(encode(w, ...))`` equals ``uniform(w, ...)`` bit for bit.
 
     References
     ----------
@@ -431,10 +424,3 @@ def encode(
         dtype=_dtype_name(w),
         scheme="uniform",
     )
-
-
-def _dtype_name(w):
-    for name in ("float16", "float32", "float64"):
-        if str(w.dtype).endswith(name):
-            return name
-    raise TypeError(f"unsupported floating dtype {w.dtype}")  # pragma: no cover
