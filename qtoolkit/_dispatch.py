@@ -19,12 +19,16 @@ the level id (``QT_LEVEL_*`` of ``qt_cpu.h``) is passed to the C code, which swi
 it. :func:`show_runtime` reports every registered family.
 """
 
+from __future__ import annotations
+
 import contextlib
 import os
 import platform
 import sys
 import threading
 import warnings
+from collections.abc import Iterator
+from typing import TextIO
 
 from . import _cpu
 from ._version import __version__
@@ -201,7 +205,7 @@ def set_simd_level(level: str) -> str:
 
 
 @contextlib.contextmanager
-def simd_level(level: str):
+def simd_level(level: str) -> Iterator[str]:
     """Context manager that runs the compiled kernels at ``level`` inside a ``with`` block.
 
     Parameters
@@ -316,7 +320,7 @@ def level_id(name):
     return _ID[name]
 
 
-def show_runtime(file=None) -> None:
+def show_runtime(file: TextIO | None = None) -> None:
     """Print the CPU features found and the level every compiled kernel family uses.
 
     Parameters

@@ -10,12 +10,17 @@ what was received. The rules:
   wrong number of dimensions): :class:`ValueError`.
 """
 
+from __future__ import annotations
+
 import numbers
 import os
 import sys
+from collections.abc import Callable
 
 import numpy as np
 from array_api_compat import array_namespace
+
+from ._typing import F
 
 __all__ = [
     "MAX_ITER",
@@ -205,7 +210,7 @@ def warn_renamed(old, new, *, since="0.2.0", stacklevel=3):
     )
 
 
-def renamed_parameters(mapping, *, since="0.2.0"):
+def renamed_parameters(mapping: dict[str, str], *, since: str = "0.2.0") -> Callable[[F], F]:
     """Decorator: accept the old keyword names of ``mapping`` ({old: new}) with a warning.
 
     The wrapped function keeps its new signature (``inspect.signature`` follows

@@ -6,9 +6,13 @@ Codes are packed little-endian within each byte: with ``b`` bits per code and
 share one byte, four 2-bit codes, eight 1-bit codes.
 """
 
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
+
+from .._typing import ArrayLike, NDArray
 
 __all__ = ["PACKABLE_BITS", "pack_codes", "unpack_codes"]
 
@@ -23,7 +27,7 @@ def _check_bits(bits):
     return int(bits)
 
 
-def pack_codes(codes, bits):
+def pack_codes(codes: ArrayLike, bits: int) -> NDArray[np.uint8]:
     """Pack non-negative integer codes of ``bits`` bits densely into bytes.
 
     Parameters
@@ -98,7 +102,7 @@ def pack_codes(codes, bits):
     return out
 
 
-def unpack_codes(packed, bits, count):
+def unpack_codes(packed: ArrayLike, bits: int, count: int) -> NDArray[np.uint8]:
     """Unpack ``count`` codes of ``bits`` bits from bytes written by :func:`pack_codes`.
 
     Parameters

@@ -1,7 +1,12 @@
 """Binary matrix products: :func:`xnor_gemm` on packed bits, :func:`binary_matmul` on reals."""
 
+from __future__ import annotations
+
+from typing import Literal
+
 import numpy as np
 
+from .._typing import ArrayLike, NDArray
 from .._validation import describe, renamed_parameters, warn_renamed
 from . import _bitops
 from ._dispatch import _level_id, _resolve_threads
@@ -16,7 +21,12 @@ MAX_BITS = 2**31 - 1
 _THREAD_MIN_MACS = 1 << 26
 
 
-def xnor_gemm(a, b, out=None, n_threads=None):
+def xnor_gemm(
+    a: PackedBits,
+    b: PackedBits,
+    out: NDArray[np.int32] | None = None,
+    n_threads: int | None = None,
+) -> NDArray[np.int32]:
     r"""Product of two +-1 matrices stored as packed bits (xnor-popcount GEMM).
 
     .. math::
@@ -111,7 +121,12 @@ def xnor_gemm(a, b, out=None, n_threads=None):
 
 
 @renamed_parameters({"A": "a", "B": "b"})
-def binary_matmul(a, b, scale=None, n_threads=None):
+def binary_matmul(
+    a: ArrayLike,
+    b: ArrayLike,
+    scale: Literal["mean"] | None = None,
+    n_threads: int | None = None,
+) -> NDArray[np.int32] | NDArray[np.float32]:
     r"""Binarize two real matrices by sign and multiply them: ``sign(a) @ sign(b).T``.
 
     Parameters

@@ -1,11 +1,14 @@
 """k-bit weights x int8 activations: :func:`quantize_activations`, :func:`lowbit_matmul`,
 :func:`lowbit_gemm_int`."""
 
+from __future__ import annotations
+
 from typing import NamedTuple
 
 import numpy as np
 
 from .._array import describe
+from .._typing import ArrayLike, NDArray
 from . import _lowbit
 from ._dispatch import LOWBIT, _level_id, _resolve_threads
 from ._gemm import _output_buffer
@@ -75,7 +78,9 @@ def _quantize(x32, lda, gs, g, asym, n_threads):
     return q, sums, za, sa
 
 
-def quantize_activations(x, *, symmetric=True, n_threads=None):
+def quantize_activations(
+    x: ArrayLike, *, symmetric: bool = True, n_threads: int | None = None
+) -> QuantizedActivations:
     r"""Quantize each row of ``x`` to int8 with its own scale (dynamic activation quantization).
 
     Parameters
@@ -185,7 +190,14 @@ def _run(w, q, sums, za, sa, asym, out, gout, n_threads):
     )
 
 
-def lowbit_matmul(x, w, *, symmetric=True, out=None, n_threads=None):
+def lowbit_matmul(
+    x: ArrayLike,
+    w: LowBitWeights,
+    *,
+    symmetric: bool = True,
+    out: NDArray[np.float32] | None = None,
+    n_threads: int | None = None,
+) -> NDArray[np.float32]:
     r"""Product of real activations and low-bit weights, ``x @ W.T``, on int8 arithmetic.
 
     Each row of ``x`` is quantized to int8 (as :func:`quantize_activations`,
@@ -269,7 +281,9 @@ def lowbit_matmul(x, w, *, symmetric=True, out=None, n_threads=None):
     return out
 
 
-def lowbit_gemm_int(a, w, *, n_threads=None):
+def lowbit_gemm_int(
+    a: QuantizedActivations | ArrayLike, w: LowBitWeights, *, n_threads: int | None = None
+) -> NDArray[np.int32]:
     r"""Exact integer low-bit product per group: the integer core of :func:`lowbit_matmul`.
 
     Parameters

@@ -6,12 +6,15 @@ columns x 32 inputs per block, see ``_kernels/qt_lowbit_common.h``), with one
 float scale and one integer zero point per output row or per group of inputs.
 """
 
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
 
 from .._array import describe
 from .._npz import NpzReader
+from .._typing import ArrayLike, FileLike, NDArray, QuantizedArrayLike
 from . import _lowbit
 from ._codes import pack_codes, unpack_codes
 
@@ -182,7 +185,7 @@ class LowBitWeights:
         "_zero_points",
     )
 
-    def __init__(self):
+    def __init__(self) -> None:
         raise TypeError(
             "LowBitWeights is built by pack_weights, pack_quantized, pack_ternary, pack_binary "
             "or pack_codebook"
@@ -245,17 +248,17 @@ class LowBitWeights:
     zero_points = property(lambda self: self._zero_points, doc="Zero points, (N, n_groups) int32.")
 
     @property
-    def codebook(self):
+    def codebook(self) -> NDArray[np.float32] | None:
         """The float32 codebook the kernel computes with (codebook kind), else None."""
         return self._codebook
 
     @property
-    def n_groups(self):
+    def n_groups(self) -> int:
         """Scales per row."""
         return self._scales.shape[1]
 
     @property
-    def nbytes(self):
+    def nbytes(self) -> int:
         """Bytes of the packed codes, scales and zero points (and codebook)."""
         n, k = self._shape
         codes = -(-n * k * self._bits // 8)
@@ -267,12 +270,12 @@ class LowBitWeights:
         return codes + meta
 
     @property
-    def bits_per_weight(self):
+    def bits_per_weight(self) -> float:
         """``8 * nbytes / (N * K)`` (0.0 for an empty matrix)."""
         n, k = self._shape
         return 8.0 * self.nbytes / (n * k) if n * k else 0.0
 
-    def codes(self):
+    def codes(self) -> NDArray[np.uint8]:
         """Return the unsigned codes (codebook kind: the indices).
 
         Returns
@@ -288,7 +291,7 @@ class LowBitWeights:
         """
         return _unpack_panels(self._panels, self._shape, self._bits)
 
-    def dequantize(self):
+    def dequantize(self) -> NDArray[np.float32]:
         """Return the float32 weights the kernels compute with, shape (N, K).
 
         Returns
@@ -316,7 +319,7 @@ class LowBitWeights:
             v = u - self._zero_points[:, idx].astype(np.float32)
         return (v * self._scales[:, idx]).astype(np.float32)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         n, k = self._shape
         return (
             f"LowBitWeights(kind={self._kind!r}, bits={self._bits}, shape=({n}, {k}), "
@@ -377,7 +380,14 @@ def _n_groups(k, group_size):
     return 1 if group_size is None else max(1, -(-k // group_size))
 
 
-def pack_weights(codes, bits, *, scales=None, zero_points=None, group_size=None):
+def pack_weights(
+    codes: ArrayLike,
+    bits: int,
+    *,
+    scales: ArrayLike | None = None,
+    zero_points: ArrayLike | None = None,
+    group_size: int | None = None,
+) -> LowBitWeights:
     r"""Pack uniform integer weight codes for :func:`lowbit_matmul`.
 
     Parameters
@@ -484,7 +494,9 @@ def _default_scales(absw, n, k, group_size, how):
     return np.where(s > 0, s, 1.0)
 
 
-def pack_ternary(t, *, scales=None, group_size=None):
+def pack_ternary(
+    t: ArrayLike, *, scales: ArrayLike | None = None, group_size: int | None = None
+) -> LowBitWeights:
     r"""Pack ternary weights (TWN, TTQ with one scale, BitNet b1.58) for :func:`lowbit_matmul`.
 
     Parameters
@@ -554,7 +566,9 @@ def pack_ternary(t, *, scales=None, group_size=None):
     )
 
 
-def pack_binary(b, *, scales=None, group_size=None):
+def pack_binary(
+    b: ArrayLike, *, scales: ArrayLike | None = None, group_size: int | None = None
+) -> LowBitWeights:
     r"""Pack binary weights (BinaryConnect, XNOR-Net) for :func:`lowbit_matmul`.
 
     Parameters
@@ -613,7 +627,13 @@ def pack_binary(b, *, scales=None, group_size=None):
     )
 
 
-def pack_codebook(indices, codebook, *, scales=None, group_size=None):
+def pack_codebook(
+    indices: ArrayLike,
+    codebook: ArrayLike,
+    *,
+    scales: ArrayLike | None = None,
+    group_size: int | None = None,
+) -> LowBitWeights:
     r"""Pack codebook weights (k-means weight sharing, <= 16 codewords) for :func:`lowbit_matmul`.
 
     Parameters
@@ -712,7 +732,7 @@ def _codebook_weights(u, lut, codebook, step, scales, group_size):
     return w
 
 
-def pack_quantized(q):
+def pack_quantized(q: QuantizedArrayLike) -> LowBitWeights:
     """Pack a :class:`qtoolkit.rounding.QuantizedArray` of a 2-D weight for :func:`lowbit_matmul`.
 
     Parameters
@@ -768,7 +788,7 @@ def pack_quantized(q):
     return pack_weights(codes, width, scales=scale, zero_points=zp, group_size=q.group_size)
 
 
-def save_lowbit_weights(file, w):
+def save_lowbit_weights(file: FileLike, w: LowBitWeights) -> None:
     """Save :class:`LowBitWeights` to a versioned ``.npz`` file.
 
     Parameters
@@ -831,7 +851,7 @@ def save_lowbit_weights(file, w):
     np.savez(file, **fields)
 
 
-def load_lowbit_weights(file):
+def load_lowbit_weights(file: FileLike) -> LowBitWeights:
     """Load :class:`LowBitWeights` written by :func:`save_lowbit_weights`.
 
     Parameters

@@ -1,10 +1,14 @@
 """Sign bits in 64-bit words: :class:`PackedBits`, :func:`pack_bits`, :func:`unpack_bits`."""
 
+from __future__ import annotations
+
 import numbers
+from typing import Any, Literal
 
 import numpy as np
 
 from .._array import describe
+from .._typing import ArrayLike, DTypeLike, NDArray
 from . import _bitops
 from ._dispatch import PACK, _level_id, _resolve_threads
 
@@ -71,7 +75,7 @@ class PackedBits:
 
     __slots__ = ("_n_bits", "_words")
 
-    def __init__(self, words, n_bits):
+    def __init__(self, words: ArrayLike, n_bits: int) -> None:
         if isinstance(n_bits, bool) or not isinstance(n_bits, (numbers.Integral, np.integer)):
             raise TypeError(f"n_bits must be an integer, got {describe(n_bits)}")
         n_bits = int(n_bits)
@@ -105,35 +109,35 @@ class PackedBits:
         return self
 
     @property
-    def words(self):
+    def words(self) -> NDArray[np.uint64]:
         """The packed rows (read-only, padded to the kernels' stride)."""
         return self._words
 
     @property
-    def n_bits(self):
+    def n_bits(self) -> int:
         """The number of bits of each row."""
         return self._n_bits
 
     @property
-    def n_words(self):
+    def n_words(self) -> int:
         """The number of words that hold data in each row, ``ceil(n_bits / 64)``."""
         return -(-self._n_bits // 64)
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, ...]:
         """The shape of the bit array."""
         return (*self._words.shape[:-1], self._n_bits)
 
     @property
-    def ndim(self):
+    def ndim(self) -> int:
         """The number of axes of the bit array."""
         return self._words.ndim
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"PackedBits(shape={self.shape}, n_bits={self._n_bits})"
 
 
-def pack_bits(x, axis=-1, n_threads=None):
+def pack_bits(x: ArrayLike, axis: int = -1, n_threads: int | None = None) -> PackedBits:
     """Pack the signs of ``x`` along ``axis`` into 64-bit words.
 
     For real input the bit is 1 where ``x >= 0`` (so sign(0) = +1) and 0 where
@@ -223,7 +227,12 @@ def pack_bits(x, axis=-1, n_threads=None):
     return PackedBits._trusted(words.reshape((*batch, words.shape[-1])), k)
 
 
-def unpack_bits(packed, kind="sign", dtype=None, axis=-1):
+def unpack_bits(
+    packed: PackedBits,
+    kind: Literal["sign", "bool"] = "sign",
+    dtype: DTypeLike | None = None,
+    axis: int = -1,
+) -> NDArray[Any]:
     """Unpack a :class:`PackedBits` into +-1 values or booleans.
 
     Parameters

@@ -1,8 +1,11 @@
 """Ternary popcount products: TernaryBits, pack_ternary_bits and ternary_gemm."""
 
+from __future__ import annotations
+
 import numpy as np
 
 from .._array import describe
+from .._typing import ArrayLike, NDArray
 from . import _lowbit
 from ._dispatch import TERNARY, _level_id, _resolve_threads
 from ._gemm import MAX_BITS, _output_buffer
@@ -48,7 +51,7 @@ class TernaryBits:
 
     __slots__ = ("_n_bits", "_nonzero", "_sign")
 
-    def __init__(self):
+    def __init__(self) -> None:
         raise TypeError("TernaryBits is built by pack_ternary_bits")
 
     @classmethod
@@ -65,11 +68,11 @@ class TernaryBits:
     shape = property(lambda self: (self._sign.shape[0], self._n_bits), doc="(R, K).")
     ndim = property(lambda self: 2, doc="2.")
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"TernaryBits(shape={self.shape})"
 
 
-def pack_ternary_bits(x, *, n_threads=None):
+def pack_ternary_bits(x: ArrayLike, *, n_threads: int | None = None) -> TernaryBits:
     """Pack the signs of a 2-D array, with zeros kept, into :class:`TernaryBits`.
 
     Parameters
@@ -125,7 +128,13 @@ def _valid_mask(words_shape, n_bits):
     return mask
 
 
-def ternary_gemm(a, b, *, out=None, n_threads=None):
+def ternary_gemm(
+    a: TernaryBits,
+    b: TernaryBits | PackedBits,
+    *,
+    out: NDArray[np.int32] | None = None,
+    n_threads: int | None = None,
+) -> NDArray[np.int32]:
     r"""Exact product of ternary rows with ternary or binary rows, from popcounts.
 
     .. math::
