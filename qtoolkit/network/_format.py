@@ -8,7 +8,14 @@ import os
 import numpy as np
 
 from ._errors import CheckpointError
-from ._methods import GGUF_BLOCK, GGUF_METHODS, Record, available_methods, get_codes
+from ._methods import (
+    GGUF_BLOCK,
+    GGUF_METHODS,
+    Record,
+    available_methods,
+    get_codes,
+    grid_transform,
+)
 from ._packing import DENSE_BITS, WIDE_BITS, packed_nbytes
 from ._report import Report
 
@@ -16,6 +23,7 @@ FORMAT = "qtoolkit.network"
 VERSION = 1
 META_KEY = "qtoolkit.network"
 KINDS = ("raw", "registry", "grid", "codebook", "pq", "gguf")
+GRID_SCHEMES = ("uniform", "uniform-real-zero", "codebook")
 DTYPES = (
     "float16",
     "float32",
@@ -33,7 +41,10 @@ DTYPES = (
 _KIND_ARRAYS = {
     "raw": ({"values"}, set()),
     "registry": ({"codes"}, {"scale", "zero_point", "codebook", "scale_neg"}),
-    "grid": ({"codes", "scale", "zero_point", "groups"}, set()),
+    "grid": (
+        {"codes", "groups"},
+        {"scale", "zero_point", "codebook", "signs", "block", "input_scale"},
+    ),
     "codebook": ({"codes", "codebook"}, set()),
     "pq": ({"codes", "codebook"}, set()),
     "gguf": ({"codes", "d"}, {"m"}),
@@ -142,6 +153,57 @@ def _check_codes(path, where, meta, codes, expected_shape):
     return count
 
 
+def _validate_grid(path, where, rec, two_d):
+    """A layer method's record: a uniform grid or per-row codebooks, an optional rotation
+    (signs, one bit each, and a random block) and optional input scales."""
+    a, meta = rec.arrays, rec.meta
+    if two_d is None:
+        _fail(path, f"{where}: a grid tensor needs at least one row")
+    n_out, n_in = two_d
+    _check_codes(path, where, meta, a["codes"], two_d)
+    g = a["groups"]
+    if g.shape != (n_in,) or g.dtype.kind not in "iu":
+        _fail(path, f"{where}: groups must be {n_in} ints, got {g.dtype} {g.shape}")
+    scheme = meta.get("scheme", "uniform")
+    if scheme not in GRID_SCHEMES:
+        _fail(path, f"{where}: scheme must be one of {GRID_SCHEMES}, got {scheme!r}")
+    if "codebook" in a:
+        if scheme != "codebook" or "scale" in a or "zero_point" in a:
+            _fail(path, f"{where}: a codebook record has scheme 'codebook' and no scale")
+        book = a["codebook"]
+        if book.ndim != 3 or book.shape[0] != n_out or book.dtype.kind != "f" or 0 in book.shape:
+            _fail(path, f"{where}: codebook must be float ({n_out}, G, K), got {book.shape}")
+        n_groups, k = book.shape[1], book.shape[2]
+        c = get_codes(rec)
+        if c.size and (c.min() < 0 or c.max() >= k):
+            _fail(path, f"{where}: codes index outside the {k} codewords of a row")
+    else:
+        if scheme == "codebook" or "scale" not in a or "zero_point" not in a:
+            _fail(path, f"{where}: a uniform grid record needs scale and zero_point")
+        s, z = a["scale"], a["zero_point"]
+        if s.dtype.kind != "f" or z.dtype.kind not in "iuf":
+            _fail(path, f"{where}: scale must be float and zero_point numeric")
+        if s.ndim != 2 or s.shape[0] != n_out or z.shape != s.shape or s.shape[1] < 1:
+            _fail(path, f"{where}: scale {s.shape} and zero_point {z.shape} must be ({n_out}, G)")
+        n_groups = s.shape[1]
+    if g.size and (g.min() < 0 or g.max() >= n_groups):
+        _fail(path, f"{where}: groups index outside the {n_groups} grid columns")
+    if "block" in a and "signs" not in a:
+        _fail(path, f"{where}: a rotation block needs its signs")
+    if "signs" in a:
+        sg = a["signs"]
+        if sg.dtype != np.uint8 or sg.ndim != 1 or sg.size != packed_nbytes(n_in, 1):
+            _fail(path, f"{where}: signs must be {packed_nbytes(n_in, 1)} uint8 bytes (1 bit each)")
+        try:
+            grid_transform(rec)
+        except ValueError as err:
+            _fail(path, f"{where}: bad rotation: {err}")
+    if "input_scale" in a:
+        v = a["input_scale"]
+        if v.shape != (n_in,) or v.dtype.kind != "f":
+            _fail(path, f"{where}: input_scale must be {n_in} floats, got {v.dtype} {v.shape}")
+
+
 def _validate_record(path, where, rec):
     a, meta, shape = rec.arrays, rec.meta, tuple(rec.shape)
     size = math.prod(shape)
@@ -185,20 +247,7 @@ def _validate_record(path, where, rec):
             if c.size and (c.min() < 0 or c.max() >= book.size):
                 _fail(path, f"{where}: codes index outside the codebook of {book.size} entries")
     elif rec.kind == "grid":
-        if two_d is None:
-            _fail(path, f"{where}: a grid tensor needs at least one row")
-        _check_codes(path, where, meta, a["codes"], two_d)
-        s, z, g = a["scale"], a["zero_point"], a["groups"]
-        if s.dtype.kind != "f" or z.dtype.kind not in "iuf":
-            _fail(path, f"{where}: scale must be float and zero_point numeric")
-        if s.ndim != 2 or s.shape[0] != two_d[0] or z.shape != s.shape or s.shape[1] < 1:
-            _fail(
-                path, f"{where}: scale {s.shape} and zero_point {z.shape} must be ({two_d[0]}, G)"
-            )
-        if g.shape != (two_d[1],) or g.dtype.kind not in "iu":
-            _fail(path, f"{where}: groups must be {two_d[1]} ints, got {g.dtype} {g.shape}")
-        if g.size and (g.min() < 0 or g.max() >= s.shape[1]):
-            _fail(path, f"{where}: groups index outside the {s.shape[1]} scale columns")
+        _validate_grid(path, where, rec, two_d)
     elif rec.kind == "codebook":
         _check_codes(path, where, meta, a["codes"], shape)
         book = a["codebook"]

@@ -11,14 +11,14 @@ import numpy as np
 
 from .. import rounding
 from ..codebooks import ProductQuantizer, kmeans_1d
-from ..optimize import adaround, gptq, hqq, rtn
+from ..optimize import IncoherenceTransform, adaround, awq, gptq, hqq, rtn
 from ._packing import pack, storage_bits, unpack
 
-LAYER_METHODS = ("gptq", "adaround", "rtn", "hqq")
-_LAYER_FN = {"gptq": gptq, "adaround": adaround, "rtn": rtn, "hqq": hqq}
+LAYER_METHODS = ("gptq", "adaround", "rtn", "hqq", "awq")
+_LAYER_FN = {"gptq": gptq, "adaround": adaround, "rtn": rtn, "hqq": hqq, "awq": awq}
 CODEBOOK_METHODS = ("kmeans", "hessian_kmeans", "pq")
 GGUF_METHODS = ("q8_0", "q4_0", "q4_1", "tq1_0", "tq2_0")
-NEEDS_CALIBRATION = ("gptq", "adaround", "hessian_kmeans")
+NEEDS_CALIBRATION = ("gptq", "adaround", "hessian_kmeans", "awq")
 CHUNK_ELEMENTS = 1 << 18
 GGUF_BLOCK = {"q8_0": 32, "q4_0": 32, "q4_1": 32, "tq1_0": 256, "tq2_0": 256}
 _KMEANS_PARAMS = ("n_clusters", "bits", "algorithm", "init", "max_iter", "tol", "rng")
@@ -50,7 +50,7 @@ def check_params(method, params):
         rounding.get(method, **params)
         return dict(params)
     if method in LAYER_METHODS:
-        allowed = _allowed(_LAYER_FN[method], ("W", "X"))
+        allowed = _allowed(_LAYER_FN[method], ("W", "X", "mean_abs_x"))
     elif method in ("kmeans", "hessian_kmeans"):
         allowed = list(_KMEANS_PARAMS)
         if ("n_clusters" in params) == ("bits" in params):
@@ -65,14 +65,19 @@ def check_params(method, params):
                 f"{key!r} is not a parameter of method {method!r}; expected some of {allowed}"
             )
     out = dict(params)
-    if method in LAYER_METHODS and (out.get("rotate") or out.get("grid", "uniform") != "uniform"):
-        raise ValueError(
-            f"{method} with rotate=True or a grid other than 'uniform' is not supported in a "
-            "recipe: the packed format stores uniform grids without an input transform"
-        )
+    if "rng" in out and not (out["rng"] is None or _is_int(out["rng"])):
+        raise TypeError(f"rng of method {method!r} must be an int seed or null, got {out['rng']!r}")
+    if method == "awq" and isinstance(out.get("method_params"), dict):
+        inner = out["method_params"]
+        if "rng" in inner and not (inner["rng"] is None or _is_int(inner["rng"])):
+            raise TypeError(f"rng in method_params must be an int seed, got {inner['rng']!r}")
     if method == "adaround" and isinstance(out.get("beta"), list):
         out["beta"] = tuple(out["beta"])
     return out
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 @dataclass
@@ -210,25 +215,81 @@ def _quantize_registry(w, method, params, rec, acc):
     )
 
 
-def _quantize_layer(w, method, params, stats, rec):
+def _layer_params(method, params, stats, name):
+    """Keyword arguments of the layer method: per-tensor seeds, AWQ's activation magnitudes."""
+    p = dict(params)
+    if "rng" in p:
+        p["rng"] = tensor_rng(p["rng"], name)
+    if method == "awq":
+        p["mean_abs_x"] = stats.abs_mean
+        inner = p.get("method_params")
+        if isinstance(inner, dict) and "rng" in inner:
+            p["method_params"] = {**inner, "rng": tensor_rng(inner["rng"], name)}
+    return p
+
+
+def _quantize_layer(w, method, params, stats, rec, name):
     W = _as_2d(w)
     X = None if stats is None else factor(stats.hessian, W.shape[1])
-    res = _LAYER_FN[method](W, X, **params)
-    extra = [
-        k for k in ("transform", "input_scale", "codebook") if getattr(res, k, None) is not None
-    ]
-    if extra or res.scale is None:
-        raise ValueError(f"the {method} result holds {extra}, which the packed format cannot store")
-    rec.arrays.update(
-        scale=np.ascontiguousarray(res.scale, dtype=w.dtype),
-        zero_point=np.ascontiguousarray(
-            res.zero_point,
-            dtype=np.int32 if np.array_equal(res.zero_point, np.round(res.zero_point)) else w.dtype,
-        ),
-        groups=np.ascontiguousarray(res.groups, dtype=np.int32),
-    )
-    _put_codes(rec.arrays, rec.meta, res.codes)
+    res = _LAYER_FN[method](W, X, **_layer_params(method, params, stats, name))
+    store_layer(rec, res, w.dtype)
+
+
+def param_dtype(dtype):
+    """The dtype of a layer's real parameters (as the layer methods round them)."""
+    return np.float64 if np.dtype(dtype) == np.float64 else np.float32
+
+
+def store_layer(rec, res, dtype):
+    """Put a :class:`qtoolkit.optimize.QuantizedLayer` into ``rec`` (kind ``"grid"``): codes,
+    groups, then the grid (``scale`` and ``zero_point``) or the per-row ``codebook``
+    ``(n_out, n_groups, 2**bits)``, the rotation's signs (one bit each) and its random
+    block if any, and AWQ's ``input_scale``. Real parameters are stored in
+    :func:`param_dtype`, in which the layer methods computed them, so the record decodes
+    to the layer's ``weight`` exactly."""
+    pdt = param_dtype(dtype)
+    a = rec.arrays
+    if res.codebook is not None:
+        a["codebook"] = np.ascontiguousarray(res.codebook, dtype=pdt)
+    else:
+        zero = res.zero_point
+        a["scale"] = np.ascontiguousarray(res.scale, dtype=pdt)
+        integral = np.array_equal(zero, np.round(zero)) and np.all(np.abs(zero) < 2**31)
+        a["zero_point"] = np.ascontiguousarray(zero, dtype=np.int32 if integral else pdt)
+    a["groups"] = np.ascontiguousarray(res.groups, dtype=np.int32)
+    t = res.transform
+    if t is not None:
+        a["signs"] = pack((np.asarray(t.signs) < 0).astype(np.int64), 1)
+        if t.random_block:
+            a["block"] = np.ascontiguousarray(t.block, dtype=np.float64)
+    if res.input_scale is not None:
+        a["input_scale"] = np.ascontiguousarray(res.input_scale, dtype=pdt)
+    _put_codes(a, rec.meta, res.codes)
     rec.meta["bits"] = int(res.bits)
+    rec.meta["scheme"] = str(res.scheme)
+
+
+def grid_transform(rec):
+    """The :class:`qtoolkit.optimize.IncoherenceTransform` of a ``"grid"`` record, or None."""
+    a = rec.arrays
+    if "signs" not in a:
+        return None
+    n_in = int(math.prod(rec.shape[1:]))
+    signs = 1 - 2 * unpack(a["signs"], 1, n_in).astype(np.int8)
+    return IncoherenceTransform.from_signs(signs, a.get("block"))
+
+
+def grid_stored_weight(rec):
+    """The stored weight ``S`` (n_out, n_in) of a ``"grid"`` record, float64, before the
+    inverse rotation and the input scales (the layer computes ``y = S T(a * x)``)."""
+    a = rec.arrays
+    codes = get_codes(rec)
+    g = a["groups"]
+    if "codebook" in a:
+        rows = np.arange(codes.shape[0])[:, None]
+        return a["codebook"].astype(np.float64)[rows, g[None, :], codes]
+    zero = a["zero_point"].astype(np.float64)[:, g]
+    return (codes - zero) * a["scale"].astype(np.float64)[:, g]
 
 
 def _assign(values, book):
@@ -417,7 +478,7 @@ def quantize_tensor(name, w, method, params, stats=None, errors=None):
             _quantize_registry(w, method, params, rec, acc)
         elif method in LAYER_METHODS:
             rec.kind = "grid"
-            _quantize_layer(w, method, params, stats, rec)
+            _quantize_layer(w, method, params, stats, rec, name)
         elif method in ("kmeans", "hessian_kmeans"):
             rec.kind = "codebook"
             _quantize_kmeans(w, method, params, stats, rec, name)
@@ -440,8 +501,16 @@ def dequantize_record(rec):
     a, meta = rec.arrays, rec.meta
     if rec.kind == "raw":
         return a["values"]
-    codes = get_codes(rec)
     dtype = np.dtype(rec.dtype)
+    if rec.kind == "grid":
+        W = grid_stored_weight(rec)
+        t = grid_transform(rec)
+        if t is not None:
+            W = t.inverse(W, axis=1)
+        if "input_scale" in a:
+            W = W * a["input_scale"].astype(np.float64)
+        return W.astype(dtype).reshape(rec.shape)
+    codes = get_codes(rec)
     if rec.kind == "registry":
         qa = rounding.QuantizedArray(
             codes=codes,
@@ -457,11 +526,6 @@ def dequantize_record(rec):
             shape=rec.shape,
         )
         return np.asarray(rounding.decode(qa)).reshape(rec.shape)
-    if rec.kind == "grid":
-        g = a["groups"]
-        zero = a["zero_point"].astype(np.float64)[:, g]
-        W = (codes - zero) * a["scale"].astype(np.float64)[:, g]
-        return W.astype(dtype).reshape(rec.shape)
     if rec.kind == "codebook":
         return a["codebook"][codes].astype(dtype).reshape(rec.shape)
     if rec.kind == "pq":

@@ -155,7 +155,7 @@ def adaround(
     H, dead = hessian(X)
     Wf = np.array(W, dtype=np.float64)
     Wf[:, dead] = 0.0
-    scale, zero = fit_grid(Wf, qmin, qmax, mode)
+    scale, zero = fit_grid(Wf, qmin, qmax, mode, W.dtype)
     s = scale[:, None]
     z = zero[:, None]
     base = np.floor(Wf / s)

@@ -16,6 +16,7 @@ from ._layer import (
     hessian,
     levels,
     quantize_column,
+    storable,
 )
 
 _MAX_DAMP_TRIES = 8
@@ -276,8 +277,8 @@ def _gptq(W, X, bits, mode, group_size, act_order, damp, block_size, clip, stati
     def fit(block, cols):
         cw = hdiag[cols]
         if grid == "optimal":
-            return fit_codebooks(block, k, cw)
-        return fit_uniform(block, qmin, qmax, mode, clip, cw)
+            return storable(fit_codebooks(block, k, cw), W.dtype)
+        return fit_uniform(block, qmin, qmax, mode, clip, cw, W.dtype)
 
     optimal = grid == "optimal"
     scales = None if optimal else np.empty((n_out, n_groups))

@@ -7,7 +7,7 @@ grid per row.
 
 import numpy as np
 
-from qtoolkit.codebooks import kmeans_1d, kmeans_1d_rows
+from qtoolkit.codebooks import kmeans_1d_rows
 
 from ._layer import fit_grid, quantize_column
 
@@ -17,7 +17,7 @@ CLIPS = (None, "mse")
 _CLIP_FACTORS = np.linspace(1.0, 0.5, 21)
 
 
-def fit_grid_clipped(w, qmin, qmax, mode, col_weight=None):
+def fit_grid_clipped(w, qmin, qmax, mode, col_weight=None, dtype=None):
     """Per-row ``(scale, zero)`` minimizing ``sum_j col_weight_j (w_ij - q(w_ij))^2`` over the
     shrink factors ``c`` in ``_CLIP_FACTORS`` (range ``c [lo, hi]``; c = 1 is min-max)."""
     n_rows = w.shape[0]
@@ -26,7 +26,7 @@ def fit_grid_clipped(w, qmin, qmax, mode, col_weight=None):
     best_s = np.ones(n_rows)
     best_z = np.zeros(n_rows)
     for c in _CLIP_FACTORS:
-        s, z = fit_grid(w * c, qmin, qmax, mode)
+        s, z = fit_grid(w * c, qmin, qmax, mode, dtype)
         _, q = quantize_column(w, s[:, None], z[:, None], qmin, qmax)
         err = ((w - q) ** 2) @ cw
         better = err < best_err
@@ -36,39 +36,37 @@ def fit_grid_clipped(w, qmin, qmax, mode, col_weight=None):
     return best_s, best_z
 
 
-def fit_uniform(w, qmin, qmax, mode, clip, col_weight=None):
+def fit_uniform(w, qmin, qmax, mode, clip, col_weight=None, dtype=None):
+    """Min-max or clipped per-row grid; scales :func:`storable` in ``dtype``."""
     if clip == "mse":
-        return fit_grid_clipped(w, qmin, qmax, mode, col_weight)
-    return fit_grid(w, qmin, qmax, mode)
+        return fit_grid_clipped(w, qmin, qmax, mode, col_weight, dtype)
+    return fit_grid(w, qmin, qmax, mode, dtype)
 
 
 def fit_codebooks(w, k, col_weight=None):
     """Per-row sorted codebooks (n_rows, k): the optimal weighted 1-D k-means of each row.
 
-    A row with fewer than ``k`` distinct values of positive weight keeps its distinct values
-    and repeats the largest one (those codewords are never the unique nearest)."""
+    The rows with at least ``k`` distinct values of positive weight are solved together by
+    one :func:`qtoolkit.codebooks.kmeans_1d_rows` call; a row with fewer keeps its distinct
+    values, which is its optimum (zero error), and repeats the largest one (those codewords
+    are never the unique nearest). A row without positive weights gets zeros."""
     n_rows, n_cols = w.shape
     cw = np.ones(n_cols) if col_weight is None else np.asarray(col_weight, dtype=np.float64)
     pos = cw > 0
     vals = w[:, pos]
-    if vals.shape[1] >= k:
-        srt = np.sort(vals, axis=1)
-        n_distinct = 1 + np.count_nonzero(np.diff(srt, axis=1), axis=1)
-        if np.all(n_distinct >= k):  # every row has k distinct values: one batched call
-            return kmeans_1d_rows(vals, k, sample_weight=cw[pos]).codebooks
-    out = np.empty((n_rows, k))
-    for i in range(n_rows):
-        vals = w[i, pos]
-        if vals.size == 0:
-            out[i] = 0.0
-            continue
-        uniq = np.unique(vals)
-        if uniq.size <= k:
-            out[i, : uniq.size] = uniq
-            out[i, uniq.size :] = uniq[-1]
-            continue
-        cb, _, _ = kmeans_1d(vals, k, sample_weight=cw[pos], n_threads=1)
-        out[i] = cb
+    out = np.zeros((n_rows, k))
+    if vals.shape[1] == 0:
+        return out
+    srt = np.sort(vals, axis=1)
+    new = np.concatenate([np.ones((n_rows, 1), bool), np.diff(srt, axis=1) != 0], axis=1)
+    n_distinct = new.sum(axis=1)
+    full = n_distinct >= k
+    if full.any():
+        out[full] = kmeans_1d_rows(vals[full], k, sample_weight=cw[pos]).codebooks
+    for i in np.flatnonzero(~full):  # fewer distinct values than codewords: keep them all
+        uniq = srt[i, new[i]]
+        out[i, : uniq.size] = uniq
+        out[i, uniq.size :] = uniq[-1]
     return out
 
 

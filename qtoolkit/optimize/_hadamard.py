@@ -295,6 +295,68 @@ class IncoherenceTransform:
         out = _kron_apply(y, self.n_pow2, block, True) * self.signs.astype(dt)
         return np.moveaxis(out, -1, axis).astype(dt, copy=False)
 
+    @classmethod
+    def from_signs(cls, signs, block=None):
+        """Rebuild a transform from its stored description: the signs and a random block.
+
+        Parameters
+        ----------
+        signs : numpy.ndarray of shape (n,)
+            The signs :math:`\\sigma` (any real or integer dtype), each -1 or +1.
+        block : numpy.ndarray of shape (m, m) or None, default=None
+            The random orthogonal block of a length without a Paley factor
+            (``random_block=True``), with ``n / m`` a power of two; None for the
+            deterministic Kronecker Hadamard of :func:`incoherence_transform`.
+
+        Returns
+        -------
+        transform : IncoherenceTransform
+            Equal to the transform described, its ``forward`` and ``inverse``
+            computing the same floating-point operations.
+
+        Raises
+        ------
+        ValueError
+            If ``signs`` is not a 1-D array of -1 and +1, ``block`` is None for a
+            length that needs a random block, or ``block`` is not a finite
+            orthogonal ``(m, m)`` matrix with ``n / m`` a power of two.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from qtoolkit.optimize import IncoherenceTransform, incoherence_transform
+        >>> t = incoherence_transform(384, rng=0)
+        >>> u = IncoherenceTransform.from_signs(t.signs.astype(np.int8))
+        >>> x = np.random.default_rng(1).normal(size=384)
+        >>> bool(np.array_equal(u.forward(x), t.forward(x)))
+        True
+        """
+        if not isinstance(signs, np.ndarray) or signs.ndim != 1 or signs.size == 0:
+            raise ValueError(f"signs must be a non-empty 1-D NumPy array, got {describe(signs)}")
+        if signs.dtype.kind not in "iuf" or not np.all((signs == 1) | (signs == -1)):
+            raise ValueError("signs must hold only -1 and +1")
+        n = int(signs.size)
+        sig = signs.astype(np.float64)
+        if block is None:
+            f = _factor(n)
+            if f is None:
+                raise ValueError(f"a transform of length {n} has a random block: pass it as block=")
+            a, m = f
+            pb = None if m == 1 else _paley(m) / np.sqrt(m)
+            return cls(signs=sig, n_pow2=a, block=pb, random_block=False)
+        if not isinstance(block, np.ndarray) or block.ndim != 2 or block.dtype.kind != "f":
+            raise ValueError(f"block must be a 2-D float NumPy array, got {describe(block)}")
+        m = block.shape[0]
+        if block.shape != (m, m) or m < 1 or n % m:
+            raise ValueError(f"block must be square with a size dividing {n}, got {block.shape}")
+        a = n // m
+        if a & (a - 1):
+            raise ValueError(f"n / m must be a power of two, got {n} / {m}")
+        B = block.astype(np.float64)
+        if not np.all(np.isfinite(B)) or not np.allclose(B @ B.T, np.eye(m), atol=1e-6):
+            raise ValueError("block must be a finite orthogonal matrix")
+        return cls(signs=sig, n_pow2=a, block=B, random_block=True)
+
     def matrix(self):
         """The dense orthogonal matrix of the transform (for tests and small ``n``).
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from .._array import check_int, check_random_state
 from ._hadamard import incoherence_transform
-from ._layer import QuantizedLayer, check_group_size, check_nonneg_float
+from ._layer import QuantizedLayer, check_group_size, check_nonneg_float, storable
 from ._rtn import check_bool, check_weight_and_optional_x, group_columns
 
 
@@ -131,14 +131,14 @@ def hqq(
     if rotate:
         transform = incoherence_transform(W.shape[1], rng=gen)
         Wf = transform.forward(Wf, axis=1)
-    res = _hqq(Wf, bits, group_size, float(p), beta, kappa, max_iter)
+    res = _hqq(Wf, bits, group_size, float(p), beta, kappa, max_iter, W.dtype)
     eff = res.stored_weight()
     if transform is not None:
         eff = transform.inverse(eff, axis=1)
     return replace(res, weight=eff.astype(W.dtype), transform=transform)
 
 
-def _hqq(Wf, bits, group_size, p, beta, kappa, max_iter):
+def _hqq(Wf, bits, group_size, p, beta, kappa, max_iter, dtype=None):
     n_out, n_in = Wf.shape
     groups, n_groups = group_columns(n_in, group_size)
     gs = n_in if group_size is None else group_size
@@ -151,7 +151,7 @@ def _hqq(Wf, bits, group_size, p, beta, kappa, max_iter):
     lo = np.nanmin(big, axis=2)
     hi = np.nanmax(big, axis=2)
     qmax = 2**bits - 1
-    scale = (hi - lo) / qmax
+    scale = storable((hi - lo) / qmax, dtype)
     scale = np.where(scale > 0, scale, 1.0)
     zero = -lo / scale
     s3 = scale[..., None]
@@ -175,6 +175,7 @@ def _hqq(Wf, bits, group_size, p, beta, kappa, max_iter):
         best_obj = np.where(better, obj, best_obj)
         best_z = np.where(better, z, best_z)
         beta *= kappa
+    best_z = storable(best_z, dtype)  # the stored zero points
     q, _ = dequant(best_z)
     codes = q.reshape(n_out, n_groups * gs)[:, :n_in]
     return QuantizedLayer(

@@ -159,33 +159,53 @@ class QuantizedLayer:
 
         Contiguous equal groups become ``group_size`` blocks; other layouts
         (act-order groups, a short last group) get a scale and zero point per
-        entry. ``transform`` and ``input_scale`` act on the activations and are
-        not part of the array.
+        entry. Per-row codebooks (``scheme="codebook"``) become one flat codebook
+        of all rows' and groups' codewords, in that order, with the codes offset
+        into it (``bits`` = enough for the flat codebook): a faithful form for
+        decoding, not a compact one (:meth:`bits_per_weight` counts the compact
+        storage). ``transform`` and ``input_scale`` act on the activations and
+        are not part of the array.
 
         Returns
         -------
         q : QuantizedArray
             ``decode(q)`` equals :meth:`stored_weight` up to the dtype.
 
-        Raises
-        ------
-        ValueError
-            For per-row codebooks (``scheme="codebook"``), which a
-            :class:`QuantizedArray` (one codebook per tensor) cannot hold.
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from qtoolkit.optimize import gptq
+        >>> from qtoolkit.rounding import decode
+        >>> W = np.random.default_rng(0).normal(size=(4, 16))
+        >>> res = gptq(W, np.eye(16), bits=2, grid="optimal")
+        >>> q = res.to_quantized_array()
+        >>> q.codebook.shape, q.bits
+        ((16,), 4)
+        >>> bool(np.array_equal(decode(q), res.stored_weight()))
+        True
         """
         from qtoolkit.rounding import QuantizedArray
 
+        dtype = str(self.weight.dtype)
+        pdt = param_dtype(dtype)  # the parameters are exact in it (float32 for float16)
         if self.codebook is not None:
-            raise ValueError(
-                "a QuantizedArray holds one codebook per tensor; this layer has one per row "
-                f"and group (codebook of shape {self.codebook.shape}): use stored_weight()"
+            n_out, n_groups, k = self.codebook.shape
+            g = np.asarray(self.groups)
+            offset = (np.arange(n_out)[:, None] * n_groups + g[None, :]) * k
+            flat = self.codebook.reshape(-1)
+            return QuantizedArray(
+                codes=(self.codes + offset).astype(np.int64),
+                scale=None,
+                codebook=flat.astype(pdt),
+                bits=max(1, int(flat.size - 1).bit_length()),
+                dtype=dtype,
+                scheme="codebook",
             )
         n_in = self.codes.shape[1]
         g = np.asarray(self.groups)
         n_groups = self.scale.shape[1]
         gs = -(-n_in // n_groups)
         contiguous = np.array_equal(g, np.arange(n_in) // gs) and n_in % gs == 0
-        dtype = str(self.weight.dtype)
         if n_groups == 1:
             scale, zero, group_size = self.scale, self.zero_point, None
         elif contiguous:
@@ -194,8 +214,8 @@ class QuantizedLayer:
             scale, zero, group_size = self.scale[:, g], self.zero_point[:, g], None
         return QuantizedArray(
             codes=self.codes,
-            scale=scale.astype(dtype),
-            zero_point=zero.astype(dtype),
+            scale=scale.astype(pdt),
+            zero_point=zero.astype(pdt),
             bits=self.bits,
             axis=(0,),
             group_size=group_size,
@@ -211,15 +231,32 @@ def levels(bits, mode):
     return 0, 2**bits - 1
 
 
-def fit_grid(w, qmin, qmax, mode):
-    """Per-row min-max grid ``(scale, zero)`` of shape ``(n_rows,)`` for the block ``w``."""
+def param_dtype(dtype):
+    """The dtype a layer's real parameters are stored in: float64 for float64 weights, else
+    float32 (float16 weights get float32 scales: a float16 step can underflow)."""
+    return np.dtype(np.float64) if np.dtype(dtype) == np.float64 else np.dtype(np.float32)
+
+
+def storable(x, dtype):
+    """``x`` (float64) rounded to :func:`param_dtype` of ``dtype`` and back to float64, so that
+    a file holding the parameters in that dtype reproduces the weights computed from them
+    exactly; None leaves ``x`` unchanged. Values beyond the float32 range are clipped to it."""
+    if dtype is None or param_dtype(dtype) == np.float64:
+        return x
+    big = float(np.finfo(np.float32).max)
+    return np.clip(x, -big, big).astype(np.float32).astype(np.float64)
+
+
+def fit_grid(w, qmin, qmax, mode, dtype=None):
+    """Per-row min-max grid ``(scale, zero)`` of shape ``(n_rows,)`` for the block ``w``;
+    the scales are :func:`storable` in ``dtype``."""
     if mode == "symmetric":
         hi = np.abs(w).max(axis=1) if w.size else np.zeros(w.shape[0])
-        scale = hi / qmax
+        scale = storable(hi / qmax, dtype)
         return np.where(scale > 0, scale, 1.0), np.zeros(w.shape[0])
     hi = np.maximum(w.max(axis=1), 0.0)
     lo = np.minimum(w.min(axis=1), 0.0)
-    scale = (hi - lo) / (qmax - qmin)
+    scale = storable((hi - lo) / (qmax - qmin), dtype)
     scale = np.where(scale > 0, scale, 1.0)
     zero = np.clip(np.round(qmin - lo / scale), qmin, qmax)
     return scale, zero

@@ -128,13 +128,14 @@ def rtn(
         hdiag = None
     else:
         hdiag = None if X is None else np.mean(np.asarray(X, dtype=np.float64) ** 2, axis=0)
-    res = rtn_core(Wf, bits, group_size, mode, clip, hdiag)
+    res = rtn_core(Wf, bits, group_size, mode, clip, hdiag, W.dtype)
     eff = res.stored_weight() if transform is None else transform.inverse(res.stored_weight(), 1)
     return replace(res, weight=eff.astype(W.dtype), transform=transform)
 
 
-def rtn_core(Wf, bits, group_size, mode, clip, hdiag):
-    """RTN on validated float64 weights; ``hdiag`` weights the clipping search (or None)."""
+def rtn_core(Wf, bits, group_size, mode, clip, hdiag, dtype=None):
+    """RTN on validated float64 weights; ``hdiag`` weights the clipping search (or None);
+    scales :func:`storable` in ``dtype``."""
     n_out, n_in = Wf.shape
     qmin, qmax = levels(bits, mode)
     groups, n_groups = group_columns(n_in, group_size)
@@ -145,7 +146,9 @@ def rtn_core(Wf, bits, group_size, mode, clip, hdiag):
     for g in range(n_groups):
         cols = groups == g
         block = Wf[:, cols]
-        s, z = fit_uniform(block, qmin, qmax, mode, clip, None if hdiag is None else hdiag[cols])
+        s, z = fit_uniform(
+            block, qmin, qmax, mode, clip, None if hdiag is None else hdiag[cols], dtype
+        )
         scales[:, g], zeros[:, g] = s, z
         c, q = quantize_column(block, s[:, None], z[:, None], qmin, qmax)
         codes[:, cols], Q[:, cols] = c, q

@@ -151,14 +151,9 @@ def test_skip_rule_and_recipe_from_json_file(rng, tmp_path):
         ),
         ([], ValueError, "at least one rule"),
         (
-            [{"match": "*", "method": "gptq", "params": {"rotate": True}}],
-            ValueError,
-            "rotate=True or a grid",
-        ),
-        (
-            [{"match": "*", "method": "gptq", "params": {"grid": "optimal"}}],
-            ValueError,
-            "rotate=True or a grid",
+            [{"match": "*", "method": "gptq", "params": {"rng": 1.5}}],
+            TypeError,
+            "rng of method 'gptq' must be an int seed",
         ),
         ({"match": "*"}, TypeError, "recipe must be a list"),
         ("[not json", ValueError, "not valid JSON"),

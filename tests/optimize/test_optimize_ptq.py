@@ -69,6 +69,34 @@ def test_incoherence_transform_same_rng_same_transform():
     np.testing.assert_array_equal(a.matrix(), b.matrix())
 
 
+@pytest.mark.parametrize("n", [1, 8, 12, 384, 10, 1000])
+def test_incoherence_transform_from_stored_signs_is_identical(rng, n):
+    t = incoherence_transform(n, rng=rng)
+    block = t.block if t.random_block else None
+    u = IncoherenceTransform.from_signs(t.signs.astype(np.int8), block)
+    assert u.n_pow2 == t.n_pow2 and u.random_block == t.random_block
+    x = rng.normal(size=(3, n))
+    np.testing.assert_array_equal(u.forward(x), t.forward(x))
+    np.testing.assert_array_equal(u.inverse(x), t.inverse(x))
+
+
+def test_incoherence_transform_from_signs_bad_input(rng):
+    with pytest.raises(ValueError, match="1-D NumPy array"):
+        IncoherenceTransform.from_signs([1, -1])
+    with pytest.raises(ValueError, match="only -1 and \\+1"):
+        IncoherenceTransform.from_signs(np.array([1, 0, 1, 1]))
+    with pytest.raises(ValueError, match="has a random block"):
+        IncoherenceTransform.from_signs(np.ones(10))
+    with pytest.raises(ValueError, match="size dividing 10"):
+        IncoherenceTransform.from_signs(np.ones(10), np.eye(3))
+    with pytest.raises(ValueError, match="power of two"):
+        IncoherenceTransform.from_signs(np.ones(9), np.eye(3))
+    with pytest.raises(ValueError, match="orthogonal"):
+        IncoherenceTransform.from_signs(np.ones(10), np.ones((5, 5)))
+    with pytest.raises(ValueError, match="2-D float"):
+        IncoherenceTransform.from_signs(np.ones(10), np.eye(5, dtype=int))
+
+
 def test_rotation_spreads_outliers(rng):
     w = rng.normal(size=1024)
     w[7] = 80.0  # one outlier
@@ -164,8 +192,20 @@ def test_gptq_optimal_grid_identity_hessian_is_nearest_optimal_codeword(rng):
         nearest = cb[np.argmin(np.abs(W[i][:, None] - cb[None, :]), axis=1)]
         np.testing.assert_allclose(res.weight[i], nearest, atol=1e-12)
     assert res.scheme == "codebook"
-    with pytest.raises(ValueError, match="one codebook per tensor"):
-        res.to_quantized_array()
+    q = res.to_quantized_array()  # one flat codebook, codes offset by row and group
+    assert q.codebook.shape == (6 * 4,) and q.scheme == "codebook"
+    np.testing.assert_array_equal(decode(q), res.stored_weight())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_optimal_grid_with_groups_converts_to_quantized_array(rng, dtype):
+    W = rng.normal(size=(5, 48)).astype(dtype)
+    X = rng.normal(size=(200, 48))
+    res = gptq(W, X.astype(dtype), bits=3, grid="optimal", group_size=16, act_order=True)
+    q = res.to_quantized_array()
+    assert q.codebook.shape == (5 * 3 * 8,) and 2**q.bits >= q.codebook.size
+    np.testing.assert_array_equal(decode(q), res.stored_weight().astype(dtype))
+    np.testing.assert_array_equal(decode(q), res.weight)
 
 
 @pytest.mark.parametrize("bits", [2, 3, 4])
@@ -252,6 +292,94 @@ def test_awq_scales_are_folded_exactly(rng, method):
             for a in np.linspace(0, 1, 21)
         ]
         assert output_error(W, res.weight, X) == pytest.approx(min(errs), rel=1e-12)
+
+
+def _awq_cases():
+    """Layers with uneven input channels: heavy-tailed weights, independent or correlated
+    inputs, 2 to 4 bits, with and without groups."""
+    gen = np.random.default_rng(7)
+    for t in range(4):
+        n_in = (32, 64)[t % 2]
+        X = gen.normal(size=(200, n_in)) * np.exp(gen.normal(size=n_in))
+        if t >= 2:
+            X = X @ gen.normal(size=(n_in, n_in)) * 0.3
+        W = gen.standard_t(4, size=(16, n_in))
+        for bits in (2, 3, 4):
+            for gs in (None, 16):
+                yield W, X, bits, gs
+
+
+def test_awq_fast_search_uses_six_times_fewer_fits_and_never_loses_to_rtn(monkeypatch):
+    from qtoolkit.optimize import _awq
+
+    fits = []
+    core = _awq.rtn_core
+
+    def counting(*args, **kwargs):
+        fits.append(21 if args[4] == "mse" else 1)  # a clipped fit tries 21 ranges
+        return core(*args, **kwargs)
+
+    monkeypatch.setattr(_awq, "rtn_core", counting)
+    ratios = []
+    for W, X, bits, gs in _awq_cases():
+        fits.clear()
+        grid = awq(W, X, bits=bits, group_size=gs, search="grid")
+        n_grid = sum(fits)
+        fits.clear()
+        fast = awq(W, X, bits=bits, group_size=gs, search="fast")
+        n_fast = sum(fits)
+        assert n_grid == 21 * 22 and n_fast <= 11 + 3 * 21  # 462 against at most 74
+        e_fast = output_error(W, fast.weight, X)
+        assert e_fast <= output_error(W, rtn(W, bits=bits, group_size=gs).weight, X)
+        ratios.append(e_fast / output_error(W, grid.weight, X))
+        # the exponent is found on a finer step than the grid's
+        assert fast.alpha * 32 == round(fast.alpha * 32)
+    # the full grid is a minimum over 42 rough samples: the fast search rarely reaches it
+    # (this is the measured cost of 6x fewer fits, not a target)
+    assert np.median(ratios) < 1.1
+
+
+def test_awq_given_activation_magnitudes(rng):
+    W = rng.normal(size=(8, 32))
+    X = rng.normal(size=(300, 32)) * np.geomspace(0.1, 10, 32)
+    ref = awq(W, X, bits=3, group_size=8)
+    same = awq(W, X, bits=3, group_size=8, mean_abs_x=np.abs(X).mean(axis=0))
+    np.testing.assert_array_equal(same.weight, ref.weight)
+    # with X a square-root factor of X^T X, only the magnitudes need the real inputs
+    R = np.linalg.cholesky(X.T @ X / 300).T * np.sqrt(32)
+    fac = awq(W, R, bits=3, group_size=8, mean_abs_x=np.abs(X).mean(axis=0))
+    assert fac.alpha == ref.alpha
+    np.testing.assert_allclose(fac.weight, ref.weight, atol=1e-9)
+    with pytest.raises(ValueError, match="mean_abs_x must be a NumPy array of shape \\(32,\\)"):
+        awq(W, X, mean_abs_x=np.ones(3))
+    with pytest.raises(ValueError, match="finite values >= 0"):
+        awq(W, X, mean_abs_x=-np.ones(32))
+    with pytest.raises(ValueError, match="search must be one of"):
+        awq(W, X, search="golden")
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_grid_parameters_are_exact_in_the_storage_dtype(rng, dtype):
+    """Scales, real zero points, codewords and AWQ input scales are float32 numbers for
+    float16/float32 weights, so that a file holding them in float32 decodes exactly (and,
+    for float32 weights, the QuantizedArray decoded in float32 too: a product of two float32
+    numbers rounds the same way in float32 as from float64)."""
+    W = rng.normal(size=(6, 32)).astype(dtype)
+    X = rng.normal(size=(100, 32)).astype(dtype)
+    for res in (
+        rtn(W, bits=3, group_size=8, clip="mse"),
+        gptq(W, X, bits=3, group_size=8),
+        gptq(W, X, bits=3, grid="optimal"),
+        hqq(W, bits=3, group_size=8),
+        awq(W, X, bits=3, method="gptq"),
+    ):
+        for v in (res.scale, res.zero_point, res.codebook, res.input_scale):
+            if v is not None:
+                np.testing.assert_array_equal(v.astype(np.float32).astype(np.float64), v)
+        if dtype == np.float32 and res.scheme != "uniform-real-zero":  # q - z is exact
+            np.testing.assert_array_equal(
+                decode(res.to_quantized_array()), res.stored_weight().astype(dtype)
+            )
 
 
 def test_awq_bad_input(rng):
