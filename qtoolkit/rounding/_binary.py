@@ -1,6 +1,11 @@
 """Binarization: sign with a scale (BinaryConnect, XNOR-Net, loss-aware)."""
 
+from __future__ import annotations
+
+from typing import Literal
+
 from .._array import check_random_state, describe, is_lazy
+from .._typing import Array, ArrayT, AxisLike, RNGLike
 from ._common import (
     _check_finite_scale_input,
     _check_weights,
@@ -51,7 +56,12 @@ def _validate_binarize(w, scale, axis, d):
     return w, xp, axis, d
 
 
-def binarize(w, scale=None, axis=None, d=None):
+def binarize(
+    w: ArrayT,
+    scale: Literal["mean", "loss_aware"] | None = None,
+    axis: AxisLike = None,
+    d: Array | None = None,
+) -> ArrayT:
     """Deterministic binarization :math:`\\alpha\\,\\mathrm{sign}(w)` with sign(0) = +1.
 
     Parameters
@@ -161,7 +171,7 @@ def _stochastic_plus(w, xp, rng):
     return u < p
 
 
-def stochastic_binarize(w, rng=None):
+def stochastic_binarize(w: ArrayT, rng: RNGLike = None) -> ArrayT:
     """Binarize at random with :math:`P(+1) = \\mathrm{clip}((w+1)/2, 0, 1)` (BinaryConnect).
 
     Parameters

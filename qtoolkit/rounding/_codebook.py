@@ -1,7 +1,9 @@
 """Rounding to an arbitrary sorted scalar codebook, deterministic and stochastic."""
 
+from __future__ import annotations
+
 import math
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
 from array_api_compat import device as _device
@@ -9,6 +11,7 @@ from array_api_compat import is_dask_array
 
 from .._array import check_random_state, describe, is_lazy
 from .._dispatch import kernel_level, register_kernel_family
+from .._typing import ArrayLike, ArrayT, RNGLike
 from ._common import (
     _check_finite_result,
     _check_positive_float,
@@ -115,7 +118,21 @@ def _nearest_codes(w, c, xp):
     return xp.searchsorted(mid, w, side="left")
 
 
-def round_to_codebook(w, codebook, return_codes=False):
+@overload
+def round_to_codebook(
+    w: ArrayT, codebook: ArrayLike, return_codes: Literal[False] = False
+) -> ArrayT: ...
+@overload
+def round_to_codebook(
+    w: ArrayT, codebook: ArrayLike, return_codes: Literal[True]
+) -> CodedValues: ...
+@overload
+def round_to_codebook(
+    w: ArrayT, codebook: ArrayLike, return_codes: bool = False
+) -> ArrayT | CodedValues: ...
+def round_to_codebook(
+    w: ArrayT, codebook: ArrayLike, return_codes: bool = False
+) -> ArrayT | CodedValues:
     """Round each entry to the nearest codeword of a sorted scalar codebook.
 
     Parameters
@@ -184,7 +201,38 @@ def round_to_codebook(w, codebook, return_codes=False):
     return CodedValues(out, codes) if return_codes else out
 
 
-def stochastic_round(w, step=None, codebook=None, rng=None, return_codes=False):
+@overload
+def stochastic_round(
+    w: ArrayT,
+    step: float | None = None,
+    codebook: ArrayLike | None = None,
+    rng: RNGLike = None,
+    return_codes: Literal[False] = False,
+) -> ArrayT: ...
+@overload
+def stochastic_round(
+    w: ArrayT,
+    step: float | None = None,
+    codebook: ArrayLike | None = None,
+    rng: RNGLike = None,
+    *,
+    return_codes: Literal[True],
+) -> CodedValues: ...
+@overload
+def stochastic_round(
+    w: ArrayT,
+    step: float | None = None,
+    codebook: ArrayLike | None = None,
+    rng: RNGLike = None,
+    return_codes: bool = False,
+) -> ArrayT | CodedValues: ...
+def stochastic_round(
+    w: ArrayT,
+    step: float | None = None,
+    codebook: ArrayLike | None = None,
+    rng: RNGLike = None,
+    return_codes: bool = False,
+) -> ArrayT | CodedValues:
     """Unbiased stochastic rounding to a uniform grid or to any sorted codebook.
 
     Parameters

@@ -1,8 +1,11 @@
 """DoReFa-Net k-bit weights, activations and gradients."""
 
+from __future__ import annotations
+
 from array_api_compat import device as _device
 
 from .._array import check_axis, check_bits, check_random_state
+from .._typing import ArrayT, AxisLike, RNGLike
 from ._common import _check_finite_scale_input, _check_weights, _reduce, _sign, _uniform_noise
 from ._quantized import QuantizedArray, _code_dtype, _codebook_like, _dtype_name
 
@@ -44,7 +47,7 @@ def _validate_dorefa_weights(w, bits, axis):
     return w, xp, bits, axis
 
 
-def dorefa_weights(w, bits, axis=None):
+def dorefa_weights(w: ArrayT, bits: int, axis: AxisLike = None) -> ArrayT:
     """DoReFa-Net k-bit weight quantization.
 
     Parameters
@@ -142,7 +145,7 @@ def encode_dorefa_weights(w, bits, axis=None):
     )
 
 
-def dorefa_activations(x, bits):
+def dorefa_activations(x: ArrayT, bits: int) -> ArrayT:
     """DoReFa-Net k-bit activation quantization on :math:`[0, 1]`.
 
     Parameters
@@ -221,7 +224,7 @@ def encode_dorefa_activations(x, bits):
     )
 
 
-def dorefa_gradients(g, bits, rng=None, axis=None):
+def dorefa_gradients(g: ArrayT, bits: int, rng: RNGLike = None, axis: AxisLike = None) -> ArrayT:
     """DoReFa-Net stochastic k-bit gradient quantization.
 
     Parameters

@@ -1,8 +1,13 @@
 """Signed fixed-point (Qm.n) rounding."""
 
+from __future__ import annotations
+
+from typing import Literal
+
 from array_api_compat import device as _device
 
 from .._array import check_int, check_random_state, describe
+from .._typing import ArrayT, RNGLike
 from ._codebook import _check_no_nan
 from ._common import _check_choice, _check_finite_result, _check_weights, _round, _uniform_noise
 from ._quantized import QuantizedArray, _code_dtype, _dtype_name
@@ -48,7 +53,14 @@ def _validate_fixed(w, int_bits, frac_bits, saturate, rounding):
     return w, xp, int_bits, frac_bits, rounding
 
 
-def fixed_point(w, int_bits, frac_bits, saturate=True, rounding="half_even", rng=None):
+def fixed_point(
+    w: ArrayT,
+    int_bits: int,
+    frac_bits: int,
+    saturate: bool = True,
+    rounding: Literal["half_even", "half_away", "floor", "stochastic"] = "half_even",
+    rng: RNGLike = None,
+) -> ArrayT:
     """Round to signed fixed point Q\\ ``int_bits``.\\ ``frac_bits`` (two's complement).
 
     Parameters

@@ -5,9 +5,12 @@ of the quantized output, and returns the gradient to apply to ``w``, so that
 a NumPy training loop can use it without an autodiff framework.
 """
 
+from __future__ import annotations
+
 import numpy as np
 
 from .._array import describe
+from .._typing import ArrayT
 from ._common import _check_finite_result, _check_positive_float, _check_weights
 
 
@@ -19,7 +22,7 @@ def _pair(w, grad):
     return w, grad, xp
 
 
-def straight_through(w, grad):
+def straight_through(w: ArrayT, grad: ArrayT) -> ArrayT:
     """Straight-through estimator: pass the gradient unchanged.
 
     Parameters
@@ -68,7 +71,7 @@ def straight_through(w, grad):
     return grad
 
 
-def clipped_straight_through(w, grad, clip_value=1.0):
+def clipped_straight_through(w: ArrayT, grad: ArrayT, clip_value: float = 1.0) -> ArrayT:
     """Straight-through estimator cancelled outside :math:`|w| \\le c`.
 
     Parameters
@@ -123,7 +126,7 @@ def clipped_straight_through(w, grad, clip_value=1.0):
     return xp.where(xp.abs(w) <= c, grad, xp.zeros_like(grad))
 
 
-def approx_sign_gradient(w, grad):
+def approx_sign_gradient(w: ArrayT, grad: ArrayT) -> ArrayT:
     """ApproxSign pseudo-gradient of sign: :math:`(2 - 2|w|)\\,1_{|w| \\le 1}`.
 
     Parameters
@@ -179,7 +182,7 @@ def approx_sign_gradient(w, grad):
     return _check_finite_result(out, xp, "the pseudo-gradient")
 
 
-def swish_sign_gradient(w, grad, beta=5.0):
+def swish_sign_gradient(w: ArrayT, grad: ArrayT, beta: float = 5.0) -> ArrayT:
     """SwishSign pseudo-gradient of sign (BNN+).
 
     Parameters

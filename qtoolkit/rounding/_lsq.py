@@ -1,11 +1,14 @@
 """Learned step size quantization (LSQ): a uniform grid whose step is a trained parameter."""
 
+from __future__ import annotations
+
 import math
 import numbers
 
 from array_api_compat import device as _device
 
 from .._array import check_bits, describe, is_lazy
+from .._typing import Array, ArrayT
 from ._common import _check_weights
 from ._quantized import QuantizedArray, _code_dtype, _dtype_name
 
@@ -57,7 +60,7 @@ def _validate_lsq(w, step_size, bits, signed):
     return w, xp, _check_step(step_size, w, xp), bits
 
 
-def lsq(w, step_size, bits=4, signed=True):
+def lsq(w: ArrayT, step_size: float | Array, bits: int = 4, signed: bool = True) -> ArrayT:
     """Learned step size quantization: round :math:`w/s` to a clipped integer grid, times :math:`s`.
 
     Parameters

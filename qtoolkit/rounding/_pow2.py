@@ -1,12 +1,16 @@
 """Power-of-two (logarithmic) quantization: LogQuant and the INQ codebook."""
 
+from __future__ import annotations
+
 import math
 import numbers
+from typing import Literal
 
 import numpy as np
 from array_api_compat import device as _device
 
 from .._array import check_axis, check_bits, describe, is_lazy
+from .._typing import ArrayT, AxisLike
 from ._common import _check_choice, _check_finite_scale_input, _check_weights, _reduce
 from ._quantized import QuantizedArray, _codebook_like, _dtype_name
 
@@ -62,7 +66,13 @@ def _validate_pow2(w, bits, method, fsr, axis):
     return w, xp, bits, method, axis
 
 
-def power_of_two(w, bits, method="logquant", fsr=None, axis=None):
+def power_of_two(
+    w: ArrayT,
+    bits: int,
+    method: Literal["logquant", "inq"] = "logquant",
+    fsr: int | None = None,
+    axis: AxisLike = None,
+) -> ArrayT:
     """Logarithmic quantization to signed powers of two (LogQuant or INQ).
 
     Parameters
@@ -188,7 +198,7 @@ def encode_power_of_two(w, bits, method="logquant", fsr=None, axis=None):
     )
 
 
-def inq_codebook(w, bits):
+def inq_codebook(w: ArrayT, bits: int) -> ArrayT:
     """The INQ codebook :math:`\\{0, \\pm 2^{n_2}, \\dots, \\pm 2^{n_1}\\}` of a tensor.
 
     Parameters

@@ -1,5 +1,7 @@
 """The encoded form of a quantized tensor, and the generic decoder."""
 
+from __future__ import annotations
+
 import numbers
 from dataclasses import dataclass, field
 
@@ -7,6 +9,7 @@ import numpy as np
 from array_api_compat import device as _device
 
 from .._array import array_namespace, check_axis, check_int, describe
+from .._typing import Array, SupportsQuantizedArray
 from ._common import _check_finite_result, _from_groups
 
 
@@ -93,17 +96,17 @@ class QuantizedArray:
     array([-1.,  0.,  0.,  1.])
     """
 
-    codes: object
-    scale: object
-    zero_point: object = None
-    codebook: object = None
-    scale_neg: object = None
+    codes: Array
+    scale: Array | None
+    zero_point: Array | None = None
+    codebook: Array | None = None
+    scale_neg: Array | None = None
     bits: int = 8
-    axis: tuple = None
-    group_size: int = None
+    axis: tuple[int, ...] | None = None
+    group_size: int | None = None
     dtype: str = "float32"
     scheme: str = "uniform"
-    shape: tuple = field(default=None)
+    shape: tuple[int, ...] | None = field(default=None)
 
     def __post_init__(self):
         _check_structure(self)
@@ -203,7 +206,7 @@ def _check_structure(q):
             raise ValueError(f"codebook has {shape[0]} codewords, more than 2**bits={2**q.bits}")
 
 
-def decode(q):
+def decode(q: QuantizedArray | SupportsQuantizedArray) -> Array:
     """Reconstruct the real tensor from a :class:`QuantizedArray`.
 
     Parameters

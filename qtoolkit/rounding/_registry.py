@@ -1,10 +1,14 @@
 """A registry of the rounding schemes as configurable quantizer objects."""
 
+from __future__ import annotations
+
 import inspect
 import json
 import math
 import numbers
+from typing import Any
 
+from .._typing import Array, ArrayT
 from .._validation import check_random_state, describe, warn_renamed
 from ._binary import binarize, encode_binary, encode_stochastic_binary, stochastic_binarize
 from ._codebook import (
@@ -23,7 +27,7 @@ from ._dorefa import (
 from ._fixed import encode_fixed_point, fixed_point
 from ._lsq import encode_lsq, lsq
 from ._pow2 import encode_power_of_two, power_of_two, power_of_two_code_bits
-from ._quantized import decode
+from ._quantized import QuantizedArray, decode
 from ._ternary import encode_ternary, ternarize
 from ._uniform import encode, uniform
 
@@ -151,7 +155,7 @@ class Quantizer:
     (array([-1.,  0.,  1.]), 2)
     """
 
-    def __init__(self, name, **params):
+    def __init__(self, name: str, **params: Any) -> None:
         if "seed" in params:
             if "rng" in params:
                 raise TypeError("give rng, not both rng and the deprecated seed")
@@ -189,7 +193,7 @@ class Quantizer:
             params["rng"] = self._rng
         return params
 
-    def __call__(self, w, **kwargs):
+    def __call__(self, w: ArrayT, **kwargs: Any) -> ArrayT:
         """Quantize ``w`` with this scheme and these parameters.
 
         Parameters
@@ -214,7 +218,7 @@ class Quantizer:
         """
         return _REGISTRY[self.name][0](w, **self._scheme_params(kwargs))
 
-    def encode(self, w, **kwargs):
+    def encode(self, w: Array, **kwargs: Any) -> QuantizedArray:
         """Encode ``w`` as integer codes with the scales or codebook.
 
         Parameters
@@ -238,7 +242,7 @@ class Quantizer:
         """
         return _REGISTRY[self.name][1](w, **self._scheme_params(kwargs))
 
-    def decode(self, q):
+    def decode(self, q: QuantizedArray) -> Array:
         """Reconstruct the real tensor of a :class:`QuantizedArray`.
 
         Parameters
@@ -262,7 +266,7 @@ class Quantizer:
         return decode(q)
 
     @property
-    def bits(self):
+    def bits(self) -> int:
         """Bits per code (the bit width) of this scheme with these parameters.
 
         Examples
@@ -274,12 +278,12 @@ class Quantizer:
         return int(_REGISTRY[self.name][2](self.params))
 
     @property
-    def n_bits(self):
+    def n_bits(self) -> int:
         """Deprecated alias of :attr:`bits` (removed in the next release)."""
         warn_renamed("Quantizer.n_bits", "Quantizer.bits", stacklevel=2)
         return self.bits
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """Return the configuration as a JSON-serialisable dict.
 
         Returns
@@ -297,7 +301,7 @@ class Quantizer:
         return {"name": self.name, "params": params, "version": CONFIG_VERSION}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> Quantizer:
         """Build a quantizer from a configuration.
 
         Parameters
@@ -339,19 +343,19 @@ class Quantizer:
             raise ValueError(f"config['params'] must be a dict, got {describe(params)}")
         return cls(config["name"], **params)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return (
             isinstance(other, Quantizer) and other.name == self.name and other.params == self.params
         )
 
     __hash__ = None
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in sorted(self.params.items()))
         return f"Quantizer({self.name!r}{', ' if args else ''}{args})"
 
 
-def available_quantizers():
+def available_quantizers() -> list[str]:
     """List the names accepted by :func:`get`.
 
     Returns
@@ -372,7 +376,7 @@ def available_quantizers():
     return sorted(_REGISTRY)
 
 
-def get(identifier, **params):
+def get(identifier: str | dict[str, Any] | Quantizer, **params: Any) -> Quantizer:
     """Get a :class:`Quantizer` from a name, a config dict or an existing quantizer.
 
     Parameters

@@ -12,8 +12,12 @@ has the value :math:`q(x)` exactly (the second term is zero) and the derivative
 as terms whose value is zero and whose derivative is the method's rule.
 """
 
+from __future__ import annotations
+
 import math
 import sys
+from collections.abc import Callable
+from typing import Any, Literal
 
 from array_api_compat import device as _device
 
@@ -26,7 +30,7 @@ from ._gradients import (
     swish_sign_gradient,
 )
 from ._lsq import _lsq_codes, _lsq_levels, _validate_lsq
-from ._registry import get
+from ._registry import Quantizer, get
 from ._ternary import _ternary, _validate_ternarize
 
 GRADIENTS = ("identity", "clipped", "approx_sign", "swish")
@@ -201,7 +205,15 @@ def _tuple(axis):
     return axis if isinstance(axis, (tuple, list)) else (axis,)
 
 
-def ste(quantizer, gradient="identity", *, clip_value=1.0, beta=5.0, grad_scale=None, **params):
+def ste(
+    quantizer: str | dict[str, Any] | Quantizer,
+    gradient: Literal["identity", "clipped", "approx_sign", "swish"] = "identity",
+    *,
+    clip_value: float = 1.0,
+    beta: float = 5.0,
+    grad_scale: float | None = None,
+    **params: Any,
+) -> Callable[..., Any]:
     """A quantizer that PyTorch autograd and JAX autodiff differentiate with its pseudo-gradient.
 
     Parameters

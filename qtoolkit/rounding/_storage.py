@@ -1,5 +1,7 @@
 """A versioned ``.npz`` file format for a :class:`QuantizedArray`."""
 
+from __future__ import annotations
+
 import math
 
 import numpy as np
@@ -7,6 +9,7 @@ import numpy as np
 from .._array import describe
 from .._array import to_numpy as _as_numpy
 from .._npz import NpzReader
+from .._typing import FileLike, SupportsQuantizedArray
 from ..bitops import PACKABLE_BITS, pack_codes, unpack_codes
 from ._quantized import QuantizedArray
 
@@ -29,7 +32,7 @@ def _pack_width(bits):
     return None
 
 
-def save_quantized(file, q):
+def save_quantized(file: FileLike, q: QuantizedArray | SupportsQuantizedArray) -> None:
     """Save a :class:`QuantizedArray` to a versioned ``.npz`` file, codes densely packed.
 
     Parameters
@@ -204,7 +207,7 @@ def _read_codes(r, count, width, offset, codes_dtype, bits):
     return r.read("codes", check)
 
 
-def load_quantized(file):
+def load_quantized(file: FileLike) -> QuantizedArray:
     """Load a :class:`QuantizedArray` written by :func:`save_quantized`.
 
     The file is not trusted: every field is validated, each member's ``.npy``

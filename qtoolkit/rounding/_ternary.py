@@ -1,7 +1,10 @@
 """Ternarization: TWN's rule of thumb, the exact least-squares optimum, and TTQ."""
 
+from __future__ import annotations
+
 import math
 import numbers
+from typing import Literal
 
 import numpy as np
 from array_api_compat import device as _device
@@ -9,6 +12,7 @@ from array_api_compat import is_dask_array
 
 from .._array import check_axis, describe
 from .._array import to_numpy as _as_numpy
+from .._typing import ArrayT, AxisLike
 from ._common import (
     _asarray_like,
     _check_choice,
@@ -178,7 +182,14 @@ def _validate_ternarize(w, method, delta, threshold, axis, scales):
     return w, xp, method, delta, threshold, axis
 
 
-def ternarize(w, method="twn", delta=0.7, threshold=0.05, axis=None, scales=None):
+def ternarize(
+    w: ArrayT,
+    method: Literal["twn", "optimal", "ttq"] = "twn",
+    delta: float = 0.7,
+    threshold: float = 0.05,
+    axis: AxisLike = None,
+    scales: tuple[float, float] | None = None,
+) -> ArrayT:
     """Ternarize to :math:`\\{-\\alpha_n, 0, +\\alpha_p\\}` with a threshold :math:`\\Delta`.
 
     Parameters

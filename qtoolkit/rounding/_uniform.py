@@ -1,11 +1,15 @@
 """Uniform (linear) quantization with a scale and a zero point."""
 
+from __future__ import annotations
+
 import math
 import numbers
+from typing import Literal
 
 import numpy as np
 
 from .._array import check_bits, describe
+from .._typing import ArrayT, AxisLike
 from ._common import (
     ROUNDING_MODES,
     _check_choice,
@@ -189,16 +193,16 @@ def _uniform_numpy_fast(w, bits, narrow_range):
 
 
 def uniform(
-    w,
-    bits=8,
-    mode="symmetric",
-    axis=None,
-    group_size=None,
-    range="minmax",
-    narrow_range=False,
-    rounding="half_even",
-    percentile=99.99,
-):
+    w: ArrayT,
+    bits: int = 8,
+    mode: Literal["symmetric", "asymmetric", "unsigned"] = "symmetric",
+    axis: AxisLike = None,
+    group_size: int | None = None,
+    range: Literal["minmax", "percentile", "mse"] = "minmax",
+    narrow_range: bool = False,
+    rounding: Literal["half_even", "half_away"] = "half_even",
+    percentile: float = 99.99,
+) -> ArrayT:
     """Uniform quantize-dequantize: round to a scaled integer grid and map back.
 
     Parameters
@@ -328,16 +332,16 @@ def uniform(
 
 
 def encode(
-    w,
-    bits=8,
-    mode="symmetric",
-    axis=None,
-    group_size=None,
-    range="minmax",
-    narrow_range=False,
-    rounding="half_even",
-    percentile=99.99,
-):
+    w: ArrayT,
+    bits: int = 8,
+    mode: Literal["symmetric", "asymmetric", "unsigned"] = "symmetric",
+    axis: AxisLike = None,
+    group_size: int | None = None,
+    range: Literal["minmax", "percentile", "mse"] = "minmax",
+    narrow_range: bool = False,
+    rounding: Literal["half_even", "half_away"] = "half_even",
+    percentile: float = 99.99,
+) -> QuantizedArray:
     """Uniform quantization to integer codes with a scale and a zero point.
 
     Parameters
