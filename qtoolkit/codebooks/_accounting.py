@@ -1,10 +1,13 @@
 """Compression accounting: bits per weight with codebook overhead, entropy-coded size."""
 
+from __future__ import annotations
+
 import heapq
 import math
 
 import numpy as np
 
+from .._typing import ArrayLike, NDArray
 from .._validation import check_int, describe, renamed_parameters
 
 __all__ = [
@@ -35,7 +38,7 @@ def _check_shape(shape):
 
 
 @renamed_parameters({"bits": "codeword_bits"})
-def bits_per_weight(n_weights, n_clusters, codeword_bits=32):
+def bits_per_weight(n_weights: int, n_clusters: int, codeword_bits: int = 32) -> float:
     r"""Storage per weight of scalar weight sharing, codebook included.
 
     Parameters
@@ -84,7 +87,7 @@ def bits_per_weight(n_weights, n_clusters, codeword_bits=32):
 
 
 @renamed_parameters({"bits": "codeword_bits"})
-def deep_compression_ratio(n_weights, n_clusters, codeword_bits=32):
+def deep_compression_ratio(n_weights: int, n_clusters: int, codeword_bits: int = 32) -> float:
     r"""Compression ratio of weight sharing (Han et al.): :math:`nb / (n \log_2 k + kb)`.
 
     Parameters
@@ -133,7 +136,9 @@ def deep_compression_ratio(n_weights, n_clusters, codeword_bits=32):
 
 
 @renamed_parameters({"bits": "codeword_bits"})
-def pq_compression_ratio(shape, n_subspaces, n_clusters, codeword_bits=32):
+def pq_compression_ratio(
+    shape: tuple[int, int], n_subspaces: int, n_clusters: int, codeword_bits: int = 32
+) -> float:
     r"""Compression ratio of product quantization of an ``m x n`` matrix (Gong et al.).
 
     Parameters
@@ -188,7 +193,9 @@ def pq_compression_ratio(shape, n_subspaces, n_clusters, codeword_bits=32):
 
 
 @renamed_parameters({"bits": "codeword_bits"})
-def rq_compression_ratio(shape, n_stages, n_clusters, codeword_bits=32):
+def rq_compression_ratio(
+    shape: tuple[int, int], n_stages: int, n_clusters: int, codeword_bits: int = 32
+) -> float:
     r"""Compression ratio of residual quantization of the rows of an ``m x n`` matrix.
 
     Parameters
@@ -265,7 +272,9 @@ def _counts(codes, n_clusters, sample_weight):
     return np.bincount(c.ravel(), weights=w, minlength=k).astype(np.float64)
 
 
-def entropy_bits(codes, n_clusters=None, sample_weight=None):
+def entropy_bits(
+    codes: ArrayLike, n_clusters: int | None = None, sample_weight: ArrayLike | None = None
+) -> float:
     r"""Empirical entropy of the codes in bits per symbol.
 
     Parameters
@@ -313,7 +322,7 @@ def entropy_bits(codes, n_clusters=None, sample_weight=None):
     return float(max(0.0, -np.sum(p * np.log2(p))))
 
 
-def huffman_code_lengths(counts):
+def huffman_code_lengths(counts: ArrayLike) -> NDArray[np.int64]:
     r"""Code lengths of a Huffman code for symbols with the given counts.
 
     Parameters
@@ -378,7 +387,9 @@ def huffman_code_lengths(counts):
 
 
 @renamed_parameters({"bits": "codeword_bits"})
-def entropy_coded_bits(codes, n_clusters=None, codeword_bits=32):
+def entropy_coded_bits(
+    codes: ArrayLike, n_clusters: int | None = None, codeword_bits: int = 32
+) -> float:
     r"""Size in bits of Huffman-coded codes plus the codebook.
 
     Parameters

@@ -1,12 +1,16 @@
 """Entropy-constrained scalar quantization: uniform + entropy coding, and ECSQ Lloyd."""
 
+from __future__ import annotations
+
 import numbers
+from typing import Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._array import MAX_ITER, check_int
+from .._typing import ArrayLike, NDArray
 from ._accounting import huffman_code_lengths
 from ._common import check_codes, check_finite_state, check_tensor, check_weights, code_dtype
 from ._kmeans import _distinct_weighted, _ndim, _prefix, kmeans_1d
@@ -130,8 +134,15 @@ class EntropyConstrainedQuantizer(TransformerMixin, BaseEstimator):
     """
 
     def __init__(
-        self, n_clusters=16, lam=0.01, *, method="ecsq", step=None, max_iter=100, tol=1e-9
-    ):
+        self,
+        n_clusters: int = 16,
+        lam: float = 0.01,
+        *,
+        method: Literal["ecsq", "uniform"] = "ecsq",
+        step: float | None = None,
+        max_iter: int = 100,
+        tol: float = 1e-9,
+    ) -> None:
         self.n_clusters = n_clusters
         self.lam = lam
         self.method = method
@@ -166,7 +177,9 @@ class EntropyConstrainedQuantizer(TransformerMixin, BaseEstimator):
         check_int(self.max_iter, "max_iter", low=1, high=MAX_ITER)
         return k
 
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(
+        self, X: ArrayLike, y: None = None, sample_weight: ArrayLike | None = None
+    ) -> EntropyConstrainedQuantizer:
         """Learn the thresholds, codewords and code lengths from every entry of ``X``.
 
         Parameters
@@ -268,7 +281,7 @@ class EntropyConstrainedQuantizer(TransformerMixin, BaseEstimator):
         self.n_iter_ = int(n_iter)
         return check_finite_state(self)
 
-    def transform(self, X):
+    def transform(self, X: ArrayLike) -> NDArray[np.integer]:
         """Code of every entry (index into ``codebook_``).
 
         Parameters
@@ -290,7 +303,7 @@ class EntropyConstrainedQuantizer(TransformerMixin, BaseEstimator):
         codes = np.searchsorted(self.thresholds_, x, side="left")
         return codes.astype(code_dtype(self.codebook_.shape[0]))
 
-    def inverse_transform(self, X):
+    def inverse_transform(self, X: ArrayLike) -> NDArray[np.float64]:
         """Return the codewords of the codes.
 
         Parameters

@@ -1,16 +1,25 @@
 """Hessian-weighted k-means (Choi et al. 2017): importance weights for weight sharing."""
 
+from __future__ import annotations
+
 import numbers
+from typing import Any
 
 import numpy as np
 
+from .._typing import ArrayLike, NDArray
 from ._common import check_tensor
 from ._kmeans import KMeansQuantizer
 
 __all__ = ["hessian_importance", "hessian_weighted_kmeans"]
 
 
-def hessian_importance(*, hessian=None, second_moment=None, eps=0.0):
+def hessian_importance(
+    *,
+    hessian: ArrayLike | None = None,
+    second_moment: ArrayLike | None = None,
+    eps: float = 0.0,
+) -> NDArray[np.float64]:
     r"""Per-weight importance for Hessian-weighted quantization.
 
     Exactly one of ``hessian`` and ``second_moment`` is given.
@@ -73,7 +82,15 @@ def hessian_importance(*, hessian=None, second_moment=None, eps=0.0):
     return h if hessian is not None else np.sqrt(h) + eps
 
 
-def hessian_weighted_kmeans(w, n_clusters, *, hessian=None, second_moment=None, eps=0.0, **params):
+def hessian_weighted_kmeans(
+    w: ArrayLike,
+    n_clusters: int,
+    *,
+    hessian: ArrayLike | None = None,
+    second_moment: ArrayLike | None = None,
+    eps: float = 0.0,
+    **params: Any,
+) -> KMeansQuantizer:
     r"""Fit scalar weight sharing with Hessian (or Adam second-moment) importance weights.
 
     Parameters

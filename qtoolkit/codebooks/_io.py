@@ -1,12 +1,16 @@
 """Save and load fitted codebook learners as ``.npz`` (no pickle)."""
 
+from __future__ import annotations
+
 import json
 import numbers
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from .._array import MAX_ITER, check_int, check_n_threads, describe
 from .._npz import NpzReader
+from .._typing import FileLike
 from .._validation import warn_renamed
 
 __all__ = ["QuantizerFileError", "load_quantizer", "save_quantizer"]
@@ -33,7 +37,7 @@ def _registry():
     return {cls.__name__: cls for cls in classes}
 
 
-def save_quantizer(file, quantizer) -> None:
+def save_quantizer(file: FileLike, quantizer: BaseEstimator) -> None:
     """Write a fitted codebook learner to an ``.npz`` file, arrays bit for bit.
 
     Parameters
@@ -368,7 +372,7 @@ _STATES = {
 }
 
 
-def load_quantizer(file):
+def load_quantizer(file: FileLike) -> BaseEstimator:
     """Read a learner written by :func:`save_quantizer` (no pickle involved).
 
     The file is not trusted: every parameter and fitted array is validated as

@@ -1,13 +1,16 @@
 """Scalar weight sharing: weighted 1-D k-means, exact (dynamic programming) or Lloyd."""
 
+from __future__ import annotations
+
 import numbers
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._array import MAX_ITER, check_int, check_n_threads, check_random_state, cpu_count, describe
+from .._typing import ArrayLike, NDArray, RandomStateLike, RNGLike
 from . import _kmeans1d
 from ._common import check_codes, check_finite_state, check_tensor, check_weights, code_dtype
 
@@ -241,17 +244,18 @@ class KMeans1DResult(NamedTuple):
 
 
 def kmeans_1d(
-    values,
-    n_clusters,
+    values: ArrayLike,
+    n_clusters: int,
     *,
-    sample_weight=None,
-    algorithm="optimal",
-    init="histogram",
-    max_iter=300,
-    tol=1e-4,
-    rng=None,
-    n_threads=None,
-):
+    sample_weight: ArrayLike | None = None,
+    algorithm: Literal["optimal", "lloyd"] = "optimal",
+    init: Literal["histogram", "linear", "density", "k-means++", "random"]
+    | ArrayLike = "histogram",
+    max_iter: int = 300,
+    tol: float = 1e-4,
+    rng: RNGLike = None,
+    n_threads: int | None = None,
+) -> KMeans1DResult:
     r"""Weighted k-means of scalars: the codebook of scalar weight sharing.
 
     Parameters
@@ -458,7 +462,13 @@ class KMeans1DRows(NamedTuple):
     inertia: np.ndarray
 
 
-def kmeans_1d_rows(X, n_clusters, *, sample_weight=None, n_threads=None) -> KMeans1DRows:
+def kmeans_1d_rows(
+    X: ArrayLike,
+    n_clusters: int,
+    *,
+    sample_weight: ArrayLike | None = None,
+    n_threads: int | None = None,
+) -> KMeans1DRows:
     r"""Optimal 1-D k-means of every row of a matrix: one codebook per row, in one call.
 
     Each row is an independent weighted 1-D k-means problem (per-row
@@ -702,15 +712,16 @@ class KMeansQuantizer(TransformerMixin, BaseEstimator):
 
     def __init__(
         self,
-        n_clusters=8,
+        n_clusters: int = 8,
         *,
-        algorithm="optimal",
-        init="histogram",
-        max_iter=300,
-        tol=1e-4,
-        random_state=None,
-        n_threads=None,
-    ):
+        algorithm: Literal["optimal", "lloyd"] = "optimal",
+        init: Literal["histogram", "linear", "density", "k-means++", "random"]
+        | ArrayLike = "histogram",
+        max_iter: int = 300,
+        tol: float = 1e-4,
+        random_state: RandomStateLike = None,
+        n_threads: int | None = None,
+    ) -> None:
         self.n_clusters = n_clusters
         self.algorithm = algorithm
         self.init = init
@@ -725,7 +736,9 @@ class KMeansQuantizer(TransformerMixin, BaseEstimator):
         tags.input_tags.allow_nan = False
         return tags
 
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(
+        self, X: ArrayLike, y: None = None, sample_weight: ArrayLike | None = None
+    ) -> KMeansQuantizer:
         """Learn the codebook from every entry of ``X``.
 
         Parameters
@@ -766,7 +779,7 @@ class KMeansQuantizer(TransformerMixin, BaseEstimator):
         self.n_iter_ = n_iter
         return check_finite_state(self)
 
-    def transform(self, X):
+    def transform(self, X: ArrayLike) -> NDArray[np.integer]:
         """Code of the nearest codeword for every entry.
 
         Parameters
@@ -793,7 +806,7 @@ class KMeansQuantizer(TransformerMixin, BaseEstimator):
         codes = np.searchsorted(self.boundaries_, x, side="left")
         return codes.astype(code_dtype(self.codebook_.shape[0]))
 
-    def inverse_transform(self, X):
+    def inverse_transform(self, X: ArrayLike) -> NDArray[np.float64]:
         """Return the codewords of integer codes.
 
         Parameters
@@ -809,7 +822,7 @@ class KMeansQuantizer(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "codebook_")
         return self.codebook_[check_codes(X, self.codebook_.shape[0], "X")]
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> NDArray[np.integer]:
         """Return the cluster index of every entry (as :meth:`transform`).
 
         Parameters
@@ -824,7 +837,7 @@ class KMeansQuantizer(TransformerMixin, BaseEstimator):
         """
         return self.transform(X)
 
-    def quantize(self, X):
+    def quantize(self, X: ArrayLike) -> NDArray[np.floating]:
         """Replace every entry by its codeword, keeping the floating dtype of ``X``.
 
         Parameters

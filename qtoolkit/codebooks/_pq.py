@@ -1,6 +1,9 @@
 """Product quantization (Jégou et al. 2011; Gong et al. 2014 for network weights)."""
 
+from __future__ import annotations
+
 import numbers
+from typing import Any, Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -9,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._array import MAX_ITER, check_int, check_n_threads, check_random_state, describe
 from .._dispatch import kernel_level, register_kernel_family
+from .._typing import ArrayLike, NDArray, RandomStateLike
 from . import _pq_kernels
 from ._common import check_codes, check_finite_state, code_dtype
 
@@ -136,15 +140,15 @@ class ProductQuantizer(TransformerMixin, BaseEstimator):
 
     def __init__(
         self,
-        n_subspaces=8,
-        n_clusters=256,
+        n_subspaces: int = 8,
+        n_clusters: int = 256,
         *,
-        init="random",
-        max_iter=25,
-        tol=0.0,
-        random_state=None,
-        n_threads=None,
-    ):
+        init: Literal["random", "k-means++"] | ArrayLike = "random",
+        max_iter: int = 25,
+        tol: float = 0.0,
+        random_state: RandomStateLike = None,
+        n_threads: int | None = None,
+    ) -> None:
         self.n_subspaces = n_subspaces
         self.n_clusters = n_clusters
         self.init = init
@@ -158,7 +162,9 @@ class ProductQuantizer(TransformerMixin, BaseEstimator):
         tags.transformer_tags.preserves_dtype = []
         return tags
 
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(
+        self, X: ArrayLike, y: None = None, sample_weight: ArrayLike | None = None
+    ) -> ProductQuantizer:
         """Learn one codebook per subspace.
 
         Parameters
@@ -224,7 +230,7 @@ class ProductQuantizer(TransformerMixin, BaseEstimator):
         parts = [self.codebook_[m][codes[:, m]] for m in range(M)]
         return np.concatenate(parts, axis=1)
 
-    def transform(self, X):
+    def transform(self, X: ArrayLike) -> NDArray[np.integer]:
         """Encode: index of the nearest codeword in every subspace.
 
         Parameters
@@ -241,7 +247,7 @@ class ProductQuantizer(TransformerMixin, BaseEstimator):
         X = validate_data(self, X, dtype=[np.float32, np.float64], reset=False)
         return self._encode(X).astype(code_dtype(self.codebook_.shape[1]))
 
-    def inverse_transform(self, X):
+    def inverse_transform(self, X: ArrayLike) -> NDArray[np.floating]:
         """Decode codes into vectors.
 
         Parameters
@@ -261,7 +267,7 @@ class ProductQuantizer(TransformerMixin, BaseEstimator):
     encode = transform
     decode = inverse_transform
 
-    def adc_tables(self, Q):
+    def adc_tables(self, Q: ArrayLike) -> NDArray[np.floating]:
         """Asymmetric-distance lookup tables of queries against every codeword.
 
         Parameters
@@ -287,7 +293,9 @@ class ProductQuantizer(TransformerMixin, BaseEstimator):
             raise ValueError("Q is too large in magnitude: its squared distances overflow")
         return np.maximum(t, 0)
 
-    def search(self, Q, codes, n_neighbors=1):
+    def search(
+        self, Q: ArrayLike, codes: ArrayLike, n_neighbors: int = 1
+    ) -> tuple[NDArray[Any], ...]:
         """Nearest database vectors of each query by asymmetric distance.
 
         Parameters

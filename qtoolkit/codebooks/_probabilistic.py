@@ -1,6 +1,9 @@
 """Probabilistic weights (LR-nets, Shayer et al. 2018): a categorical law per weight."""
 
+from __future__ import annotations
+
 import numbers
+from typing import Literal
 
 import numpy as np
 from scipy.special import log_expit, logit, softmax
@@ -8,6 +11,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from .._array import check_random_state
+from .._typing import ArrayLike, NDArray, RNGLike
 from ._common import check_tensor
 
 __all__ = ["ProbabilisticWeights"]
@@ -72,13 +76,20 @@ class ProbabilisticWeights(BaseEstimator):
     array([0.75, 0.75])
     """
 
-    def __init__(self, kind="ternary", *, scale=None, p_min=0.05, p_max=0.95):
+    def __init__(
+        self,
+        kind: Literal["ternary", "binary"] = "ternary",
+        *,
+        scale: float | None = None,
+        p_min: float = 0.05,
+        p_max: float = 0.95,
+    ) -> None:
         self.kind = kind
         self.scale = scale
         self.p_min = p_min
         self.p_max = p_max
 
-    def fit(self, X, y=None):
+    def fit(self, X: ArrayLike, y: None = None) -> ProbabilisticWeights:
         """Initialise the distributions from real weights.
 
         Parameters
@@ -141,7 +152,7 @@ class ProbabilisticWeights(BaseEstimator):
         nz = log_expit(-c)
         return np.stack([nz + log_expit(-a), log_expit(c), nz + log_expit(a)], axis=-1)
 
-    def probabilities(self):
+    def probabilities(self) -> NDArray[np.float64]:
         """Probability of every codeword for every weight.
 
         Returns
@@ -152,7 +163,7 @@ class ProbabilisticWeights(BaseEstimator):
         check_is_fitted(self, "logits_")
         return softmax(self.logits_, axis=-1)
 
-    def mean(self):
+    def mean(self) -> NDArray[np.float64]:
         """Mean of every weight, :math:`\\mu = \\sum_j p_j c_j`.
 
         Returns
@@ -162,7 +173,7 @@ class ProbabilisticWeights(BaseEstimator):
         """
         return self.probabilities() @ self.codebook_
 
-    def var(self):
+    def var(self) -> NDArray[np.float64]:
         """Variance of every weight, :math:`\\sum_j p_j c_j^2 - \\mu^2`.
 
         Returns
@@ -174,7 +185,7 @@ class ProbabilisticWeights(BaseEstimator):
         mu = p @ self.codebook_
         return np.maximum(p @ self.codebook_**2 - mu**2, 0.0)
 
-    def mode(self):
+    def mode(self) -> NDArray[np.float64]:
         """Most probable codeword of every weight (ties go to the lower codeword).
 
         Returns
@@ -185,7 +196,7 @@ class ProbabilisticWeights(BaseEstimator):
         check_is_fitted(self, "logits_")
         return self.codebook_[np.argmax(self.logits_, axis=-1)]
 
-    def sample(self, rng=None):
+    def sample(self, rng: RNGLike = None) -> NDArray[np.float64]:
         """Draw one discrete weight tensor.
 
         Parameters
@@ -204,7 +215,7 @@ class ProbabilisticWeights(BaseEstimator):
         idx = np.minimum((u >= cdf).sum(axis=-1), cdf.shape[-1] - 1)
         return self.codebook_[idx]
 
-    def preactivation_moments(self, h):
+    def preactivation_moments(self, h: ArrayLike) -> tuple[NDArray[np.float64], ...]:
         """Mean and variance of the pre-activations ``h @ W`` (local reparameterisation).
 
         Parameters

@@ -1,10 +1,15 @@
 """Residual quantization: stage-wise k-means on residuals, beam-search encoding."""
 
+from __future__ import annotations
+
+from typing import Literal
+
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._array import check_int, check_random_state
+from .._typing import ArrayLike, NDArray, RandomStateLike
 from ._common import check_codes, check_finite_state, code_dtype
 from ._pq import check_kmeans_params, fit_kmeans
 
@@ -122,16 +127,16 @@ class ResidualQuantizer(TransformerMixin, BaseEstimator):
 
     def __init__(
         self,
-        n_stages=2,
-        n_clusters=256,
+        n_stages: int = 2,
+        n_clusters: int = 256,
         *,
-        beam_size=1,
-        init="k-means++",
-        max_iter=25,
-        tol=0.0,
-        random_state=None,
-        n_threads=None,
-    ):
+        beam_size: int = 1,
+        init: Literal["random", "k-means++"] = "k-means++",
+        max_iter: int = 25,
+        tol: float = 0.0,
+        random_state: RandomStateLike = None,
+        n_threads: int | None = None,
+    ) -> None:
         self.n_stages = n_stages
         self.n_clusters = n_clusters
         self.beam_size = beam_size
@@ -146,7 +151,9 @@ class ResidualQuantizer(TransformerMixin, BaseEstimator):
         tags.transformer_tags.preserves_dtype = []
         return tags
 
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(
+        self, X: ArrayLike, y: None = None, sample_weight: ArrayLike | None = None
+    ) -> ResidualQuantizer:
         """Learn the stage codebooks.
 
         Parameters
@@ -206,7 +213,7 @@ class ResidualQuantizer(TransformerMixin, BaseEstimator):
             out += books[s][codes[:, s]]
         return out
 
-    def transform(self, X):
+    def transform(self, X: ArrayLike) -> NDArray[np.integer]:
         """Encode by beam search.
 
         Parameters
@@ -228,7 +235,7 @@ class ResidualQuantizer(TransformerMixin, BaseEstimator):
         )
         return codes.astype(code_dtype(self.codebook_.shape[1]))
 
-    def inverse_transform(self, X):
+    def inverse_transform(self, X: ArrayLike) -> NDArray[np.floating]:
         """Decode: the sum of the selected codewords.
 
         Parameters

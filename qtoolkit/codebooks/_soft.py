@@ -1,5 +1,7 @@
 """Soft-to-hard vector quantization (Agustsson et al. 2017): annealed soft k-means."""
 
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
@@ -9,6 +11,7 @@ from sklearn.cluster import kmeans_plusplus
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._array import MAX_ITER, check_int, check_random_state
+from .._typing import ArrayLike, NDArray, RandomStateLike
 from ._common import check_codes, check_finite_state, check_weights
 
 __all__ = ["SoftQuantizer"]
@@ -87,8 +90,14 @@ class SoftQuantizer(TransformerMixin, BaseEstimator):
     """
 
     def __init__(
-        self, n_clusters=8, *, sigma=None, sigma_growth=1.5, max_iter=30, random_state=None
-    ):
+        self,
+        n_clusters: int = 8,
+        *,
+        sigma: float | None = None,
+        sigma_growth: float = 1.5,
+        max_iter: int = 30,
+        random_state: RandomStateLike = None,
+    ) -> None:
         self.n_clusters = n_clusters
         self.sigma = sigma
         self.sigma_growth = sigma_growth
@@ -100,7 +109,9 @@ class SoftQuantizer(TransformerMixin, BaseEstimator):
         tags.transformer_tags.preserves_dtype = []
         return tags
 
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(
+        self, X: ArrayLike, y: None = None, sample_weight: ArrayLike | None = None
+    ) -> SoftQuantizer:
         """Run the annealed soft k-means.
 
         Parameters
@@ -163,7 +174,7 @@ class SoftQuantizer(TransformerMixin, BaseEstimator):
             raise ValueError(f"sigma must be None or a positive real number, got {sigma!r}")
         return X, float(s)
 
-    def transform_soft(self, X, sigma=None):
+    def transform_soft(self, X: ArrayLike, sigma: float | None = None) -> NDArray[np.floating]:
         """Soft assignments :math:`\\phi(z)` of every vector.
 
         Parameters
@@ -186,7 +197,7 @@ class SoftQuantizer(TransformerMixin, BaseEstimator):
             return out
         return softmax(-s * d, axis=1)
 
-    def expected_value(self, X, sigma=None):
+    def expected_value(self, X: ArrayLike, sigma: float | None = None) -> NDArray[np.floating]:
         """Soft quantization :math:`\\tilde Q(z) = \\sum_j \\phi_j(z) c_j`.
 
         Parameters
@@ -203,7 +214,7 @@ class SoftQuantizer(TransformerMixin, BaseEstimator):
         """
         return self.transform_soft(X, sigma) @ self.codebook_
 
-    def transform(self, X):
+    def transform(self, X: ArrayLike) -> NDArray[np.integer]:
         """Hard codes: index of the nearest codeword.
 
         Parameters
@@ -221,7 +232,7 @@ class SoftQuantizer(TransformerMixin, BaseEstimator):
 
     predict = transform
 
-    def inverse_transform(self, X):
+    def inverse_transform(self, X: ArrayLike) -> NDArray[np.floating]:
         """Return the codewords of hard codes.
 
         Parameters
