@@ -24,7 +24,9 @@
 #include <omp.h>
 #endif
 
+#ifndef QT_LB_A_BLOCK_BYTES
 #define QT_LB_A_BLOCK_BYTES (384 * 1024)
+#endif
 
 static int qt_lb_has_vnni(void)
 {

@@ -1,11 +1,15 @@
-/* AVX2 micro-kernel for k-bit weights x int8 activations: tile mr x 32 (mr <= 2).
+/* AVX2 micro-kernel for k-bit weights x int8 activations: tile mr x 32 (mr <= 4).
  *
  * vpmaddubsw multiplies the unsigned codes by the signed activations and adds
  * neighbouring pairs into int16 (at most 2 * 15 * 128 for codes of <= 4 bits,
  * so it cannot saturate); the eight products of a superblock are added in
  * int16 (|sum| <= 30720) and widened to int32 once with vpmaddwd by ones. Codes of 8 bits
  * (and codebook bytes) are split into nibbles, each multiplied this way, the
- * high one weighted by 16 in vpmaddwd. */
+ * high one weighted by 16 in vpmaddwd.
+ *
+ * Codes of at most 4 bits run four rows over two passes of 16 columns (one unpacked
+ * code vector feeds four vpmaddubsw); the group epilogue of the last superblock of a
+ * group widens, corrects and scales straight from the int16 registers. */
 #ifndef QT_LOWBIT_AVX2_H
 #define QT_LOWBIT_AVX2_H
 
@@ -14,7 +18,11 @@
 #ifdef QT_X86
 #include <immintrin.h>
 
-#define QT_LB_AVX2_MR 2
+#define QT_LB_AVX2_MR 4
+/* An empty asm that takes and returns the accumulator in a register: without it gcc
+ * reassociates the chains of int16 adds (integer adds are associative), computes
+ * every product of a superblock first and spills them to the stack. */
+#define QT_LB_AVX2_KEEP(x) __asm__("" : "+x"(x))
 #define QT_LB_AVX2_TARGET __attribute__((target("avx2")))
 #define QT_LB_AVX2_INLINE static inline __attribute__((always_inline, target("avx2")))
 
@@ -93,6 +101,7 @@ QT_LB_AVX2_INLINE void qt_lb_avx2_store_float(const qt_lb_weights *w, size_t p, 
     }
 }
 
+/* Codes of 8 bits or codebook bytes (mr <= 2): nibble halves, int32 accumulators. */
 QT_LB_AVX2_INLINE void qt_lb_avx2_body(const qt_lb_weights *w, size_t p, const int mr,
                                        const int bits, const int lut, const int8_t *a, size_t lda,
                                        const int32_t *sums, const int32_t *za, int asym,
@@ -101,43 +110,73 @@ QT_LB_AVX2_INLINE void qt_lb_avx2_body(const qt_lb_weights *w, size_t p, const i
     const size_t G = w->n_groups;
     const size_t vb = 64 * (size_t)bits;
     const uint8_t *panel = w->w + p * w->nsb * 2 * vb;
-    const int wide = lut || bits == 8;
-    const __m256i ones = _mm256_set1_epi16(1);
     __m256i table = _mm256_setzero_si256();
     if (lut) table = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)w->lut));
     if (gout == NULL) memset(tile, 0, sizeof(float) * (size_t)mr * QT_LB_NR);
     for (size_t g = 0; g < G; ++g) {
         size_t s0, s1;
         qt_lb_group_range(w, g, &s0, &s1);
-        /* int32 group sums: in registers for the wide path, in d (L1) for the int16 path */
-        int32_t d[QT_LB_AVX2_MR * QT_LB_NR];
-        __m256i acc[QT_LB_AVX2_MR][4];
-        memset(d, 0, sizeof(d));
+        /* int32 group sums in registers */
+        int32_t d[2 * QT_LB_NR];
+        __m256i acc[2][4];
 #pragma GCC unroll 4
         for (int i = 0; i < mr; ++i)
             acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = _mm256_setzero_si256();
         for (size_t s = s0; s < s1; ++s) {
             const uint8_t *v0 = panel + s * 2 * vb;
             const int8_t *as = a + s * QT_LB_SB;
-            if (wide) {
 #pragma GCC unroll 8
-                for (int q = 0; q < 8; ++q) {
+            for (int q = 0; q < 8; ++q) {
 #pragma GCC unroll 4
-                    for (int j = 0; j < 4; ++j) {
-                        const __m256i u = qt_lb_avx2_unpack(v0 + (size_t)(j / 2) * vb + 32 * (j % 2),
-                                                            bits, q, lut, table);
+                for (int j = 0; j < 4; ++j) {
+                    const __m256i u = qt_lb_avx2_unpack(v0 + (size_t)(j / 2) * vb + 32 * (j % 2),
+                                                        bits, q, lut, table);
 #pragma GCC unroll 4
-                        for (int i = 0; i < mr; ++i) {
-                            int32_t four;
-                            memcpy(&four, as + (size_t)i * lda + 4 * q, 4);
-                            acc[i][j] = qt_lb_avx2_dot(acc[i][j], u, _mm256_set1_epi32(four), 1);
-                        }
+                    for (int i = 0; i < mr; ++i) {
+                        int32_t four;
+                        memcpy(&four, as + (size_t)i * lda + 4 * q, 4);
+                        acc[i][j] = qt_lb_avx2_dot(acc[i][j], u, _mm256_set1_epi32(four), 1);
+                        QT_LB_AVX2_KEEP(acc[i][j]);
                     }
                 }
-                continue;
             }
-            /* codes <= 15: each vpmaddubsw pair sum is within +-3840, so eight of them (one
-             * superblock) add up in int16 without overflow; widen once per superblock */
+        }
+        for (int i = 0; i < mr; ++i)
+            for (int j = 0; j < 4; ++j)
+                _mm256_storeu_si256((__m256i *)(d + i * QT_LB_NR + 8 * j), acc[i][j]);
+        if (gout != NULL)
+            qt_lb_store_int(w, p, g, mr, d, sums, za, gout, ldg, ncols);
+        else
+            qt_lb_avx2_store_float(w, p, g, mr, d, sums, za, asym, tile);
+    }
+}
+
+/* Codes of at most 4 bits: vpmaddubsw sums of a superblock in int16 (each pair sum is
+ * within +-3840, so eight of them cannot overflow), widened once per superblock.
+ * With more than two rows the panel is done in two passes of 16 columns, so that one
+ * unpacked code vector serves four rows from the 16 registers. */
+QT_LB_AVX2_INLINE void qt_lb_avx2_narrow(const qt_lb_weights *w, size_t p, const int mr,
+                                         const int jn, const int bits, const int8_t *a,
+                                         size_t lda, const int32_t *sums, const int32_t *za,
+                                         int asym, float *tile, int32_t *gout, size_t ldg,
+                                         size_t ncols)
+{
+    const size_t G = w->n_groups;
+    const size_t vb = 64 * (size_t)bits;
+    const uint8_t *panel = w->w + p * w->nsb * 2 * vb;
+    const __m256i ones = _mm256_set1_epi16(1), table = _mm256_setzero_si256();
+    if (gout == NULL) memset(tile, 0, sizeof(float) * (size_t)mr * QT_LB_NR);
+    for (size_t g = 0; g < G; ++g) {
+        size_t s0, s1;
+        qt_lb_group_range(w, g, &s0, &s1);
+        /* int32 sums of a group of several superblocks (and of every group in integer
+         * mode) wait in d (L1) */
+        int32_t d[QT_LB_AVX2_MR * QT_LB_NR];
+        if (gout != NULL || s1 - s0 > 1) memset(d, 0, sizeof(int32_t) * (size_t)mr * QT_LB_NR);
+        for (int j0 = 0; j0 < 4; j0 += jn)
+        for (size_t s = s0; s < s1; ++s) {
+            const uint8_t *v0 = panel + s * 2 * vb;
+            const int8_t *as = a + s * QT_LB_SB;
             __m256i h16[QT_LB_AVX2_MR][4];
 #pragma GCC unroll 4
             for (int i = 0; i < mr; ++i)
@@ -152,31 +191,55 @@ QT_LB_AVX2_INLINE void qt_lb_avx2_body(const qt_lb_weights *w, size_t p, const i
                     b[i] = _mm256_set1_epi32(four);
                 }
 #pragma GCC unroll 4
-                for (int j = 0; j < 4; ++j) {
+                for (int jj = 0; jj < jn; ++jj) {
+                    const int j = j0 + jj;
                     const __m256i u = qt_lb_avx2_unpack(v0 + (size_t)(j / 2) * vb + 32 * (j % 2),
                                                         bits, q, 0, table);
 #pragma GCC unroll 4
-                    for (int i = 0; i < mr; ++i)
-                        h16[i][j] = _mm256_add_epi16(h16[i][j], _mm256_maddubs_epi16(u, b[i]));
+                    for (int i = 0; i < mr; ++i) {
+                        h16[i][jj] = _mm256_add_epi16(h16[i][jj], _mm256_maddubs_epi16(u, b[i]));
+                        QT_LB_AVX2_KEEP(h16[i][jj]);
+                    }
                 }
             }
+            if (s + 1 < s1 || gout != NULL) {
 #pragma GCC unroll 4
-            for (int i = 0; i < mr; ++i)
+                for (int i = 0; i < mr; ++i)
 #pragma GCC unroll 4
-                for (int j = 0; j < 4; ++j) {
-                    __m256i *dj = (__m256i *)(d + i * QT_LB_NR + 8 * j);
-                    _mm256_storeu_si256(dj, _mm256_add_epi32(_mm256_loadu_si256(dj),
-                                                             _mm256_madd_epi16(h16[i][j], ones)));
+                    for (int jj = 0; jj < jn; ++jj) {
+                        __m256i *dj = (__m256i *)(d + i * QT_LB_NR + 8 * (j0 + jj));
+                        _mm256_storeu_si256(dj, _mm256_add_epi32(_mm256_loadu_si256(dj),
+                                                                 _mm256_madd_epi16(h16[i][jj], ones)));
+                    }
+                continue;
+            }
+            /* last superblock of the group, float mode: widen, correct and scale straight
+             * from the registers (groups of one superblock never touch d) */
+            const size_t off = (p * G + g) * QT_LB_NR;
+#pragma GCC unroll 4
+            for (int jj = 0; jj < jn; ++jj) {
+                const int j = j0 + jj;
+                const __m256 sc = _mm256_loadu_ps(w->scale + off + 8 * j);
+                const __m256i zz =
+                    _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(w->zz + off + 8 * j)));
+                const __m256i ws = _mm256_loadu_si256((const __m256i *)(w->wsum + off + 8 * j));
+#pragma GCC unroll 4
+                for (int i = 0; i < mr; ++i) {
+                    __m256i t = _mm256_madd_epi16(h16[i][jj], ones);
+                    if (s1 - s0 > 1)
+                        t = _mm256_add_epi32(
+                            t, _mm256_loadu_si256((const __m256i *)(d + i * QT_LB_NR + 8 * j)));
+                    if (w->mul == 2) t = _mm256_add_epi32(t, t);
+                    t = _mm256_sub_epi32(
+                        t, _mm256_mullo_epi32(zz, _mm256_set1_epi32(sums[(size_t)i * G + g])));
+                    if (asym) t = _mm256_sub_epi32(t, _mm256_mullo_epi32(ws, _mm256_set1_epi32(za[i])));
+                    float *tr = tile + i * QT_LB_NR + 8 * j;
+                    _mm256_storeu_ps(tr, _mm256_add_ps(_mm256_loadu_ps(tr),
+                                                       _mm256_mul_ps(sc, _mm256_cvtepi32_ps(t))));
                 }
+            }
         }
-        if (wide)
-            for (int i = 0; i < mr; ++i)
-                for (int j = 0; j < 4; ++j)
-                    _mm256_storeu_si256((__m256i *)(d + i * QT_LB_NR + 8 * j), acc[i][j]);
-        if (gout != NULL)
-            qt_lb_store_int(w, p, g, mr, d, sums, za, gout, ldg, ncols);
-        else
-            qt_lb_avx2_store_float(w, p, g, mr, d, sums, za, asym, tile);
+        if (gout != NULL) qt_lb_store_int(w, p, g, mr, d, sums, za, gout, ldg, ncols);
     }
 }
 
@@ -185,23 +248,39 @@ QT_LB_AVX2_TARGET static void qt_lb_kernel_avx2(const qt_lb_weights *w, size_t p
                                                 const int32_t *za, int asym, float *tile,
                                                 int32_t *gout, size_t ldg, size_t ncols)
 {
-#define QT_LB_AVX2_MRS(BITS, LUT)                                                              \
-    if (mr == 1)                                                                               \
-        qt_lb_avx2_body(w, p, 1, BITS, LUT, a, lda, sums, za, asym, tile, gout, ldg, ncols);   \
-    else                                                                                       \
-        qt_lb_avx2_body(w, p, 2, BITS, LUT, a, lda, sums, za, asym, tile, gout, ldg, ncols);
-    if (w->lut) {
-        QT_LB_AVX2_MRS(4, 1)
+#define QT_LB_AVX2_NARROW(BITS)                                                                \
+    switch (mr) {                                                                              \
+    case 1: qt_lb_avx2_narrow(w, p, 1, 4, BITS, a, lda, sums, za, asym, tile, gout, ldg, ncols); break; \
+    case 2: qt_lb_avx2_narrow(w, p, 2, 4, BITS, a, lda, sums, za, asym, tile, gout, ldg, ncols); break; \
+    case 3: qt_lb_avx2_narrow(w, p, 3, 2, BITS, a, lda, sums, za, asym, tile, gout, ldg, ncols); break; \
+    default: qt_lb_avx2_narrow(w, p, 4, 2, BITS, a, lda, sums, za, asym, tile, gout, ldg, ncols); break; \
+    }
+    if (w->lut == NULL && w->bits != 8) {
+        switch (w->bits) {
+        case 1: QT_LB_AVX2_NARROW(1) break;
+        case 2: QT_LB_AVX2_NARROW(2) break;
+        case 3: QT_LB_AVX2_NARROW(3) break;
+        default: QT_LB_AVX2_NARROW(4) break;
+        }
         return;
     }
-    switch (w->bits) {
-    case 1: QT_LB_AVX2_MRS(1, 0) break;
-    case 2: QT_LB_AVX2_MRS(2, 0) break;
-    case 3: QT_LB_AVX2_MRS(3, 0) break;
-    case 4: QT_LB_AVX2_MRS(4, 0) break;
-    default: QT_LB_AVX2_MRS(8, 0) break;
+#undef QT_LB_AVX2_NARROW
+    /* 8-bit codes and codebook bytes: two rows at a time */
+    for (int r = 0; r < mr; r += 2) {
+        const int rows = mr - r < 2 ? mr - r : 2;
+        const size_t G = w->n_groups;
+        float *t = tile + (size_t)r * QT_LB_NR;
+        int32_t *go = gout != NULL ? gout + (size_t)r * ldg : NULL;
+        const int8_t *ar = a + (size_t)r * lda;
+        if (rows == 1 && w->lut)
+            qt_lb_avx2_body(w, p, 1, 4, 1, ar, lda, sums + r * G, za + r, asym, t, go, ldg, ncols);
+        else if (w->lut)
+            qt_lb_avx2_body(w, p, 2, 4, 1, ar, lda, sums + r * G, za + r, asym, t, go, ldg, ncols);
+        else if (rows == 1)
+            qt_lb_avx2_body(w, p, 1, 8, 0, ar, lda, sums + r * G, za + r, asym, t, go, ldg, ncols);
+        else
+            qt_lb_avx2_body(w, p, 2, 8, 0, ar, lda, sums + r * G, za + r, asym, t, go, ldg, ncols);
     }
-#undef QT_LB_AVX2_MRS
 }
 
 #endif /* QT_X86 */
