@@ -1,11 +1,15 @@
 """AdaRound: learned up/down rounding of a linear layer's weights."""
 
+from __future__ import annotations
+
 import numbers
+from typing import Literal
 
 import numpy as np
 from scipy.special import expit
 
 from .._array import MAX_ITER, check_int
+from .._typing import ArrayLike
 from .._validation import renamed_parameters
 from ._layer import QuantizedLayer, check_layer, check_nonneg_float, fit_grid, hessian, levels
 
@@ -37,17 +41,17 @@ def _check_beta(beta):
 
 @renamed_parameters({"n_iter": "max_iter"})
 def adaround(
-    W,
-    X,
-    bits=4,
+    W: ArrayLike,
+    X: ArrayLike,
+    bits: int = 4,
     *,
-    mode="asymmetric",
-    max_iter=1000,
-    reg_weight=1.0,
-    beta=(20, 2),
-    warmup=0.2,
-    lr=0.05,
-):
+    mode: Literal["asymmetric", "symmetric"] = "asymmetric",
+    max_iter: int = 1000,
+    reg_weight: float = 1.0,
+    beta: tuple[float, float] = (20, 2),
+    warmup: float = 0.2,
+    lr: float = 0.05,
+) -> QuantizedLayer:
     r"""Round a linear layer's weight up or down with AdaRound, learned on calibration inputs.
 
     Each weight keeps its grid cell (floor of :math:`w/s`) and learns whether

@@ -1,7 +1,10 @@
 """ADMM quantization to a scaled codebook (Leng et al. 2018), with an exact projection."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
@@ -15,6 +18,7 @@ from .._array import (
     describe,
     is_numpy_array,
 )
+from .._typing import ArrayLike, AxisLike, NDArray
 from .._validation import renamed_parameters
 from ..rounding import round_to_codebook
 from ._layer import check_layer, check_nonneg_float, hessian
@@ -85,7 +89,13 @@ class ScaledCodebook(NamedTuple):
     Q: np.ndarray
 
 
-def project_scaled_codebook(w, bits=3, *, codebook="uniform", axis=None):
+def project_scaled_codebook(
+    w: ArrayLike,
+    bits: int = 3,
+    *,
+    codebook: Literal["uniform", "pow2"] = "uniform",
+    axis: AxisLike = None,
+) -> ScaledCodebook:
     r"""Exact projection onto a scaled codebook, :math:`\min_{\alpha,Q}\|w - \alpha Q\|^2`.
 
     Parameters
@@ -225,19 +235,19 @@ class ADMMResult:
 
 @renamed_parameters({"n_iter": "max_iter"})
 def admm_quantize(
-    w,
+    w: ArrayLike,
     *,
-    X=None,
-    grad=None,
-    bits=3,
-    codebook="uniform",
-    axis=None,
-    rho=1e-2,
-    rho_growth=1.2,
-    max_iter=50,
-    lr=1e-2,
-    inner_steps=10,
-):
+    X: ArrayLike | None = None,
+    grad: Callable[[NDArray[Any]], ArrayLike] | None = None,
+    bits: int = 3,
+    codebook: Literal["uniform", "pow2"] = "uniform",
+    axis: AxisLike = None,
+    rho: float = 1e-2,
+    rho_growth: float = 1.2,
+    max_iter: int = 50,
+    lr: float = 1e-2,
+    inner_steps: int = 10,
+) -> ADMMResult:
     r"""Quantize a weight tensor to a scaled codebook by ADMM (Leng et al. 2018).
 
     Minimises a loss :math:`f(W)` subject to :math:`W` lying in
@@ -390,7 +400,7 @@ def admm_quantize(
             W = cho_solve(c, (2.0 * w0H + rho * (G - U)).T, check_finite=False).T
         else:
             for _ in range(inner_steps):
-                g = grad(W)
+                g = grad(W)  # type: ignore[misc]  # grad is set when X is None
                 if not hasattr(g, "shape") or tuple(g.shape) != W.shape:
                     raise ValueError(
                         f"grad(W) must return an array of shape {W.shape}, got {describe(g)}"

@@ -1,13 +1,17 @@
 """AWQ: activation-aware per-input-channel weight scaling, searched on the layer's output error."""
 
+from __future__ import annotations
+
 from dataclasses import replace
+from typing import Any, Literal
 
 import numpy as np
 
 from .._array import check_int, describe, is_numpy_array
+from .._typing import ArrayLike
 from ._gptq import gptq
 from ._hqq import hqq
-from ._layer import check_group_size, check_layer, hessian, storable
+from ._layer import QuantizedLayer, check_group_size, check_layer, hessian, storable
 from ._rtn import rtn, rtn_core
 
 METHODS = ("rtn", "gptq", "hqq")
@@ -28,20 +32,20 @@ def _err(D, H):
 
 
 def awq(
-    W,
-    X,
+    W: ArrayLike,
+    X: ArrayLike,
     *,
-    bits=4,
-    group_size=None,
-    mode="asymmetric",
-    alpha=None,
-    n_grid=20,
-    search="grid",
-    clip="mse",
-    method="rtn",
-    method_params=None,
-    mean_abs_x=None,
-):
+    bits: int = 4,
+    group_size: int | None = None,
+    mode: Literal["asymmetric", "symmetric"] = "asymmetric",
+    alpha: float | None = None,
+    n_grid: int = 20,
+    search: Literal["grid", "fast"] = "grid",
+    clip: Literal["mse"] | None = "mse",
+    method: Literal["rtn", "gptq", "hqq"] = "rtn",
+    method_params: dict[str, Any] | None = None,
+    mean_abs_x: ArrayLike | None = None,
+) -> QuantizedLayer:
     r"""Activation-aware weight quantization (AWQ): scale input channels, then quantize.
 
     Parameters

@@ -1,11 +1,15 @@
 """GPTQ / OBQ: Hessian-guided post-training rounding of a linear layer, column by column."""
 
+from __future__ import annotations
+
 from dataclasses import replace
+from typing import Literal
 
 import numpy as np
 from scipy.linalg import LinAlgError, cho_factor, cho_solve, cholesky
 
 from .._array import check_int, check_random_state
+from .._typing import ArrayLike, RNGLike
 from ._grids import CLIPS, GRIDS, fit_codebooks, fit_uniform, nearest_codeword
 from ._hadamard import incoherence_transform
 from ._layer import (
@@ -78,21 +82,21 @@ def unrotate(res, W, t):
 
 
 def gptq(
-    W,
-    X,
-    bits=4,
+    W: ArrayLike,
+    X: ArrayLike,
+    bits: int = 4,
     *,
-    mode="asymmetric",
-    group_size=None,
-    act_order=False,
-    damp=0.01,
-    block_size=128,
-    clip=None,
-    static_groups=False,
-    grid="uniform",
-    rotate=False,
-    rng=None,
-):
+    mode: Literal["asymmetric", "symmetric"] = "asymmetric",
+    group_size: int | None = None,
+    act_order: bool = False,
+    damp: float = 0.01,
+    block_size: int = 128,
+    clip: Literal["mse"] | None = None,
+    static_groups: bool = False,
+    grid: Literal["uniform", "optimal"] = "uniform",
+    rotate: bool = False,
+    rng: RNGLike = None,
+) -> QuantizedLayer:
     r"""Round a linear layer's weight with GPTQ (OBQ), minimising the output error on ``X``.
 
     Columns (input features) are quantized one at a time; the rounding error of

@@ -1,11 +1,14 @@
 """Fast Walsh-Hadamard transform and the randomized incoherence transform (QuIP, QuaRot)."""
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
 
 from .._array import check_int, check_random_state, describe, is_numpy_array
+from .._typing import ArrayLike, NDArray, RNGLike
 
 _MAX_PALEY = 256  # largest Paley block tried when factoring a length
 
@@ -97,7 +100,9 @@ def _kron_apply(x, a, block, transpose):
     return np.swapaxes(v, -1, -2).reshape(*lead, a * m)
 
 
-def hadamard_transform(x, axis=-1, *, inverse=False):
+def hadamard_transform(
+    x: ArrayLike, axis: int = -1, *, inverse: bool = False
+) -> NDArray[np.floating]:
     r"""Orthonormal fast Walsh-Hadamard transform along one axis, O(n log n).
 
     Parameters
@@ -229,16 +234,16 @@ class IncoherenceTransform:
 
     signs: np.ndarray
     n_pow2: int
-    block: np.ndarray = None
+    block: np.ndarray | None = None
     random_block: bool = False
 
     @property
-    def n(self):
+    def n(self) -> int:
         """The length transformed."""
         return int(self.signs.shape[0])
 
     @property
-    def storage_bits(self):
+    def storage_bits(self) -> int:
         """Bits to store the transform: one per sign plus 16 per entry of a random block."""
         extra = 16 * self.block.size if self.random_block else 0
         return self.n + extra
@@ -252,7 +257,7 @@ class IncoherenceTransform:
             raise ValueError(f"x must have length {self.n} along axis {axis}, got shape {y.shape}")
         return np.ascontiguousarray(np.moveaxis(y, axis, -1)), axis
 
-    def forward(self, x, axis=-1):
+    def forward(self, x: ArrayLike, axis: int = -1) -> NDArray[np.floating]:
         """Apply :math:`T` along ``axis``.
 
         Parameters
@@ -274,7 +279,7 @@ class IncoherenceTransform:
         out = _kron_apply(y, self.n_pow2, block, False)
         return np.moveaxis(out, -1, axis).astype(dt, copy=False)
 
-    def inverse(self, x, axis=-1):
+    def inverse(self, x: ArrayLike, axis: int = -1) -> NDArray[np.floating]:
         """Apply :math:`T^{-1} = T^\\top` along ``axis``.
 
         Parameters
@@ -296,7 +301,7 @@ class IncoherenceTransform:
         return np.moveaxis(out, -1, axis).astype(dt, copy=False)
 
     @classmethod
-    def from_signs(cls, signs, block=None):
+    def from_signs(cls, signs: ArrayLike, block: ArrayLike | None = None) -> IncoherenceTransform:
         """Rebuild a transform from its stored description: the signs and a random block.
 
         Parameters
@@ -357,7 +362,7 @@ class IncoherenceTransform:
             raise ValueError("block must be a finite orthogonal matrix")
         return cls(signs=sig, n_pow2=a, block=B, random_block=True)
 
-    def matrix(self):
+    def matrix(self) -> NDArray[np.floating]:
         """The dense orthogonal matrix of the transform (for tests and small ``n``).
 
         Returns
@@ -368,7 +373,7 @@ class IncoherenceTransform:
         return self.forward(np.eye(self.n), axis=0)
 
 
-def incoherence_transform(n, *, rng=None):
+def incoherence_transform(n: int, *, rng: RNGLike = None) -> IncoherenceTransform:
     r"""A random orthogonal transform of any length, applied in O(n log n) (QuIP, QuaRot).
 
     Parameters

@@ -1,10 +1,13 @@
 """HQQ: calibration-free half-quadratic optimisation of group zero points under an lp error."""
 
+from __future__ import annotations
+
 from dataclasses import replace
 
 import numpy as np
 
 from .._array import check_int, check_random_state
+from .._typing import ArrayLike, RNGLike
 from ._hadamard import incoherence_transform
 from ._layer import QuantizedLayer, check_group_size, check_nonneg_float, storable
 from ._rtn import check_bool, check_weight_and_optional_x, group_columns
@@ -19,18 +22,18 @@ def _shrink_lp(x, beta, p):
 
 
 def hqq(
-    W,
-    X=None,
+    W: ArrayLike,
+    X: ArrayLike | None = None,
     *,
-    bits=4,
-    group_size=64,
-    p=0.7,
-    beta=10.0,
-    kappa=1.01,
-    max_iter=20,
-    rotate=False,
-    rng=None,
-):
+    bits: int = 4,
+    group_size: int | None = 64,
+    p: float = 0.7,
+    beta: float = 10.0,
+    kappa: float = 1.01,
+    max_iter: int = 20,
+    rotate: bool = False,
+    rng: RNGLike = None,
+) -> QuantizedLayer:
     r"""Half-quadratic quantization (HQQ): per-group zero points minimizing an lp weight error.
 
     Calibration-free: ``X`` is accepted for the uniform calling form of the

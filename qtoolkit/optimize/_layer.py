@@ -8,12 +8,17 @@ re-implemented here because GPTQ refits it on the error-updated weights, one
 group at a time, inside its column loop).
 """
 
+from __future__ import annotations
+
 import numbers
 from dataclasses import dataclass
 
 import numpy as np
 
 from .._array import check_bits, check_finite, check_int, describe, is_numpy_array
+from .._typing import ArrayLike, NDArray
+from ..rounding import QuantizedArray
+from ._hadamard import IncoherenceTransform
 
 MODES = ("asymmetric", "symmetric")
 
@@ -102,13 +107,13 @@ class QuantizedLayer:
     dead_inputs: np.ndarray
     damp: float
     n_iter: int = 0
-    codebook: np.ndarray = None
-    transform: object = None
-    input_scale: np.ndarray = None
+    codebook: np.ndarray | None = None
+    transform: IncoherenceTransform | None = None
+    input_scale: np.ndarray | None = None
     scheme: str = "uniform"
-    alpha: float = None
+    alpha: float | None = None
 
-    def stored_weight(self):
+    def stored_weight(self) -> NDArray[np.floating]:
         """The stored weight, decoded from the codes and the grid or codebook.
 
         Returns
@@ -122,7 +127,7 @@ class QuantizedLayer:
             return self.codebook[rows, g[None, :], self.codes]
         return self.scale[:, g] * (self.codes - self.zero_point[:, g])
 
-    def bits_per_weight(self, scale_bits=16):
+    def bits_per_weight(self, scale_bits: int = 16) -> float:
         """Storage per weight: codes, scales, zero points, codebooks, transform, input scales.
 
         Parameters
@@ -154,7 +159,7 @@ class QuantizedLayer:
             total += n_in * scale_bits
         return total / (n_out * n_in)
 
-    def to_quantized_array(self):
+    def to_quantized_array(self) -> QuantizedArray:
         """The stored weight :math:`S` as a :class:`qtoolkit.rounding.QuantizedArray`.
 
         Contiguous equal groups become ``group_size`` blocks; other layouts
@@ -320,7 +325,7 @@ def hessian(X):
     return H, dead
 
 
-def output_error(W, W_hat, X, *, relative=False):
+def output_error(W: ArrayLike, W_hat: ArrayLike, X: ArrayLike, *, relative: bool = False) -> float:
     r"""Layer-output error :math:`\|X W^\top - X \hat W^\top\|_F^2` on calibration inputs.
 
     Parameters

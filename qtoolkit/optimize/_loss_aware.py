@@ -1,11 +1,14 @@
 """Loss-aware binarization and ternarization: closed-form proximal Newton steps."""
 
+from __future__ import annotations
+
 import math
 
 import numpy as np
 from array_api_compat import device as _device
 
 from .._array import array_namespace, check_axis, check_finite, describe, is_numpy_array, to_numpy
+from .._typing import Array, ArrayT, AxisLike
 from ..rounding import binarize
 
 
@@ -30,7 +33,7 @@ def _check_w_d(w, d):
     return xp
 
 
-def loss_aware_binarize(w, d, *, axis=None):
+def loss_aware_binarize(w: ArrayT, d: Array, *, axis: AxisLike = None) -> ArrayT:
     r"""Proximal Newton step of loss-aware binarization (LAB), :math:`\alpha\,\mathrm{sign}(w)`.
 
     Parameters
@@ -120,7 +123,7 @@ def _weighted_ternary_alpha(a, dd):
     return alpha[np.arange(a.shape[0]), best]
 
 
-def loss_aware_ternarize(w, d, *, axis=None):
+def loss_aware_ternarize(w: ArrayT, d: Array, *, axis: AxisLike = None) -> ArrayT:
     r"""Exact proximal Newton step of loss-aware ternarization (LAT), :math:`\alpha\,t`.
 
     Parameters
@@ -196,5 +199,5 @@ def loss_aware_ternarize(w, d, *, axis=None):
     t = np.where(keep, np.where(wn < 0, -1.0, 1.0), 0.0)
     out = t * alpha
     if is_numpy_array(w):
-        return out.astype(w.dtype)
+        return out.astype(w.dtype)  # type: ignore[return-value]  # w is a NumPy array here
     return xp.astype(xp.asarray(out, device=_device(w)), w.dtype)

@@ -1,5 +1,9 @@
 """LQ-Nets: a learned quantizer basis, fitted by quantization-error minimisation (QEM)."""
 
+from __future__ import annotations
+
+from typing import Literal, overload
+
 import numpy as np
 
 from .._array import (
@@ -11,6 +15,7 @@ from .._array import (
     describe,
     is_numpy_array,
 )
+from .._typing import ArrayLike, AxisLike, NDArray
 from .._validation import renamed_parameters
 from ..rounding import CodedValues, round_to_codebook
 from ._layer import check_nonneg_float
@@ -71,7 +76,16 @@ def _check_basis(basis, n_rows, k, name="basis"):
 
 
 @renamed_parameters({"n_iter": "max_iter"})
-def lq_fit(x, bits=2, *, signed=True, axis=None, max_iter=10, delta=0.0, basis=None):
+def lq_fit(
+    x: ArrayLike,
+    bits: int = 2,
+    *,
+    signed: bool = True,
+    axis: AxisLike = None,
+    max_iter: int = 10,
+    delta: float = 0.0,
+    basis: ArrayLike | None = None,
+) -> NDArray[np.floating]:
     r"""Learn the LQ-Nets quantizer basis of a tensor by quantization-error minimisation.
 
     The quantizer has :math:`2^K` levels :math:`v^\top e`, :math:`e \in \{-1, 1\}^K`
@@ -170,7 +184,41 @@ def lq_fit(x, bits=2, *, signed=True, axis=None, max_iter=10, delta=0.0, basis=N
     return out[0] if axis is None else out
 
 
-def lq_quantize(x, basis, *, signed=True, axis=None, return_codes=False):
+@overload
+def lq_quantize(
+    x: ArrayLike,
+    basis: ArrayLike,
+    *,
+    signed: bool = True,
+    axis: AxisLike = None,
+    return_codes: Literal[False] = False,
+) -> NDArray[np.floating]: ...
+@overload
+def lq_quantize(
+    x: ArrayLike,
+    basis: ArrayLike,
+    *,
+    signed: bool = True,
+    axis: AxisLike = None,
+    return_codes: Literal[True],
+) -> CodedValues: ...
+@overload
+def lq_quantize(
+    x: ArrayLike,
+    basis: ArrayLike,
+    *,
+    signed: bool = True,
+    axis: AxisLike = None,
+    return_codes: bool = False,
+) -> NDArray[np.floating] | CodedValues: ...
+def lq_quantize(
+    x: ArrayLike,
+    basis: ArrayLike,
+    *,
+    signed: bool = True,
+    axis: AxisLike = None,
+    return_codes: bool = False,
+) -> NDArray[np.floating] | CodedValues:
     r"""Quantize with an LQ-Nets basis: each value becomes its nearest level :math:`v^\top e`.
 
     Parameters

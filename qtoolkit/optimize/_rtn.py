@@ -1,10 +1,14 @@
 """Round-to-nearest of a linear layer on per-row (per-group) grids, the baseline layer method."""
 
+from __future__ import annotations
+
 from dataclasses import replace
+from typing import Literal
 
 import numpy as np
 
 from .._array import check_random_state, describe, is_numpy_array
+from .._typing import ArrayLike, RNGLike
 from ._grids import CLIPS, fit_uniform
 from ._hadamard import incoherence_transform
 from ._layer import QuantizedLayer, check_group_size, check_layer, levels, quantize_column
@@ -35,16 +39,16 @@ def check_bool(value, name):
 
 
 def rtn(
-    W,
-    X=None,
+    W: ArrayLike,
+    X: ArrayLike | None = None,
     *,
-    bits=4,
-    group_size=None,
-    mode="asymmetric",
-    clip=None,
-    rotate=False,
-    rng=None,
-):
+    bits: int = 4,
+    group_size: int | None = None,
+    mode: Literal["asymmetric", "symmetric"] = "asymmetric",
+    clip: Literal["mse"] | None = None,
+    rotate: bool = False,
+    rng: RNGLike = None,
+) -> QuantizedLayer:
     r"""Round a linear layer's weight to the nearest point of a per-row (per-group) grid.
 
     Parameters
