@@ -34,6 +34,7 @@ EXTENSIONS = {
     "qtoolkit.codebooks._kmeans1d": (["qtoolkit/codebooks/_kmeans1d.pyx"], True),
     "qtoolkit.codebooks._pq_kernels": (["qtoolkit/codebooks/_pq_kernels.pyx"], True),
     "qtoolkit.rounding._rounding_kernels": (["qtoolkit/rounding/_rounding_kernels.pyx"], False),
+    "qtoolkit.network._fused": (["qtoolkit/network/_fused.pyx"], False),
 }
 
 COMPILER_DIRECTIVES = {

@@ -93,8 +93,11 @@ def _open_safetensors(path):
         raise CheckpointError(f"cannot read {path} as a safetensors file: {err}") from err
 
     def get(name):
+        # a map of its own per tensor, unmapped on return: the pages read stay in the page
+        # cache but leave this process's resident set, which then holds one tensor of the file
         try:
-            return handle.get_tensor(name)
+            with safe_open(path, framework="numpy") as own:
+                return own.get_tensor(name)
         except Exception as err:
             raise CheckpointError(f"cannot read tensor {name!r} of {path}: {err}") from err
 

@@ -12,7 +12,7 @@ import numpy as np
 from .. import rounding
 from ..codebooks import ProductQuantizer, kmeans_1d
 from ..optimize import IncoherenceTransform, adaround, awq, gptq, hqq, rtn
-from ._packing import pack, storage_bits, unpack
+from ._packing import pack, packed_nbytes, storage_bits, unpack
 
 LAYER_METHODS = ("gptq", "adaround", "rtn", "hqq", "awq")
 _LAYER_FN = {"gptq": gptq, "adaround": adaround, "rtn": rtn, "hqq": hqq, "awq": awq}
@@ -179,7 +179,93 @@ def _rowwise(method, params, ndim):
     return 0 in [a % ndim for a in axes]
 
 
+_FUSED_DEFAULTS = {
+    "mode": "symmetric",
+    "axis": None,
+    "group_size": None,
+    "range": "minmax",
+    "narrow_range": False,
+    "rounding": "half_even",
+}
+_FUSED_MODES = {"symmetric": 0, "asymmetric": 1, "unsigned": 2}
+
+
+def _fused_plan(w, method, params, acc):
+    """``(rows, k, g, qmin, qmax, mode)`` when the fused kernel computes ``uniform`` exactly."""
+    if method != "uniform" or acc.H is not None or w.dtype not in (np.float32, np.float64):
+        return None
+    p = {**_FUSED_DEFAULTS, **params}
+    if set(p) - {"bits", *_FUSED_DEFAULTS} or p["range"] != "minmax":
+        return None
+    if p["rounding"] != "half_even" or p["mode"] not in _FUSED_MODES or w.ndim < 2:
+        return None
+    bits, axis, g, narrow = p.get("bits", 8), p["axis"], p["group_size"], p["narrow_range"]
+    axes = axis if isinstance(axis, (list, tuple)) else [axis]
+    if len(axes) != 1 or isinstance(axes[0], bool) or axes[0] not in (0, -w.ndim):
+        return None
+    if not isinstance(bits, int) or isinstance(bits, bool) or not isinstance(narrow, bool):
+        return None
+    mode = p["mode"]
+    if not (1 if mode != "symmetric" else 2) <= bits <= 8 or (
+        narrow and (mode == "unsigned" or bits == 1)
+    ):
+        return None
+    rows, k = w.shape[0], math.prod(w.shape[1:])
+    if g is None:
+        g = k
+    elif isinstance(g, bool) or not isinstance(g, int) or w.ndim != 2 or g < 1 or k % g:
+        return None  # the generic path raises the registry's error
+    if rows == 0 or k == 0:
+        return None
+    if mode == "symmetric":
+        qmax = 2 ** (bits - 1) - 1
+        qmin = -qmax if narrow else -qmax - 1
+    else:
+        qmin, qmax = (1 if narrow else 0), 2**bits - 1
+    return rows, k, g, qmin, qmax, _FUSED_MODES[mode], bits
+
+
+def _quantize_fused(w, plan, params, rec, acc):
+    """Registry ``uniform`` per row (or row and group) in two passes of a compiled kernel.
+
+    Same scales, zero points and codes as ``rounding.get("uniform", ...).encode`` bit for bit;
+    the codes are packed as they are computed, so no temporary of the tensor's size is made.
+    Returns False (nothing stored) when a reconstruction overflows: the generic path then
+    raises its error. The kernel checks the input is finite (no separate pass).
+    """
+    from ._fused import uniform_codes, uniform_stats
+
+    rows, k, g, qmin, qmax, mode, bits = plan
+    w2 = np.ascontiguousarray(w).reshape(rows, k)
+    scale = np.empty((rows, k // g), dtype=w.dtype)
+    zero = np.empty_like(scale) if mode == 1 else scale
+    finite, lo, hi = uniform_stats(w2, g, qmin, qmax, mode, scale, zero)
+    if not finite:
+        raise ValueError("the tensor holds NaN or Inf values")
+    width = storage_bits(hi - lo)
+    packed = np.empty(packed_nbytes(rows * k, width), dtype=np.uint8)
+    ok, sq, ref = uniform_codes(w2, g, qmin, qmax, mode, scale, zero, lo, width, packed)
+    if not ok:
+        return False
+    if params.get("group_size") is None:
+        stat = (rows,) + (1,) * (w.ndim - 1)
+    else:
+        stat = (rows, k // g, 1)
+    rec.arrays["codes"] = packed
+    rec.arrays["scale"] = scale.reshape(stat)
+    if mode == 1:
+        rec.arrays["zero_point"] = zero.reshape(stat)
+    rec.meta.update(code_bits=width, code_offset=int(lo), code_shape=list(w.shape))
+    rec.meta.update(bits=bits, axis=[0], group_size=params.get("group_size"), scheme="uniform")
+    acc.sq += sq
+    acc.ref += ref
+    return True
+
+
 def _quantize_registry(w, method, params, rec, acc):
+    plan = _fused_plan(w, method, params, acc)
+    if plan is not None and _quantize_fused(w, plan, params, rec, acc):
+        return
     q = rounding.get(method, **params)
     arrays, meta = rec.arrays, rec.meta
     chunks = _row_chunks(w.shape) if _rowwise(method, params, w.ndim) else [(0, None)]
@@ -459,7 +545,7 @@ def quantize_tensor(name, w, method, params, stats=None, errors=None):
     else:
         if w.dtype.kind != "f":
             raise TypeError(f"method {method!r} needs a floating tensor, got dtype {w.dtype}")
-        if not np.all(np.isfinite(w)):
+        if _fused_plan(w, method, params, acc) is None and not np.all(np.isfinite(w)):
             raise ValueError("the tensor holds NaN or Inf values")
         if method in NEEDS_CALIBRATION:
             if stats is None:
