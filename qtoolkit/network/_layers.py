@@ -22,6 +22,13 @@ _KNOWN_ARRAYS = {
     "gguf": {"codes", "d", "m"},
 }
 
+_EXTRA = {
+    "signs": "an input rotation (rotate=True)",
+    "block": "an input rotation (rotate=True)",
+    "input_scale": "AWQ's input scales",
+    "codebook": "per-row codebooks (grid='optimal')",
+}
+
 
 def _fail(rec, why):
     raise ValueError(f"tensor {rec.name!r} ({rec.method}, shape {tuple(rec.shape)}): {why}")
@@ -156,7 +163,12 @@ def layer_weight(rec):
         )
     extra = sorted(set(rec.arrays) - _KNOWN_ARRAYS[rec.kind])
     if extra:
-        _fail(rec, f"it stores {extra}, which the qtoolkit.nn layers cannot apply")
+        what = [_EXTRA.get(k, repr(k)) for k in extra]
+        _fail(
+            rec,
+            f"it stores {', '.join(dict.fromkeys(what))}, which the qtoolkit.nn layers cannot "
+            "apply (use dequantize() for the effective float weight)",
+        )
     if rec.kind == "raw":
         values = rec.arrays["values"]
         if values.dtype.kind != "f":

@@ -271,10 +271,21 @@ def test_unsupported_tensors_raise_naming_the_tensor(rng, method, params, shape,
     assert "'w'" in str(info.value)
 
 
-def test_act_order_groups_are_refused(rng):
-    net = _net(rng, "gptq", {"bits": 4, "group_size": 32, "act_order": True}, calibration=True)
-    with pytest.raises(ValueError, match="not contiguous"):
+@pytest.mark.parametrize(
+    ("method", "params", "match"),
+    [
+        ("gptq", {"bits": 4, "group_size": 32, "act_order": True}, "not contiguous"),
+        ("rtn", {"bits": 4, "rotate": True, "rng": 0}, "input rotation"),
+        ("gptq", {"bits": 3, "grid": "optimal"}, "per-row codebooks"),
+        ("awq", {"bits": 4}, "AWQ's input scales"),
+    ],
+)
+def test_calibrated_layouts_without_a_kernel_are_refused(rng, method, params, match):
+    net = _net(rng, method, params, calibration=True)
+    with pytest.raises(ValueError, match=match):
         net.layer("w")
+    with pytest.raises(ValueError, match=match):
+        net.to_nn()
 
 
 def test_bad_arguments(rng):
