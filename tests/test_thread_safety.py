@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from qtoolkit.bitops import get_simd_level, pack_bits, simd_level, xnor_gemm
-from qtoolkit.codebooks import ProductQuantizer, kmeans_1d
+from qtoolkit.codebooks import ProductQuantizer, ResidualQuantizer, kmeans_1d
 from qtoolkit.rounding import stochastic_round
 
 N_THREADS = 4
@@ -27,12 +27,15 @@ def _kernels():
     X = rng.normal(size=(200, 8))
     pq = ProductQuantizer(n_subspaces=2, n_clusters=16, random_state=0).fit(X)
     codes = pq.transform(X)
+    rq = ResidualQuantizer(n_stages=2, n_clusters=8, beam_size=3, random_state=0, n_threads=2)
+    rq.fit(X)
     values = rng.normal(size=3000)
     w32 = rng.normal(size=5000).astype(np.float32)
     return {
         "pack_bits": lambda: pack_bits(a, n_threads=2).words,
         "xnor_gemm": lambda: xnor_gemm(pa, pb, n_threads=2),
         "pq_encode": lambda: pq.transform(X),
+        "rq_beam_encode": lambda: rq.transform(X),
         "pq_adc_scan": lambda: pq.search(X[:20], codes, n_neighbors=3)[1],
         "kmeans_1d_optimal": lambda: kmeans_1d(values, 6, n_threads=2)[0],
         "stochastic_round_grid": lambda: stochastic_round(w32, step=0.25, rng=7),

@@ -193,6 +193,14 @@ def _check_params(est, fail):
                 check_int(params[key], key, low=1, high=_MAX_SIZE)
         if "max_iter" in params:
             check_int(params["max_iter"], "max_iter", low=1, high=MAX_ITER)
+        if "max_points_per_centroid" in params:
+            check_int(
+                params["max_points_per_centroid"],
+                "max_points_per_centroid",
+                low=1,
+                high=1 << 31,
+                allow_none=True,
+            )
         if "n_threads" in params:
             check_n_threads(params["n_threads"])
         for key, choices in _CHOICES.items():

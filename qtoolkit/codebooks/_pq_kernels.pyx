@@ -82,3 +82,48 @@ def adc_scan(const floating[:, :, ::1] tables,   # IN  (nq, M, K) distances of e
                 for m in range(M):
                     s = s + tables[q, m, codes[i, m]]
                 out[q, i] = s
+
+
+cdef extern from "_rq_encode.h" nogil:
+    int QT_RQ_KPAD
+    int qt_rq_beam_f32(const float* X, Py_ssize_t n, Py_ssize_t d, const float* books,
+                       const float* cbt, const float* cnorm, Py_ssize_t S, Py_ssize_t K,
+                       Py_ssize_t Kp, Py_ssize_t B, int* codes, float* err,
+                       int n_threads, int level)
+    int qt_rq_beam_f64(const double* X, Py_ssize_t n, Py_ssize_t d, const double* books,
+                       const double* cbt, const double* cnorm, Py_ssize_t S, Py_ssize_t K,
+                       Py_ssize_t Kp, Py_ssize_t B, int* codes, double* err,
+                       int n_threads, int level)
+
+
+def rq_kpad():
+    """The multiple to which ``rq_beam_encode`` wants the codebooks' K padded."""
+    return QT_RQ_KPAD
+
+
+def rq_beam_encode(const floating[:, ::1] X,         # IN  (n, d)
+                   const floating[:, :, ::1] books,  # IN  (S, K, d) stage codebooks
+                   const floating[:, :, ::1] cbt,    # IN  (S, d, Kp) transposed, zero-padded
+                   const floating[:, ::1] cnorm,     # IN  (S, K) squared norms of the codewords
+                   Py_ssize_t beam_size,
+                   int[:, ::1] codes,                # OUT (n, S)
+                   floating[::1] err,                # OUT (n,) squared error of the code
+                   int n_threads,
+                   int level):                       # C level id chosen by qtoolkit._dispatch
+    """Beam search of residual quantization (``_rq_encode.h``), GIL released.
+
+    Returns 0, or -1 if a thread could not allocate its work space.
+    """
+    cdef Py_ssize_t n = X.shape[0], d = X.shape[1], S = books.shape[0], K = books.shape[1]
+    cdef Py_ssize_t Kp = cbt.shape[2]
+    cdef int rc = 0
+    if n == 0 or S == 0:
+        return 0
+    with nogil:
+        if floating is float:
+            rc = qt_rq_beam_f32(&X[0, 0], n, d, &books[0, 0, 0], &cbt[0, 0, 0], &cnorm[0, 0],
+                                S, K, Kp, beam_size, &codes[0, 0], &err[0], n_threads, level)
+        else:
+            rc = qt_rq_beam_f64(&X[0, 0], n, d, &books[0, 0, 0], &cbt[0, 0, 0], &cnorm[0, 0],
+                                S, K, Kp, beam_size, &codes[0, 0], &err[0], n_threads, level)
+    return rc

@@ -180,6 +180,7 @@ def test_every_kernel_family_is_registered_and_reported():
         "bitops.ternary",
         "rounding.stochastic_grid",
         "codebooks.pq_search",
+        "codebooks.rq_beam",
     ):
         assert name in families
     buf = io.StringIO()

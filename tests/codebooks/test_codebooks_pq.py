@@ -171,3 +171,125 @@ def test_rq_bad_input():
         ResidualQuantizer(n_clusters=32).fit(X)
     with pytest.raises(ValueError, match="init must be"):
         ResidualQuantizer(n_clusters=2, init="linear").fit(X)
+
+
+def beam_reference(X, books, beam_size):
+    """Beam search one vector at a time with Python lists (slow, obvious).
+
+    Candidate error ``(e - 2 <r, c_k>) + ||c_k||^2``; the ``beam_size``
+    smallest are kept, ties to the lower (beam, codeword) pair; the result is
+    the kept code of smallest recomputed error ``||r - c_k||^2`` (first on ties).
+    """
+    S, K, _d = books.shape
+    codes = np.empty((X.shape[0], S), dtype=np.int64)
+    errors = np.empty(X.shape[0])
+    for i, x in enumerate(X):
+        beams = [((), x, float(x @ x))]  # (code, residual, error)
+        for s in range(S):
+            cands = []
+            for j, (_code, r, e) in enumerate(beams):
+                for k in range(K):
+                    c = books[s, k]
+                    cands.append(((e - 2 * float(r @ c)) + float(c @ c), j * K + k, j, k))
+            cands.sort(key=lambda t: (t[0], t[1]))
+            beams = [
+                (beams[j][0] + (k,), beams[j][1] - books[s, k], 0.0)
+                for _v, _f, j, k in cands[:beam_size]
+            ]
+            beams = [(code, r, float(r @ r)) for code, r, _ in beams]
+        best = min(range(len(beams)), key=lambda t: (beams[t][2], t))
+        codes[i] = beams[best][0]
+        errors[i] = beams[best][2]
+    return codes, errors
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "n, d, S, K, B",
+    [(70, 5, 3, 7, 4), (45, 3, 2, 2, 5), (81, 9, 4, 33, 1), (30, 17, 2, 40, 65), (25, 1, 3, 3, 30)],
+)
+def test_compiled_beam_search_equals_reference(simd_levels, dtype, n, d, S, K, B):
+    # small integers: every dot product is exact in any order, so the codes must be
+    # equal, and the many exact ties exercise the tie rule
+    rng = np.random.default_rng(n * d + K)
+    X = rng.integers(-3, 4, size=(n, d)).astype(dtype)
+    books = rng.integers(-2, 3, size=(S, K, d)).astype(dtype)
+    ref_codes, ref_err = beam_reference(X.astype(float), books.astype(float), B)
+    for n_threads in (1, 2):
+        codes, err = beam_encode(X, books, B, n_threads)
+        np.testing.assert_array_equal(codes, ref_codes)
+        np.testing.assert_array_equal(err, ref_err)
+
+
+def test_compiled_beam_search_on_real_data(simd_levels):
+    # float data: same errors as the reference up to rounding; bit-identical to the
+    # generic level and across thread counts; more vectors than one block of points
+    from qtoolkit.bitops import simd_level
+
+    rng = np.random.default_rng(11)
+    for dtype, tol in ((np.float32, 1e-4), (np.float64, 1e-11)):
+        X = rng.normal(size=(600, 12)).astype(dtype)
+        books = (rng.normal(size=(3, 19, 12)) * [[[1.0]], [[0.5]], [[0.25]]]).astype(dtype)
+        codes, err = beam_encode(X, books, 6, 2)
+        sub = slice(0, 600, 7)
+        _ref_codes, ref_err = beam_reference(X[sub].astype(float), books.astype(float), 6)
+        np.testing.assert_allclose(err[sub], ref_err, rtol=tol)
+        rec = books[0][codes[:, 0]] + books[1][codes[:, 1]] + books[2][codes[:, 2]]
+        np.testing.assert_allclose(((X - rec).astype(float) ** 2).sum(axis=1), err, rtol=tol)
+        with simd_level("generic"):
+            g_codes, g_err = beam_encode(X, books, 6, 1)
+        np.testing.assert_array_equal(codes, g_codes)
+        np.testing.assert_array_equal(err, g_err)
+
+
+def test_rq_stage_subsample():
+    rng = np.random.default_rng(12)
+    X = rng.normal(size=(3000, 6)) * np.array([3.0, 2.0, 1.0, 1.0, 0.5, 0.2])
+    kw = {"n_stages": 2, "n_clusters": 8, "beam_size": 2, "random_state": 3}
+    full = ResidualQuantizer(max_points_per_centroid=None, **kw).fit(X)
+    # 3000 <= 400 * 8: no subsample, the same fit as training on everything
+    same = ResidualQuantizer(max_points_per_centroid=400, **kw).fit(X)
+    np.testing.assert_array_equal(full.codebook_, same.codebook_)
+    # 16 points per centroid: each stage sees 128 residuals, reproducibly
+    a = ResidualQuantizer(max_points_per_centroid=16, **kw).fit(X)
+    b = ResidualQuantizer(max_points_per_centroid=16, **kw).fit(X)
+    np.testing.assert_array_equal(a.codebook_, b.codebook_)
+    assert not np.array_equal(a.codebook_, full.codebook_)
+    # the stage errors are those of encoding every training vector
+    rec = a.inverse_transform(a.transform(X))
+    assert ((X - rec) ** 2).sum() == pytest.approx(a.inertia_, rel=1e-9)
+    assert full.inertia_ <= a.inertia_ < 1.3 * full.inertia_
+    # every stage codeword is a mean of training residuals: inside their hull's box
+    assert np.all(np.abs(a.codebook_[0]) <= np.abs(X).max(axis=0))
+    # the encoder's thread count changes nothing
+    c = ResidualQuantizer(max_points_per_centroid=16, n_threads=1, **kw).fit(X)
+    np.testing.assert_array_equal(a.codebook_, c.codebook_)
+    np.testing.assert_array_equal(a.transform(X), c.set_params(n_threads=2).transform(X))
+    with pytest.raises(ValueError, match=r"max_points_per_centroid must be in \[1, "):
+        ResidualQuantizer(max_points_per_centroid=0, **kw).fit(X)
+    with pytest.raises(TypeError, match="max_points_per_centroid must be an integer"):
+        ResidualQuantizer(max_points_per_centroid=2.5, **kw).fit(X)
+
+
+def test_kmeans_plusplus_seeding():
+    from qtoolkit.codebooks._rq import _kmeans_plusplus
+
+    rng = np.random.default_rng(13)
+    centres = np.array([[0.0, 0.0], [100.0, 0.0], [0.0, 100.0], [100.0, 100.0], [50.0, 300.0]])
+    X = np.concatenate([c + rng.normal(size=(40, 2)) for c in centres])
+    for seed in range(5):
+        got = _kmeans_plusplus(X, 5, np.random.default_rng(seed))
+        # the seeds are data points, one in each well-separated cluster
+        assert all(any(np.array_equal(g, x) for x in X) for g in got)
+        nearest = np.argmin(((got[:, None] - centres[None]) ** 2).sum(axis=2), axis=1)
+        assert sorted(nearest) == [0, 1, 2, 3, 4]
+    # zero weights: those points are never drawn
+    w = np.zeros(len(X))
+    w[:40] = 1.0
+    w[80:120] = 2.0
+    got = _kmeans_plusplus(X, 2, np.random.default_rng(0), w)
+    nearest = np.argmin(((got[:, None] - centres[None]) ** 2).sum(axis=2), axis=1)
+    assert sorted(nearest) == [0, 2]
+    # fewer distinct points than centres: the seeding still returns k points of X
+    got = _kmeans_plusplus(np.repeat(X[:2], 5, axis=0), 4, np.random.default_rng(0))
+    assert got.shape == (4, 2) and all(any(np.array_equal(g, x) for x in X[:2]) for g in got)
