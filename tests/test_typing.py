@@ -29,7 +29,7 @@ _walk = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_walk)
 
 # the subpackages whose public signatures are fully annotated (all of them, in the end)
-ANNOTATED = {"bitops", "codebooks", "optimize", "rounding"}
+ANNOTATED = {"bitops", "codebooks", "gradients", "optimize", "rounding"}
 
 
 def _targets():

@@ -1,6 +1,9 @@
 """Compressed gradients in ``torch.distributed``: DDP communication hooks on the wire formats."""
 
+from __future__ import annotations
+
 import copy
+from typing import Any
 
 import numpy as np
 
@@ -84,7 +87,12 @@ def _exchange(state, index, flat, torch, dist):
     return torch.from_numpy(mean).to(dtype=flat.dtype, device=flat.device)
 
 
-def ddp_comm_hook(compressor, *, process_group=None, keep_received=False):
+def ddp_comm_hook(
+    compressor: QSGDCompressor | TernGradCompressor | SignErrorFeedback,
+    *,
+    process_group: Any = None,
+    keep_received: bool = False,
+) -> tuple[Any, ...]:
     r"""A DistributedDataParallel communication hook that sends compressed gradients.
 
     Parameters

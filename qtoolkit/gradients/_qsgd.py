@@ -1,12 +1,16 @@
 """QSGD: unbiased stochastic quantization of a gradient to s levels, with a wire encoding."""
 
+from __future__ import annotations
+
 import math
 import struct
+from typing import Any, Literal
 
 import numpy as np
 from array_api_compat import device as _device
 
 from .._array import is_lazy
+from .._typing import Array, ArrayT, NDArray, RNGLike
 from .._validation import check_int, check_random_state, renamed_parameters, warn_renamed
 from ..rounding import stochastic_round
 from . import _wire
@@ -77,7 +81,9 @@ def _dequantize(xp, norms, signed, s, out_dtype, bucket):
 
 
 @renamed_parameters({"levels": "n_levels"})
-def qsgd(g, n_levels, *, bucket_size=None, rng=None):
+def qsgd(
+    g: ArrayT, n_levels: int, *, bucket_size: int | None = None, rng: RNGLike = None
+) -> ArrayT:
     r"""Quantize a gradient with QSGD: norm, sign and a stochastic level out of ``n_levels``.
 
     Parameters
@@ -223,7 +229,13 @@ class QSGDCompressor:
     """
 
     @renamed_parameters({"levels": "n_levels"})
-    def __init__(self, n_levels=7, coding="elias", bucket_size=None, rng=None):
+    def __init__(
+        self,
+        n_levels: int = 7,
+        coding: Literal["elias", "packed"] = "elias",
+        bucket_size: int | None = None,
+        rng: RNGLike = None,
+    ) -> None:
         self.n_levels = _check_levels(n_levels)
         self.coding = coding
         self.bucket_size = _check_bucket(bucket_size)
@@ -233,12 +245,12 @@ class QSGDCompressor:
         self._rng = check_random_state(rng)
 
     @property
-    def levels(self):
+    def levels(self) -> int:
         """Deprecated alias of ``n_levels`` (removed in the next release)."""
         warn_renamed("QSGDCompressor.levels", "QSGDCompressor.n_levels", stacklevel=2)
         return self.n_levels
 
-    def compress(self, g):
+    def compress(self, g: ArrayT) -> ArrayT:
         """Quantized gradient ``Q_s(g)``, as :func:`qsgd`, with the compressor's generator.
 
         Parameters
@@ -262,7 +274,7 @@ class QSGDCompressor:
         norms, signed = _qsgd_levels(xp, g, self.n_levels, self._rng, self.bucket_size)
         return _dequantize(xp, norms, signed, self.n_levels, g.dtype, self.bucket_size)
 
-    def encode(self, g):
+    def encode(self, g: Array) -> bytes:
         """Quantize ``g`` and serialize the result.
 
         Parameters
@@ -308,7 +320,7 @@ class QSGDCompressor:
         self.bits_per_element_ = 8 * len(data) / max(g.size, 1)
         return data
 
-    def decode(self, data, *, max_elements=None):
+    def decode(self, data: bytes, *, max_elements: int | None = None) -> NDArray[Any]:
         """Restore the quantized gradient from a message of :meth:`encode`.
 
         Parameters
@@ -410,7 +422,7 @@ class QSGDCompressor:
             raise ValueError(f"data has an unknown QSGD coding {coding}")
         return _dequantize(np, norms, signed.reshape(shape), s, dtype, bucket)
 
-    def variance_bound(self, g):
+    def variance_bound(self, g: Array) -> float:
         r"""Bound on :math:`E\|Q_s(g) - g\|^2`: :math:`\min(d/s^2, \sqrt d / s)\,\|g\|^2`.
 
         Parameters

@@ -1,10 +1,14 @@
 """1-bit (sign) gradients and the error-feedback compressor."""
 
+from __future__ import annotations
+
 import math
+from typing import Any, Literal
 
 import numpy as np
 from array_api_compat import device as _device
 
+from .._typing import Array, ArrayT, NDArray
 from . import _wire
 from ._common import check_gradient, numel
 
@@ -43,7 +47,7 @@ def _sign_parts(xp, p, scale):
     return pos, hi, -lo
 
 
-def scaled_sign(g, *, scale="mean"):
+def scaled_sign(g: ArrayT, *, scale: Literal["mean", "two_level"] | None = "mean") -> ArrayT:
     r"""1-bit quantization of a gradient: its sign times one or two reconstruction values.
 
     Parameters
@@ -169,7 +173,7 @@ class SignErrorFeedback:
     array([ 0.23333333,  0.16666667, -0.06666667])
     """
 
-    def __init__(self, scale="mean"):
+    def __init__(self, scale: Literal["mean", "two_level"] | None = "mean") -> None:
         self.scale = scale
         _check_scale(scale)
         self.error_ = None
@@ -191,7 +195,7 @@ class SignErrorFeedback:
         self.error_ = p - q
         return q, pos, hi, lo
 
-    def compress(self, g):
+    def compress(self, g: ArrayT) -> ArrayT:
         """Send one step: return :math:`C(g + e)` and update the carried error.
 
         Parameters
@@ -218,7 +222,7 @@ class SignErrorFeedback:
         """
         return self._step(g)[0]
 
-    def encode(self, g):
+    def encode(self, g: Array) -> bytes:
         """One step of :meth:`compress`, serialized.
 
         Parameters
@@ -251,7 +255,7 @@ class SignErrorFeedback:
         self.bits_per_element_ = 8 * len(data) / max(pos.size, 1)
         return data
 
-    def decode(self, data, *, max_elements=None):
+    def decode(self, data: bytes, *, max_elements: int | None = None) -> NDArray[Any]:
         """Restore the transmitted array from a message of :meth:`encode`.
 
         Parameters
@@ -300,7 +304,7 @@ class SignErrorFeedback:
         ).astype(bool)
         return np.where(bits, hi, lo).astype(dtype).reshape(shape)
 
-    def reset(self):
+    def reset(self) -> SignErrorFeedback:
         """Forget the carried error (start of a new tensor or a new run).
 
         Returns
@@ -320,7 +324,7 @@ class SignErrorFeedback:
         self.error_ = None
         return self
 
-    def variance_bound(self, g):
+    def variance_bound(self, g: Array) -> float:
         r"""Squared compression error :math:`\|p - C(p)\|^2` of the next step, :math:`p = g + e`.
 
         Parameters

@@ -1,11 +1,15 @@
 """TernGrad: unbiased ternary gradients scaled by the max norm, optional 2.5-sigma clipping."""
 
+from __future__ import annotations
+
 import math
 import numbers
+from typing import Any
 
 import numpy as np
 
 from .._array import check_random_state
+from .._typing import Array, ArrayT, NDArray, RNGLike
 from ..rounding import stochastic_round
 from . import _wire
 from ._common import check_gradient, numel, work_dtype
@@ -52,7 +56,7 @@ def _terngrad_parts(xp, g, clip, rng):
     return s, xp.where(v < 0, -b, b)
 
 
-def terngrad(g, *, clip=None, rng=None):
+def terngrad(g: ArrayT, *, clip: float | None = None, rng: RNGLike = None) -> ArrayT:
     r"""Ternarize a gradient stochastically: ``s * sign(g) * b`` with ``b ~ Bernoulli(|g|/s)``.
 
     Parameters
@@ -165,13 +169,13 @@ class TernGradCompressor:
     1.74
     """
 
-    def __init__(self, clip=None, rng=None):
+    def __init__(self, clip: float | None = None, rng: RNGLike = None) -> None:
         self.clip = clip
         self.rng = rng
         _check_clip(clip)
         self._rng = check_random_state(rng)
 
-    def compress(self, g):
+    def compress(self, g: ArrayT) -> ArrayT:
         """Ternarized gradient, as :func:`terngrad`, with the compressor's generator.
 
         Parameters
@@ -195,7 +199,7 @@ class TernGradCompressor:
         s, t = _terngrad_parts(xp, g, _check_clip(self.clip), self._rng)
         return xp.astype(t * s, g.dtype)
 
-    def encode(self, g):
+    def encode(self, g: Array) -> bytes:
         """Ternarize ``g`` and serialize it.
 
         Parameters
@@ -231,7 +235,7 @@ class TernGradCompressor:
         self.bits_per_element_ = 8 * len(data) / max(g.size, 1)
         return data
 
-    def decode(self, data, *, max_elements=None):
+    def decode(self, data: bytes, *, max_elements: int | None = None) -> NDArray[Any]:
         """Restore the ternarized gradient from a message of :meth:`encode`.
 
         Parameters
@@ -285,7 +289,7 @@ class TernGradCompressor:
         t = digits.ravel()[:n].astype(wd) - 1
         return (t * s).astype(dtype).reshape(shape)
 
-    def variance_bound(self, g):
+    def variance_bound(self, g: Array) -> float:
         r"""Exact variance :math:`s\|g\|_1 - \|g\|_2^2` of the ternarized (clipped) gradient.
 
         Parameters
