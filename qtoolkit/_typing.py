@@ -15,6 +15,10 @@ public functions validate their arguments at run time, see :mod:`qtoolkit._valid
 - ``RNGLike``: the ``rng`` parameter (None, an int seed or a :class:`numpy.random.Generator`).
 - ``RandomStateLike``: the ``random_state`` parameter of the scikit-learn estimators.
 - ``FileLike``: a path or an open binary file, as for :func:`numpy.save`.
+- ``DistributionLike``: a distribution name, a frozen :mod:`scipy.stats` distribution or a
+  1-D sample (what :mod:`qtoolkit.analysis` accepts as ``distribution``).
+- ``Axes``: a :class:`matplotlib.axes.Axes` for a type checker; ``Any`` at run time, since
+  matplotlib is imported only when something is plotted.
 - ``SupportsQuantizedArray``: an object with ``to_quantized_array()`` (such as
   :class:`qtoolkit.optimize.QuantizedLayer`).
 - ``QuantizedArrayLike``: what the lower subpackages read of a
@@ -31,13 +35,18 @@ import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
     from .rounding import QuantizedArray
+else:
+    Axes = Any
 
 Array: TypeAlias = Any
 ArrayT = TypeVar("ArrayT", bound=Any)
 AxisLike = int | tuple[int, ...] | None
 RNGLike = int | np.random.Generator | None
 RandomStateLike = int | np.random.RandomState | np.random.Generator | None
+DistributionLike: TypeAlias = str | ArrayLike | Any  # Any: a frozen scipy.stats distribution
 FileLike = str | os.PathLike[str] | IO[bytes]
 PathLike = str | os.PathLike[str]
 
@@ -74,8 +83,10 @@ __all__ = [
     "Array",
     "ArrayLike",
     "ArrayT",
+    "Axes",
     "AxisLike",
     "DTypeLike",
+    "DistributionLike",
     "F",
     "FileLike",
     "NDArray",

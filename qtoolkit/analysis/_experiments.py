@@ -4,13 +4,18 @@ The experiments draw float64 NumPy data from a ``numpy.random.Generator`` and
 call the quantizer on NumPy arrays; the same ``rng`` seed gives the same result.
 """
 
+from __future__ import annotations
+
 import math
 from collections import namedtuple
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .._array import check_int, check_random_state, describe
+from .._typing import ArrayLike, DistributionLike, NDArray, RNGLike
 from ._distributions import as_distribution
 from ._measures import angle, dot_product_proportionality
 from ._theory import arcsine_law, expected_angle, expected_cosine, expected_dot_product_fit
@@ -35,7 +40,7 @@ class AngleExperiment(
 ):
     __slots__ = ()
 
-    def histogram(self, bins=40, *, degrees=True):
+    def histogram(self, bins: int = 40, *, degrees: bool = True) -> tuple[NDArray[np.float64], ...]:
         """Histogram of the angles of every dimension on common bin edges.
 
         Parameters
@@ -242,15 +247,15 @@ def _quantize_rows(quantizer, X, vectorized):
 
 
 def angle_experiment(
-    quantizer,
-    distribution="gaussian",
-    dims=(16, 64, 256, 1024, 4096),
+    quantizer: Callable[..., Any],
+    distribution: DistributionLike = "gaussian",
+    dims: int | Sequence[int] = (16, 64, 256, 1024, 4096),
     *,
-    n_trials=1000,
-    vectorized=False,
-    n_nodes=2**18,
-    rng=None,
-):
+    n_trials: int = 1000,
+    vectorized: bool = False,
+    n_nodes: int = 2**18,
+    rng: RNGLike = None,
+) -> AngleExperiment:
     r"""Monte Carlo distribution of angle(x, q(x)) for random vectors of several dimensions.
 
     Parameters
@@ -338,15 +343,15 @@ def angle_experiment(
 
 
 def dot_product_experiment(
-    quantizer,
-    distribution="gaussian",
-    d=1024,
+    quantizer: Callable[..., Any],
+    distribution: DistributionLike = "gaussian",
+    d: int = 1024,
     *,
-    n_outputs=32,
-    n_samples=2000,
-    activations="gaussian",
-    rng=None,
-):
+    n_outputs: int = 32,
+    n_samples: int = 2000,
+    activations: DistributionLike = "gaussian",
+    rng: RNGLike = None,
+) -> DotProductExperiment:
     r"""Monte Carlo dot-product proportionality: a.q(w) against a.w over random activations.
 
     Parameters
@@ -432,14 +437,14 @@ _ARCSINE_RHO = tuple(np.linspace(-0.95, 0.95, 9).tolist())
 
 
 def arcsine_experiment(
-    quantizer=np.sign,
-    rho=_ARCSINE_RHO,
-    d=1024,
+    quantizer: Callable[..., Any] = np.sign,
+    rho: ArrayLike = _ARCSINE_RHO,
+    d: int = 1024,
     *,
-    n_trials=200,
-    vectorized=False,
-    rng=None,
-):
+    n_trials: int = 200,
+    vectorized: bool = False,
+    rng: RNGLike = None,
+) -> ArcsineExperiment:
     r"""Monte Carlo arcsine law: cosine between q(x) and q(y) for correlated Gaussian pairs.
 
     Parameters
@@ -536,16 +541,16 @@ def _covariance_factor(d, length, covariance):
 
 
 def rotation_experiment(
-    quantizer=np.sign,
-    d=256,
-    length_scales=(0.5, 2.0, 8.0, 32.0, 128.0),
+    quantizer: Callable[..., Any] = np.sign,
+    d: int = 256,
+    length_scales: Sequence[float] = (0.5, 2.0, 8.0, 32.0, 128.0),
     *,
-    covariance="exponential",
-    n_trials=200,
-    n_rotations=10,
-    vectorized=False,
-    rng=None,
-):
+    covariance: Literal["exponential", "exponential-spectrum"] = "exponential",
+    n_trials: int = 200,
+    n_rotations: int = 10,
+    vectorized: bool = False,
+    rng: RNGLike = None,
+) -> RotationExperiment:
     r"""Angle(x, q(x)) for correlated Gaussian vectors, with and without a random rotation.
 
     Parameters

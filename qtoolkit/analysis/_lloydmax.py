@@ -1,10 +1,13 @@
 """Lloyd-Max quantizers: the MSE-optimal scalar quantizer of a distribution (reference codebook)."""
 
+from __future__ import annotations
+
 import math
 
 import numpy as np
 
 from .._array import MAX_ITER, array_namespace, check_int, describe
+from .._typing import ArrayLike, ArrayT, DistributionLike
 from ._distributions import as_distribution
 
 __all__ = ["LloydMaxQuantizer", "lloyd_max"]
@@ -70,7 +73,15 @@ class LloydMaxQuantizer:
     array([-1., -1.,  1.])
     """
 
-    def __init__(self, levels, thresholds, mse, distribution, n_iter=0, converged=True):
+    def __init__(
+        self,
+        levels: ArrayLike,
+        thresholds: ArrayLike,
+        mse: float,
+        distribution: str,
+        n_iter: int = 0,
+        converged: bool = True,
+    ) -> None:
         self.levels = np.asarray(levels, dtype=np.float64)
         self.thresholds = np.asarray(thresholds, dtype=np.float64)
         self.mse = float(mse)
@@ -79,7 +90,7 @@ class LloydMaxQuantizer:
         self.converged = bool(converged)
 
     @property
-    def n_levels(self):
+    def n_levels(self) -> int:
         """Number of levels.
 
         Examples
@@ -90,7 +101,7 @@ class LloydMaxQuantizer:
         """
         return self.levels.shape[0]
 
-    def __call__(self, x):
+    def __call__(self, x: ArrayT) -> ArrayT:
         """Quantize every entry of ``x`` to its level.
 
         Parameters
@@ -142,7 +153,13 @@ def _initial_levels(dist, k):
     return dist.quantile_grid(k)
 
 
-def lloyd_max(n_levels, distribution="gaussian", *, tol=1e-12, max_iter=20000):
+def lloyd_max(
+    n_levels: int,
+    distribution: DistributionLike = "gaussian",
+    *,
+    tol: float = 1e-12,
+    max_iter: int = 20000,
+) -> LloydMaxQuantizer:
     r"""Design the MSE-optimal scalar quantizer of a distribution by the Lloyd-Max iteration.
 
     Parameters

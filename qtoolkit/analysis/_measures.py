@@ -4,12 +4,17 @@ Every function here takes arrays of any Array API namespace (NumPy, PyTorch,
 CuPy, JAX, Dask, array-api-strict) and returns arrays of the same namespace.
 """
 
+from __future__ import annotations
+
 import math
 from collections import namedtuple
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from .._array import array_namespace, check_axis, describe, is_lazy
+from .._typing import ArrayLike, ArrayT, AxisLike
 
 __all__ = [
     "DotProductFit",
@@ -125,7 +130,7 @@ def _squeeze(m, axes, xp):
     return m
 
 
-def angle(x, y, *, axis=-1, degrees=False):
+def angle(x: ArrayT, y: ArrayT, *, axis: AxisLike = -1, degrees: bool = False) -> ArrayT:
     r"""Angle between vectors, batched along an axis, accurate near 0 and 180 degrees.
 
     Parameters
@@ -197,7 +202,7 @@ def angle(x, y, *, axis=-1, degrees=False):
     return theta
 
 
-def cosine(x, y, *, axis=-1):
+def cosine(x: ArrayT, y: ArrayT, *, axis: AxisLike = -1) -> ArrayT:
     r"""Cosine similarity of vectors, batched along an axis.
 
     Parameters
@@ -271,7 +276,7 @@ def _check_result(out, xp, what, allow_inf):
     return out
 
 
-def mse(x, y, *, axis=None):
+def mse(x: ArrayT, y: ArrayT, *, axis: AxisLike = None) -> ArrayT:
     r"""Mean squared error between an array and its quantized version.
 
     Parameters
@@ -321,7 +326,7 @@ def mse(x, y, *, axis=None):
     return _check_result(out, xp, "mse", allow_inf=False)
 
 
-def sqnr(x, y, *, axis=None):
+def sqnr(x: ArrayT, y: ArrayT, *, axis: AxisLike = None) -> ArrayT:
     r"""Signal-to-quantization-noise ratio in decibels.
 
     Parameters
@@ -409,7 +414,9 @@ def _apply(quantizer, w, name="quantizer"):
     return q
 
 
-def angle_preservation(w, quantizer, *, axis=-1, degrees=False):
+def angle_preservation(
+    w: ArrayT, quantizer: Callable[..., Any], *, axis: AxisLike = -1, degrees: bool = False
+) -> ArrayT:
     r"""Angle between each weight vector (row, filter) and its quantized version.
 
     Parameters
@@ -473,7 +480,9 @@ def angle_preservation(w, quantizer, *, axis=-1, degrees=False):
     return angle(w, q, axis=axis, degrees=degrees)
 
 
-def dot_product_proportionality(w, quantizer, activations):
+def dot_product_proportionality(
+    w: ArrayLike, quantizer: Callable[..., Any], activations: ArrayLike
+) -> DotProductFit:
     r"""Pearson r, slope and intercept of quantized against real dot products, per output.
 
     Parameters
@@ -577,7 +586,9 @@ def dot_product_proportionality(w, quantizer, activations):
     return DotProductFit(r, slope, intercept)
 
 
-def pairwise_angle_preservation(X, quantizer, *, degrees=False):
+def pairwise_angle_preservation(
+    X: ArrayLike, quantizer: Callable[..., Any], *, degrees: bool = False
+) -> PairwiseAngles:
     r"""Measure the angles between all pairs of vectors before and after quantization.
 
     Parameters

@@ -1,10 +1,20 @@
 """Plots of the experiments against the theory (matplotlib; ``ax=None``, the Axes returned)."""
 
+from __future__ import annotations
+
 import math
+from typing import Any, Literal
 
 import numpy as np
 
 from .._array import describe
+from .._typing import Axes
+from ._experiments import (
+    AngleExperiment,
+    ArcsineExperiment,
+    DotProductExperiment,
+    RotationExperiment,
+)
 from ._theory import arcsine_law
 
 __all__ = [
@@ -34,7 +44,9 @@ def _require(result, fields, name="result"):
         )
 
 
-def plot_angle_histograms(result, *, ax=None, bins=40):
+def plot_angle_histograms(
+    result: AngleExperiment, *, ax: Axes | None = None, bins: int = 40
+) -> Axes:
     r"""Draw histograms of angle(x, q(x)) for each dimension, with the delta-method theory.
 
     Parameters
@@ -115,7 +127,12 @@ def plot_angle_histograms(result, *, ax=None, bins=40):
     return ax
 
 
-def plot_angle_vs_dimension(results, *, ax=None, theory_from=16):
+def plot_angle_vs_dimension(
+    results: AngleExperiment | dict[str, AngleExperiment],
+    *,
+    ax: Axes | None = None,
+    theory_from: int = 16,
+) -> Axes:
     r"""Draw the mean +- standard deviation of the angle against the dimension, with the theory.
 
     Parameters
@@ -206,7 +223,9 @@ def plot_angle_vs_dimension(results, *, ax=None, theory_from=16):
     return ax
 
 
-def plot_dot_product(result, *, ax=None, bins=60):
+def plot_dot_product(
+    result: DotProductExperiment, *, ax: Axes | None = None, bins: int = 60
+) -> Axes:
     r"""Draw the 2-D histogram of a.q(w) against a.w with the fitted line, r and slope.
 
     Parameters
@@ -278,7 +297,7 @@ def plot_dot_product(result, *, ax=None, bins=60):
     return ax
 
 
-def plot_arcsine_law(result, *, ax=None):
+def plot_arcsine_law(result: ArcsineExperiment, *, ax: Axes | None = None) -> Axes:
     r"""Draw the cosine after quantization against the cosine before, with the arcsine law.
 
     Parameters
@@ -348,7 +367,13 @@ def plot_arcsine_law(result, *, ax=None):
     return ax
 
 
-def plot_cosine_vs_bits(curves, *, ax=None, y="cosine", legend=True):
+def plot_cosine_vs_bits(
+    curves: dict[str, dict[str, Any]],
+    *,
+    ax: Axes | None = None,
+    y: Literal["cosine", "angle"] = "cosine",
+    legend: bool = True,
+) -> Axes:
     r"""Draw the cosine of x and q(x) against bits per weight for several quantizer families.
 
     Parameters
@@ -478,7 +503,9 @@ def plot_cosine_vs_bits(curves, *, ax=None, y="cosine", legend=True):
     return ax
 
 
-def plot_rotation(results, *, ax=None):
+def plot_rotation(
+    results: RotationExperiment | dict[str, RotationExperiment], *, ax: Axes | None = None
+) -> Axes:
     r"""Draw the angle of correlated vectors, with and without a rotation, against the length scale.
 
     Parameters

@@ -1,5 +1,7 @@
 """``qtoolkit reproduce``: every theory figure (PNG and SVG) and the theory-vs-measurement table."""
 
+from __future__ import annotations
+
 import csv
 import functools
 import math
@@ -12,6 +14,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from .._typing import PathLike, RNGLike
 from .._validation import check_random_state, describe, renamed_parameters
 from ._experiments import (
     angle_experiment,
@@ -162,7 +165,9 @@ def _write_tables(rows, out, notes):
 
 
 @renamed_parameters({"seed": "rng"})
-def reproduce(out, *, quick=False, rng=0, progress=False):
+def reproduce(
+    out: PathLike, *, quick: bool = False, rng: RNGLike = 0, progress: bool = False
+) -> list[pathlib.Path]:
     r"""Regenerate every theory figure (PNG and SVG) and the theory-against-measurement table.
 
     Parameters

@@ -8,13 +8,18 @@ its input (XNOR's E|w|, TWN's 0.7 E|w|) sees the population values of those
 statistics. The quantizer is called once on the whole grid.
 """
 
+from __future__ import annotations
+
 import math
 import numbers
 from collections import namedtuple
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from .._array import check_int, describe
+from .._typing import ArrayLike, DistributionLike, NDArray
 from ._distributions import as_distribution
 from ._measures import DotProductFit
 
@@ -110,7 +115,12 @@ def _cos_from(x, q):
     return m1, m2, m3, min(1.0, max(-1.0, m1 / math.sqrt(m2 * m3)))
 
 
-def expected_cosine(quantizer, distribution="gaussian", *, n_nodes=DEFAULT_NODES):
+def expected_cosine(
+    quantizer: Callable[..., Any],
+    distribution: DistributionLike = "gaussian",
+    *,
+    n_nodes: int = DEFAULT_NODES,
+) -> float:
     r"""The d -> infinity limit of cos angle(x, q(x)) for iid entries, by numerical integration.
 
     Parameters
@@ -190,8 +200,13 @@ def expected_cosine(quantizer, distribution="gaussian", *, n_nodes=DEFAULT_NODES
 
 
 def expected_angle(
-    quantizer, distribution="gaussian", d=None, *, degrees=False, n_nodes=DEFAULT_NODES
-):
+    quantizer: Callable[..., Any],
+    distribution: DistributionLike = "gaussian",
+    d: int | None = None,
+    *,
+    degrees: bool = False,
+    n_nodes: int = DEFAULT_NODES,
+) -> AngleMoments:
     r"""Limit of the angle between x and q(x) and its delta-method spread at dimension d.
 
     Parameters
@@ -306,7 +321,12 @@ def _second_order_bias(mu, sigma):
     return 0.5 * float(np.sum(H * sigma))
 
 
-def expected_dot_product_fit(quantizer, distribution="gaussian", *, n_nodes=DEFAULT_NODES):
+def expected_dot_product_fit(
+    quantizer: Callable[..., Any],
+    distribution: DistributionLike = "gaussian",
+    *,
+    n_nodes: int = DEFAULT_NODES,
+) -> DotProductFit:
     r"""Limit of the dot-product fit a.q(w) ~ slope * a.w for isotropic activations.
 
     Parameters
@@ -366,7 +386,7 @@ def expected_dot_product_fit(quantizer, distribution="gaussian", *, n_nodes=DEFA
     return DotProductFit(c, m1 / m2, 0.0)
 
 
-def arcsine_law(rho):
+def arcsine_law(rho: ArrayLike) -> float | NDArray[np.float64]:
     r"""Expected product of the signs of two correlated Gaussians, (2/pi) arcsin(rho).
 
     Parameters
@@ -432,7 +452,7 @@ def arcsine_law(rho):
     return float(out) if scalar else out
 
 
-def sign_cosine_gaussian():
+def sign_cosine_gaussian() -> float:
     r"""The closed form sqrt(2/pi) of the limiting cosine between a Gaussian vector and its sign.
 
     Returns
