@@ -1,10 +1,14 @@
 """2-D convolution on packed low-bit weights: im2col on codes or on packed bits."""
 
+from __future__ import annotations
+
 import numbers
+from typing import Literal
 
 import numpy as np
 
 from qtoolkit._array import describe
+from qtoolkit._typing import ArrayLike, NDArray
 from qtoolkit.bitops import (
     PackedBits,
     QuantizedActivations,
@@ -17,7 +21,7 @@ from qtoolkit.bitops import (
 from qtoolkit.rounding import QuantizedArray, Quantizer
 
 from ._activations import fake_quantize, int8_codes, ternary_codes
-from ._layer import _bn_factors, _check_finite, _check_input, _size
+from ._layer import LayerSize, _bn_factors, _check_finite, _check_input, _size
 from ._linear import _check_quantizer_kind, _mode_name
 from ._weights import (
     QuantizedWeights,
@@ -176,17 +180,17 @@ class Conv2d:
 
     def __init__(
         self,
-        weight,
-        bias=None,
+        weight: QuantizedArray | ArrayLike,
+        bias: ArrayLike | None = None,
         *,
-        stride=1,
-        padding=0,
-        dilation=1,
-        groups=1,
-        activations=None,
-        data_format="NCHW",
-        n_threads=None,
-    ):
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        activations: Literal["binary", "ternary", 8] | None = None,
+        data_format: Literal["NCHW", "NHWC"] = "NCHW",
+        n_threads: int | None = None,
+    ) -> None:
         self._setup(stride, padding, dilation, groups, activations, data_format, n_threads)
         if isinstance(weight, QuantizedArray):
             if weight.group_size is not None:
@@ -258,19 +262,19 @@ class Conv2d:
     @classmethod
     def from_float(
         cls,
-        weight,
-        bias=None,
+        weight: ArrayLike,
+        bias: ArrayLike | None = None,
         *,
-        stride=1,
-        padding=0,
-        dilation=1,
-        groups=1,
-        weights,
-        activations=None,
-        data_format="NCHW",
-        quantizer=None,
-        n_threads=None,
-    ):
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        weights: Literal["binary", "ternary", 2, 3, 4, 8],
+        activations: Literal["binary", "ternary", 8] | None = None,
+        data_format: Literal["NCHW", "NHWC"] = "NCHW",
+        quantizer: Quantizer | None = None,
+        n_threads: int | None = None,
+    ) -> Conv2d:
         """Quantize a float weight (one scale per output channel) and build the layer.
 
         Parameters
@@ -336,7 +340,7 @@ class Conv2d:
         self.bias = _check_bias(bias, self.out_channels)
         return self
 
-    def output_shape(self, input_shape):
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Shape of the output for an input of ``input_shape`` (in ``data_format``).
 
         Parameters
@@ -382,7 +386,7 @@ class Conv2d:
             return (n, self.out_channels, oh, ow)
         return (n, oh, ow, self.out_channels)
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> NDArray[np.float32]:
         """Apply the convolution.
 
         Parameters
@@ -556,7 +560,7 @@ class Conv2d:
         self._border_cache = (key, border)
         return border
 
-    def dequantized(self):
+    def dequantized(self) -> Conv2d:
         """The float32 layer this layer computes: same geometry and activation mode.
 
         Returns
@@ -578,7 +582,7 @@ class Conv2d:
         )
 
     @property
-    def weight(self):
+    def weight(self) -> NDArray[np.float32]:
         """The float32 weight (out, in / groups, kh, kw) the layer computes with."""
         if self._w is None:
             return self._float.copy()
@@ -590,11 +594,11 @@ class Conv2d:
         )
 
     @property
-    def nbytes(self):
+    def nbytes(self) -> int:
         """Bytes held by the weight (packed codes, scales, zero points) and the bias."""
         return self.size_report().nbytes
 
-    def size_report(self):
+    def size_report(self) -> LayerSize:
         """Storage of the layer.
 
         Returns
@@ -607,7 +611,14 @@ class Conv2d:
         n_weights = self.out_channels * (self.in_channels // self.groups) * kh * kw
         return _size(held, self.bias, n_weights)
 
-    def fold_batch_norm(self, mean, var, gamma=None, beta=None, eps=1e-5):
+    def fold_batch_norm(
+        self,
+        mean: ArrayLike,
+        var: ArrayLike,
+        gamma: ArrayLike | None = None,
+        beta: ArrayLike | None = None,
+        eps: float = 1e-5,
+    ) -> Conv2d:
         r"""Fold a following batch normalisation into the scales and the bias.
 
         Parameters
@@ -654,7 +665,7 @@ class Conv2d:
         new.bias = bias.astype(np.float32)
         return new
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
             f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "

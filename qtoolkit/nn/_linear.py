@@ -1,8 +1,13 @@
 """Linear layer on packed low-bit weights."""
 
+from __future__ import annotations
+
+from typing import Literal
+
 import numpy as np
 
 from qtoolkit._array import describe
+from qtoolkit._typing import ArrayLike, NDArray
 from qtoolkit.bitops import (
     PackedBits,
     lowbit_matmul,
@@ -14,7 +19,7 @@ from qtoolkit.bitops import (
 from qtoolkit.rounding import QuantizedArray, Quantizer
 
 from ._activations import fake_quantize, ternary_codes
-from ._layer import _bn_factors, _check_finite, _check_input, _size
+from ._layer import LayerSize, _bn_factors, _check_finite, _check_input, _size
 from ._weights import (
     QuantizedWeights,
     _check_activations,
@@ -168,7 +173,14 @@ class Linear:
     True
     """
 
-    def __init__(self, weight, bias=None, *, activations=None, n_threads=None):
+    def __init__(
+        self,
+        weight: QuantizedArray | ArrayLike,
+        bias: ArrayLike | None = None,
+        *,
+        activations: Literal["binary", "ternary", 8] | None = None,
+        n_threads: int | None = None,
+    ) -> None:
         self.activations = _check_activations(activations)
         self.n_threads = _check_n_threads(n_threads)
         if isinstance(weight, QuantizedArray):
@@ -197,15 +209,15 @@ class Linear:
     @classmethod
     def from_float(
         cls,
-        weight,
-        bias=None,
+        weight: ArrayLike,
+        bias: ArrayLike | None = None,
         *,
-        weights,
-        activations=None,
-        group_size=None,
-        quantizer=None,
-        n_threads=None,
-    ):
+        weights: Literal["binary", "ternary", 2, 3, 4, 8],
+        activations: Literal["binary", "ternary", 8] | None = None,
+        group_size: int | None = None,
+        quantizer: Quantizer | None = None,
+        n_threads: int | None = None,
+    ) -> Linear:
         r"""Quantize a float weight and build the layer.
 
         Parameters
@@ -270,7 +282,7 @@ class Linear:
         self.bias = _check_bias(bias, self.out_features)
         return self
 
-    def forward(self, x):
+    def forward(self, x: ArrayLike) -> NDArray[np.float32]:
         """Apply the layer.
 
         Parameters
@@ -318,7 +330,7 @@ class Linear:
 
     __call__ = forward
 
-    def dequantized(self):
+    def dequantized(self) -> Linear:
         """The float32 layer this layer computes: same activation mode, weight dequantized.
 
         Returns
@@ -332,16 +344,16 @@ class Linear:
         return Linear(weight, self.bias, activations=self.activations, n_threads=self.n_threads)
 
     @property
-    def weight(self):
+    def weight(self) -> NDArray[np.float32]:
         """The float32 weight (out_features, in_features) the layer computes with."""
         return self._float.copy() if self._w is None else self._w.dequantize()
 
     @property
-    def nbytes(self):
+    def nbytes(self) -> int:
         """Bytes held by the weight (packed codes, scales, zero points) and the bias."""
         return self.size_report().nbytes
 
-    def size_report(self):
+    def size_report(self) -> LayerSize:
         """Storage of the layer.
 
         Returns
@@ -352,7 +364,14 @@ class Linear:
         held = self._float.nbytes if self._w is None else self._w.nbytes
         return _size(held, self.bias, self.in_features * self.out_features)
 
-    def fold_batch_norm(self, mean, var, gamma=None, beta=None, eps=1e-5):
+    def fold_batch_norm(
+        self,
+        mean: ArrayLike,
+        var: ArrayLike,
+        gamma: ArrayLike | None = None,
+        beta: ArrayLike | None = None,
+        eps: float = 1e-5,
+    ) -> Linear:
         r"""Fold a following batch normalisation into the scales and the bias.
 
         Parameters
@@ -398,7 +417,7 @@ class Linear:
         new.bias = bias.astype(np.float32)
         return new
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"Linear(in_features={self.in_features}, out_features={self.out_features}, "
             f"weights={self.weights!r}, activations={self.activations!r}"
