@@ -35,7 +35,7 @@ from ._network import QuantizedNetwork, quantize
 from ._report import Report
 
 
-def available_methods():
+def available_methods() -> list[str]:
     """List the method names a recipe rule accepts.
 
     Returns

@@ -1,12 +1,16 @@
 """Mixed precision to a budget: the exact multiple-choice knapsack and its Pareto curve."""
 
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
 from functools import reduce
 from typing import NamedTuple
 
 import numpy as np
 
 from .._array import describe
+from .._typing import ArrayLike
 
 MAX_TABLE = 1 << 25
 
@@ -146,7 +150,7 @@ def _backtrack(choice, Cu, cells_idx):
     return out
 
 
-def allocate(errors, costs, budget):
+def allocate(errors: Sequence[ArrayLike], costs: Sequence[ArrayLike], budget: int) -> Allocation:
     """Choose one candidate per layer minimising the total error within a total cost.
 
     Parameters
@@ -223,7 +227,7 @@ def allocate(errors, costs, budget):
     return Allocation(ch, err, cost, exact)
 
 
-def pareto(errors, costs):
+def pareto(errors: Sequence[ArrayLike], costs: Sequence[ArrayLike]) -> ParetoCurve:
     """The error-against-cost Pareto curve of a multiple-choice knapsack.
 
     Parameters

@@ -1,12 +1,16 @@
 """Calibration: each layer's input statistics, accumulated batch by batch."""
 
+from __future__ import annotations
+
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
 from .._array import describe
+from .._typing import ArrayLike, NDArray
 from ._errors import CheckpointError
 
 CHUNK_ROWS = 4096
@@ -85,17 +89,17 @@ class Calibration:
     True
     """
 
-    def __init__(self, chunk_rows=CHUNK_ROWS):
+    def __init__(self, chunk_rows: int = CHUNK_ROWS) -> None:
         if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
             raise ValueError(f"chunk_rows must be a positive int, got {chunk_rows!r}")
         self.chunk_rows = chunk_rows
         self._stats = {}
 
     @property
-    def names(self):
+    def names(self) -> list[str]:
         return list(self._stats)
 
-    def update(self, name, X):
+    def update(self, name: str, X: ArrayLike) -> None:
         """Add a batch of inputs of layer ``name``.
 
         Parameters
@@ -130,7 +134,7 @@ class Calibration:
             st.abs_sum += np.abs(c).sum(axis=0)
         st.n_samples += X.shape[0]
 
-    def hessian(self, name):
+    def hessian(self, name: str) -> NDArray[np.float64]:
         """The mean ``XᵀX / n`` of layer ``name``.
 
         Parameters
@@ -200,7 +204,9 @@ class Sequential:
     True
     """
 
-    def __init__(self, forward, blocks=None):
+    def __init__(
+        self, forward: Callable[..., Any], blocks: list[str | list[str]] | None = None
+    ) -> None:
         if not callable(forward):
             raise TypeError(f"forward must be callable, got {describe(forward)}")
         if blocks is not None:

@@ -1,5 +1,7 @@
 """Checkpoints out: the packed ``.safetensors`` format (and its validating loader), and GGUF."""
 
+from __future__ import annotations
+
 import contextlib
 import json
 import math
@@ -7,6 +9,7 @@ import os
 
 import numpy as np
 
+from .._typing import PathLike
 from ._errors import CheckpointError
 from ._methods import (
     GGUF_BLOCK,
@@ -16,6 +19,7 @@ from ._methods import (
     get_codes,
     grid_transform,
 )
+from ._network import QuantizedNetwork
 from ._packing import DENSE_BITS, WIDE_BITS, packed_nbytes
 from ._report import Report
 
@@ -284,7 +288,7 @@ def _validate_record(path, where, rec):
                 _fail(path, f"{where}: {key} must be {nb} float16 values")
 
 
-def load(path):
+def load(path: PathLike) -> QuantizedNetwork:
     """Read a packed network written by :meth:`QuantizedNetwork.save` (safetensors format).
 
     Parameters

@@ -25,7 +25,7 @@ _KMEANS_PARAMS = ("n_clusters", "bits", "algorithm", "init", "max_iter", "tol", 
 _PQ_PARAMS = ("n_subspaces", "n_clusters", "init", "max_iter", "tol", "random_state")
 
 
-def available_methods():
+def available_methods() -> list[str]:
     """Every method name a recipe rule accepts, sorted."""
     return sorted(
         set(rounding.available_quantizers())

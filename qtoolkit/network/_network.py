@@ -1,14 +1,20 @@
 """Quantize a whole network: plan, calibrate, quantize tensor by tensor (or on Dask), report."""
 
+from __future__ import annotations
+
 import math
 import sys
 import uuid
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 import numpy as np
 
 from .._array import describe
+from .._typing import ArrayLike, NDArray, PathLike
+from ..nn import Conv2d, Linear
 from ._budget import allocate, pareto
-from ._calibration import Sequential, n_inputs, open_calibration, stats_for
+from ._calibration import Calibration, Sequential, n_inputs, open_calibration, stats_for
 from ._checkpoint import open_checkpoint
 from ._methods import ErrorSums, dequantize_record, quantize_tensor
 from ._recipe import load_recipe, plan
@@ -111,28 +117,28 @@ class QuantizedNetwork:
     (['fc.weight'], (4, 64))
     """
 
-    def __init__(self, records, report):
+    def __init__(self, records: dict[str, Any], report: Report) -> None:
         self._records = dict(records)
         self.report = report
 
     @property
-    def names(self):
+    def names(self) -> list[str]:
         return list(self._records)
 
-    def __getitem__(self, name):
+    def __getitem__(self, name: str) -> NDArray[Any]:
         return dequantize_record(self._records[name])
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self._records)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         t = self.report.totals
         return (
             f"QuantizedNetwork({t['n_tensors']} tensors, {t['n_quantized']} quantized, "
             f"{t['bytes_after']} bytes)"
         )
 
-    def dequantize(self):
+    def dequantize(self) -> dict[str, NDArray[Any]]:
         """All tensors back in floating point (the original shapes and dtypes).
 
         Returns
@@ -166,17 +172,17 @@ class QuantizedNetwork:
 
     def layer(
         self,
-        name,
+        name: str,
         *,
-        bias=True,
-        activations=None,
-        stride=1,
-        padding=0,
-        dilation=1,
-        groups=1,
-        data_format="NCHW",
-        n_threads=None,
-    ):
+        bias: bool | str = True,
+        activations: Literal["binary", "ternary", 8] | None = None,
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        data_format: Literal["NCHW", "NHWC"] = "NCHW",
+        n_threads: int | None = None,
+    ) -> Linear | Conv2d:
         r"""One weight as a :mod:`qtoolkit.nn` layer that runs on its packed low-bit codes.
 
         Parameters
@@ -276,7 +282,14 @@ class QuantizedNetwork:
             conv = {k: v for k, v in conv.items() if v is not default[k]}
         return build_layer(rec, self._bias_for(name, bias), activations, conv, n_threads)
 
-    def to_nn(self, names=None, *, activations=None, conv=None, n_threads=None):
+    def to_nn(
+        self,
+        names: list[str] | None = None,
+        *,
+        activations: Literal["binary", "ternary", 8] | None = None,
+        conv: dict[str, dict[str, Any]] | None = None,
+        n_threads: int | None = None,
+    ) -> dict[str, Linear | Conv2d]:
         """The network's weights as :mod:`qtoolkit.nn` layers, keyed by module name.
 
         Parameters
@@ -367,7 +380,7 @@ class QuantizedNetwork:
             layers[stem] = self.layer(n, activations=activations, n_threads=n_threads, **opts)
         return layers
 
-    def save(self, path, format="safetensors"):
+    def save(self, path: PathLike, format: Literal["safetensors", "gguf"] = "safetensors") -> str:
         """Write the packed network to one file (atomically: a temporary file, then a rename).
 
         Parameters
@@ -502,7 +515,20 @@ def _blocks(seq, names):
     return out
 
 
-def quantize(checkpoint, recipe, *, calibration=None, budget=None, scheduler=None, progress=False):
+def quantize(
+    checkpoint: Mapping[str, ArrayLike] | PathLike,
+    recipe: list[dict[str, Any]] | str,
+    *,
+    calibration: Mapping[str, Any]
+    | Callable[[str], Any]
+    | PathLike
+    | Calibration
+    | Sequential
+    | None = None,
+    budget: float | None = None,
+    scheduler: Any = None,
+    progress: bool = False,
+) -> QuantizedNetwork:
     """Quantize every tensor of a network by a recipe; return the packed network and its report.
 
     Parameters

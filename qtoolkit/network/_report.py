@@ -1,9 +1,14 @@
 """The per-tensor report of a quantized network: Markdown, CSV, JSON, and the Pareto plot."""
 
+from __future__ import annotations
+
 import csv
 import io
 import json
 import math
+from typing import Any
+
+from .._typing import Axes
 
 COLUMNS = (
     "name",
@@ -71,13 +76,18 @@ class Report:
 
     COLUMNS = COLUMNS
 
-    def __init__(self, rows, recipe=None, pareto=None):
+    def __init__(
+        self,
+        rows: list[dict[str, Any]],
+        recipe: dict[str, Any] | None = None,
+        pareto: dict[str, Any] | None = None,
+    ) -> None:
         self.rows = [dict(r) for r in rows]
         self.recipe = recipe or {"unmatched": [], "multiple": {}}
         self.pareto = pareto
 
     @property
-    def totals(self):
+    def totals(self) -> dict[str, Any]:
         before = sum(r["bytes_before"] for r in self.rows)
         after = sum(r["bytes_after"] for r in self.rows)
         q = [r for r in self.rows if r["method"] != "float"]
@@ -91,7 +101,7 @@ class Report:
             "bits_per_weight": (8 * sum(r["bytes_after"] for r in q) / n_q) if n_q else None,
         }
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON types.
 
         Returns
@@ -112,7 +122,7 @@ class Report:
             "pareto": self.pareto,
         }
 
-    def to_json(self, indent=2):
+    def to_json(self, indent: int | None = 2) -> str:
         """The report as JSON text.
 
         Parameters
@@ -132,7 +142,7 @@ class Report:
         """
         return json.dumps(self.to_dict(), indent=indent, default=_fmt)
 
-    def to_csv(self):
+    def to_csv(self) -> str:
         """One CSV line per tensor (header first).
 
         Returns
@@ -152,7 +162,7 @@ class Report:
             w.writerow([_fmt(r.get(c)) for c in COLUMNS])
         return buf.getvalue()
 
-    def to_markdown(self):
+    def to_markdown(self) -> str:
         """A Markdown table of the tensors, then the totals and the recipe warnings.
 
         Returns
@@ -199,7 +209,7 @@ class Report:
             lines.append(f"{name} matched rules {idx}; the first applies")
         return "\n".join(lines) + "\n"
 
-    def plot_pareto(self, ax=None):
+    def plot_pareto(self, ax: Axes | None = None) -> Axes:
         """Plot total error against bits per weight for the budget's Pareto curve.
 
         Parameters
