@@ -27,7 +27,7 @@ import platform
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TextIO
 
 from . import _cpu
@@ -258,7 +258,9 @@ def simd_level(level: str) -> Iterator[str]:
 _FAMILIES = {}
 
 
-def register_kernel_family(name, levels, description, *, openmp=False):
+def register_kernel_family(
+    name: str, levels: Iterable[str], description: str, *, openmp: bool = False
+) -> str:
     """Declare a compiled kernel family and the levels it has an implementation for.
 
     Parameters
@@ -292,7 +294,7 @@ def register_kernel_family(name, levels, description, *, openmp=False):
     return name
 
 
-def kernel_families():
+def kernel_families() -> dict[str, tuple[tuple[str, ...], str]]:
     """The registered families: ``{name: (levels usable here, description)}``."""
     return {k: (v["levels"], v["description"]) for k, v in _FAMILIES.items()}
 
@@ -303,7 +305,7 @@ def _best_for(levels, current):
     return [lv for lv in levels if lv in allowed][-1]
 
 
-def kernel_level(family, level=None):
+def kernel_level(family: str, level: str | None = None) -> tuple[str, int]:
     """The implementation of ``family`` to run now: ``(level name, C level id)``.
 
     The best implemented level at or below ``level`` (default: the current level of
@@ -315,7 +317,7 @@ def kernel_level(family, level=None):
     return name, _ID[name]
 
 
-def level_id(name):
+def level_id(name: str) -> int:
     """The C id (``QT_LEVEL_*``) of a level name."""
     return _ID[name]
 

@@ -1,7 +1,10 @@
 """Command-line interface: ``qtoolkit <command>`` or ``python -m qtoolkit <command>``."""
 
+from __future__ import annotations
+
 import argparse
 import sys
+from collections.abc import Sequence
 
 
 def _cmd_runtime(args):
@@ -98,7 +101,7 @@ def _nonnegative_int(text):
     return value
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``qtoolkit`` command."""
     parser = argparse.ArgumentParser(
         prog="qtoolkit", description="qtoolkit: quantized neural networks as a NumPy toolkit."
@@ -147,7 +150,7 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
