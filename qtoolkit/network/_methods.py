@@ -1,5 +1,7 @@
 """One tensor in, one packed record out: the quantization methods a recipe can name."""
 
+import contextlib
+import functools
 import inspect
 import json
 import math
@@ -142,13 +144,25 @@ def tensor_rng(params, name):
     )
 
 
+@functools.cache
+def _blas():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
 def factor(H, n_in):
-    """``R`` with ``R.T @ R / R.shape[0] == H`` up to rounding; zero columns where ``H_jj == 0``."""
-    try:  # H = L L^T: R = sqrt(n) L^T (a Cholesky costs a thirtieth of an eigendecomposition)
-        R = np.linalg.cholesky(H).T * math.sqrt(n_in)
-    except np.linalg.LinAlgError:  # singular (dead inputs, fewer samples than inputs)
-        lam, V = np.linalg.eigh(H)
-        R = (V * np.sqrt(np.clip(lam, 0.0, None))).T * math.sqrt(n_in)
+    """``R`` with ``R.T @ R / R.shape[0] == H`` up to rounding; zero columns where ``H_jj == 0``.
+
+    LAPACK runs on one thread for layer-sized matrices: its threaded factorizations gain
+    little at that size and lose badly on a busy machine."""
+    limit = _blas().limit(limits=1, user_api="blas") if n_in <= 4096 else contextlib.nullcontext()
+    with limit:
+        try:  # H = L L^T: R = sqrt(n) L^T (a Cholesky costs a thirtieth of an eigendecomposition)
+            R = np.linalg.cholesky(H).T * math.sqrt(n_in)
+        except np.linalg.LinAlgError:  # singular (dead inputs, fewer samples than inputs)
+            lam, V = np.linalg.eigh(H)
+            R = (V * np.sqrt(np.clip(lam, 0.0, None))).T * math.sqrt(n_in)
     R[:, np.diag(H) == 0] = 0.0
     return R
 
@@ -314,9 +328,17 @@ def _layer_params(method, params, stats, name):
     return p
 
 
+def _uses_inputs(method, params):
+    """Whether the layer method looks at X (RTN only for its clipping search, HQQ never)."""
+    if method == "hqq":
+        return False
+    return method != "rtn" or params.get("clip") is not None
+
+
 def _quantize_layer(w, method, params, stats, rec, name):
     W = _as_2d(w)
-    X = None if stats is None else factor(stats.hessian, W.shape[1])
+    use = stats is not None and _uses_inputs(method, params)
+    X = factor(stats.hessian, W.shape[1]) if use else None
     res = _LAYER_FN[method](W, X, **_layer_params(method, params, stats, name))
     store_layer(rec, res, w.dtype)
 
