@@ -40,18 +40,22 @@ def _distinct_weighted(values, weights):
     equal = bool(np.all(weights == weights[0]))
     if equal:  # no weights to carry along: a plain sort (in the input dtype) is faster
         xs = np.sort(values).astype(np.float64)
-    else:
-        order = np.argsort(values)
-        xs = values[order].astype(np.float64)
-        ws = weights[order]
+    else:  # (value, weight) pairs sorted together (stable radix sort) and merged
+        ux = np.empty(values.shape[0])
+        uw = np.empty(values.shape[0])
+        m = _kmeans1d.distinct_weighted(
+            np.ascontiguousarray(values, dtype=np.float64),
+            np.ascontiguousarray(weights, dtype=np.float64),
+            ux,
+            uw,
+        )
+        return ux[:m].copy(), uw[:m].copy()
     first = np.empty(xs.shape[0], dtype=bool)
     first[0] = True
     np.not_equal(xs[1:], xs[:-1], out=first[1:])
     idx = np.flatnonzero(first)
-    if equal:
-        counts = np.diff(np.append(idx, xs.shape[0])).astype(np.float64)
-        return np.ascontiguousarray(xs[idx]), counts * weights[0]
-    return np.ascontiguousarray(xs[idx]), np.ascontiguousarray(np.add.reduceat(ws, idx))
+    counts = np.diff(np.append(idx, xs.shape[0])).astype(np.float64)
+    return np.ascontiguousarray(xs[idx]), counts * weights[0]
 
 
 def _prefix(ux, uw):
@@ -554,7 +558,7 @@ def kmeans_1d_rows(
     if sample_weight is None:
         # sorted in the input dtype (float32 sorts faster), then widened
         xs = np.sort(x, axis=1).astype(np.float64, copy=False)
-        ws = np.empty((0, 0))
+        ws = np.empty(0)
     else:
         sw = np.asarray(sample_weight)
         if sw.dtype == object or not (
@@ -564,28 +568,27 @@ def kmeans_1d_rows(
                 f"sample_weight must be an array of real numbers, got {describe(sample_weight)}"
             )
         sw = sw.astype(np.float64)
-        if sw.shape == (n,):
-            sw = np.broadcast_to(sw, (r, n))
-        elif sw.shape != (r, n):
+        if sw.shape != (n,) and sw.shape != (r, n):
             raise ValueError(f"sample_weight must have shape {(r, n)} or ({n},), got {sw.shape}")
         if not np.all(np.isfinite(sw)):
             raise ValueError("sample_weight contains NaN or Inf")
         if np.any(sw < 0):
             raise ValueError(f"sample_weight must be non-negative, got a minimum of {sw.min()!r}")
-        order = np.argsort(x, axis=1, kind="stable")
-        xs = np.take_along_axis(x, order, axis=1).astype(np.float64, copy=False)
-        ws = np.ascontiguousarray(np.take_along_axis(sw, order, axis=1))
+        # (value, weight) pairs are sorted together inside the kernel, row by row
+        xs = x.astype(np.float64, copy=False)
+        ws = np.ascontiguousarray(sw).reshape(-1)
     xs = np.ascontiguousarray(xs)
     codebooks = np.empty((r, k))
     inertia = np.empty(r)
     status = np.zeros(r, dtype=np.intc)
-    _kmeans1d.fit_rows(xs, ws, codebooks, inertia, status, int(n_threads))
+    is_sorted = sample_weight is None
+    _kmeans1d.fit_rows(xs, ws, is_sorted, codebooks, inertia, status, int(n_threads))
     if np.any(status == -1):
         raise MemoryError("kmeans_1d_rows: no memory for the work space of a row")
     bad = np.flatnonzero(status == -2)
     if bad.size:
         i = int(bad[0])
-        wi = ws[i] if ws.size else np.ones(n)
+        wi = np.ones(n) if ws.size == 0 else (ws if ws.size == n else ws[i * n : (i + 1) * n])
         m = int(np.unique(xs[i][wi > 0]).size)
         raise ValueError(
             f"n_clusters={k} exceeds the number of distinct values with positive weight "

@@ -344,8 +344,16 @@ cdef extern from "_kmeans1d_lambda.h" nogil:
                       qt_km_pref* P) noexcept
     int qt_km_lambda(const qt_km_pref* P, const double* xc, Py_ssize_t n, Py_ssize_t k,
                      int64_t* out) noexcept
-    int qt_km_fit_sorted(const double* xs, const double* ws, Py_ssize_t n, Py_ssize_t k,
-                         double* centers, double* inertia) noexcept
+    void qt_km_fit_rows(const double* X, const double* W, int shared, int sorted,
+                        Py_ssize_t r, Py_ssize_t n, Py_ssize_t k, double* centers,
+                        double* inertia, int* status, int n_threads) noexcept
+    ctypedef struct qt_km_rec:
+        unsigned long long key
+        double w
+    Py_ssize_t qt_km_distinct(const double* x, const double* w, Py_ssize_t n, double* ux,
+                              double* uw, qt_km_rec* recs, unsigned int* hist) noexcept
+    size_t QT_KM_RADIX_HIST(int bits)
+    int QT_KM_RADIX_BITS(Py_ssize_t n)
 
 
 def optimal_starts(const double[::1] x,      # IN  (n,) sorted distinct values
@@ -377,18 +385,47 @@ def optimal_starts(const double[::1] x,      # IN  (n,) sorted distinct values
     return it
 
 
-def fit_rows(const double[:, ::1] xs,        # IN  (r, n) every row sorted ascending
-             const double[:, ::1] ws,        # IN  (r, n) weights in the same order, or (0, 0): ones
+def fit_rows(const double[:, ::1] xs,        # IN  (r, n) rows (sorted ascending if is_sorted)
+             const double[::1] ws,           # IN  (r * n,) weights per entry, (n,) shared, or (0,)
+             bint is_sorted,
              double[:, ::1] centers,         # OUT (r, k) sorted optimal codebooks
              double[::1] inertia,            # OUT (r,) their weighted squared errors
              int[::1] status,                # OUT (r,) 0, -1 (no memory), -2 (< k distinct values)
              int n_threads):
-    """Optimal codebook of every row, rows split among threads (dynamic schedule)."""
-    cdef Py_ssize_t r = xs.shape[0], n = xs.shape[1], k = centers.shape[1], i
-    cdef bint weighted = ws.shape[0] > 0
+    """Optimal codebook of every row, rows split among threads (dynamic schedule).
+
+    Unsorted rows (``is_sorted`` false) are sorted with their weights inside
+    (stable radix sort), one work space per thread. Weights of shape ``(n,)``
+    are shared by every row (only with unsorted rows).
+    """
+    cdef Py_ssize_t r = xs.shape[0], n = xs.shape[1], k = centers.shape[1]
+    cdef Py_ssize_t nw = ws.shape[0]
+    cdef bint shared = nw == n and r * n != n
     if r == 0:
         return
     with nogil:
-        for i in prange(r, num_threads=n_threads, schedule="dynamic"):
-            status[i] = qt_km_fit_sorted(&xs[i, 0], &ws[i, 0] if weighted else NULL, n, k,
-                                         &centers[i, 0], &inertia[i])
+        qt_km_fit_rows(&xs[0, 0], &ws[0] if nw > 0 else NULL, shared, is_sorted, r, n, k,
+                       &centers[0, 0], &inertia[0], &status[0], n_threads)
+
+
+def distinct_weighted(const double[::1] x,    # IN  (n,) values in any order
+                      const double[::1] w,    # IN  (n,) non-negative weights
+                      double[::1] ux,         # OUT (n,) sorted distinct values (first m)
+                      double[::1] uw):        # OUT (n,) their summed weights (first m)
+    """Sort (value, weight) pairs by a stable radix sort and merge equal values.
+
+    Zero weights are dropped. Returns the number ``m`` of distinct values.
+    """
+    cdef Py_ssize_t n = x.shape[0], m
+    cdef int bits = QT_KM_RADIX_BITS(n)
+    cdef qt_km_rec* recs = <qt_km_rec*>malloc(2 * (n if n > 0 else 1) * sizeof(qt_km_rec))
+    cdef unsigned int* hist = <unsigned int*>malloc(QT_KM_RADIX_HIST(bits) * 4)
+    if recs == NULL or hist == NULL:
+        free(recs)
+        free(hist)
+        raise MemoryError("kmeans_1d: no memory to sort the values")
+    with nogil:
+        m = qt_km_distinct(&x[0], &w[0], n, &ux[0], &uw[0], recs, hist)
+    free(recs)
+    free(hist)
+    return m

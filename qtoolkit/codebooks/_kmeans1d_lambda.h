@@ -33,6 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct {
     double w, s, q;
@@ -305,12 +306,16 @@ static double qt_km_lloyd_error(const qt_km_pref *P, const double *xc, ptrdiff_t
     return e;
 }
 
-/* Exact optimal starts (k + 1 entries, out[0] = 0, out[k] = n) of k clusters.
- * xc: the values minus the shift of P (NULL: no Lloyd estimate of the first
- * penalty). Returns the number of penalised programmes solved, or -1 if out
- * of memory. */
-static int qt_km_lambda(const qt_km_pref *P, const double *xc, ptrdiff_t n, ptrdiff_t k,
-                        int64_t *out)
+/* Bytes of the work space of qt_km_lambda_in for n values and k clusters. */
+static size_t qt_km_lambda_bytes(ptrdiff_t n, ptrdiff_t k)
+{
+    return (size_t)(n + 1) * (sizeof(double) + 7 * sizeof(int32_t)) +
+           (size_t)(k + 2) * sizeof(ptrdiff_t) + 64;
+}
+
+/* qt_km_lambda on a caller's work space of qt_km_lambda_bytes(n, k) bytes. */
+static int qt_km_lambda_in(const qt_km_pref *P, const double *xc, ptrdiff_t n, ptrdiff_t k,
+                           int64_t *out, void *buf)
 {
     ptrdiff_t *lst = NULL;
     qt_km_work ws;
@@ -324,19 +329,16 @@ static int qt_km_lambda(const qt_km_pref *P, const double *xc, ptrdiff_t n, ptrd
             out[i] = (k == 1) ? (i == 0 ? 0 : n) : i;
         return 0;
     }
-    ws.F = (double *)malloc((size_t)(n + 1) * sizeof(double));
-    ws.par = (int32_t *)malloc((size_t)(n + 1) * sizeof(int32_t));
-    ws.cnt = (int32_t *)malloc((size_t)(n + 1) * sizeof(int32_t));
-    ws.qj = (int32_t *)malloc((size_t)(n + 1) * sizeof(int32_t));
-    ws.qs = (int32_t *)malloc((size_t)(n + 1) * sizeof(int32_t));
-    pa = (int32_t *)malloc((size_t)(n + 1) * sizeof(int32_t));
-    pb = (int32_t *)malloc((size_t)(n + 1) * sizeof(int32_t));
-    pc = (int32_t *)malloc((size_t)(n + 1) * sizeof(int32_t));
-    lst = (ptrdiff_t *)malloc((size_t)(k + 2) * sizeof(ptrdiff_t));
-    if (!ws.F || !ws.par || !ws.cnt || !ws.qj || !ws.qs || !pa || !pb || !pc || !lst) {
-        it = -1;
-        goto done;
-    }
+    /* carve the work space: the doubles first, then the ptrdiff_t, then int32 */
+    ws.F = (double *)buf;
+    lst = (ptrdiff_t *)(ws.F + (n + 1));
+    ws.par = (int32_t *)(lst + (k + 2));
+    ws.cnt = ws.par + (n + 1);
+    ws.qj = ws.cnt + (n + 1);
+    ws.qs = ws.qj + (n + 1);
+    pa = ws.qs + (n + 1);
+    pb = pa + (n + 1);
+    pc = pb + (n + 1);
     /* bracket: one cluster (lambda = inf) and every value alone (lambda = 0) */
     ka = 1;
     Da = qt_km_cost(P, 0, n);
@@ -437,15 +439,22 @@ static int qt_km_lambda(const qt_km_pref *P, const double *xc, ptrdiff_t n, ptrd
         mode = (mode == 0 && 2 * (kb - ka) > w0 && lb > 0.0 && isfinite(la)) || kb - ka <= 4 ? 2 : 0;
     }
 done:
-    free(ws.F);
-    free(ws.par);
-    free(ws.cnt);
-    free(ws.qj);
-    free(ws.qs);
-    free(pa);
-    free(pb);
-    free(pc);
-    free(lst);
+    return it;
+}
+
+/* Exact optimal starts (k + 1 entries, out[0] = 0, out[k] = n) of k clusters.
+ * xc: the values minus the shift of P (NULL: no Lloyd estimate of the first
+ * penalty). Returns the number of penalised programmes solved, or -1 if out
+ * of memory. */
+static int qt_km_lambda(const qt_km_pref *P, const double *xc, ptrdiff_t n, ptrdiff_t k,
+                        int64_t *out)
+{
+    void *buf = malloc(qt_km_lambda_bytes(n, k));
+    int it;
+    if (!buf)
+        return -1;
+    it = qt_km_lambda_in(P, xc, n, k, out, buf);
+    free(buf);
     return it;
 }
 
@@ -485,41 +494,153 @@ static double qt_km_inertia(const double *x, const double *w, ptrdiff_t n, const
     return e;
 }
 
-/* One problem from values sorted ascending (duplicates allowed) and their
- * weights (NULL: all ones; zero weights are dropped): the optimal codebook
- * (k sorted centres) and its error. Returns 0, -1 when out of memory, -2 when
- * fewer than k distinct values have positive weight. */
-static int qt_km_fit_sorted(const double *xs, const double *wsort, ptrdiff_t n, ptrdiff_t k,
-                            double *centers, double *inertia)
+/* ---- sorting (value, weight) pairs: a stable LSD radix sort on the bits ---- */
+
+typedef struct {
+    uint64_t key; /* the value's bits, mapped so that unsigned order is numeric order */
+    double w;
+} qt_km_rec;
+
+static inline uint64_t qt_km_key(double v)
 {
-    double *ux = (double *)malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
-    double *uw = (double *)malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
-    qt_km_pref *P = (qt_km_pref *)malloc((size_t)(n + 1) * sizeof(qt_km_pref));
-    int64_t *starts = (int64_t *)malloc((size_t)(k + 1) * sizeof(int64_t));
-    double *uc = (double *)malloc((size_t)(n > 0 ? n : 1) * sizeof(double));
-    ptrdiff_t i, m = 0;
-    double sw = 0.0, cw = 0.0, sx = 0.0, cx = 0.0, y, t, wi;
-    int rc = 0;
-    if (!ux || !uw || !P || !starts || !uc) {
-        rc = -1;
-        goto out;
-    }
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    return (u >> 63) ? ~u : (u | 0x8000000000000000ULL);
+}
+
+static inline double qt_km_unkey(uint64_t u)
+{
+    double v;
+    u = (u >> 63) ? (u & 0x7fffffffffffffffULL) : ~u;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+#define QT_KM_RADIX_BITS(n) ((n) > 65536 ? 11 : 8)
+/* counters of qt_km_radix: one histogram of 2^bits per digit of 64 bits */
+#define QT_KM_RADIX_HIST(bits) ((size_t)((64 + (bits) - 1) / (bits)) << (bits))
+
+/* Stable sort of a[0..n) by key (b: scratch of n records, hist: QT_KM_RADIX_HIST
+ * counters); digits on which every key agrees are skipped. Returns a or b,
+ * whichever holds the result. */
+static qt_km_rec *qt_km_radix(qt_km_rec *a, qt_km_rec *b, ptrdiff_t n, int bits, uint32_t *hist)
+{
+    const int passes = (64 + bits - 1) / bits;
+    const uint64_t mask = ((uint64_t)1 << bits) - 1;
+    const ptrdiff_t nb = (ptrdiff_t)1 << bits;
+    ptrdiff_t i, d;
+    int p;
+    memset(hist, 0, QT_KM_RADIX_HIST(bits) * sizeof(uint32_t));
     for (i = 0; i < n; i++) {
-        wi = wsort ? wsort[i] : 1.0;
-        if (!(wi > 0.0))
-            continue;
-        if (m > 0 && xs[i] == ux[m - 1]) {
-            uw[m - 1] += wi;
+        const uint64_t k = a[i].key;
+        for (p = 0; p < passes; p++)
+            hist[((ptrdiff_t)p << bits) + (ptrdiff_t)((k >> (p * bits)) & mask)]++;
+    }
+    for (p = 0; p < passes; p++) {
+        uint32_t *h = hist + ((ptrdiff_t)p << bits), sum = 0, c;
+        qt_km_rec *t;
+        if (h[(a[0].key >> (p * bits)) & mask] == (uint32_t)n)
+            continue; /* one digit value for all keys: the order is unchanged */
+        for (d = 0; d < nb; d++) {
+            c = h[d];
+            h[d] = sum;
+            sum += c;
+        }
+        for (i = 0; i < n; i++)
+            b[h[(a[i].key >> (p * bits)) & mask]++] = a[i];
+        t = a;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* Distinct values with positive weight, sorted, and their summed weights (in
+ * input order within a value): m is returned. x, w: n values and weights (w NULL:
+ * all ones); ux, uw: n outputs; recs: 2 n records; hist: QT_KM_RADIX_HIST. */
+static ptrdiff_t qt_km_distinct(const double *x, const double *w, ptrdiff_t n, double *ux,
+                                double *uw, qt_km_rec *recs, uint32_t *hist)
+{
+    ptrdiff_t i, m = 0, c = 0;
+    qt_km_rec *s;
+    for (i = 0; i < n; i++) {
+        const double wi = w ? w[i] : 1.0;
+        if (wi > 0.0) {
+            recs[c].key = qt_km_key(x[i] == 0.0 ? 0.0 : x[i]); /* -0 and +0 are one value */
+            recs[c].w = wi;
+            c++;
+        }
+    }
+    if (c == 0)
+        return 0;
+    s = qt_km_radix(recs, recs + n, c, QT_KM_RADIX_BITS(c), hist);
+    for (i = 0; i < c; i++) {
+        if (m > 0 && s[i].key == s[i - 1].key) {
+            uw[m - 1] += s[i].w;
         } else {
-            ux[m] = xs[i];
-            uw[m] = wi;
+            ux[m] = qt_km_unkey(s[i].key);
+            uw[m] = s[i].w;
             m++;
         }
     }
-    if (m < k) {
-        rc = -2;
-        goto out;
+    return m;
+}
+
+/* ---- one problem per row ---- */
+
+/* Work space of one thread for rows of n values and k clusters. */
+typedef struct {
+    double *ux, *uw, *uc;
+    qt_km_pref *P;
+    int64_t *starts;
+    qt_km_rec *recs; /* 2 n, for rows that need sorting */
+    uint32_t *hist;
+    void *lam;
+} qt_km_rowwork;
+
+static void qt_km_rowwork_free(qt_km_rowwork *r)
+{
+    free(r->ux);
+    free(r->uw);
+    free(r->uc);
+    free(r->P);
+    free(r->starts);
+    free(r->recs);
+    free(r->hist);
+    free(r->lam);
+}
+
+/* Returns 0, or -1 (and nothing allocated) when out of memory. */
+static int qt_km_rowwork_alloc(qt_km_rowwork *r, ptrdiff_t n, ptrdiff_t k, int sorting)
+{
+    const size_t nn = (size_t)(n > 0 ? n : 1);
+    r->ux = (double *)malloc(nn * sizeof(double));
+    r->uw = (double *)malloc(nn * sizeof(double));
+    r->uc = (double *)malloc(nn * sizeof(double));
+    r->P = (qt_km_pref *)malloc((nn + 1) * sizeof(qt_km_pref));
+    r->starts = (int64_t *)malloc((size_t)(k + 1) * sizeof(int64_t));
+    r->recs = sorting ? (qt_km_rec *)malloc(2 * nn * sizeof(qt_km_rec)) : NULL;
+    r->hist = sorting ? (uint32_t *)malloc(QT_KM_RADIX_HIST(QT_KM_RADIX_BITS(n)) * 4) : NULL;
+    r->lam = malloc(qt_km_lambda_bytes(n, k));
+    if (!r->ux || !r->uw || !r->uc || !r->P || !r->starts || !r->lam ||
+        (sorting && (!r->recs || !r->hist))) {
+        qt_km_rowwork_free(r);
+        memset(r, 0, sizeof *r);
+        return -1;
     }
+    return 0;
+}
+
+/* Optimal codebook of the m distinct values ux (weights uw) in r: 0, or -2 when
+ * m < k. */
+static int qt_km_fit_distinct(qt_km_rowwork *r, ptrdiff_t m, ptrdiff_t k, double *centers,
+                              double *inertia)
+{
+    const double *ux = r->ux, *uw = r->uw;
+    double sw = 0.0, cw = 0.0, sx = 0.0, cx = 0.0, y, t, shift;
+    ptrdiff_t i;
+    if (m < k)
+        return -2;
     for (i = 0; i < m; i++) {
         y = uw[i] - cw;
         t = sw + y;
@@ -530,22 +651,79 @@ static int qt_km_fit_sorted(const double *xs, const double *wsort, ptrdiff_t n, 
         cx = (t - sx) - y;
         sx = t;
     }
-    qt_km_prefix(ux, uw, m, sx / sw, P);
+    shift = sx / sw;
+    qt_km_prefix(ux, uw, m, shift, r->P);
     for (i = 0; i < m; i++)
-        uc[i] = ux[i] - sx / sw;
-    if (qt_km_lambda(P, uc, m, k, starts) < 0) {
-        rc = -1;
-        goto out;
-    }
-    qt_km_means(ux, uw, starts, k, centers);
+        r->uc[i] = ux[i] - shift;
+    if (qt_km_lambda_in(r->P, r->uc, m, k, r->starts, r->lam) < 0)
+        return -1;
+    qt_km_means(ux, uw, r->starts, k, centers);
     *inertia = qt_km_inertia(ux, uw, m, centers, k);
-out:
-    free(ux);
-    free(uw);
-    free(P);
-    free(starts);
-    free(uc);
-    return rc;
+    return 0;
+}
+
+/* One row sorted ascending (duplicates allowed) with its weights in the same
+ * order (NULL: all ones; zero weights are dropped). 0, -2 (fewer than k
+ * distinct values with positive weight). */
+static int qt_km_fit_sorted_in(qt_km_rowwork *r, const double *xs, const double *wsort,
+                               ptrdiff_t n, ptrdiff_t k, double *centers, double *inertia)
+{
+    ptrdiff_t i, m = 0;
+    double wi;
+    for (i = 0; i < n; i++) {
+        wi = wsort ? wsort[i] : 1.0;
+        if (!(wi > 0.0))
+            continue;
+        if (m > 0 && xs[i] == r->ux[m - 1]) {
+            r->uw[m - 1] += wi;
+        } else {
+            r->ux[m] = xs[i];
+            r->uw[m] = wi;
+            m++;
+        }
+    }
+    return qt_km_fit_distinct(r, m, k, centers, inertia);
+}
+
+/* One row in any order with its weights (NULL: all ones): sorted here. */
+static int qt_km_fit_unsorted_in(qt_km_rowwork *r, const double *x, const double *w,
+                                 ptrdiff_t n, ptrdiff_t k, double *centers, double *inertia)
+{
+    const ptrdiff_t m = qt_km_distinct(x, w, n, r->ux, r->uw, r->recs, r->hist);
+    return qt_km_fit_distinct(r, m, k, centers, inertia);
+}
+
+/* Every row of X (r, n) row-major: sorted ascending (sorted != 0) or in any
+ * order; weights W: NULL (ones), per entry (r, n; in the order of X), or one
+ * per column shared by the rows (shared != 0, n values; only with sorted == 0).
+ * centers (r, k), inertia (r), status (r): 0, -1 (no memory), -2 (fewer than k
+ * distinct values with positive weight). One work space per thread, rows
+ * handed out dynamically; each row's result depends on that row only. */
+static void qt_km_fit_rows(const double *X, const double *W, int shared, int sorted,
+                           ptrdiff_t r, ptrdiff_t n, ptrdiff_t k, double *centers,
+                           double *inertia, int *status, int n_threads)
+{
+    ptrdiff_t i;
+    (void)n_threads;
+#pragma omp parallel num_threads(n_threads) if (n_threads > 1)
+    {
+        qt_km_rowwork wk;
+        const int ok = qt_km_rowwork_alloc(&wk, n, k, !sorted) == 0;
+#pragma omp for schedule(dynamic, 4)
+        for (i = 0; i < r; i++) {
+            const double *w = W == NULL ? NULL : (shared ? W : W + i * n);
+            if (!ok)
+                status[i] = -1;
+            else if (sorted)
+                status[i] = qt_km_fit_sorted_in(&wk, X + i * n, w, n, k, centers + i * k,
+                                                inertia + i);
+            else
+                status[i] = qt_km_fit_unsorted_in(&wk, X + i * n, w, n, k, centers + i * k,
+                                                  inertia + i);
+        }
+        if (ok)
+            qt_km_rowwork_free(&wk);
+    }
 }
 
 #endif

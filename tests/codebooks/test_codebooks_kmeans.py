@@ -376,13 +376,38 @@ def test_rows_match_one_problem_at_a_time():
 
 
 def test_rows_do_not_depend_on_threads():
-    X = np.random.default_rng(15).laplace(size=(64, 700))
-    a = kmeans_1d_rows(X, 12, n_threads=1)
-    b = kmeans_1d_rows(X, 12, n_threads=2)
-    c = kmeans_1d_rows(X, 12)
-    for r in (b, c):
-        np.testing.assert_array_equal(a.codebooks, r.codebooks)
-        np.testing.assert_array_equal(a.inertia, r.inertia)
+    rng = np.random.default_rng(15)
+    X = rng.laplace(size=(64, 700))
+    for w in (None, rng.exponential(size=700), rng.exponential(size=(64, 700))):
+        a = kmeans_1d_rows(X, 12, n_threads=1, sample_weight=w)
+        b = kmeans_1d_rows(X, 12, n_threads=2, sample_weight=w)
+        c = kmeans_1d_rows(X, 12, sample_weight=w)
+        for r in (b, c):
+            np.testing.assert_array_equal(a.codebooks, r.codebooks)
+            np.testing.assert_array_equal(a.inertia, r.inertia)
+
+
+@pytest.mark.parametrize("n", [1, 7, 5000, 70000])
+def test_pair_radix_sort_merges_like_unique(n):
+    # the (value, weight) radix sort of the weighted path against np.unique + bincount
+    from qtoolkit.codebooks import _kmeans1d
+
+    rng = np.random.default_rng(n)
+    x = np.round(rng.laplace(scale=50.0, size=n), 1)  # negative, positive, many duplicates
+    x[: n // 3] = rng.standard_normal(n // 3).astype(np.float32)  # float32-sized mantissas
+    x[n // 2 :: 11] = -0.0
+    x[n // 2 + 5 :: 13] = 0.0
+    extremes = np.array([-np.finfo(float).max, np.finfo(float).max, 5e-324, -5e-324])
+    x[::17] = np.resize(extremes, x[::17].shape)
+    w = rng.exponential(size=n)
+    w[::5] = 0.0
+    ux, uw = np.empty(n), np.empty(n)
+    m = _kmeans1d.distinct_weighted(x, w, ux, uw)
+    keep = w > 0
+    ref_x, inv = np.unique(x[keep], return_inverse=True)
+    ref_w = np.bincount(inv, weights=w[keep])
+    np.testing.assert_array_equal(ux[:m], ref_x)
+    np.testing.assert_allclose(uw[:m], ref_w, rtol=1e-13)
 
 
 def test_rows_bad_input():
