@@ -5,6 +5,7 @@ Usage::
     python benchmarks/bench_lowbit.py gemm --sizes 2048   # k-bit / ternary GEMMs vs peers
     python benchmarks/bench_lowbit.py gemv                # 1 x 4096 x 4096, and beyond L3
     python benchmarks/bench_lowbit.py roofline            # in-cache micro-kernel rates
+    python benchmarks/bench_lowbit.py bitserial --size 2048   # k <= 2: bit-serial vs unpack
     python benchmarks/bench_lowbit.py conv   # binary 3x3 Conv2d, 256 -> 256, 14 x 14, batch 8
     python benchmarks/bench_lowbit.py conv --rounds 9 --threads 1 2
 
@@ -16,6 +17,14 @@ int8) and ``MatMulNBits`` (4-bit blocks, ``accuracy_level`` 0 and 4) as
 one-node graphs with one intra-op thread, and :func:`xnor_gemm`, for
 M = N = K = n. ``gemv`` is the one-row case (weights streamed once) and a
 16384 x 16384 2-bit GEMV against a large ``np.copyto``'s bandwidth.
+
+``bitserial`` decides, for 1- and 2-bit weights times int8 activations, between
+unpacking the codes to bytes (the ``lowbit_gemm_int`` kernels) and a bit-serial
+product over bit planes, ``sum_ij c_i c_j popcount(u_i & a_j)``: the latter's
+popcounts are timed as k * 8 calls of :func:`xnor_gemm` (our fastest popcount
+GEMM) on the planes, a lower bound of any bit-serial kernel (the packing of the
+planes and the combination are not timed); the combination is checked exactly
+against ``lowbit_gemm_int`` once.
 
 ``conv`` times :class:`qtoolkit.nn.Conv2d` with binary weights and binary
 activations (sign; XNOR-Net) against the same convolution in float32 done as
@@ -40,7 +49,9 @@ from _harness import interleaved, machine_line, markdown_table, median, ratio, t
 import qtoolkit
 from qtoolkit.bitops import (
     PackedBits,
+    QuantizedActivations,
     get_simd_level,
+    lowbit_gemm_int,
     lowbit_matmul,
     pack_bits,
     pack_ternary,
@@ -482,6 +493,87 @@ def gemv_main(args):
         )
 
 
+def _bit_planes(codes, nbits):
+    """Bit ``i`` of unsigned ``codes`` as +-1 rows packed for xnor_gemm, i < nbits."""
+    return [pack_bits(((codes >> i) & 1).astype(np.int8) * 2 - 1) for i in range(nbits)]
+
+
+def _bitserial_int(a_planes, a_weights, w_planes, w_weights, k):
+    """sum_ij c_i c_j P_ij, P_ij = sum_k a_j w_i = (K + Sa_j + Sw_i + X_ij) / 4 on 0/1 planes."""
+    out = 0
+    row_sums = [xnor_gemm(p, pack_bits(np.ones((1, k)))).astype(np.int64)[:, 0] for p in a_planes]
+    col_sums = [xnor_gemm(pack_bits(np.ones((1, k))), p).astype(np.int64)[0] for p in w_planes]
+    for j, (pa, ca) in enumerate(zip(a_planes, a_weights, strict=True)):
+        for i, (pw, cw) in enumerate(zip(w_planes, w_weights, strict=True)):
+            x = xnor_gemm(pa, pw).astype(np.int64)
+            out = out + ca * cw * ((k + row_sums[j][:, None] + col_sums[i][None, :] + x) // 4)
+    return out
+
+
+def bitserial_main(args):
+    rng = np.random.default_rng(3)
+    one = thread_limiter(1)
+    act_weights = [1 << j for j in range(7)] + [-128]  # int8 two's complement planes
+    # exactness of the bit-serial combination (untimed, small)
+    qa = rng.integers(-128, 128, size=(9, 200)).astype(np.int8)
+    for bits in (1, 2):
+        u = rng.integers(0, 1 << bits, size=(13, 200)).astype(np.uint8)
+        ref = lowbit_gemm_int(qa, pack_weights(u, bits, scales=1.0))[:, :, 0]
+        got = _bitserial_int(
+            _bit_planes(qa.view(np.uint8), 8),
+            act_weights,
+            _bit_planes(u, bits),
+            [1 << i for i in range(bits)],
+            200,
+        )
+        assert np.array_equal(got, ref), "bit-serial combination disagrees with lowbit_gemm_int"
+    n = k = m = args.size
+    codes = rng.integers(-127, 128, size=(m, k)).astype(np.int8)
+    qact = QuantizedActivations(codes, np.ones(m, np.float32), np.zeros(m, np.int32))
+    a_planes = _bit_planes(codes.view(np.uint8), 8)
+    methods = []
+    for bits in (1, 2):
+        u = rng.integers(0, 1 << bits, size=(n, k)).astype(np.uint8)
+        w = pack_weights(u, bits, scales=1.0)
+        w_planes = _bit_planes(u, bits)
+        methods.append((f"unpack{bits}", lambda w=w: lowbit_gemm_int(qact, w, n_threads=1), one))
+
+        def popcounts(w_planes=w_planes):
+            for pa in a_planes:
+                for pw in w_planes:
+                    xnor_gemm(pa, pw, n_threads=1)
+
+        methods.append((f"serial{bits}", popcounts, one))
+    methods.append(("xnor", lambda: xnor_gemm(a_planes[0], a_planes[1], n_threads=1), one))
+    times = interleaved(methods, rounds=args.rounds)
+    _header(
+        f"k <= 2 bits x int8: unpack-to-int8 vs bit-serial, M = N = K = {n}",
+        f"1 thread; median of {args.rounds} interleaved rounds; exact int32 products from "
+        "int8 codes; bit-serial = its k * 8 plane popcount GEMMs only (a lower bound)",
+    )
+    labels = {
+        "unpack1": "lowbit_gemm_int 1-bit x int8 (unpack to int8, vpmaddubsw)",
+        "serial1": "bit-serial 1-bit x int8: 8 xnor_gemm on bit planes (lower bound)",
+        "unpack2": "lowbit_gemm_int 2-bit x int8 (unpack to int8, vpmaddubsw)",
+        "serial2": "bit-serial 2-bit x int8: 16 xnor_gemm on bit planes (lower bound)",
+        "xnor": "one xnor_gemm (binary x binary), for reference",
+    }
+    rows = [
+        [
+            lab,
+            f"{median(times[nm]) * 1e3:.1f}",
+            f"{m * n * k / median(times[nm]) / 1e9:.0f}",
+            f"{ratio(times, nm, 'unpack' + nm[-1]):.2f}" if nm != "xnor" else "",
+        ]
+        for nm, lab in labels.items()
+    ]
+    print(markdown_table(["method", "ms", "GMAC/s (int8 MACs)", "unpack speed-up"], rows))
+    for bits in (1, 2):
+        r = ratio(times, f"unpack{bits}", f"serial{bits}")
+        faster = "unpack-to-int8" if r < 1 else "bit-serial"
+        print(f"{bits}-bit x int8: bit-serial / unpack time = {1 / r:.2f} -> {faster} is faster")
+
+
 def roofline_main(args):
     import time
 
@@ -535,6 +627,10 @@ def main(argv=None):
     roof.add_argument("--k", type=int, default=1024)
     roof.add_argument("--rounds", type=int, default=5)
     roof.set_defaults(run=roofline_main)
+    serial = sub.add_parser("bitserial", help="k <= 2 bits: bit-serial popcounts vs unpack")
+    serial.add_argument("--size", type=int, default=2048)
+    serial.add_argument("--rounds", type=int, default=3)
+    serial.set_defaults(run=bitserial_main)
     args = parser.parse_args(argv)
     args.run(args)
 
