@@ -175,8 +175,11 @@ def ternary_gemm(
     Notes
     -----
     Two popcounts per pair of 64-bit words (AVX-512 ``vpopcntq`` with one
-    ``vpternlogq`` for the masked xor, scalar POPCNT, NEON ``vcnt``); the
-    padding bits are zero in the non-zero planes, so they never count.
+    ``vpternlogq`` for the masked xor; AVX2 ``vpshufb`` nibble tables,
+    ``popcount(m) + 4 - 2 popcount(d)`` per nibble in one byte counter; scalar
+    POPCNT; NEON ``vcnt``); the padding bits are zero in the non-zero planes, so
+    they never count. The kernel family is ``bitops.ternary`` in
+    :func:`qtoolkit.show_runtime`.
 
     References
     ----------
