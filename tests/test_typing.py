@@ -141,7 +141,8 @@ def test_the_package_ships_its_marker():
 
 @pytest.mark.slow
 def test_mypy_accepts_the_package(tmp_path):
-    # the [tool.mypy] configuration of pyproject.toml, on the source tree
+    # the [tool.mypy] configuration of pyproject.toml, on the source tree and on the typed
+    # call sites of typing_cases.py (checked in full: a wrong overload there is an error)
     pytest.importorskip("mypy")
     import subprocess
     import sys
@@ -150,7 +151,15 @@ def test_mypy_accepts_the_package(tmp_path):
     if not (root / "pyproject.toml").is_file() or not (root / "qtoolkit").is_dir():
         pytest.skip("needs the source tree")
     proc = subprocess.run(
-        [sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / "cache")],
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "qtoolkit",
+            "tests/typing_cases.py",
+        ],
         cwd=root,
         capture_output=True,
         text=True,
