@@ -68,36 +68,30 @@ cdef enum:
     _MIN_ROWS_PER_THREAD = 65536  # smaller layers run on one thread
 
 
-cdef inline void _solve_row(const double* pw, const double* p1, const double* a,
-                            Py_ssize_t i, Py_ssize_t lo, Py_ssize_t hi,
+cdef inline void _solve_row(const double* pw, const double* p1, const double* p2,
+                            const double* d_prev, Py_ssize_t i, Py_ssize_t lo, Py_ssize_t hi,
                             double* best_out, int* arg_out) noexcept nogil:
-    """Leftmost ``argmin_{lo <= j <= hi} a[j] - (S_i - p1[j])^2 / (W_i - pw[j])``.
+    """Leftmost ``argmin_{lo <= j <= hi} D_prev(j - 1) + cost(j, i)``.
 
-    ``a[j] = D_prev(j - 1) - p2[j]``, so the value plus ``p2[i + 1]`` is
-    ``D_prev(j - 1) + cost(j, i)``. Values are computed in blocks (a loop
+    ``cost(j, i) = max(0, (p2[i + 1] - p2[j]) - (S_i - p1[j])^2 / (W_i - pw[j]))``,
+    clamped at zero as ``_seg_cost`` is: a cluster whose weight is below the
+    rounding of the weight prefix sums has a garbage difference ``W_i - pw[j]``
+    (even zero or negative), and an unclamped quotient would make it look far
+    better than any real cluster. Values are computed in blocks (a loop
     without dependencies, so the divisions vectorise) and then scanned.
     """
     cdef double buf[_BLOCK]
-    cdef double wi = pw[i + 1], si = p1[i + 1]
+    cdef double wi = pw[i + 1], si = p1[i + 1], qi = p2[i + 1]
     cdef double best = INFINITY, s, v
     cdef Py_ssize_t j0 = lo, cnt, t, bj = lo
-    if hi - lo < 8:
-        for t in range(lo, hi + 1):
-            s = si - p1[t]
-            v = a[t] - s * s / (wi - pw[t])
-            if v < best:
-                best = v
-                bj = t
-        best_out[0] = best
-        arg_out[0] = <int>bj
-        return
     while j0 <= hi:
         cnt = hi - j0 + 1
         if cnt > _BLOCK:
             cnt = _BLOCK
         for t in range(cnt):
             s = si - p1[j0 + t]
-            buf[t] = a[j0 + t] - s * s / (wi - pw[j0 + t])
+            v = (qi - p2[j0 + t]) - s * s / (wi - pw[j0 + t])
+            buf[t] = d_prev[j0 + t - 1] + (v if v > 0.0 else 0.0)
         for t in range(cnt):
             if buf[t] < best:
                 best = buf[t]
@@ -142,10 +136,8 @@ cdef void _solve_range(const double* pw, const double* p1, const double* p2,
                 hi = arg[r + h]
             if hi > i:
                 hi = i
-            _solve_row(pw, p1, a, i, lo, hi, &v, &arg[r])
-            # (no clamp of the rounding against D_prev(j - 1): that dependent load
-            # costs ~15% and the final error is recomputed from the partition)
-            d_out[i] = v + p2[i + 1]
+            _solve_row(pw, p1, p2, d_prev, i, lo, hi, &v, &arg[r])
+            d_out[i] = v
             q += 2 * h
         h //= 2
 
@@ -188,8 +180,6 @@ def dp_layer(const double[::1] pw, const double[::1] p1, const double[::1] p2,
         # a barrier per layer costs more than small layers gain, above all on a busy machine
         n_threads = 1
     with nogil:
-        for j in range(m, ihi + 1):
-            pa[j] = pdp[j - 1] - pp2[j]
         nchunks = nrows // 4096
         if nchunks > _MAX_CHUNKS:
             nchunks = _MAX_CHUNKS
@@ -218,8 +208,8 @@ def dp_layer(const double[::1] pw, const double[::1] p1, const double[::1] p2,
                     hi = i
                     if q + h < nchunks - 1 and parg[piv[q + h]] < hi:
                         hi = parg[piv[q + h]]
-                    _solve_row(ppw, pp1, pa, i, lo, hi, &v, &parg[r])
-                    pd[i] = v + pp2[i + 1]
+                    _solve_row(ppw, pp1, pp2, pdp, i, lo, hi, &v, &parg[r])
+                    pd[i] = v
                     q += 2 * h
                 h //= 2
             for c in prange(nchunks, num_threads=n_threads, schedule="dynamic"):

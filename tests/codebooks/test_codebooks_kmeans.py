@@ -323,6 +323,29 @@ def test_lagrangian_search_matches_layered_programme(kind, weighted):
             assert abs(mine - ref) <= 1e-12 * ref + 64 * np.finfo(float).eps * total
 
 
+def test_weights_below_the_rounding_of_their_prefix_sums():
+    # exponential**6 weights span ~20 decades: a cluster of the tail can weigh less
+    # than the rounding of the weight prefix sums, so its weight as a difference of
+    # prefix sums is garbage (zero or negative). The layered programme once divided by
+    # it unclamped and lost by up to 100x; both solvers clamp every cost at zero
+    rng = np.random.default_rng(21)
+    for _ in range(6):
+        n = int(rng.integers(1500, 2500))
+        x = rng.standard_normal(n).astype(np.float32).astype(float)
+        w = rng.exponential(size=n) ** 6
+        ux, uw = _distinct_weighted(x, w)
+        _, pw, _, _ = _prefix(ux, uw)
+        for k in (60, 150):
+            starts = _lagrangian_starts(ux, uw, k)
+            mine = _inertia_sorted(ux, uw, _cluster_means(ux, uw, starts, None))
+            ref = _layered_error(ux, uw, k)
+            total = _layered_error(ux, uw, 1)
+            assert abs(mine - ref) <= 1e-12 * ref + 64 * np.finfo(float).eps * total
+        # the case arises: some candidate cluster (one value) has a prefix-sum weight
+        # off by more than 1%
+        assert np.max(np.abs(np.diff(pw) - uw) / uw) > 0.01
+
+
 def test_ties_on_a_straight_piece_of_the_hull():
     # 0, 1, ..., 19, three times each: for k >= 10 every merge of two neighbours
     # costs the same, so D(k) = 1.5 (20 - k) and every such k ties at one penalty
