@@ -89,3 +89,30 @@ class ProductQuantization:
         return float(((pq.inverse_transform(pq.transform(self.X)) - self.X) ** 2).sum())
 
     track_reconstruction_error.unit = "squared error"
+
+
+class ResidualQuantization:
+    """Two stages of 256 codewords, greedy and beam-5 encoding (compiled beam search)."""
+
+    params: ClassVar[list] = [1, 5]
+    param_names: ClassVar[list] = ["beam_size"]
+    timeout = 300
+
+    def setup(self, beam_size):
+        self.X = np.random.default_rng(0).standard_normal((20_000, 64)).astype(np.float32)
+        self.rq = codebooks.ResidualQuantizer(
+            n_stages=2, n_clusters=256, beam_size=beam_size, random_state=0
+        ).fit(self.X)
+
+    def time_fit(self, beam_size):
+        codebooks.ResidualQuantizer(
+            n_stages=2, n_clusters=256, beam_size=beam_size, random_state=0
+        ).fit(self.X)
+
+    def time_encode(self, beam_size):
+        self.rq.transform(self.X)
+
+    def track_reconstruction_error(self, beam_size):
+        return float(((self.rq.inverse_transform(self.rq.transform(self.X)) - self.X) ** 2).sum())
+
+    track_reconstruction_error.unit = "squared error"
