@@ -42,7 +42,8 @@ def available_methods() -> list[str]:
     -------
     names : list of str
         Sorted: the quantizers of :func:`qtoolkit.rounding.available_quantizers`,
-        ``"gptq"``, ``"adaround"``, ``"kmeans"``, ``"hessian_kmeans"``, ``"pq"``,
+        ``"gptq"``, ``"adaround"``, ``"awq"``, ``"rtn"``, ``"hqq"``, ``"kmeans"``,
+        ``"hessian_kmeans"``, ``"pq"``,
         the GGUF block formats and ``"skip"``.
 
     See Also

@@ -542,7 +542,10 @@ def quantize(
         Ordered rules ``{"match": "<glob or re:regex>", "method": "<name>",
         "params": {...}}``, or a path to a JSON file of that list. ``method``
         is a registry quantizer (:func:`qtoolkit.rounding.available_quantizers`),
-        ``"gptq"``, ``"adaround"`` (need calibration), ``"kmeans"`` (params
+        ``"gptq"``, ``"adaround"``, ``"awq"`` (need calibration; AWQ uses the
+        streamed mean :math:`|x|` as well), ``"rtn"``, ``"hqq"`` (params of the
+        :mod:`qtoolkit.optimize` function of that name, including ``rotate=True``
+        with an int seed ``rng`` and GPTQ's ``grid="optimal"``), ``"kmeans"`` (params
         ``bits`` or ``n_clusters`` and those of :func:`qtoolkit.codebooks.kmeans_1d`),
         ``"hessian_kmeans"`` (the same, weighted by the Hessian diagonal; needs
         calibration), ``"pq"`` (params of :class:`qtoolkit.codebooks.ProductQuantizer`),
