@@ -8,10 +8,19 @@ what was received. The rules:
   non-floating array where floats are needed): :class:`TypeError`;
 - right type, wrong *value* (out of range, NaN or Inf, empty, unknown option,
   wrong number of dimensions): :class:`ValueError`.
+
+One helper per kind of argument: :func:`check_array` (an array of real floats,
+any Array API namespace), :func:`check_int` / :func:`check_bits`,
+:func:`check_real` (a real number; :func:`check_tol` is its one rule for every
+``tol``), :func:`check_bool`, :func:`check_choice` (one of some options),
+:func:`check_axis`, :func:`check_random_state`, :func:`check_n_threads`. Values:
+:func:`check_finite` rejects NaN *and* Inf, :func:`check_no_nan` only NaN (for
+maps where an infinity has a well-defined result, such as a sign).
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import sys
@@ -25,13 +34,19 @@ from ._typing import F
 __all__ = [
     "MAX_ITER",
     "MAX_THREADS",
+    "check_array",
     "check_axis",
     "check_bits",
+    "check_bool",
+    "check_choice",
     "check_finite",
     "check_int",
     "check_n_threads",
+    "check_no_nan",
     "check_random_state",
+    "check_real",
     "check_real_floating",
+    "check_tol",
     "cpu_count",
     "describe",
     "is_lazy",
@@ -146,6 +161,100 @@ def check_axis(axis, ndim, name="axis"):
     return tuple(sorted(out))
 
 
+def check_real(
+    value,
+    name,
+    *,
+    low=None,
+    high=None,
+    low_inclusive=True,
+    high_inclusive=True,
+    allow_none=False,
+):
+    """Validate a real number (a Python or NumPy real, not a bool) and return it as ``float``.
+
+    Not a real number: ``TypeError``. NaN, Inf, or outside ``[low, high]`` (open
+    ends where ``low_inclusive`` / ``high_inclusive`` is False): ``ValueError``.
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating)):
+        raise TypeError(f"{name} must be a real number, got {describe(value)}")
+    value = float(value)
+    below = low is not None and (value < low if low_inclusive else value <= low)
+    above = high is not None and (value > high if high_inclusive else value >= high)
+    if not math.isfinite(value) or below or above:
+        if high is None and low is not None:
+            bound = f" {'>=' if low_inclusive else '>'} {low:g}"
+        elif low is None and high is not None:
+            bound = f" {'<=' if high_inclusive else '<'} {high:g}"
+        elif low is not None:
+            lo = ("[" if low_inclusive else "(") + f"{low:g}"
+            bound = f" in {lo}, {high:g}" + ("]" if high_inclusive else ")")
+        else:
+            bound = ""
+        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
+    return value
+
+
+def check_tol(tol, name="tol"):
+    """The one rule for every convergence tolerance: a finite real number ``>= 0``."""
+    return check_real(tol, name, low=0.0)
+
+
+def check_bool(value, name):
+    """Require a bool (Python or NumPy); ``TypeError`` otherwise. Returns a Python bool."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {describe(value)}")
+    return bool(value)
+
+
+def check_choice(value, name, choices):
+    """Require one of ``choices`` (strings by value, other options by identity: None, True).
+
+    Any value that is not one of the options, whatever its type, is a wrong
+    value: the message lists the options.
+    """
+    ok = any(
+        value is c or (isinstance(value, str) and isinstance(c, str) and value == c)
+        for c in choices
+    )
+    if not ok:
+        got = repr(value) if isinstance(value, str) else describe(value)
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {got}")
+    return value
+
+
+def check_array(x, name="x", *, ndim=None, allow_empty=False, finite=False):
+    """Require a real floating array of any Array API namespace; return ``(x, xp)``.
+
+    Not an array (a list, a number, a string) or not of a real floating dtype:
+    ``TypeError``. Another number of dimensions than ``ndim`` (an int or a tuple
+    of accepted counts), no entries (unless ``allow_empty``), or, with
+    ``finite=True``, a NaN or an Inf (see :func:`check_finite`): ``ValueError``.
+    """
+    if isinstance(x, (list, tuple, numbers.Number, str, bytes)) or not hasattr(x, "dtype"):
+        raise TypeError(
+            f"{name} must be an Array API array (numpy, torch, dask, ...), got {describe(x)}"
+        )
+    try:
+        xp = array_namespace(x)
+    except TypeError as exc:
+        raise TypeError(f"{name} must be an Array API array, got {describe(x)}") from exc
+    if not xp.isdtype(x.dtype, "real floating"):
+        raise TypeError(f"{name} must be a real floating array (float16/32/64), got {describe(x)}")
+    if ndim is not None:
+        accepted = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if x.ndim not in accepted:
+            want = " or ".join(f"{n}-D" for n in accepted)
+            raise ValueError(f"{name} must be {want}, got {describe(x)}")
+    if not allow_empty and math.prod(x.shape) == 0:
+        raise ValueError(f"{name} must not be empty, got {describe(x)}")
+    if finite:
+        check_finite(x, name, xp)
+    return x, xp
+
+
 def check_real_floating(x, name="x"):
     """Require a real floating array of any Array API namespace; return (x, xp)."""
     xp = array_namespace(x)
@@ -165,6 +274,19 @@ def check_finite(x, name="x", xp=None):
         return x
     if not bool(xp.all(xp.isfinite(x))):
         raise ValueError(f"{name} contains NaN or Inf")
+    return x
+
+
+def check_no_nan(x, name="x", xp=None):
+    """Raise ``ValueError`` if ``x`` holds a NaN (infinities pass; see :func:`check_finite`).
+
+    Skipped for lazy or traced arrays, as :func:`check_finite`.
+    """
+    xp = array_namespace(x) if xp is None else xp
+    if is_lazy(x):
+        return x
+    if bool(xp.any(xp.isnan(x))):
+        raise ValueError(f"{name} contains NaN")
     return x
 
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from .._array import MAX_ITER, array_namespace, check_int, describe
 from .._typing import ArrayLike, ArrayT, DistributionLike
+from .._validation import check_tol
 from ._distributions import as_distribution
 
 __all__ = ["LloydMaxQuantizer", "lloyd_max"]
@@ -183,10 +184,10 @@ def lloyd_max(
     Raises
     ------
     TypeError
-        If ``n_levels`` or ``max_iter`` is not an integer, or ``distribution``
-        is of the wrong type.
+        If ``n_levels`` or ``max_iter`` is not an integer, ``tol`` is not a
+        real number, or ``distribution`` is of the wrong type.
     ValueError
-        If ``n_levels < 1``, ``tol <= 0``, or ``distribution`` is unknown or
+        If ``n_levels < 1``, ``tol < 0``, or ``distribution`` is unknown or
         has infinite variance.
 
     See Also
@@ -227,8 +228,7 @@ def lloyd_max(
     """
     n_levels = check_int(n_levels, "n_levels", low=1, high=1 << 16)
     max_iter = check_int(max_iter, "max_iter", low=1, high=MAX_ITER)
-    if not isinstance(tol, (int, float, np.floating)) or isinstance(tol, bool) or not tol > 0:
-        raise ValueError(f"tol must be a positive number, got {tol!r}")
+    tol = check_tol(tol)
     dist = as_distribution(distribution)
     scale = math.sqrt(dist.variance())
     c = np.sort(np.asarray(_initial_levels(dist, n_levels), dtype=np.float64))

@@ -15,6 +15,7 @@ import numpy as np
 
 from .._array import array_namespace, check_axis, describe, is_lazy
 from .._typing import ArrayLike, ArrayT, AxisLike
+from .._validation import check_finite
 
 __all__ = [
     "DotProductFit",
@@ -106,6 +107,8 @@ def _pair(x, y, axis, xp=None):
     y = xp.astype(y, dtype)
     if x.ndim == 0:
         raise ValueError("x and y must have at least one dimension, got 0-d arrays")
+    check_finite(x, "x", xp)
+    check_finite(y, "y", xp)
     axes = check_axis(axis, x.ndim)
     if axes is None:
         axes = tuple(range(x.ndim))
@@ -156,7 +159,8 @@ def angle(x: ArrayT, y: ArrayT, *, axis: AxisLike = -1, degrees: bool = False) -
     TypeError
         If ``x`` or ``y`` is not a real floating array.
     ValueError
-        If the shapes do not broadcast, or ``axis`` is out of bounds.
+        If the shapes do not broadcast, ``axis`` is out of bounds, or ``x`` or
+        ``y`` holds NaN or Inf.
 
     See Also
     --------
@@ -224,7 +228,8 @@ def cosine(x: ArrayT, y: ArrayT, *, axis: AxisLike = -1) -> ArrayT:
     TypeError
         If ``x`` or ``y`` is not a real floating array.
     ValueError
-        If the shapes do not broadcast, or ``axis`` is out of bounds.
+        If the shapes do not broadcast, ``axis`` is out of bounds, or ``x`` or
+        ``y`` holds NaN or Inf.
 
     See Also
     --------
@@ -296,7 +301,8 @@ def mse(x: ArrayT, y: ArrayT, *, axis: AxisLike = None) -> ArrayT:
     TypeError
         If ``x`` or ``y`` is not a real floating array.
     ValueError
-        If the shapes do not broadcast, or ``axis`` is out of bounds.
+        If the shapes do not broadcast, ``axis`` is out of bounds, or ``x`` or
+        ``y`` holds NaN or Inf.
 
     See Also
     --------
@@ -350,7 +356,8 @@ def sqnr(x: ArrayT, y: ArrayT, *, axis: AxisLike = None) -> ArrayT:
     TypeError
         If ``x`` or ``y`` is not a real floating array.
     ValueError
-        If the shapes do not broadcast, or ``axis`` is out of bounds.
+        If the shapes do not broadcast, ``axis`` is out of bounds, or ``x`` or
+        ``y`` holds NaN or Inf.
 
     See Also
     --------

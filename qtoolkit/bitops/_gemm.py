@@ -10,7 +10,7 @@ from .._typing import ArrayLike, NDArray
 from .._validation import describe, renamed_parameters, warn_renamed
 from . import _bitops
 from ._dispatch import _level_id, _resolve_threads
-from ._packing import PackedBits, pack_bits
+from ._packing import PackedBits, _pack_bits
 
 __all__ = ["MAX_BITS", "binary_matmul", "xnor_gemm"]
 
@@ -113,6 +113,12 @@ def xnor_gemm(
     k = a.n_bits
     if k > MAX_BITS:
         raise ValueError(f"K={k} exceeds MAX_BITS={MAX_BITS} (the int32 output range)")
+    return _xnor_gemm(a, b, out, n_threads)
+
+
+def _xnor_gemm(a, b, out, n_threads):
+    """:func:`xnor_gemm` on validated operands (2-D ``PackedBits`` of the same ``K``)."""
+    k = a.n_bits
     m, n = a.shape[0], b.shape[0]
     out = _output_buffer(out, (m, n), np.int32)
     threads = _resolve_threads(n_threads, m * n * k, _THREAD_MIN_MACS, items=m)
@@ -201,9 +207,10 @@ def binary_matmul(
         raise ValueError(
             f"a and b must have the same number of columns K, got {A.shape[1]} and {B.shape[1]}"
         )
-    c = xnor_gemm(
-        pack_bits(A, n_threads=n_threads), pack_bits(B, n_threads=n_threads), n_threads=n_threads
-    )
+    if A.shape[1] > MAX_BITS:
+        raise ValueError(f"K={A.shape[1]} exceeds MAX_BITS={MAX_BITS} (the int32 output range)")
+    # validated once, above: the private cores of pack_bits and xnor_gemm
+    c = _xnor_gemm(_pack_bits(A, -1, n_threads), _pack_bits(B, -1, n_threads), None, n_threads)
     if scale is None:
         return c
     k = A.shape[1]

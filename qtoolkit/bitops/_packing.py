@@ -199,6 +199,11 @@ def pack_bits(x: ArrayLike, axis: int = -1, n_threads: int | None = None) -> Pac
         raise TypeError(f"axis must be an int, got {axis!r}")
     if not -x.ndim <= axis < x.ndim:
         raise ValueError(f"axis={axis} is out of bounds for an array of dimension {x.ndim}")
+    return _pack_bits(x, axis, n_threads)
+
+
+def _pack_bits(x, axis, n_threads):
+    """:func:`pack_bits` on validated input (a real or boolean ndarray, an axis in range)."""
     rows_of_x = x.size // x.shape[axis] if x.shape[axis] else 0
     threads = _resolve_threads(n_threads, x.size, _THREAD_MIN_VALUES, items=rows_of_x)
     x = np.moveaxis(x, axis, -1)

@@ -6,6 +6,7 @@ import numpy as np
 
 from .._array import describe
 from .._typing import ArrayLike, NDArray
+from .._validation import check_no_nan
 from . import _lowbit
 from ._dispatch import TERNARY, _level_id, _resolve_threads
 from ._gemm import MAX_BITS, _output_buffer
@@ -110,8 +111,8 @@ def pack_ternary_bits(x: ArrayLike, *, n_threads: int | None = None) -> TernaryB
         raise ValueError(f"x must be 2-D, got shape {arr.shape}")
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"x must be a real array, got {describe(x)}")
-    if arr.dtype.kind == "f" and np.isnan(arr).any():
-        raise ValueError("x contains NaN")
+    if arr.dtype.kind == "f":
+        check_no_nan(arr, "x")  # an infinity has a sign; a NaN has none
     sign = pack_bits(arr > 0, n_threads=n_threads)
     nonzero = pack_bits(arr != 0, n_threads=n_threads)
     return TernaryBits._trusted(

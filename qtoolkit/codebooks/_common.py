@@ -7,10 +7,30 @@ kernels expect.
 
 import numpy as np
 from sklearn.utils import check_array
+from sklearn.utils.validation import validate_data
 
-from .._array import describe
+from .._validation import describe
 
 __all__ = []
+
+
+def _reject_text(x, name):
+    """Text is a wrong type (``TypeError``), as everywhere in qtoolkit, not a wrong value.
+
+    scikit-learn's own checks stay in force for everything else (its messages for NaN,
+    Inf and complex data, which the estimator API specifies as ``ValueError``).
+    """
+    kind = getattr(getattr(x, "dtype", None), "kind", None)
+    if kind is None and isinstance(x, (list, tuple, str, bytes)):
+        kind = np.asarray(x).dtype.kind
+    if kind in ("U", "S"):
+        raise TypeError(f"{name} must be an array of real numbers, got {describe(x)}")
+
+
+def validate_real_data(est, X, **kwargs):
+    """``sklearn.utils.validation.validate_data`` after refusing text with a ``TypeError``."""
+    _reject_text(X, "X")
+    return validate_data(est, X, **kwargs)
 
 
 def check_tensor(w, name="X"):
@@ -21,6 +41,7 @@ def check_tensor(w, name="X"):
     """
     if hasattr(w, "__array_namespace__") and not isinstance(w, np.ndarray):
         w = np.asarray(w)
+    _reject_text(w, name)
     if np.ndim(w) == 0:
         raise ValueError(f"{name} must have at least one dimension, got {describe(w)}")
     out = check_array(

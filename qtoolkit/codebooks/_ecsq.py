@@ -7,12 +7,20 @@ from typing import Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from .._array import MAX_ITER, check_int
 from .._typing import ArrayLike, NDArray
+from .._validation import check_real, check_tol
 from ._accounting import huffman_code_lengths
-from ._common import check_codes, check_finite_state, check_tensor, check_weights, code_dtype
+from ._common import (
+    check_codes,
+    check_finite_state,
+    check_tensor,
+    check_weights,
+    code_dtype,
+    validate_real_data,
+)
 from ._kmeans import _distinct_weighted, _ndim, _prefix, kmeans_1d
 
 __all__ = ["EntropyConstrainedQuantizer"]
@@ -157,15 +165,8 @@ class EntropyConstrainedQuantizer(TransformerMixin, BaseEstimator):
 
     def _check_params(self):
         k = check_int(self.n_clusters, "n_clusters", low=1, high=1 << 16)
-        for name in ("lam", "tol"):
-            v = getattr(self, name)
-            if (
-                not isinstance(v, numbers.Real)
-                or isinstance(v, bool)
-                or not v >= 0
-                or not np.isfinite(v)
-            ):
-                raise ValueError(f"{name} must be a finite non-negative real number, got {v!r}")
+        check_real(self.lam, "lam", low=0)
+        check_tol(self.tol)
         if self.method not in ("ecsq", "uniform"):
             raise ValueError(f"method must be 'ecsq' or 'uniform', got {self.method!r}")
         if self.step is not None and (
@@ -198,7 +199,7 @@ class EntropyConstrainedQuantizer(TransformerMixin, BaseEstimator):
         """
         k = self._check_params()
         if _ndim(X) == 2:
-            x = validate_data(self, X, dtype=[np.float64, np.float32], reset=True)
+            x = validate_real_data(self, X, dtype=[np.float64, np.float32], reset=True)
         else:
             x = check_tensor(X, "X")
             for attr in ("n_features_in_", "feature_names_in_"):
@@ -297,7 +298,7 @@ class EntropyConstrainedQuantizer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "codebook_")
         if hasattr(self, "n_features_in_"):
-            x = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+            x = validate_real_data(self, X, dtype=[np.float64, np.float32], reset=False)
         else:
             x = check_tensor(X, "X")
         codes = np.searchsorted(self.thresholds_, x, side="left")

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Literal, NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from .._array import MAX_ITER, check_int, check_n_threads, check_random_state, cpu_count, describe
 from .._typing import ArrayLike, NDArray, RandomStateLike, RNGLike
+from .._validation import check_tol
 from . import _kmeans1d
-from ._common import check_codes, check_finite_state, check_tensor, check_weights, code_dtype
+from ._common import (
+    check_codes,
+    check_finite_state,
+    check_tensor,
+    check_weights,
+    code_dtype,
+    validate_real_data,
+)
 
 __all__ = ["KMeans1DResult", "KMeans1DRows", "KMeansQuantizer", "kmeans_1d", "kmeans_1d_rows"]
 
@@ -378,8 +385,16 @@ def kmeans_1d(
     0.82
     """
     x = check_tensor(values, "values")
-    k = check_int(n_clusters, "n_clusters", low=1, high=1 << 16)
+    k, algorithm, init, max_iter, tol, n_threads = _check_params(
+        n_clusters, algorithm, init, max_iter, tol, n_threads
+    )
     sw = check_weights(sample_weight, x.shape)
+    return _kmeans_1d(x, k, sw, algorithm, init, max_iter, tol, n_threads, check_random_state(rng))
+
+
+def _check_params(n_clusters, algorithm, init, max_iter, tol, n_threads):
+    """Validate the parameters of :func:`kmeans_1d` (and of ``KMeansQuantizer``)."""
+    k = check_int(n_clusters, "n_clusters", low=1, high=1 << 16)
     if algorithm not in _ALGORITHMS:
         raise ValueError(f"algorithm must be one of {_ALGORITHMS}, got {algorithm!r}")
     if isinstance(init, str):
@@ -395,10 +410,12 @@ def kmeans_1d(
                 f"({k},), got {describe(init)}"
             )
     max_iter = check_int(max_iter, "max_iter", low=1, high=MAX_ITER)
-    if not isinstance(tol, numbers.Real) or isinstance(tol, bool) or not tol >= 0:
-        raise ValueError(f"tol must be a non-negative real number, got {tol!r}")
-    n_threads = check_n_threads(n_threads)
-    rng = check_random_state(rng)
+    tol = check_tol(tol)
+    return k, algorithm, init, max_iter, tol, check_n_threads(n_threads)
+
+
+def _kmeans_1d(x, k, sw, algorithm, init, max_iter, tol, n_threads, rng):
+    """The core of :func:`kmeans_1d` on validated input (``x`` float array, ``sw`` its weights)."""
     ux, uw = _distinct_weighted(x.ravel(), np.ascontiguousarray(sw, dtype=np.float64).ravel())
     n = ux.shape[0]
     if n > _MAX_VALUES:
@@ -759,22 +776,20 @@ class KMeansQuantizer(TransformerMixin, BaseEstimator):
             The fitted quantizer.
         """
         if _ndim(X) == 2:
-            x = validate_data(self, X, dtype=[np.float64, np.float32], reset=True)
+            x = validate_real_data(self, X, dtype=[np.float64, np.float32], reset=True)
         else:
             x = check_tensor(X, "X")
             for attr in ("n_features_in_", "feature_names_in_"):
                 if hasattr(self, attr):
                     delattr(self, attr)
-        codebook, inertia, n_iter = kmeans_1d(
-            x,
-            self.n_clusters,
-            sample_weight=sample_weight,
-            algorithm=self.algorithm,
-            init=self.init,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            rng=check_random_state(self.random_state, "random_state"),
-            n_threads=self.n_threads,
+        k, algorithm, init, max_iter, tol, n_threads = _check_params(
+            self.n_clusters, self.algorithm, self.init, self.max_iter, self.tol, self.n_threads
+        )
+        sw = check_weights(sample_weight, x.shape)
+        rng = check_random_state(self.random_state, "random_state")
+        # validated once, above: the private core, not the public kmeans_1d
+        codebook, inertia, n_iter = _kmeans_1d(
+            x, k, sw, algorithm, init, max_iter, tol, n_threads, rng
         )
         self.codebook_ = codebook
         self.boundaries_ = 0.5 * (codebook[1:] + codebook[:-1])
@@ -800,7 +815,7 @@ class KMeansQuantizer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "codebook_")
         if hasattr(self, "n_features_in_"):
-            x = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+            x = validate_real_data(self, X, dtype=[np.float64, np.float32], reset=False)
         else:
             x = check_tensor(X, "X")
         return self._encode(x)

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Any, Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.cluster import KMeans
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from .._array import MAX_ITER, check_int, check_n_threads, check_random_state, describe
 from .._dispatch import kernel_level, register_kernel_family
 from .._typing import ArrayLike, NDArray, RandomStateLike
+from .._validation import check_tol
 from . import _pq_kernels
-from ._common import check_codes, check_finite_state, code_dtype
+from ._common import check_codes, check_finite_state, code_dtype, validate_real_data
 
 __all__ = ["ProductQuantizer"]
 
@@ -30,8 +30,7 @@ def check_kmeans_params(est):
     """Validate the k-means parameters shared by the vector quantizers."""
     check_int(est.n_clusters, "n_clusters", low=1, high=1 << 16)
     check_int(est.max_iter, "max_iter", low=1, high=MAX_ITER)
-    if not isinstance(est.tol, numbers.Real) or isinstance(est.tol, bool) or not est.tol >= 0:
-        raise ValueError(f"tol must be a non-negative real number, got {est.tol!r}")
+    check_tol(est.tol)
     check_n_threads(est.n_threads)
 
 
@@ -181,7 +180,7 @@ class ProductQuantizer(TransformerMixin, BaseEstimator):
         self : ProductQuantizer
             The fitted quantizer.
         """
-        X = validate_data(self, X, dtype=[np.float32, np.float64], reset=True)
+        X = validate_real_data(self, X, dtype=[np.float32, np.float64], reset=True)
         M = check_int(self.n_subspaces, "n_subspaces", low=1, high=1 << 16)
         check_kmeans_params(self)
         n, d = X.shape
@@ -244,7 +243,7 @@ class ProductQuantizer(TransformerMixin, BaseEstimator):
             ``uint8`` codes for ``n_clusters <= 256``, else ``uint16``.
         """
         check_is_fitted(self, "codebook_")
-        X = validate_data(self, X, dtype=[np.float32, np.float64], reset=False)
+        X = validate_real_data(self, X, dtype=[np.float32, np.float64], reset=False)
         return self._encode(X).astype(code_dtype(self.codebook_.shape[1]))
 
     def inverse_transform(self, X: ArrayLike) -> NDArray[np.floating]:
@@ -281,7 +280,7 @@ class ProductQuantizer(TransformerMixin, BaseEstimator):
             ``tables[q, m, k] = ||Q[q, m-th part] - codebook_[m, k]||^2``.
         """
         check_is_fitted(self, "codebook_")
-        Q = validate_data(self, Q, dtype=[np.float32, np.float64], reset=False)
+        Q = validate_real_data(self, Q, dtype=[np.float32, np.float64], reset=False)
         M, _K, ds = self.codebook_.shape
         Qs = Q.reshape(Q.shape[0], M, ds).astype(self.codebook_.dtype, copy=False)
         t = (

@@ -6,14 +6,14 @@ from typing import Literal
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 from .._array import check_int, check_n_threads, check_random_state
 from .._dispatch import kernel_level, register_kernel_family
 from .._typing import ArrayLike, NDArray, RandomStateLike
 from . import _pq_kernels
-from ._common import check_codes, check_finite_state, check_weights, code_dtype
+from ._common import check_codes, check_finite_state, check_weights, code_dtype, validate_real_data
 from ._pq import check_kmeans_params, fit_kmeans
 
 __all__ = ["ResidualQuantizer"]
@@ -238,7 +238,7 @@ class ResidualQuantizer(TransformerMixin, BaseEstimator):
         self : ResidualQuantizer
             The fitted quantizer.
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=True)
+        X = validate_real_data(self, X, dtype=[np.float64, np.float32], reset=True)
         S = check_int(self.n_stages, "n_stages", low=1, high=1 << 16)
         check_int(self.beam_size, "beam_size", low=1, high=1 << 16)
         check_kmeans_params(self)
@@ -308,7 +308,7 @@ class ResidualQuantizer(TransformerMixin, BaseEstimator):
             One code per stage (``uint8`` for ``n_clusters <= 256``).
         """
         check_is_fitted(self, "codebook_")
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = validate_real_data(self, X, dtype=[np.float64, np.float32], reset=False)
         codes, _ = beam_encode(
             X.astype(self.codebook_.dtype, copy=False),
             self.codebook_,

@@ -8,11 +8,11 @@ import numpy as np
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.cluster import kmeans_plusplus
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from .._array import MAX_ITER, check_int, check_random_state
 from .._typing import ArrayLike, NDArray, RandomStateLike
-from ._common import check_codes, check_finite_state, check_weights
+from ._common import check_codes, check_finite_state, check_weights, validate_real_data
 
 __all__ = ["SoftQuantizer"]
 
@@ -128,7 +128,7 @@ class SoftQuantizer(TransformerMixin, BaseEstimator):
         self : SoftQuantizer
             The fitted quantizer.
         """
-        X = validate_data(self, X, dtype=np.float64, reset=True)
+        X = validate_real_data(self, X, dtype=np.float64, reset=True)
         k = check_int(self.n_clusters, "n_clusters", low=1, high=1 << 16)
         n_iter = check_int(self.max_iter, "max_iter", low=1, high=MAX_ITER)
         g = self.sigma_growth
@@ -168,7 +168,7 @@ class SoftQuantizer(TransformerMixin, BaseEstimator):
 
     def _check(self, X, sigma):
         check_is_fitted(self, "codebook_")
-        X = validate_data(self, X, dtype=np.float64, reset=False)
+        X = validate_real_data(self, X, dtype=np.float64, reset=False)
         s = self.sigma_ if sigma is None else sigma
         if not isinstance(s, numbers.Real) or isinstance(s, bool) or not s > 0:
             raise ValueError(f"sigma must be None or a positive real number, got {sigma!r}")

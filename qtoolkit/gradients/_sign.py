@@ -9,8 +9,9 @@ import numpy as np
 from array_api_compat import device as _device
 
 from .._typing import Array, ArrayT, NDArray
+from .._validation import check_array
 from . import _wire
-from ._common import check_gradient, numel
+from ._common import numel
 
 _SCALES = ("mean", "two_level", None)
 
@@ -105,7 +106,7 @@ def scaled_sign(g: ArrayT, *, scale: Literal["mean", "two_level"] | None = "mean
     >>> scaled_sign(np.array([1.0, -3.0, 0.0, 4.0]), scale="two_level")
     array([ 1.66666667, -3.        ,  1.66666667,  1.66666667])
     """
-    g, xp = check_gradient(g)
+    g, xp = check_array(g, "g", allow_empty=True, finite=True)
     pos, hi, lo = _sign_parts(xp, g, _check_scale(scale))
     return xp.where(pos, hi, lo)
 
@@ -179,7 +180,7 @@ class SignErrorFeedback:
         self.error_ = None
 
     def _step(self, g):
-        g, xp = check_gradient(g)
+        g, xp = check_array(g, "g", allow_empty=True, finite=True)
         if self.error_ is not None:
             if tuple(self.error_.shape) != tuple(g.shape) or self.error_.dtype != g.dtype:
                 raise ValueError(
@@ -345,7 +346,7 @@ class SignErrorFeedback:
         >>> SignErrorFeedback().variance_bound(np.array([1.0, -3.0]))
         2.0
         """
-        g, xp = check_gradient(g)
+        g, xp = check_array(g, "g", allow_empty=True, finite=True)
         p = g if self.error_ is None else g + self.error_
         p = xp.astype(p, xp.float64)
         pos, hi, lo = _sign_parts(xp, p, _check_scale(self.scale))

@@ -10,9 +10,10 @@ import numpy as np
 
 from .._array import check_random_state
 from .._typing import Array, ArrayT, NDArray, RNGLike
+from .._validation import check_array
 from ..rounding import stochastic_round
 from . import _wire
-from ._common import check_gradient, numel, work_dtype
+from ._common import numel, work_dtype
 
 _TRIT_WEIGHTS = np.array([1, 3, 9, 27, 81], dtype=np.uint8)
 
@@ -113,7 +114,7 @@ def terngrad(g: ArrayT, *, clip: float | None = None, rng: RNGLike = None) -> Ar
     >>> sorted(set(np.abs(q).tolist()) - {0.0})
     [1.0]
     """
-    g, xp = check_gradient(g)
+    g, xp = check_array(g, "g", allow_empty=True, finite=True)
     clip = _check_clip(clip)
     s, t = _terngrad_parts(xp, g, clip, check_random_state(rng))
     return xp.astype(t * s, g.dtype)
@@ -195,7 +196,7 @@ class TernGradCompressor:
         >>> TernGradCompressor(rng=0).compress(np.array([0.5, -1.0, 0.25, 0.0]))
         array([ 1., -1.,  0.,  0.])
         """
-        g, xp = check_gradient(g)
+        g, xp = check_array(g, "g", allow_empty=True, finite=True)
         s, t = _terngrad_parts(xp, g, _check_clip(self.clip), self._rng)
         return xp.astype(t * s, g.dtype)
 
@@ -219,7 +220,7 @@ class TernGradCompressor:
         >>> len(TernGradCompressor(rng=0).encode(np.array([0.5, -1.0, 0.25, 0.0])))
         22
         """
-        g, _ = check_gradient(g)
+        g, _ = check_array(g, "g", allow_empty=True, finite=True)
         g = _wire.wire_array(g)
         s, t = _terngrad_parts(np, g, _check_clip(self.clip), self._rng)
         wd = np.dtype(work_dtype(np, g))
@@ -309,7 +310,7 @@ class TernGradCompressor:
         >>> TernGradCompressor().variance_bound(np.array([0.5, -1.0]))
         0.25
         """
-        g, xp = check_gradient(g)
+        g, xp = check_array(g, "g", allow_empty=True, finite=True)
         v = _clipped(xp, g, _check_clip(self.clip))
         v = xp.astype(v, xp.float64)
         if not numel(v):

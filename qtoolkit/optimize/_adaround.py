@@ -10,8 +10,8 @@ from scipy.special import expit
 
 from .._array import MAX_ITER, check_int
 from .._typing import ArrayLike
-from .._validation import renamed_parameters
-from ._layer import QuantizedLayer, check_layer, check_nonneg_float, fit_grid, hessian, levels
+from .._validation import check_real, renamed_parameters
+from ._layer import QuantizedLayer, check_layer, fit_grid, hessian, levels
 
 _ZETA, _GAMMA = 1.1, -0.1  # stretch of the rectified sigmoid (Louizos et al. 2018)
 
@@ -148,12 +148,12 @@ def adaround(
     """
     bits = check_layer(W, X, bits, mode)
     max_iter = check_int(max_iter, "max_iter", low=0, high=MAX_ITER)
-    reg_weight = check_nonneg_float(reg_weight, "reg_weight")
+    reg_weight = check_real(reg_weight, "reg_weight", low=0)
     b_start, b_end = _check_beta(beta)
-    warmup = check_nonneg_float(warmup, "warmup")
+    warmup = check_real(warmup, "warmup", low=0)
     if warmup > 1:
         raise ValueError(f"warmup must be a fraction in [0, 1], got {warmup!r}")
-    lr = check_nonneg_float(lr, "lr")
+    lr = check_real(lr, "lr", low=0)
     qmin, qmax = levels(bits, mode)
 
     H, dead = hessian(X)

@@ -19,9 +19,9 @@ from .._array import (
     is_numpy_array,
 )
 from .._typing import ArrayLike, AxisLike, NDArray
-from .._validation import renamed_parameters
+from .._validation import check_real, renamed_parameters
 from ..rounding import round_to_codebook
-from ._layer import check_layer, check_nonneg_float, hessian
+from ._layer import check_layer, hessian
 from ._loss_aware import _rows
 
 CODEBOOKS = ("uniform", "pow2")
@@ -363,14 +363,14 @@ def admm_quantize(
         check_finite(w, "w")
     bits = _check_codebook_bits(codebook, bits)
     axis = check_axis(axis, w.ndim)
-    rho = check_nonneg_float(rho, "rho")
+    rho = check_real(rho, "rho", low=0)
     if rho == 0:
         raise ValueError("rho must be > 0, got 0")
-    rho_growth = check_nonneg_float(rho_growth, "rho_growth")
+    rho_growth = check_real(rho_growth, "rho_growth", low=0)
     if rho_growth < 1:
         raise ValueError(f"rho_growth must be >= 1, got {rho_growth!r}")
     max_iter = check_int(max_iter, "max_iter", low=1, high=MAX_ITER)
-    lr = check_nonneg_float(lr, "lr")
+    lr = check_real(lr, "lr", low=0)
     inner_steps = check_int(inner_steps, "inner_steps", low=1, high=MAX_ITER)
 
     w0 = np.asarray(w, dtype=np.float64)

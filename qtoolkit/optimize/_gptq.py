@@ -14,13 +14,13 @@ from threadpoolctl import ThreadpoolController
 
 from .._array import check_int, check_random_state
 from .._typing import ArrayLike, RNGLike
+from .._validation import check_bool, check_real
 from ._grids import CLIPS, GRIDS, fit_codebooks, fit_uniform, nearest_codeword
 from ._hadamard import incoherence_transform
 from ._layer import (
     QuantizedLayer,
     check_group_size,
     check_layer,
-    check_nonneg_float,
     hessian,
     levels,
     quantize_column,
@@ -67,12 +67,6 @@ def _inverse_cholesky(H, damp):
     raise LinAlgError(  # pragma: no cover - H + 1e1 * mean(diag) I is positive definite
         f"the dampened Hessian is not positive definite even with damp={d}"
     )
-
-
-def _check_bool(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {value!r}")
-    return bool(value)
 
 
 def check_grid_options(grid, clip, bits):
@@ -257,10 +251,10 @@ def gptq(
     bits = check_layer(W, X, bits, mode)
     n_in = W.shape[1]
     group_size = check_group_size(group_size, n_in)
-    act_order = _check_bool(act_order, "act_order")
-    static_groups = _check_bool(static_groups, "static_groups")
-    rotate = _check_bool(rotate, "rotate")
-    damp = check_nonneg_float(damp, "damp")
+    act_order = check_bool(act_order, "act_order")
+    static_groups = check_bool(static_groups, "static_groups")
+    rotate = check_bool(rotate, "rotate")
+    damp = check_real(damp, "damp", low=0)
     block_size = check_int(block_size, "block_size", low=1)
     check_grid_options(grid, clip, bits)
     if static_groups and group_size is None:

@@ -8,9 +8,10 @@ import numpy as np
 
 from .._array import check_int, check_random_state
 from .._typing import ArrayLike, RNGLike
+from .._validation import check_bool, check_real
 from ._hadamard import incoherence_transform
-from ._layer import QuantizedLayer, check_group_size, check_nonneg_float, storable
-from ._rtn import check_bool, check_weight_and_optional_x, group_columns
+from ._layer import QuantizedLayer, check_group_size, storable
+from ._rtn import check_weight_and_optional_x, group_columns
 
 
 def _shrink_lp(x, beta, p):
@@ -120,10 +121,10 @@ def hqq(
     group_size = check_group_size(group_size, W.shape[1])
     if isinstance(p, bool) or not isinstance(p, (int, float, np.floating)) or not 0 < p <= 1:
         raise ValueError(f"p must be a number in (0, 1], got {p!r}")
-    beta = check_nonneg_float(beta, "beta")
+    beta = check_real(beta, "beta", low=0)
     if beta == 0:
         raise ValueError(f"beta must be > 0, got {beta!r}")
-    kappa = check_nonneg_float(kappa, "kappa")
+    kappa = check_real(kappa, "kappa", low=0)
     if kappa < 1:
         raise ValueError(f"kappa must be >= 1, got {kappa!r}")
     max_iter = check_int(max_iter, "max_iter", low=0)

@@ -10,7 +10,6 @@ group at a time, inside its column loop).
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -303,17 +302,6 @@ def check_layer(W, X, bits, mode, w_name="W"):
 def check_group_size(group_size, n_in):
     """None or an int in [1, n_in]."""
     return check_int(group_size, "group_size", low=1, high=n_in, allow_none=True)
-
-
-def check_nonneg_float(value, name):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not np.isfinite(value)
-        or value < 0
-    ):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
 
 
 def hessian(X):

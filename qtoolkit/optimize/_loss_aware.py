@@ -7,25 +7,17 @@ import math
 import numpy as np
 from array_api_compat import device as _device
 
-from .._array import array_namespace, check_axis, check_finite, describe, is_numpy_array, to_numpy
+from .._array import array_namespace, check_axis, describe, is_numpy_array, to_numpy
 from .._typing import Array, ArrayT, AxisLike
+from .._validation import check_array
 from ..rounding import binarize
 
 
 def _check_w_d(w, d):
     """Validate ``w`` and ``d`` (same shape, real floating, finite, ``d >= 0``); return xp."""
-    for name, a in (("w", w), ("d", d)):
-        if not hasattr(a, "dtype") or not hasattr(a, "shape"):
-            raise TypeError(
-                f"{name} must be a real floating array (any Array API namespace), got {describe(a)}"
-            )
+    check_array(w, "w", finite=True)
+    check_array(d, "d", finite=True)
     xp = array_namespace(w, d)
-    for name, a in (("w", w), ("d", d)):
-        if not xp.isdtype(a.dtype, "real floating"):
-            raise TypeError(f"{name} must be a real floating array, got {describe(a)}")
-        if math.prod(a.shape) == 0:
-            raise ValueError(f"{name} must not be empty, got {describe(a)}")
-        check_finite(a, name, xp)
     if tuple(d.shape) != tuple(w.shape):
         raise ValueError(f"d must have the shape of w {tuple(w.shape)}, got {describe(d)}")
     if bool(xp.any(d < 0)):
@@ -91,9 +83,8 @@ def loss_aware_binarize(w: ArrayT, d: Array, *, axis: AxisLike = None) -> ArrayT
     >>> loss_aware_binarize(np.array([0.5, -1.0, 2.0]), np.array([1.0, 2.0, 1.0]))
     array([ 1.125, -1.125,  1.125])
     """
-    xp = _check_w_d(w, d)
-    axis = check_axis(axis, w.ndim)
-    return binarize(w, scale="loss_aware", axis=axis, d=xp.astype(d, w.dtype))
+    # binarize validates w, d (shape, finite, d >= 0) and axis: the one check of this call
+    return binarize(w, scale="loss_aware", axis=axis, d=d)
 
 
 def _rows(a, kept):

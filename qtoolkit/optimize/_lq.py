@@ -16,9 +16,8 @@ from .._array import (
     is_numpy_array,
 )
 from .._typing import ArrayLike, AxisLike, NDArray
-from .._validation import renamed_parameters
+from .._validation import check_real, renamed_parameters
 from ..rounding import CodedValues, round_to_codebook
-from ._layer import check_nonneg_float
 from ._loss_aware import _rows
 
 
@@ -168,7 +167,7 @@ def lq_fit(
         raise TypeError(f"signed must be a bool, got {describe(signed)}")
     axis = check_axis(axis, x.ndim)
     max_iter = check_int(max_iter, "max_iter", low=0, high=MAX_ITER)
-    delta = check_nonneg_float(delta, "delta")
+    delta = check_real(delta, "delta", low=0)
     rows, _ = _rows(np.asarray(x, dtype=np.float64), axis)
     init = _check_basis(basis, rows.shape[0], k)
     E = _combos(k, signed)

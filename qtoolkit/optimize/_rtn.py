@@ -9,6 +9,7 @@ import numpy as np
 
 from .._array import check_random_state, describe, is_numpy_array
 from .._typing import ArrayLike, RNGLike
+from .._validation import check_bool
 from ._grids import CLIPS, fit_uniform
 from ._hadamard import incoherence_transform
 from ._layer import QuantizedLayer, check_group_size, check_layer, levels, quantize_column
@@ -30,12 +31,6 @@ def group_columns(n_in, group_size):
     if group_size is None:
         return np.zeros(n_in, dtype=np.intp), 1
     return np.arange(n_in) // group_size, -(-n_in // group_size)
-
-
-def check_bool(value, name):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {value!r}")
-    return bool(value)
 
 
 def rtn(

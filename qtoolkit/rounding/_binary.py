@@ -6,9 +6,8 @@ from typing import Literal
 
 from .._array import check_random_state, describe, is_lazy
 from .._typing import Array, ArrayT, AxisLike, RNGLike
+from .._validation import check_array, check_finite, check_no_nan
 from ._common import (
-    _check_finite_scale_input,
-    _check_weights,
     _reduce,
     _sign,
     _uniform_noise,
@@ -32,22 +31,24 @@ def _binary_scale(w, xp, scale, axis, d):
 
 
 def _validate_binarize(w, scale, axis, d):
-    w, xp = _check_weights(w)
+    w, xp = check_array(w, "w")
     if scale not in BINARY_SCALES:
         raise ValueError(f"scale must be None, 'mean' or 'loss_aware', got {scale!r}")
     axis = check_axis(axis, w.ndim)
     if scale is not None:
-        _check_finite_scale_input(w, xp)
+        check_finite(w, "w", xp)
+    else:
+        check_no_nan(w, "w", xp)  # an infinity has a sign; a NaN has none
     if scale == "loss_aware":
         if d is None:
             raise ValueError(
                 "scale='loss_aware' needs d, a non-negative curvature estimate "
                 "of the same shape as w (e.g. sqrt of Adam's v_hat)"
             )
-        d, _ = _check_weights(d, "d")
+        d, _ = check_array(d, "d")
         if tuple(d.shape) != tuple(w.shape):
             raise ValueError(f"d must have the shape of w {tuple(w.shape)}, got {describe(d)}")
-        _check_finite_scale_input(d, xp, "d")
+        check_finite(d, "d", xp)
         if not is_lazy(d) and bool(xp.any(d < 0)):
             raise ValueError("d must be non-negative (a diagonal curvature estimate)")
         d = xp.astype(d, w.dtype)
@@ -90,8 +91,9 @@ def binarize(
     TypeError
         If ``w`` or ``d`` is not a real floating array.
     ValueError
-        If ``scale`` is unknown, ``w`` is empty, ``axis`` is out of bounds,
-        NaN/Inf enter a scale, or ``d`` is missing, misshapen or negative.
+        If ``scale`` is unknown, ``w`` is empty or holds NaN (which has no
+        sign), ``axis`` is out of bounds, NaN/Inf enter a scale, or ``d`` is
+        missing, misshapen or negative.
 
     See Also
     --------
@@ -223,7 +225,7 @@ def stochastic_binarize(w: ArrayT, rng: RNGLike = None) -> ArrayT:
     >>> stochastic_binarize(np.array([-2.0, 0.0, 2.0]), rng=0)
     array([-1., -1.,  1.])
     """
-    w, xp = _check_weights(w)
+    w, xp = check_array(w, "w")
     plus = _stochastic_plus(w, xp, check_random_state(rng))
     one = xp.ones_like(w)
     return xp.where(plus, one, -one)
@@ -241,7 +243,7 @@ def encode_stochastic_binary(w, rng=None):
     q : QuantizedArray
         int8 codes in {0, 1}, no scale, the codebook ``[-1, 1]``, ``bits=1``.
     """
-    w, xp = _check_weights(w)
+    w, xp = check_array(w, "w")
     plus = _stochastic_plus(w, xp, check_random_state(rng))
     return QuantizedArray(
         codes=xp.astype(plus, xp.int8),

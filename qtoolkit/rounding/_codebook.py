@@ -9,13 +9,12 @@ import numpy as np
 from array_api_compat import device as _device
 from array_api_compat import is_dask_array
 
-from .._array import check_random_state, describe, is_lazy
+from .._array import check_random_state, describe
 from .._dispatch import kernel_level, register_kernel_family
 from .._typing import ArrayLike, ArrayT, RNGLike
+from .._validation import check_array, check_finite, check_real
 from ._common import (
     _check_finite_result,
-    _check_positive_float,
-    _check_weights,
     _is_numpy,
     _noise_key,
     _uniform_noise,
@@ -29,13 +28,6 @@ _SR_FAMILY = register_kernel_family(
     ("generic", "sse41"),
     "stochastic rounding to a grid (stochastic_round with step=)",
 )
-
-
-def _check_no_nan(w, xp, name="w"):
-    if is_lazy(w):
-        return
-    if not bool(xp.all(xp.isfinite(w))):
-        raise ValueError(f"{name} contains NaN or Inf")
 
 
 def _check_codebook(codebook, w, xp, *, min_size=1):
@@ -193,9 +185,9 @@ def round_to_codebook(
     >>> round_to_codebook(np.array([0.25]), [0.0, 0.5])   # a tie goes to the lower codeword
     array([0.])
     """
-    w, xp = _check_weights(w)
+    w, xp = check_array(w, "w")
     c = _check_codebook(codebook, w, xp)
-    _check_no_nan(w, xp)
+    check_finite(w, "w", xp)
     codes = _nearest_codes(w, c, xp)
     out = _take(c, codes, xp)
     return CodedValues(out, codes) if return_codes else out
@@ -304,7 +296,7 @@ def stochastic_round(
     >>> stochastic_round(np.array([-3.0, 0.1, 3.0]), codebook=[-1.0, 0.0, 2.0], rng=0)
     array([-1.,  0.,  2.])
     """
-    w, xp = _check_weights(w)
+    w, xp = check_array(w, "w")
     if (step is None) == (codebook is None):
         raise ValueError(
             "give exactly one of step (a grid step) and codebook (sorted "
@@ -314,8 +306,8 @@ def stochastic_round(
         raise ValueError("return_codes=True needs codebook; a grid has no finite code table")
     rng = check_random_state(rng)
     if step is not None:
-        step = _check_positive_float(step, "step")
-        _check_no_nan(w, xp)
+        step = check_real(step, "step", low=0, low_inclusive=False)
+        check_finite(w, "w", xp)
         narrow = np.float16 if str(w.dtype).endswith("float16") else np.float32
         if not str(w.dtype).endswith("float64") and not (
             float(np.finfo(narrow).tiny) <= step <= float(np.finfo(narrow).max) / 4
@@ -334,7 +326,7 @@ def stochastic_round(
             out = xp.astype(q, w.dtype) if q.dtype != w.dtype else q
         return _check_finite_result(out, xp, f"stochastic_round(step={step})")
     c = _check_codebook(codebook, w, xp, min_size=2)
-    _check_no_nan(w, xp)
+    check_finite(w, "w", xp)
     out, codes = _stochastic_codebook(w, xp, c, rng)
     return CodedValues(out, codes) if return_codes else out
 
@@ -389,9 +381,9 @@ def encode_codebook(w, codebook):
         Codes in ``[0, k)``, the codebook in ``w``'s dtype, no scale,
         ``bits = max(1, ceil(log2 k))``, ``scheme="codebook"``.
     """
-    w, xp = _check_weights(w)
+    w, xp = check_array(w, "w")
     c = _check_codebook(codebook, w, xp)
-    _check_no_nan(w, xp)
+    check_finite(w, "w", xp)
     return _codebook_array(w, xp, c, _nearest_codes(w, c, xp), "codebook")
 
 
@@ -407,10 +399,10 @@ def encode_stochastic(w, codebook, rng=None):
     q : QuantizedArray
         Codes in ``[0, k)``, the codebook, ``scheme="stochastic"``.
     """
-    w, xp = _check_weights(w)
+    w, xp = check_array(w, "w")
     rng = check_random_state(rng)
     c = _check_codebook(codebook, w, xp, min_size=2)
-    _check_no_nan(w, xp)
+    check_finite(w, "w", xp)
     _, codes = _stochastic_codebook(w, xp, c, rng)
     return _codebook_array(w, xp, c, codes, "stochastic")
 

@@ -1,8 +1,8 @@
 """Shared machinery of the rounding schemes: validation, scale axes, rounding modes.
 
 Prior validation of data is assumed in every helper whose name starts with an
-underscore and is not ``_check_weights``; the public functions call
-``_check_weights`` once, at the boundary.
+underscore; the public functions validate once, at the boundary, with the
+helpers of :mod:`qtoolkit._validation` (``check_array``, ``check_finite``, ...).
 
 Scale axes. ``axis`` names the axes that *keep* separate scales (the output
 channel of a weight tensor, say): statistics are reduced over every other
@@ -27,41 +27,15 @@ scale per block of columns shared by all rows.
 """
 
 import math
-import numbers
 import sys
 
 import numpy as np
 from array_api_compat import device as _device
 from array_api_compat import is_dask_array, is_numpy_namespace
 
-from .._array import array_namespace, check_axis, check_int, describe, is_lazy
+from .._array import check_axis, check_int, is_lazy
 
 ROUNDING_MODES = ("half_even", "half_away")
-
-
-def _check_weights(w, name="w", *, allow_empty=False):
-    """Validate a real floating array of any Array API namespace; return ``(w, xp)``."""
-    if isinstance(w, (list, tuple, numbers.Number)) or not hasattr(w, "dtype"):
-        raise TypeError(
-            f"{name} must be an Array API array (numpy, torch, dask, ...), got {describe(w)}"
-        )
-    try:
-        xp = array_namespace(w)
-    except TypeError as exc:
-        raise TypeError(f"{name} must be an Array API array, got {describe(w)}") from exc
-    if not xp.isdtype(w.dtype, "real floating"):
-        raise TypeError(f"{name} must be a real floating array (float16/32/64), got {describe(w)}")
-    if not allow_empty and math.prod(w.shape) == 0:
-        raise ValueError(f"{name} must not be empty, got {describe(w)}")
-    return w, xp
-
-
-def _check_finite_scale_input(w, xp, name="w"):
-    """Reject NaN/Inf where a scale is estimated from ``w`` (skipped for lazy or traced arrays)."""
-    if is_lazy(w):
-        return
-    if not bool(xp.all(xp.isfinite(w))):
-        raise ValueError(f"{name} contains NaN or Inf; a scale cannot be estimated from it")
 
 
 def _check_finite_result(out, xp, what):
@@ -74,23 +48,6 @@ def _check_finite_result(out, xp, what):
     if not bool(xp.all(xp.isfinite(out))):
         raise ValueError(f"{what} overflows {out.dtype} for this input")
     return out
-
-
-def _check_choice(value, name, choices):
-    if not isinstance(value, str) or value not in choices:
-        got = repr(value) if isinstance(value, str) else describe(value)
-        raise ValueError(f"{name} must be one of {choices}, got {got}")
-    return value
-
-
-def _check_positive_float(value, name, *, allow_zero=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {describe(value)}")
-    value = float(value)
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-    return value
 
 
 def _is_numpy(xp):

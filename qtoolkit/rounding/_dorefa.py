@@ -6,7 +6,8 @@ from array_api_compat import device as _device
 
 from .._array import check_axis, check_bits, check_random_state
 from .._typing import ArrayT, AxisLike, RNGLike
-from ._common import _check_finite_scale_input, _check_weights, _reduce, _sign, _uniform_noise
+from .._validation import check_array, check_finite
+from ._common import _reduce, _sign, _uniform_noise
 from ._quantized import QuantizedArray, _code_dtype, _codebook_like, _dtype_name
 
 
@@ -40,10 +41,10 @@ def _dorefa_weight_levels(w, xp, bits, axis):
 
 
 def _validate_dorefa_weights(w, bits, axis):
-    w, xp = _check_weights(w)
+    w, xp = check_array(w, "w")
     bits = check_bits(bits, "bits", low=1, high=16)
     axis = check_axis(axis, w.ndim)
-    _check_finite_scale_input(w, xp)
+    check_finite(w, "w", xp)
     return w, xp, bits, axis
 
 
@@ -193,7 +194,7 @@ def dorefa_activations(x: ArrayT, bits: int) -> ArrayT:
     >>> dorefa_activations(np.array([-0.5, 0.2, 0.5, 1.5]), bits=2)
     array([0.        , 0.33333333, 0.66666667, 1.        ])
     """
-    x, xp = _check_weights(x, "x")
+    x, xp = check_array(x, "x")
     bits = check_bits(bits, "bits", low=1, high=16)
     return _quantize_k(xp.clip(x, 0.0, 1.0), xp, bits)
 
@@ -211,7 +212,7 @@ def encode_dorefa_activations(x, bits):
         Codes in ``[0, 2^k - 1]``, no scale, the grid as codebook,
         ``scheme="dorefa_activation"``.
     """
-    x, xp = _check_weights(x, "x")
+    x, xp = check_array(x, "x")
     bits = check_bits(bits, "bits", low=1, high=16)
     k = _level_k(xp.clip(x, 0.0, 1.0), xp, bits)
     return QuantizedArray(
@@ -279,11 +280,11 @@ def dorefa_gradients(g: ArrayT, bits: int, rng: RNGLike = None, axis: AxisLike =
     >>> dorefa_gradients(np.array([-1.0, 0.0, 1.0]), bits=2, rng=0)
     array([-1.        ,  0.33333333,  1.        ])
     """
-    g, xp = _check_weights(g, "g")
+    g, xp = check_array(g, "g")
     bits = check_bits(bits, "bits", low=1, high=16)
     axis = check_axis(axis, g.ndim)
     rng = check_random_state(rng)
-    _check_finite_scale_input(g, xp, "g")
+    check_finite(g, "g", xp)
     m = _reduce(xp.max, xp.abs(g), axis)
     m = xp.where(m > 0, m, xp.ones_like(m))
     u = _uniform_noise(rng, g, xp)

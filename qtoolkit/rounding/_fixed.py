@@ -8,8 +8,8 @@ from array_api_compat import device as _device
 
 from .._array import check_int, check_random_state, describe
 from .._typing import ArrayT, RNGLike
-from ._codebook import _check_no_nan
-from ._common import _check_choice, _check_finite_result, _check_weights, _round, _uniform_noise
+from .._validation import check_array, check_choice, check_finite
+from ._common import _check_finite_result, _round, _uniform_noise
 from ._quantized import QuantizedArray, _code_dtype, _dtype_name
 
 FIXED_ROUNDING = ("half_even", "half_away", "floor", "stochastic")
@@ -38,7 +38,7 @@ def _fixed_codes(w, xp, int_bits, frac_bits, saturate, rounding, rng):
 
 
 def _validate_fixed(w, int_bits, frac_bits, saturate, rounding):
-    w, xp = _check_weights(w)
+    w, xp = check_array(w, "w")
     int_bits = check_int(int_bits, "int_bits", low=0, high=31)
     frac_bits = check_int(frac_bits, "frac_bits", low=0, high=31)
     if int_bits + frac_bits > 31:
@@ -48,8 +48,8 @@ def _validate_fixed(w, int_bits, frac_bits, saturate, rounding):
         )
     if not isinstance(saturate, bool):
         raise TypeError(f"saturate must be a bool, got {describe(saturate)}")
-    rounding = _check_choice(rounding, "rounding", FIXED_ROUNDING)
-    _check_no_nan(w, xp)
+    rounding = check_choice(rounding, "rounding", FIXED_ROUNDING)
+    check_finite(w, "w", xp)
     return w, xp, int_bits, frac_bits, rounding
 
 

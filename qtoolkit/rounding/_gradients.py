@@ -11,12 +11,13 @@ import numpy as np
 
 from .._array import describe
 from .._typing import ArrayT
-from ._common import _check_finite_result, _check_positive_float, _check_weights
+from .._validation import check_array, check_real
+from ._common import _check_finite_result
 
 
 def _pair(w, grad):
-    w, xp = _check_weights(w, allow_empty=True)
-    grad, _ = _check_weights(grad, "grad", allow_empty=True)
+    w, xp = check_array(w, allow_empty=True)
+    grad, _ = check_array(grad, "grad", allow_empty=True)
     if tuple(grad.shape) != tuple(w.shape):
         raise ValueError(f"grad must have the shape of w {tuple(w.shape)}, got {describe(grad)}")
     return w, grad, xp
@@ -122,7 +123,7 @@ def clipped_straight_through(w: ArrayT, grad: ArrayT, clip_value: float = 1.0) -
     array([0., 1., 1.])
     """
     w, grad, xp = _pair(w, grad)
-    c = _check_positive_float(clip_value, "clip_value")
+    c = check_real(clip_value, "clip_value", low=0, low_inclusive=False)
     return xp.where(xp.abs(w) <= c, grad, xp.zeros_like(grad))
 
 
@@ -232,7 +233,7 @@ def swish_sign_gradient(w: ArrayT, grad: ArrayT, beta: float = 5.0) -> ArrayT:
     array([5.])
     """
     w, grad, xp = _pair(w, grad)
-    beta = _check_positive_float(beta, "beta")
+    beta = check_real(beta, "beta", low=0, low_inclusive=False)
     bw = beta * w
     # cosh overflows for large |beta w|, where the derivative is 0 anyway.
     lim = 10.0 if str(w.dtype).endswith("float16") else 40.0

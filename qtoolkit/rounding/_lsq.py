@@ -9,7 +9,7 @@ from array_api_compat import device as _device
 
 from .._array import check_bits, describe, is_lazy
 from .._typing import Array, ArrayT
-from ._common import _check_weights
+from .._validation import check_array
 from ._quantized import QuantizedArray, _code_dtype, _dtype_name
 
 
@@ -53,7 +53,7 @@ def _lsq_codes(w, xp, s, bits, signed):
 
 
 def _validate_lsq(w, step_size, bits, signed):
-    w, xp = _check_weights(w)
+    w, xp = check_array(w, "w")
     bits = check_bits(bits, "bits", low=2 if signed else 1, high=16)
     if not isinstance(signed, bool):
         raise TypeError(f"signed must be a bool, got {describe(signed)}")

@@ -11,7 +11,8 @@ from array_api_compat import device as _device
 
 from .._array import check_axis, check_bits, describe, is_lazy
 from .._typing import ArrayT, AxisLike
-from ._common import _check_choice, _check_finite_scale_input, _check_weights, _reduce
+from .._validation import check_array, check_choice, check_finite
+from ._common import _reduce
 from ._quantized import QuantizedArray, _codebook_like, _dtype_name
 
 POW2_METHODS = ("logquant", "inq")
@@ -53,8 +54,8 @@ def _inq_parts(w, xp, bits, axis):
 
 
 def _validate_pow2(w, bits, method, fsr, axis):
-    w, xp = _check_weights(w)
-    method = _check_choice(method, "method", POW2_METHODS)
+    w, xp = check_array(w, "w")
+    method = check_choice(method, "method", POW2_METHODS)
     bits = check_bits(bits, "bits", low=2 if method == "inq" else 1, high=8)
     if fsr is not None:
         if method != "logquant":
@@ -62,7 +63,7 @@ def _validate_pow2(w, bits, method, fsr, axis):
         if isinstance(fsr, bool) or not isinstance(fsr, (numbers.Integral, np.integer)):
             raise TypeError(f"fsr must be an integer exponent or None, got {describe(fsr)}")
     axis = check_axis(axis, w.ndim)
-    _check_finite_scale_input(w, xp)
+    check_finite(w, "w", xp)
     return w, xp, bits, method, axis
 
 
@@ -245,9 +246,9 @@ def inq_codebook(w: ArrayT, bits: int) -> ArrayT:
     >>> inq_codebook(np.array([0.2, -0.9]), bits=3)
     array([-1. , -0.5,  0. ,  0.5,  1. ])
     """
-    w, xp = _check_weights(w)
+    w, xp = check_array(w, "w")
     bits = check_bits(bits, "bits", low=2, high=8)
-    _check_finite_scale_input(w, xp)
+    check_finite(w, "w", xp)
     s = xp.max(xp.abs(w))
     if not is_lazy(w) and not bool(s > 0):
         raise ValueError("w is all zero: the INQ codebook needs max|w| > 0")

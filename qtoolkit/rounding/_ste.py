@@ -22,7 +22,8 @@ from typing import Any, Literal
 from array_api_compat import device as _device
 
 from .._array import describe
-from ._common import _check_choice, _check_positive_float, _check_weights, _reduce
+from .._validation import check_array, check_choice, check_real
+from ._common import _reduce
 from ._dorefa import _quantize_k
 from ._gradients import (
     approx_sign_gradient,
@@ -67,7 +68,7 @@ def _as_param(value, like, xp, name):
                 f"against it ({describe(like)}), got {describe(value)}"
             )
         return xp.astype(value, like.dtype)
-    _check_positive_float(value, name, allow_zero=True)
+    check_real(value, name, low=0)
     return xp.asarray(float(value), dtype=like.dtype, device=_device(like))
 
 
@@ -96,7 +97,7 @@ class _DifferentiableQuantizer:
         return swish_sign_gradient(x0, one, self.beta)
 
     def __call__(self, x, **kwargs):
-        x, xp = _check_weights(x, "x")
+        x, xp = check_array(x, "x")
         name = self.quantizer.name
         x0 = _stop_gradient(x)
         if name == "lsq":
@@ -323,14 +324,14 @@ def ste(
     (tensor([-1., -1.,  1.,  1.]), tensor([0., 1., 1., 0.]))
     """
     q = get(quantizer, **params)
-    gradient = _check_choice(gradient, "gradient", GRADIENTS)
+    gradient = check_choice(gradient, "gradient", GRADIENTS)
     if q.name in _OWN_RULE and gradient != "identity":
         raise ValueError(
             f"quantizer {q.name!r} has the pseudo-gradient of its paper; "
             f"gradient must be 'identity', got {gradient!r}"
         )
-    clip_value = _check_positive_float(clip_value, "clip_value")
-    beta = _check_positive_float(beta, "beta")
+    clip_value = check_real(clip_value, "clip_value", low=0, low_inclusive=False)
+    beta = check_real(beta, "beta", low=0, low_inclusive=False)
     if grad_scale is not None:
-        grad_scale = _check_positive_float(grad_scale, "grad_scale")
+        grad_scale = check_real(grad_scale, "grad_scale", low=0, low_inclusive=False)
     return _DifferentiableQuantizer(q, gradient, clip_value, beta, grad_scale)

@@ -13,12 +13,9 @@ from array_api_compat import is_dask_array
 from .._array import check_axis, describe
 from .._array import to_numpy as _as_numpy
 from .._typing import ArrayT, AxisLike
+from .._validation import check_array, check_choice, check_finite, check_real
 from ._common import (
     _asarray_like,
-    _check_choice,
-    _check_finite_scale_input,
-    _check_positive_float,
-    _check_weights,
     _is_numpy,
     _reduce,
 )
@@ -148,10 +145,10 @@ def _ternary(w, xp, method, delta, threshold, axis, scales):
 
 
 def _validate_ternarize(w, method, delta, threshold, axis, scales):
-    w, xp = _check_weights(w)
-    method = _check_choice(method, "method", TERNARY_METHODS)
-    delta = _check_positive_float(delta, "delta")
-    threshold = _check_positive_float(threshold, "threshold")
+    w, xp = check_array(w, "w")
+    method = check_choice(method, "method", TERNARY_METHODS)
+    delta = check_real(delta, "delta", low=0, low_inclusive=False)
+    threshold = check_real(threshold, "threshold", low=0, low_inclusive=False)
     if threshold >= 1:
         raise ValueError(
             f"threshold is a fraction of max|w| and must be in (0, 1), got {threshold}"
@@ -178,7 +175,7 @@ def _validate_ternarize(w, method, delta, threshold, axis, scales):
                 f"scales must be a pair of finite non-negative numbers "
                 f"(W_p, W_n), got {describe(scales)}"
             )
-    _check_finite_scale_input(w, xp)
+    check_finite(w, "w", xp)
     return w, xp, method, delta, threshold, axis
 
 

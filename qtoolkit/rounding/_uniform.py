@@ -10,13 +10,11 @@ import numpy as np
 
 from .._array import check_bits, describe
 from .._typing import ArrayT, AxisLike
+from .._validation import check_array, check_choice, check_finite
 from ._common import (
     ROUNDING_MODES,
-    _check_choice,
     _check_finite_result,
-    _check_finite_scale_input,
     _check_scale_axes,
-    _check_weights,
     _from_groups,
     _is_numpy,
     _reduce,
@@ -150,13 +148,13 @@ def _fit(view, xp, kept, bits, mode, method, percentile, narrow_range, rounding)
 
 
 def _validate(
-    w, bits, mode, axis, group_size, range, narrow_range, rounding, percentile, check_finite=True
+    w, bits, mode, axis, group_size, range, narrow_range, rounding, percentile, finite=True
 ):
-    w, xp = _check_weights(w)
-    mode = _check_choice(mode, "mode", UNIFORM_MODES)
+    w, xp = check_array(w, "w")
+    mode = check_choice(mode, "mode", UNIFORM_MODES)
     bits = check_bits(bits, "bits", low=2 if mode == "symmetric" else 1, high=16)
-    range = _check_choice(range, "range", RANGE_METHODS)
-    rounding = _check_choice(rounding, "rounding", ROUNDING_MODES)
+    range = check_choice(range, "range", RANGE_METHODS)
+    rounding = check_choice(rounding, "rounding", ROUNDING_MODES)
     if not isinstance(narrow_range, (bool, np.bool_)):
         raise TypeError(f"narrow_range must be a bool, got {describe(narrow_range)}")
     if (
@@ -173,8 +171,8 @@ def _validate(
     if narrow_range and bits == 1:
         raise ValueError("narrow_range with bits=1 leaves a single level; use bits >= 2")
     axis, group_size = _check_scale_axes(w, axis, group_size)
-    if check_finite:
-        _check_finite_scale_input(w, xp)
+    if finite:
+        check_finite(w, "w", xp)
     return w, xp, bits, mode, axis, group_size, range, rounding, float(percentile)
 
 
@@ -308,7 +306,7 @@ def uniform(
         narrow_range,
         rounding,
         percentile,
-        check_finite=False,
+        finite=False,
     )
     if (
         _is_numpy(xp)
@@ -319,7 +317,7 @@ def uniform(
         and rounding == "half_even"
     ):
         return _uniform_numpy_fast(w, bits, narrow_range)
-    _check_finite_scale_input(w, xp)
+    check_finite(w, "w", xp)
     view, kept = _to_groups(w, xp, axis, group_size)
     scale, zp, qmin, qmax = _fit(
         view, xp, kept, bits, mode, range, percentile, narrow_range, rounding

@@ -280,8 +280,10 @@ def test_lloyd_max_errors():
         lloyd_max(0)
     with pytest.raises(TypeError, match="n_levels must be an integer"):
         lloyd_max(2.0)
-    with pytest.raises(ValueError, match="tol must be a positive number"):
-        lloyd_max(4, tol=0.0)
+    with pytest.raises(ValueError, match="tol must be a finite number >= 0"):
+        lloyd_max(4, tol=-1e-3)
+    with pytest.raises(TypeError, match="tol must be a real number"):
+        lloyd_max(4, tol="1e-9")
     with pytest.raises(ValueError, match="distribution must be one of"):
         lloyd_max(4, "gamma")
     with pytest.raises(TypeError, match="x must be a real floating array"):

@@ -83,7 +83,7 @@ def test_ecsq_hessian_weights_only_weigh_distortion():
 
 def test_ecsq_bad_input():
     x = np.arange(5.0)
-    with pytest.raises(ValueError, match="lam must be a finite non-negative"):
+    with pytest.raises(ValueError, match="lam must be a finite number >= 0"):
         EntropyConstrainedQuantizer(lam=-1.0).fit(x)
     with pytest.raises(ValueError, match="method must be"):
         EntropyConstrainedQuantizer(method="huffman").fit(x)

@@ -253,7 +253,7 @@ def test_bad_parameters():
         kmeans_1d(x, 2, tol=-1.0)
     with pytest.raises(ValueError, match="max_iter must be in"):
         kmeans_1d(x, 2, max_iter=0)
-    with pytest.raises(ValueError, match="could not convert string to float"):
+    with pytest.raises(TypeError, match="values must be an array of real numbers"):
         kmeans_1d(np.array(["a", "b"]), 1)
     with pytest.raises(ValueError, match="Complex data not supported"):
         kmeans_1d(np.array([1j, 2.0]), 1)

@@ -118,8 +118,11 @@ def test_loss_aware_bad_inputs(rng):
         loss_aware_ternarize(w, -np.ones(5))
     with pytest.raises(ValueError, match="w contains NaN or Inf"):
         loss_aware_ternarize(np.array([np.nan, 1.0]), np.ones(2))
-    with pytest.raises(TypeError, match="d must be a real floating array"):
-        loss_aware_binarize(w, [1.0] * 5)
+    for fn in (loss_aware_binarize, loss_aware_ternarize):
+        with pytest.raises(TypeError, match="d must be an Array API array"):
+            fn(w, [1.0] * 5)
+        with pytest.raises(TypeError, match="d must be a real floating array"):
+            fn(w, np.ones(5, dtype=np.int64))
     with pytest.raises(ValueError, match="out of bounds"):
         loss_aware_ternarize(w, np.ones(5), axis=2)
 
