@@ -240,7 +240,7 @@ class ResidualQuantizer(TransformerMixin, BaseEstimator):
         """
         X = validate_real_data(self, X, dtype=[np.float64, np.float32], reset=True)
         S = check_int(self.n_stages, "n_stages", low=1, high=1 << 16)
-        check_int(self.beam_size, "beam_size", low=1, high=1 << 16)
+        beam = check_int(self.beam_size, "beam_size", low=1, high=1 << 16)
         check_kmeans_params(self)
         if self.init not in ("random", "k-means++"):
             raise ValueError(f"init must be 'random' or 'k-means++', got {self.init!r}")
@@ -256,7 +256,7 @@ class ResidualQuantizer(TransformerMixin, BaseEstimator):
         )
         n_threads = check_n_threads(self.n_threads, work=n // 256)
         rng = check_random_state(self.random_state, "random_state")
-        K = self.n_clusters
+        K = int(self.n_clusters)  # a NumPy integer would overflow in mppc * K
         n_sub = n if mppc is None else min(n, mppc * K)
         sw = None if sample_weight is None else check_weights(sample_weight, (n,))
         books = np.zeros((S, K, d), dtype=X.dtype)
@@ -279,7 +279,7 @@ class ResidualQuantizer(TransformerMixin, BaseEstimator):
                 start = res[rng.choice(n_sub, K, replace=False)]
             books[s], _, it = fit_kmeans(res, K, start, self.max_iter, self.tol, seed, w)
             n_iter = max(n_iter, it)
-            codes, err = beam_encode(X, books[: s + 1], self.beam_size, n_threads)
+            codes, err = beam_encode(X, books[: s + 1], beam, n_threads)
             stage_err[s] = err.sum() if sw is None else np.dot(sw, err)
         self.codebook_ = books
         self.stage_inertia_ = stage_err
