@@ -100,14 +100,23 @@ class CodedValues(NamedTuple):
 
 
 def _nearest_codes(w, c, xp):
-    """Index of the nearest codeword (ties to the larger one); validated input."""
+    """Index of the nearest codeword (ties to the lower one); validated input.
+
+    ``w`` is placed among the codewords themselves (exact), then the two
+    neighbours are compared by distance. Midpoints ``(c[i] + c[i+1]) / 2``
+    are not used: they round to a codeword for adjacent subnormals and
+    overflow for codewords near the largest float.
+    """
     k = c.shape[0]
     if k == 1:
         return xp.zeros(w.shape, dtype=xp.int64, device=_device(w))
-    mid = (c[1:] + c[:-1]) / 2
     if _is_numpy(xp):
-        return np.searchsorted(mid, w, side="left")
-    return xp.searchsorted(mid, w, side="left")
+        i = np.clip(np.searchsorted(c, w, side="left"), 1, k - 1)
+        return np.where((w - c[i - 1]) > (c[i] - w), i, i - 1)
+    i = xp.clip(xp.searchsorted(c, w, side="left"), 1, k - 1)
+    lo = _take(c, i - 1, xp)
+    hi = _take(c, i, xp)
+    return xp.where((w - lo) > (hi - w), i, i - 1)
 
 
 @overload
