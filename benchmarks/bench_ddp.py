@@ -74,7 +74,7 @@ def _methods(model):
         ),
         (
             "qtoolkit QSGD s=15, buckets 512",
-            QSGDCompressor(levels=15, bucket_size=512, rng=0),
+            QSGDCompressor(n_levels=15, bucket_size=512, rng=0),
             None,
         ),
         ("qtoolkit TernGrad", TernGradCompressor(rng=0), None),

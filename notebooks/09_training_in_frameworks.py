@@ -198,7 +198,7 @@ SCRIPT = textwrap.dedent(
     X = torch.tensor(((X / 16.0) - 0.3).astype(np.float32))[rank::2]
     y = torch.tensor(y)[rank::2]
     compressors = {"all-reduce (float32)": None,
-                   "QSGD s=7, buckets 512": QSGDCompressor(levels=7, bucket_size=512, rng=0),
+                   "QSGD s=7, buckets 512": QSGDCompressor(n_levels=7, bucket_size=512, rng=0),
                    "TernGrad": TernGradCompressor(rng=0),
                    "sign + error feedback": SignErrorFeedback()}
     results = {}

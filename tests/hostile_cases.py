@@ -517,7 +517,7 @@ def elias_message(values, signs, n, s=4, norm=1.0):
 def qsgd_hand_made_message_decodes():
     # the crafted layout is the real one: gap 3, level 2 -> value 2 at index 2
     def call(d):
-        q = QSGDCompressor(levels=4).decode(d)
+        q = QSGDCompressor(n_levels=4).decode(d)
         assert np.array_equal(q, [0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0])
 
     return lambda: elias_message([3, 2], [False], 8), call
@@ -573,8 +573,8 @@ def wire_truncated_garbage_bitflipped():
     def build():
         g = np.random.default_rng(4).normal(size=(7, 9)).astype(np.float32)
         comps = [
-            QSGDCompressor(levels=5, rng=0),
-            QSGDCompressor(levels=5, coding="packed", bucket_size=16, rng=0),
+            QSGDCompressor(n_levels=5, rng=0),
+            QSGDCompressor(n_levels=5, coding="packed", bucket_size=16, rng=0),
             TernGradCompressor(rng=0),
             SignErrorFeedback(),
         ]
@@ -616,7 +616,7 @@ def encode_byte_swapped_float():
     # big-endian input encodes like the native one (main: KeyError)
     def call(g):
         for make in (
-            lambda: QSGDCompressor(levels=4, rng=0),
+            lambda: QSGDCompressor(n_levels=4, rng=0),
             lambda: TernGradCompressor(rng=0),
             SignErrorFeedback,
         ):
@@ -637,8 +637,8 @@ def sign_encode_longdouble():
 def qsgd_numpy_integer_bucket_size():
     # bucket_size=np.uint8(2) behaves as 2 (main: uint8 arithmetic overflowed later)
     def call(g):
-        a = QSGDCompressor(levels=3, bucket_size=np.uint8(2), rng=0)
-        b = QSGDCompressor(levels=3, bucket_size=2, rng=0)
+        a = QSGDCompressor(n_levels=3, bucket_size=np.uint8(2), rng=0)
+        b = QSGDCompressor(n_levels=3, bucket_size=2, rng=0)
         assert np.array_equal(a.decode(a.encode(g)), b.decode(b.encode(g)))
         assert np.array_equal(a.compress(g), b.compress(g))
 

@@ -166,7 +166,7 @@ def ddp_comm_hook(
     Examples
     --------
     >>> from qtoolkit.gradients import QSGDCompressor, ddp_comm_hook
-    >>> hook, state = ddp_comm_hook(QSGDCompressor(levels=16, bucket_size=512, rng=0))
+    >>> hook, state = ddp_comm_hook(QSGDCompressor(n_levels=16, bucket_size=512, rng=0))
     >>> state.bytes_per_step_
     0
 

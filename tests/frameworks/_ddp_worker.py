@@ -22,7 +22,7 @@ STEPS = 60
 
 def compressors():
     return {
-        "qsgd": QSGDCompressor(levels=8, bucket_size=128, rng=7),
+        "qsgd": QSGDCompressor(n_levels=8, bucket_size=128, rng=7),
         "terngrad": TernGradCompressor(rng=7),
         "sign_ef": SignErrorFeedback(scale="mean"),
     }

@@ -51,8 +51,8 @@ def _cases(sign):
         "clipped_straight_through": lambda w: R.clipped_straight_through(w, w + 1),
         "approx_sign_gradient": lambda w: R.approx_sign_gradient(w, w + 1),
         "swish_sign_gradient": lambda w: R.swish_sign_gradient(w, w + 1),
-        "qsgd": lambda w: G.qsgd(w, levels=4, rng=0),
-        "qsgd_buckets": lambda w: G.qsgd(w, levels=4, bucket_size=8, rng=0),
+        "qsgd": lambda w: G.qsgd(w, n_levels=4, rng=0),
+        "qsgd_buckets": lambda w: G.qsgd(w, n_levels=4, bucket_size=8, rng=0),
         "terngrad": lambda w: G.terngrad(w, rng=0),
         "terngrad_clip": lambda w: G.terngrad(w, clip=1.0, rng=0),
         "scaled_sign": lambda w: G.scaled_sign(w),
@@ -115,7 +115,7 @@ def test_eager_checks_still_run_outside_tracing(jax):
     with pytest.raises(ValueError, match="NaN"):
         R.uniform(w, bits=4)
     with pytest.raises(ValueError, match="NaN"):
-        G.qsgd(w, levels=4, rng=0)
+        G.qsgd(w, n_levels=4, rng=0)
     with pytest.raises(ValueError, match="all zero"):
         R.inq_codebook(jax.numpy.zeros(3), bits=3)
 

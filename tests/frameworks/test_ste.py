@@ -29,7 +29,7 @@ PSEUDO = {
 SCHEMES = [
     ("binary", {}),
     ("binary", {"scale": "mean"}),
-    ("stochastic_binary", {"seed": 0}),
+    ("stochastic_binary", {"rng": 0}),
     ("ternary", {}),
     ("ternary", {"method": "optimal"}),
     ("ternary", {"method": "ttq"}),
@@ -38,7 +38,7 @@ SCHEMES = [
     ("power_of_two", {"bits": 3}),
     ("fixed_point", {"int_bits": 1, "frac_bits": 2}),
     ("codebook", {"codebook": [-1.0, -0.3, 0.0, 0.4, 1.2]}),
-    ("stochastic", {"codebook": [-1.0, 0.0, 1.0], "seed": 0}),
+    ("stochastic", {"codebook": [-1.0, 0.0, 1.0], "rng": 0}),
     ("dorefa", {"bits": 1}),
     ("dorefa", {"bits": 3}),
     ("dorefa_activation", {"bits": 2}),
