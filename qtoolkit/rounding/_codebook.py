@@ -54,7 +54,7 @@ def _check_codebook(codebook, w, xp, *, min_size=1):
         )
     if not np.all(np.isfinite(cb)):
         raise ValueError("codebook contains NaN or Inf")
-    if np.any(np.diff(cb) <= 0):
+    if np.any(cb[1:] <= cb[:-1]):
         raise ValueError("codebook must be strictly increasing (sorted, no repeats)")
     if _is_numpy(xp):
         return cb.astype(w.dtype)
@@ -112,7 +112,8 @@ def _nearest_codes(w, c, xp):
         return xp.zeros(w.shape, dtype=xp.int64, device=_device(w))
     if _is_numpy(xp):
         i = np.clip(np.searchsorted(c, w, side="left"), 1, k - 1)
-        return np.where((w - c[i - 1]) > (c[i] - w), i, i - 1)
+        with np.errstate(over="ignore"):  # an infinite distance still compares right
+            return np.where((w - c[i - 1]) > (c[i] - w), i, i - 1)
     i = xp.clip(xp.searchsorted(c, w, side="left"), 1, k - 1)
     lo = _take(c, i - 1, xp)
     hi = _take(c, i, xp)

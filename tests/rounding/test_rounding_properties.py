@@ -57,3 +57,22 @@ def test_codebook_rounding_neighbours(w, book):
 def test_pack_unpack_identity(bits, data):
     codes = data.draw(arrays(np.uint8, st.integers(0, 100), elements=st.integers(0, 2**bits - 1)))
     np.testing.assert_array_equal(unpack_codes(pack_codes(codes, bits), bits, codes.size), codes)
+
+
+@pytest.mark.parametrize(
+    "w, book, expected",
+    [
+        (0.0, [-5e-324, 0.0], 0.0),  # adjacent subnormals: the midpoint rounds onto a codeword
+        (-5e-324, [-5e-324, 0.0], -5e-324),
+        (1.5e308, [-1.7e308, 1.7e308], 1.7e308),  # the midpoint sum overflows
+        (-1.5e308, [-1.7e308, 1.7e308], -1.7e308),
+        (0.25, [0.0, 0.5], 0.0),  # an exact tie goes to the lower codeword
+    ],
+)
+def test_codebook_rounding_extreme_codewords(w, book, expected):
+    w = np.array([w])
+    book = np.array(book)
+    with np.errstate(over="ignore"):
+        dist = np.abs(w[:, None] - book[None, :])
+    assert round_to_codebook(w, book)[0] == expected
+    assert np.abs(round_to_codebook(w, book) - w)[0] == dist.min()
