@@ -23,8 +23,13 @@ per-layer output error, then the cosine of the sentence embeddings on 64 other s
 
 ``dask`` quantizes a synthetic checkpoint on a ``LocalCluster`` of 2 worker processes (one
 thread each, each worker reading its tensors from the file) against the serial run, checks the
-result is identical, and reports both times. Run every command under the benchmark lock with
-the OpenBLAS throttles unset::
+result is identical, and reports both times: with plain RTN (bound by reading the file), and on
+a small checkpoint with RTN's MSE range search (bound by computation). The workers are started
+without the nanny's ``MALLOC_TRIM_THRESHOLD_`` (``--keep-trim`` keeps it): setting it disables
+glibc's adaptive mmap threshold, so every large NumPy temporary is mapped and zeroed again,
+which made the compute-bound case several times slower on the workers than in this process.
+
+Run every command under the benchmark lock with the OpenBLAS throttles unset::
 
     flock /work/locks/bench.lock env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \\
         python benchmarks/bench_network.py stream
@@ -188,16 +193,61 @@ def cmd_stream(args):
         print(f"rounds: {args.rounds}; per-round ratios {[round(r, 2) for r in ratios]}")
 
 
-def cmd_dask(args):
-    from dask.distributed import Client, LocalCluster
+MSE = [
+    {
+        "match": "*",
+        "method": "uniform",
+        "params": {"bits": 4, "group_size": 128, "axis": 0, "mode": "asymmetric", "range": "mse"},
+    }
+]
 
+
+def _compare(client, path, recipe, rounds):
     from qtoolkit.network import quantize
+
+    quantize(path, recipe, scheduler=client)  # warm the workers (imports, page cache)
+    serial, dask_t = [], []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        a = quantize(path, recipe)
+        serial.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        b = quantize(path, recipe, scheduler=client)
+        dask_t.append(time.perf_counter() - t0)
+    da, db = a.dequantize(), b.dequantize()
+    same = all(np.array_equal(da[k], db[k]) for k in da)
+    rows = [
+        ["serial (this process)", f"{statistics.median(serial):.2f}", "1.00"],
+        [
+            "Dask, 2 workers x 1 thread",
+            f"{statistics.median(dask_t):.2f}",
+            f"{statistics.median(s / t for s, t in zip(serial, dask_t)):.2f}",
+        ],
+    ]
+    print(markdown_table(["", "median s", "speed-up"], rows))
+    print(f"identical to serial: {same}; rounds: {rounds}")
+
+
+def cmd_dask(args):
+    import dask
+    from dask.distributed import Client, LocalCluster
+    from safetensors.numpy import save_file
+
+    if not args.keep_trim:
+        env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
+        env.pop("MALLOC_TRIM_THRESHOLD_", None)
+        dask.config.set({"distributed.nanny.pre-spawn-environ": env})
+    print(f"worker MALLOC_TRIM_THRESHOLD_: {'65536 (dask default)' if args.keep_trim else 'unset'}")
 
     rng = np.random.default_rng(1)
     with tempfile.TemporaryDirectory(dir=args.tmp) as d:
         path = os.path.join(d, "synthetic.safetensors")
         _, total, n = _write_synthetic(path, args.gb, rng)
-        print(f"checkpoint: {n} tensors, {total / 1e9:.2f} GB; RTN 4-bit g128")
+        small = os.path.join(d, "small.safetensors")
+        save_file(
+            {f"layers.{i}.weight": rng.standard_normal((1024, 1024), np.float32) for i in range(8)},
+            small,
+        )
         with (
             LocalCluster(
                 n_workers=2,
@@ -208,27 +258,12 @@ def cmd_dask(args):
             ) as cluster,
             Client(cluster) as client,
         ):
-            quantize(path, RTN, scheduler=client)  # warm the workers (imports)
-            serial, dask_t = [], []
-            for _ in range(args.rounds):
-                t0 = time.perf_counter()
-                a = quantize(path, RTN)
-                serial.append(time.perf_counter() - t0)
-                t0 = time.perf_counter()
-                b = quantize(path, RTN, scheduler=client)
-                dask_t.append(time.perf_counter() - t0)
-            da, db = a.dequantize(), b.dequantize()
-            same = all(np.array_equal(da[k], db[k]) for k in da)
-        rows = [
-            ["serial (this process)", f"{statistics.median(serial):.2f}", "1.00"],
-            [
-                "Dask, 2 workers x 1 thread",
-                f"{statistics.median(dask_t):.2f}",
-                f"{statistics.median(s / t for s, t in zip(serial, dask_t)):.2f}",
-            ],
-        ]
-        print(markdown_table(["", "median s", "speed-up"], rows))
-        print(f"identical to serial: {same}; rounds: {args.rounds}")
+            print(f"checkpoint: {n} tensors, {total / 1e9:.2f} GB; RTN 4-bit g128 (read-bound)")
+            _compare(client, path, RTN, args.rounds)
+            print()
+            print("checkpoint: 8 tensors of 1024 x 1024, 0.03 GB; RTN 4-bit g128 with the MSE")
+            print("range search (compute-bound)")
+            _compare(client, small, MSE, args.rounds)
 
 
 def cmd_gptq(args):
@@ -308,6 +343,7 @@ def main(argv=None):
     s.add_argument("--gb", type=float, default=0.25)
     s.add_argument("--rounds", type=int, default=3)
     s.add_argument("--tmp", default=None)
+    s.add_argument("--keep-trim", action="store_true", help="keep dask's MALLOC_TRIM_THRESHOLD_")
     sub.add_parser("gptq")
     args = p.parse_args(argv)
     print(machine_line())

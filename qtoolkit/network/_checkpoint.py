@@ -1,5 +1,6 @@
 """Checkpoints in: a mapping of arrays, a ``.safetensors`` file (tensor by tensor), a ``.npz``."""
 
+import math
 import os
 import zipfile
 from collections.abc import Mapping
@@ -10,6 +11,7 @@ from .._array import describe
 from ._errors import CheckpointError
 
 FLOAT_KINDS = "f"
+SLICE_BYTES = 1 << 23  # the part of a .safetensors file mapped at a time while a tensor is read
 
 
 def to_numpy(value, name):
@@ -93,11 +95,26 @@ def _open_safetensors(path):
         raise CheckpointError(f"cannot read {path} as a safetensors file: {err}") from err
 
     def get(name):
-        # a map of its own per tensor, unmapped on return: the pages read stay in the page
-        # cache but leave this process's resident set, which then holds one tensor of the file
+        # Row slices of about SLICE_BYTES, each through a map of its own that is unmapped once
+        # the slice is copied out: the pages read stay in the page cache but leave this
+        # process's resident set, which then holds the tensor plus one slice of the file.
         try:
-            with safe_open(path, framework="numpy") as own:
-                return own.get_tensor(name)
+            shape = handle.get_slice(name).get_shape()
+            rows = shape[0] if shape else 0
+            row_bytes = 8 * math.prod(shape[1:])  # an upper bound of the itemsize
+            per = max(1, SLICE_BYTES // max(1, row_bytes))
+            if rows <= per:
+                with safe_open(path, framework="numpy") as own:
+                    return own.get_tensor(name)
+            out = None
+            for r0 in range(0, rows, per):
+                with safe_open(path, framework="numpy") as own:
+                    part = own.get_slice(name)[r0 : r0 + per]
+                if out is None:
+                    out = np.empty(tuple(shape), dtype=part.dtype)
+                out[r0 : r0 + per] = part
+                del part
+            return out
         except Exception as err:
             raise CheckpointError(f"cannot read tensor {name!r} of {path}: {err}") from err
 

@@ -673,8 +673,15 @@ def _quantize(ck, rules, cal, budget, client, progress):
                 results[name] = _work(name, state[name], opts[name], None)
                 bar.step(name)
     elif client is not None:
-        jobs = [(name, opts[name], stats_of(name, cal)) for name in ck.names]
+        # tensors kept in floating point are copied by this process, which holds them in the
+        # result anyway: a task would only read, serialise and send them back
+        kept = {name for name in ck.names if opts[name] == [("skip", {})]}
+        jobs = [(name, opts[name], stats_of(name, cal)) for name in ck.names if name not in kept]
         results = _run_dask(client, ck, jobs, bar)
+        for name in ck.names:
+            if name in kept:
+                results[name] = _work(name, ck.get(name), opts[name], None)
+                bar.step(name)
     else:
         for name in ck.names:
             results[name] = _work(name, ck.get(name), opts[name], stats_of(name, cal))

@@ -139,3 +139,28 @@ def test_other_parameters_take_the_generic_path(rng):
         assert plan(w, "uniform", params, acc) is None
     assert plan(w.astype(np.float16), "uniform", {"bits": 4, "axis": 0}, acc) is None
     assert plan(w, "uniform", {"bits": 4, "axis": 0}, _methods.ErrorSums(np.eye(64))) is None
+
+
+def test_safetensors_tensors_read_in_row_slices_are_the_tensors(rng, tmp_path, monkeypatch):
+    from safetensors.numpy import save_file
+
+    from qtoolkit.network import _checkpoint
+
+    state = {
+        "a": rng.normal(size=(37, 5, 3)).astype(np.float32),
+        "b": rng.normal(size=(10, 64)).astype(np.float16),
+        "c": rng.integers(-5, 5, size=(9, 7)).astype(np.int32),
+        "d": np.array(2.5, dtype=np.float64),
+        "e": np.zeros((0, 4), np.float32),
+    }
+    path = tmp_path / "s.safetensors"
+    save_file(state, str(path))
+    monkeypatch.setattr(_checkpoint, "SLICE_BYTES", 200)  # a few rows per slice
+    ck = _checkpoint.open_checkpoint(str(path))
+    try:
+        for name, want in state.items():
+            got = ck.get(name)
+            assert got.dtype == want.dtype and got.shape == want.shape
+            assert np.array_equal(got, want)
+    finally:
+        ck.close()
