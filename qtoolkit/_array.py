@@ -4,6 +4,8 @@ The validation helpers live in :mod:`qtoolkit._validation`; they are re-exported
 that ``from qtoolkit._array import check_int`` keeps working.
 """
 
+import math
+
 import numpy as np
 from array_api_compat import array_namespace, is_dask_array, is_numpy_array
 
@@ -37,8 +39,29 @@ __all__ = [
     "describe",
     "is_lazy",
     "is_numpy_array",
+    "slice_rows",
     "to_numpy",
 ]
+
+
+def slice_rows(x, kept, xp=None):
+    """``x`` as ``(n_slices, n)`` rows, one per slice of the ``kept`` axes, and the keepdims
+    shape of a per-slice statistic.
+
+    ``kept`` is None (one slice: the whole array) or a tuple of axes (each row holds the
+    entries of one index of the kept axes, in C order of the other axes). Reshaping a
+    ``(n_slices,)`` statistic to the returned shape broadcasts it against ``x``. Any Array
+    API namespace (``xp``, found from ``x`` when None).
+    """
+    xp = array_namespace(x) if xp is None else xp
+    kept = () if kept is None else tuple(kept)
+    shape = tuple(x.shape)
+    order = kept + tuple(ax for ax in range(len(shape)) if ax not in kept)
+    if order != tuple(range(len(shape))):
+        x = xp.permute_dims(x, order)
+    m = math.prod(shape[ax] for ax in kept)
+    stat_shape = tuple(n if ax in kept else 1 for ax, n in enumerate(shape))
+    return xp.reshape(x, (m, -1)), stat_shape
 
 
 def to_numpy(x):

@@ -14,6 +14,20 @@ from .._validation import describe
 __all__ = []
 
 
+class CodesTransformerMixin:
+    """scikit-learn tags shared by the codebook learners (put it before ``TransformerMixin``).
+
+    ``transform`` returns integer codes, never the input's floating dtype, so no dtype is
+    preserved; NaN is refused (scikit-learn's default, stated here once for all of them).
+    """
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = []
+        tags.input_tags.allow_nan = False
+        return tags
+
+
 def _reject_text(x, name):
     """Text is a wrong type (``TypeError``), as everywhere in qtoolkit, not a wrong value.
 

@@ -14,6 +14,7 @@ from .._typing import ArrayLike, NDArray
 from .._validation import check_real, check_tol
 from ._accounting import huffman_code_lengths
 from ._common import (
+    CodesTransformerMixin,
     check_codes,
     check_finite_state,
     check_tensor,
@@ -54,7 +55,7 @@ def lower_envelope(c, a):
     return np.asarray(stack, dtype=np.intp), np.asarray(cuts, dtype=np.float64)
 
 
-class EntropyConstrainedQuantizer(TransformerMixin, BaseEstimator):
+class EntropyConstrainedQuantizer(CodesTransformerMixin, TransformerMixin, BaseEstimator):
     r"""Entropy-constrained scalar quantization of a weight tensor.
 
     Parameters
@@ -157,11 +158,6 @@ class EntropyConstrainedQuantizer(TransformerMixin, BaseEstimator):
         self.step = step
         self.max_iter = max_iter
         self.tol = tol
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = []
-        return tags
 
     def _check_params(self):
         k = check_int(self.n_clusters, "n_clusters", low=1, high=1 << 16)

@@ -13,6 +13,7 @@ from .._typing import ArrayLike, NDArray, RandomStateLike, RNGLike
 from .._validation import check_tol
 from . import _kmeans1d
 from ._common import (
+    CodesTransformerMixin,
     check_codes,
     check_finite_state,
     check_tensor,
@@ -652,7 +653,7 @@ def _inertia_sorted(ux, uw, codebook):
     return float(np.dot(uw, (ux - codebook[codes]) ** 2))
 
 
-class KMeansQuantizer(TransformerMixin, BaseEstimator):
+class KMeansQuantizer(CodesTransformerMixin, TransformerMixin, BaseEstimator):
     r"""Scalar weight sharing: a codebook of ``n_clusters`` values learned by 1-D k-means.
 
     Every entry of the input is one scalar weight, whatever its shape:
@@ -749,12 +750,6 @@ class KMeansQuantizer(TransformerMixin, BaseEstimator):
         self.tol = tol
         self.random_state = random_state
         self.n_threads = n_threads
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = []
-        tags.input_tags.allow_nan = False
-        return tags
 
     def fit(
         self, X: ArrayLike, y: None = None, sample_weight: ArrayLike | None = None

@@ -14,7 +14,13 @@ from .._dispatch import kernel_level, register_kernel_family
 from .._typing import ArrayLike, NDArray, RandomStateLike
 from .._validation import check_tol
 from . import _pq_kernels
-from ._common import check_codes, check_finite_state, code_dtype, validate_real_data
+from ._common import (
+    CodesTransformerMixin,
+    check_codes,
+    check_finite_state,
+    code_dtype,
+    validate_real_data,
+)
 
 __all__ = ["ProductQuantizer"]
 
@@ -67,7 +73,7 @@ def encode_nearest(X, codebooks, n_threads):
     return codes
 
 
-class ProductQuantizer(TransformerMixin, BaseEstimator):
+class ProductQuantizer(CodesTransformerMixin, TransformerMixin, BaseEstimator):
     r"""Product quantization: k-means in each of ``n_subspaces`` groups of columns.
 
     Parameters
@@ -155,11 +161,6 @@ class ProductQuantizer(TransformerMixin, BaseEstimator):
         self.tol = tol
         self.random_state = random_state
         self.n_threads = n_threads
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = []
-        return tags
 
     def fit(
         self, X: ArrayLike, y: None = None, sample_weight: ArrayLike | None = None

@@ -13,7 +13,14 @@ from .._array import check_int, check_n_threads, check_random_state
 from .._dispatch import kernel_level, register_kernel_family
 from .._typing import ArrayLike, NDArray, RandomStateLike
 from . import _pq_kernels
-from ._common import check_codes, check_finite_state, check_weights, code_dtype, validate_real_data
+from ._common import (
+    CodesTransformerMixin,
+    check_codes,
+    check_finite_state,
+    check_weights,
+    code_dtype,
+    validate_real_data,
+)
 from ._pq import check_kmeans_params, fit_kmeans
 
 __all__ = ["ResidualQuantizer"]
@@ -102,7 +109,7 @@ def _kmeans_plusplus(X, k, rng, sw=None):
     return centers
 
 
-class ResidualQuantizer(TransformerMixin, BaseEstimator):
+class ResidualQuantizer(CodesTransformerMixin, TransformerMixin, BaseEstimator):
     r"""Residual quantization: ``n_stages`` codebooks, each quantizing what the previous left.
 
     Parameters
@@ -213,11 +220,6 @@ class ResidualQuantizer(TransformerMixin, BaseEstimator):
         self.max_points_per_centroid = max_points_per_centroid
         self.random_state = random_state
         self.n_threads = n_threads
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = []
-        return tags
 
     def fit(
         self, X: ArrayLike, y: None = None, sample_weight: ArrayLike | None = None

@@ -12,7 +12,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._array import MAX_ITER, check_int, check_random_state
 from .._typing import ArrayLike, NDArray, RandomStateLike
-from ._common import check_codes, check_finite_state, check_weights, validate_real_data
+from ._common import (
+    CodesTransformerMixin,
+    check_codes,
+    check_finite_state,
+    check_weights,
+    validate_real_data,
+)
 
 __all__ = ["SoftQuantizer"]
 
@@ -23,7 +29,7 @@ def _sq_dist(X, C):
     return np.maximum(d, 0.0)
 
 
-class SoftQuantizer(TransformerMixin, BaseEstimator):
+class SoftQuantizer(CodesTransformerMixin, TransformerMixin, BaseEstimator):
     r"""Soft-to-hard vector quantization: soft k-means with an annealed softness ``sigma``.
 
     Parameters
@@ -103,11 +109,6 @@ class SoftQuantizer(TransformerMixin, BaseEstimator):
         self.sigma_growth = sigma_growth
         self.max_iter = max_iter
         self.random_state = random_state
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = []
-        return tags
 
     def fit(
         self, X: ArrayLike, y: None = None, sample_weight: ArrayLike | None = None

@@ -17,12 +17,12 @@ from .._array import (
     check_int,
     describe,
     is_numpy_array,
+    slice_rows,
 )
 from .._typing import ArrayLike, AxisLike, NDArray
 from .._validation import check_real, renamed_parameters
 from ..rounding import round_to_codebook
 from ._layer import check_layer, hessian
-from ._loss_aware import _rows
 
 CODEBOOKS = ("uniform", "pow2")
 
@@ -175,7 +175,7 @@ def project_scaled_codebook(
 def _project(w, bits, codebook, axis, dtype):
     mags = _magnitudes(bits, codebook)
     signed = np.concatenate([-mags[:0:-1], mags])
-    rows, stat_shape = _rows(w, axis)
+    rows, stat_shape = slice_rows(w, axis)
     alphas = np.empty(rows.shape[0])
     Qs = np.empty_like(rows)
     for i, r in enumerate(rows):

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from array_api_compat import device as _device
 
-from .._array import array_namespace, check_axis, describe, is_numpy_array, to_numpy
+from .._array import array_namespace, check_axis, describe, is_numpy_array, slice_rows, to_numpy
 from .._typing import Array, ArrayT, AxisLike
 from .._validation import check_array
 from ..rounding import binarize
@@ -85,15 +83,6 @@ def loss_aware_binarize(w: ArrayT, d: Array, *, axis: AxisLike = None) -> ArrayT
     """
     # binarize validates w, d (shape, finite, d >= 0) and axis: the one check of this call
     return binarize(w, scale="loss_aware", axis=axis, d=d)
-
-
-def _rows(a, kept):
-    """NumPy ``a`` as ``(n_slices, n)`` rows and the keepdims shape of a per-slice statistic."""
-    kept = () if kept is None else kept
-    rest = tuple(ax for ax in range(a.ndim) if ax not in kept)
-    t = np.transpose(a, kept + rest)
-    m = math.prod(a.shape[ax] for ax in kept)
-    return t.reshape(m, -1), tuple(a.shape[ax] if ax in kept else 1 for ax in range(a.ndim))
 
 
 def _weighted_ternary_alpha(a, dd):
@@ -178,8 +167,8 @@ def loss_aware_ternarize(w: ArrayT, d: Array, *, axis: AxisLike = None) -> Array
     axis = check_axis(axis, w.ndim)
     wn = np.asarray(to_numpy(w), dtype=np.float64)
     dn = np.asarray(to_numpy(d), dtype=np.float64)
-    a_rows, stat_shape = _rows(np.abs(wn), axis)
-    d_rows, _ = _rows(dn, axis)
+    a_rows, stat_shape = slice_rows(np.abs(wn), axis)
+    d_rows, _ = slice_rows(dn, axis)
     alpha = _weighted_ternary_alpha(a_rows, d_rows).reshape(stat_shape)
     # final support {|w| > alpha/2} and its own weighted scale
     keep = np.abs(wn) > alpha / 2

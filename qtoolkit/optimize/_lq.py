@@ -14,11 +14,11 @@ from .._array import (
     check_int,
     describe,
     is_numpy_array,
+    slice_rows,
 )
 from .._typing import ArrayLike, AxisLike, NDArray
 from .._validation import check_real, renamed_parameters
 from ..rounding import CodedValues, round_to_codebook
-from ._loss_aware import _rows
 
 
 def _combos(k, signed):
@@ -168,7 +168,7 @@ def lq_fit(
     axis = check_axis(axis, x.ndim)
     max_iter = check_int(max_iter, "max_iter", low=0, high=MAX_ITER)
     delta = check_real(delta, "delta", low=0)
-    rows, _ = _rows(np.asarray(x, dtype=np.float64), axis)
+    rows, _ = slice_rows(np.asarray(x, dtype=np.float64), axis)
     init = _check_basis(basis, rows.shape[0], k)
     E = _combos(k, signed)
     out = np.empty((rows.shape[0], k))
@@ -276,7 +276,7 @@ def lq_quantize(
     if not isinstance(signed, (bool, np.bool_)):
         raise TypeError(f"signed must be a bool, got {describe(signed)}")
     axis = check_axis(axis, x.ndim)
-    rows, _ = _rows(np.asarray(x, dtype=np.float64), axis)
+    rows, _ = slice_rows(np.asarray(x, dtype=np.float64), axis)
     b = np.asarray(basis, dtype=np.float64)
     if b.ndim not in (1, 2) or b.shape[-1] < 1 or b.shape[-1] > 8:
         raise ValueError(

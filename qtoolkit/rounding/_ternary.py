@@ -10,7 +10,7 @@ import numpy as np
 from array_api_compat import device as _device
 from array_api_compat import is_dask_array
 
-from .._array import check_axis, describe
+from .._array import check_axis, describe, slice_rows
 from .._array import to_numpy as _as_numpy
 from .._typing import ArrayT, AxisLike
 from .._validation import check_array, check_choice, check_finite, check_real
@@ -23,16 +23,6 @@ from ._quantized import QuantizedArray, _codebook_like, _dtype_name
 from ._rounding_kernels import ternary_scan
 
 TERNARY_METHODS = ("twn", "optimal", "ttq")
-
-
-def _slices_np(a, kept):
-    """``a`` (NumPy) as ``(n_slices, n)`` rows, and the keepdims shape of a per-slice statistic."""
-    kept = () if kept is None else tuple(kept)
-    rest = tuple(ax for ax in range(a.ndim) if ax not in kept)
-    t = np.transpose(a, kept + rest) if a.ndim else a
-    m = math.prod(a.shape[ax] for ax in kept)
-    stat_shape = tuple(a.shape[ax] if ax in kept else 1 for ax in range(a.ndim))
-    return np.reshape(t, (m, -1)), stat_shape
 
 
 def _optimal_rows(a):
@@ -58,15 +48,8 @@ def _optimal_rows(a):
 
 def _optimal_threshold_xp(w, xp, kept):
     """The exact optimum in ``w``'s own namespace: sort, cumulative sums, argmax."""
-    kept_t = () if kept is None else tuple(kept)
-    rest = tuple(ax for ax in range(w.ndim) if ax not in kept_t)
-    order = kept_t + rest
-    a = xp.abs(w)
-    if order != tuple(range(w.ndim)):
-        a = xp.permute_dims(a, order)
-    m = math.prod(w.shape[ax] for ax in kept_t)
-    stat_shape = tuple(w.shape[ax] if ax in kept_t else 1 for ax in range(w.ndim))
-    a = xp.sort(xp.reshape(a, (m, -1)), axis=1)
+    a, stat_shape = slice_rows(xp.abs(w), kept, xp)
+    a = xp.sort(a, axis=1)
     n = a.shape[1]
     a64 = xp.astype(a, xp.float64)
     # suffix[:, j] = sum(a[:, j:]) for the selection |w| > a[:, j - 1]
@@ -100,7 +83,7 @@ def _optimal_threshold(w, xp, kept):
     a = np.abs(_as_numpy(w))
     if a.dtype == np.float16:
         a = a.astype(np.float32)
-    rows, stat_shape = _slices_np(a, kept)
+    rows, stat_shape = slice_rows(a, kept)
     rows = np.ascontiguousarray(rows)
     delta, alpha = _optimal_rows(rows)
     delta = delta.reshape(stat_shape)

@@ -8,7 +8,7 @@ from typing import Literal
 
 import numpy as np
 
-from .._array import check_bits, describe
+from .._array import check_bits, describe, slice_rows
 from .._typing import ArrayT, AxisLike
 from .._validation import check_array, check_choice, check_finite
 from ._common import (
@@ -38,31 +38,9 @@ def _levels(bits, mode, narrow_range):
     return qmin, qmax
 
 
-def _slices(x, xp, kept):
-    """``x`` as a 2-D array ``(n_slices, n_per_slice)`` and the keepdims shape of a statistic."""
-    ndim = x.ndim
-    kept = () if kept is None else tuple(kept)
-    rest = tuple(ax for ax in range(ndim) if ax not in kept)
-    order = kept + rest
-    if order != tuple(range(ndim)):
-        x = xp.permute_dims(x, order)
-    m = math.prod(x.shape[: len(kept)])
-    stat_shape = tuple(
-        x_len if ax in kept else 1 for ax, x_len in enumerate(_orig_shape_of(x, order))
-    )
-    return xp.reshape(x, (m, -1)), stat_shape
-
-
-def _orig_shape_of(xt, order):
-    shape = [0] * len(order)
-    for pos, ax in enumerate(order):
-        shape[ax] = xt.shape[pos]
-    return shape
-
-
 def _quantile(x, xp, kept, q):
     """Linear-interpolation quantile ``q`` in [0, 1] over the non-kept axes (keepdims)."""
-    flat, stat_shape = _slices(x, xp, kept)
+    flat, stat_shape = slice_rows(x, kept, xp)
     s = xp.sort(flat, axis=1)
     n = s.shape[1]
     pos = q * (n - 1)
