@@ -165,7 +165,7 @@ def qsgd(
     return _dequantize(xp, norms, signed, s, g.dtype, bucket)
 
 
-class QSGDCompressor:
+class QSGDCompressor(_wire.WireCompressor):
     r"""QSGD gradient compressor with a lossless wire encoding of the quantized gradient.
 
     Parameters
@@ -233,6 +233,9 @@ class QSGDCompressor:
     >>> comp.bits_per_element_ < 8
     True
     """
+
+    _scheme = _wire.SCHEME_QSGD
+    _wire_name = "QSGD"
 
     @renamed_parameters({"levels": "n_levels"})
     def __init__(
@@ -308,8 +311,7 @@ class QSGDCompressor:
         wd = np.dtype(work_dtype(np, g))
         mags = np.abs(signed).astype(np.uint64).ravel()
         neg = np.signbit(signed).ravel()
-        head = _wire.write_header(_wire.SCHEME_QSGD, g.dtype, g.shape)
-        head += struct.pack("<IBQ", s, _CODINGS.index(self.coding), self.bucket_size or 0)
+        head = struct.pack("<IBQ", s, _CODINGS.index(self.coding), self.bucket_size or 0)
         head += np.asarray(norms, dtype=wd).tobytes()
         if self.coding == "elias":
             nz = np.flatnonzero(mags)
@@ -322,9 +324,7 @@ class QSGDCompressor:
             width = int(_wire.bit_length(np.array([s]))[0])
             fields = (mags << np.uint64(1)) | neg.astype(np.uint64)
             bits = _wire.uint_bits(fields, width + 1)
-        data = head + np.packbits(bits).tobytes()
-        self.bits_per_element_ = 8 * len(data) / max(g.size, 1)
-        return data
+        return self._message(g.dtype, g.shape, head, np.packbits(bits).tobytes())
 
     def decode(self, data: bytes, *, max_elements: int | None = None) -> NDArray[Any]:
         """Restore the quantized gradient from a message of :meth:`encode`.
@@ -362,8 +362,7 @@ class QSGDCompressor:
         >>> comp.decode(comp.encode(np.array([0.3, -0.4, 0.0, 1.2])))
         array([ 0.325, -0.325,  0.   ,  0.975])
         """
-        dtype, shape, off = _wire.read_header(data, _wire.SCHEME_QSGD, max_elements=max_elements)
-        data = bytes(data)
+        data, dtype, shape, n, off = self._open(data, max_elements)
         wd = np.dtype(np.float32) if dtype == np.float16 else dtype
         if len(data) < off + 13:
             raise ValueError(
@@ -374,7 +373,6 @@ class QSGDCompressor:
         if not 1 <= s <= 2**31 - 1:
             raise ValueError(f"data is corrupt (QSGD levels s={s}, expected 1 <= s < 2**31)")
         bucket = bucket or None
-        n = math.prod(shape)
         nb = _layout(n, bucket)[1] if n else 0
         if len(data) < off + nb * wd.itemsize:
             raise ValueError(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 import numpy as np
@@ -111,7 +110,7 @@ def scaled_sign(g: ArrayT, *, scale: Literal["mean", "two_level"] | None = "mean
     return xp.where(pos, hi, lo)
 
 
-class SignErrorFeedback:
+class SignErrorFeedback(_wire.WireCompressor):
     r"""1-bit gradient compressor with error feedback (stateful, one per tensor).
 
     Each step sends :math:`C(g_t + e_t)` and keeps :math:`e_{t+1} = g_t + e_t - C(g_t + e_t)`,
@@ -173,6 +172,9 @@ class SignErrorFeedback:
     >>> ef.error_
     array([ 0.23333333,  0.16666667, -0.06666667])
     """
+
+    _scheme = _wire.SCHEME_SIGN
+    _wire_name = "sign"
 
     def __init__(self, scale: Literal["mean", "two_level"] | None = "mean") -> None:
         self.scale = scale
@@ -248,13 +250,9 @@ class SignErrorFeedback:
         pos = _wire.to_numpy(pos).ravel()
         dtype = np.dtype(_wire.to_numpy(q).dtype).newbyteorder("=")
         values = np.array([_wire.to_numpy(hi), _wire.to_numpy(lo)], dtype=dtype)
-        data = (
-            _wire.write_header(_wire.SCHEME_SIGN, dtype, tuple(q.shape))
-            + values.tobytes()
-            + np.packbits(pos.astype(np.uint8)).tobytes()
+        return self._message(
+            dtype, tuple(q.shape), values.tobytes(), np.packbits(pos.astype(np.uint8)).tobytes()
         )
-        self.bits_per_element_ = 8 * len(data) / max(pos.size, 1)
-        return data
 
     def decode(self, data: bytes, *, max_elements: int | None = None) -> NDArray[Any]:
         """Restore the transmitted array from a message of :meth:`encode`.
@@ -288,15 +286,8 @@ class SignErrorFeedback:
         >>> ef.decode(ef.encode(np.array([0.5, -0.1, 0.2])))
         array([ 0.26666667, -0.26666667,  0.26666667])
         """
-        dtype, shape, off = _wire.read_header(data, _wire.SCHEME_SIGN, max_elements=max_elements)
-        data = bytes(data)
-        n = math.prod(shape)
-        need = off + 2 * dtype.itemsize + -(-n // 8)
-        if len(data) != need:
-            raise ValueError(
-                f"data is {'truncated' if len(data) < need else 'corrupt'} (sign message "
-                f"needs {need} bytes, got {len(data)})"
-            )
+        data, dtype, shape, n, off = self._open(data, max_elements)
+        self._check_length(data, off + 2 * dtype.itemsize + -(-n // 8))
         hi, lo = np.frombuffer(data, dtype=dtype, count=2, offset=off)
         if not (np.isfinite(hi) and np.isfinite(lo)):
             raise ValueError("data is corrupt (a sign-message value is NaN or Inf)")

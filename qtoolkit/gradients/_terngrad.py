@@ -120,7 +120,7 @@ def terngrad(g: ArrayT, *, clip: float | None = None, rng: RNGLike = None) -> Ar
     return xp.astype(t * s, g.dtype)
 
 
-class TernGradCompressor:
+class TernGradCompressor(_wire.WireCompressor):
     r"""TernGrad compressor: ternary gradient with a base-3 packed wire encoding.
 
     Parameters
@@ -169,6 +169,9 @@ class TernGradCompressor:
     >>> round(comp.bits_per_element_, 2)       # 1.6 bits + a 33-byte header
     1.74
     """
+
+    _scheme = _wire.SCHEME_TERNGRAD
+    _wire_name = "TernGrad"
 
     def __init__(self, clip: float | None = None, rng: RNGLike = None) -> None:
         self.clip = clip
@@ -228,13 +231,7 @@ class TernGradCompressor:
         pad = (-digits.size) % 5
         digits = np.concatenate([digits, np.zeros(pad, dtype=np.uint8)]).reshape(-1, 5)
         packed = (digits * _TRIT_WEIGHTS).sum(axis=1, dtype=np.uint8)
-        data = (
-            _wire.write_header(_wire.SCHEME_TERNGRAD, g.dtype, g.shape)
-            + np.asarray(s, dtype=wd).tobytes()
-            + packed.tobytes()
-        )
-        self.bits_per_element_ = 8 * len(data) / max(g.size, 1)
-        return data
+        return self._message(g.dtype, g.shape, np.asarray(s, dtype=wd).tobytes(), packed.tobytes())
 
     def decode(self, data: bytes, *, max_elements: int | None = None) -> NDArray[Any]:
         """Restore the ternarized gradient from a message of :meth:`encode`.
@@ -268,18 +265,9 @@ class TernGradCompressor:
         >>> comp.decode(comp.encode(np.array([0.5, -1.0, 0.25, 0.0])))
         array([ 1., -1.,  0.,  0.])
         """
-        dtype, shape, off = _wire.read_header(
-            data, _wire.SCHEME_TERNGRAD, max_elements=max_elements
-        )
-        data = bytes(data)
+        data, dtype, shape, n, off = self._open(data, max_elements)
         wd = np.dtype(np.float32) if dtype == np.float16 else dtype
-        n = math.prod(shape)
-        need = off + wd.itemsize + -(-n // 5)
-        if len(data) != need:
-            raise ValueError(
-                f"data is {'truncated' if len(data) < need else 'corrupt'} (TernGrad message "
-                f"needs {need} bytes, got {len(data)})"
-            )
+        self._check_length(data, off + wd.itemsize + -(-n // 5))
         s = np.frombuffer(data, dtype=wd, count=1, offset=off)[0]
         if not (np.isfinite(s) and s >= 0):
             raise ValueError(f"data is corrupt (TernGrad scale {s})")

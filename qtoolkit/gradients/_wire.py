@@ -235,3 +235,49 @@ def unpack_body(data, offset, nbits, name="data"):
     if bits.size < nbits:
         raise ValueError(f"{name} is truncated (needs {nbits} bits of payload, has {bits.size})")
     return bits
+
+
+class WireCompressor:
+    """The contract every gradient compressor of :mod:`qtoolkit.gradients` keeps.
+
+    A compressor is an object with
+
+    - ``compress(g)``: the compressed gradient, an array of ``g``'s namespace,
+      shape and dtype (stateful compressors advance their generator or their
+      carried error);
+    - ``encode(g)``: the same step serialized to ``bytes``: the common header
+      (:func:`write_header`), then a scheme-specific body; it records the
+      message size in ``bits_per_element_``;
+    - ``decode(data, *, max_elements=None)``: a NumPy array equal bit for bit
+      to what ``compress`` returns for the same step (same generator state);
+      every length and count is checked against the message's real size
+      before anything is allocated, and shapes above ``max_elements`` values
+      are refused (:func:`read_header`);
+    - ``variance_bound(g)``: the scheme's error bound as a float.
+
+    Subclasses set ``_scheme`` (the wire id) and ``_wire_name`` (used in messages)
+    and build their bodies with :meth:`_message` and :meth:`_open`, so the
+    header, the size accounting and the exact-length check are written once.
+    """
+
+    _scheme: int
+    _wire_name: str
+
+    def _message(self, dtype, shape, *parts):
+        """Header + body parts as one message; records ``bits_per_element_``."""
+        data = write_header(self._scheme, dtype, shape) + b"".join(parts)
+        self.bits_per_element_ = 8 * len(data) / max(math.prod(shape), 1)
+        return data
+
+    def _open(self, data, max_elements):
+        """Parse the header: ``(bytes, dtype, shape, n_values, body offset)``."""
+        dtype, shape, off = read_header(data, self._scheme, max_elements=max_elements)
+        return bytes(data), dtype, shape, math.prod(shape), off
+
+    def _check_length(self, data, need):
+        """``ValueError`` unless the message is exactly ``need`` bytes."""
+        if len(data) != need:
+            state = "truncated" if len(data) < need else "corrupt"
+            raise ValueError(
+                f"data is {state} ({self._wire_name} message needs {need} bytes, got {len(data)})"
+            )

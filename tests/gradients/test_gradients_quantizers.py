@@ -412,3 +412,30 @@ def test_fixed_width_fields_roundtrip(width):
     data = b"xy" + np.packbits(bits).tobytes()
     np.testing.assert_array_equal(_wire.read_fields(data, 2, width, 77), v)
     np.testing.assert_array_equal(_wire.bits_uint(bits, width, 77), v)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: QSGDCompressor(n_levels=5, rng=3),
+        lambda: QSGDCompressor(n_levels=5, coding="packed", bucket_size=16, rng=3),
+        lambda: TernGradCompressor(clip=2.5, rng=3),
+        lambda: SignErrorFeedback(),
+    ],
+)
+def test_compressor_wire_contract(make, rng):
+    # one contract (qtoolkit.gradients._wire.WireCompressor) for every compressor
+    g = rng.normal(size=(7, 9))
+    a, b = make(), make()
+    data = a.encode(g)
+    assert isinstance(data, bytes)
+    np.testing.assert_array_equal(a.decode(data), b.compress(g))  # same step, bit for bit
+    assert a.bits_per_element_ == 8 * len(data) / g.size
+    for bad in (data[:-1], data + b"\0"):
+        with pytest.raises(ValueError, match="data"):
+            a.decode(bad)
+    with pytest.raises(ValueError, match="max_elements"):
+        a.decode(data, max_elements=g.size - 1)
+    with pytest.raises(TypeError, match="data"):
+        a.decode(list(data))
+    assert isinstance(a.variance_bound(g), float)
