@@ -118,8 +118,8 @@ class Adam:
 
 # %%
 class MLP:
-    def __init__(self, sizes, binary, seed=0):
-        r = np.random.default_rng(seed)
+    def __init__(self, sizes, binary, rng=0):
+        r = np.random.default_rng(rng)
         self.binary = binary
         self.W = [
             r.uniform(-1, 1, (o, i)).astype(np.float32) * np.float32(np.sqrt(6 / (i + o)))
@@ -161,8 +161,8 @@ class MLP:
     def params(self):
         return self.W + [bn.gamma for bn in self.bn] + [bn.beta for bn in self.bn] + [self.b_out]
 
-    def fit(self, X, y, epochs=15, batch=64, lr=3e-3, seed=0):
-        r = np.random.default_rng(seed)
+    def fit(self, X, y, epochs=15, batch=64, lr=3e-3, rng=0):
+        r = np.random.default_rng(rng)
         opt = Adam(self.params(), lr)
         history = []
         for _ in range(epochs):

@@ -127,8 +127,8 @@ methods = {
 }
 
 
-def train(make, steps=300, workers=4, batch=128, lr=0.3, every=10, seed=0):
-    batches = np.random.default_rng(seed)  # the same batches for every method
+def train(make, steps=300, workers=4, batch=128, lr=0.3, every=10, rng=0):
+    batches = np.random.default_rng(rng)  # the same batches for every method
     comps = [make(k) for k in range(workers)]
     W = np.zeros((n_classes, n_features), np.float32)
     bits, n_sent, log = 0, 0, []

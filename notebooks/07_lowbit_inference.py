@@ -97,8 +97,8 @@ class BatchNorm:
 
 
 class MLP:
-    def __init__(self, sizes, mode, seed=0):
-        r = np.random.default_rng(seed)
+    def __init__(self, sizes, mode, rng=0):
+        r = np.random.default_rng(rng)
         self.mode, self.q = mode, QUANT[mode]
         self.W = [
             (r.uniform(-1, 1, (o, i)) * np.sqrt(6 / (i + o))).astype(np.float32)
@@ -136,8 +136,8 @@ class MLP:
             g = g @ Wq
         return grads, gb
 
-    def fit(self, X, y, epochs=15, batch=64, lr=3e-3, seed=0):
-        r = np.random.default_rng(seed)
+    def fit(self, X, y, epochs=15, batch=64, lr=3e-3, rng=0):
+        r = np.random.default_rng(rng)
         params = self.W + [bn.gamma for bn in self.bn] + [bn.beta for bn in self.bn] + [self.b]
         m = [np.zeros_like(p) for p in params]
         v = [np.zeros_like(p) for p in params]

@@ -193,7 +193,7 @@ def stochastic_binarize(w: ArrayT, rng: RNGLike = None) -> ArrayT:
     TypeError
         If ``w`` is not a real floating array or ``rng`` is not a valid seed.
     ValueError
-        If ``w`` is empty.
+        If ``w`` is empty or holds NaN.
 
     See Also
     --------
@@ -210,7 +210,8 @@ def stochastic_binarize(w: ArrayT, rng: RNGLike = None) -> ArrayT:
         -1 & \\text{with probability } 1 - \\sigma(w), \\end{cases}
 
     so :math:`\\mathbb{E}[w_b] = \\mathrm{clip}(w, -1, 1)`. The pseudo-gradient
-    is :math:`g\\,1_{|w| \\le 1}`. NaN entries give -1.
+    is :math:`g\\,1_{|w| \\le 1}`. Infinities binarize to their sign; NaN is
+    refused, as in :func:`binarize`.
 
     References
     ----------
@@ -226,6 +227,7 @@ def stochastic_binarize(w: ArrayT, rng: RNGLike = None) -> ArrayT:
     array([-1., -1.,  1.])
     """
     w, xp = check_array(w, "w")
+    check_no_nan(w, "w", xp)  # a NaN has no probability of being +1
     plus = _stochastic_plus(w, xp, check_random_state(rng))
     one = xp.ones_like(w)
     return xp.where(plus, one, -one)
@@ -244,6 +246,7 @@ def encode_stochastic_binary(w, rng=None):
         int8 codes in {0, 1}, no scale, the codebook ``[-1, 1]``, ``bits=1``.
     """
     w, xp = check_array(w, "w")
+    check_no_nan(w, "w", xp)  # a NaN has no probability of being +1
     plus = _stochastic_plus(w, xp, check_random_state(rng))
     return QuantizedArray(
         codes=xp.astype(plus, xp.int8),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from array_api_compat import device as _device
 
 from .._array import check_axis, check_bits, check_random_state
@@ -9,6 +11,26 @@ from .._typing import ArrayT, AxisLike, RNGLike
 from .._validation import check_array, check_finite
 from ._common import _reduce, _sign, _uniform_noise
 from ._quantized import QuantizedArray, _code_dtype, _codebook_like, _dtype_name
+
+
+def _check_bits_fit(bits, x, xp, name="bits"):
+    """``bits`` as validated, refused if ``x``'s dtype cannot count ``2^bits - 1`` levels exactly.
+
+    A significand of ``p`` bits holds every integer up to ``2^p``; past that the
+    level index ``round((2^k - 1) r)`` and the grid ``i / (2^k - 1)`` are no longer
+    exact, and the forward map leaves ``[0, 1]`` (``4095 r`` rounds to 4096 in
+    float16). So half precision allows ``bits <= 11`` (float16) and ``<= 8``
+    (bfloat16).
+    """
+    bits = check_bits(bits, name, low=1, high=16)
+    eps = float(xp.finfo(x.dtype).eps)
+    p = round(-math.log2(eps)) + 1
+    if bits > p:
+        raise ValueError(
+            f"{name} must be at most {p} for {x.dtype} input (its significand holds "
+            f"{p} bits, too few for 2**{bits} - 1 exact levels), got {bits}"
+        )
+    return bits
 
 
 def _level_k(r, xp, bits):
@@ -42,7 +64,7 @@ def _dorefa_weight_levels(w, xp, bits, axis):
 
 def _validate_dorefa_weights(w, bits, axis):
     w, xp = check_array(w, "w")
-    bits = check_bits(bits, "bits", low=1, high=16)
+    bits = _check_bits_fit(bits, w, xp)
     axis = check_axis(axis, w.ndim)
     check_finite(w, "w", xp)
     return w, xp, bits, axis
@@ -72,7 +94,8 @@ def dorefa_weights(w: ArrayT, bits: int, axis: AxisLike = None) -> ArrayT:
     TypeError
         If ``w`` is not a real floating array.
     ValueError
-        If ``bits`` is out of range, ``axis`` is out of bounds, or ``w`` is
+        If ``bits`` is out of range (1 to 16; at most 11 for float16 and
+        8 for bfloat16 input), ``axis`` is out of bounds, or ``w`` is
         empty or holds NaN/Inf.
 
     See Also
@@ -166,7 +189,8 @@ def dorefa_activations(x: ArrayT, bits: int) -> ArrayT:
     TypeError
         If ``x`` is not a real floating array.
     ValueError
-        If ``bits`` is out of range or ``x`` is empty.
+        If ``bits`` is out of range (1 to 16; at most 11 for float16 and
+        8 for bfloat16 input) or ``x`` is empty.
 
     See Also
     --------
@@ -195,7 +219,7 @@ def dorefa_activations(x: ArrayT, bits: int) -> ArrayT:
     array([0.        , 0.33333333, 0.66666667, 1.        ])
     """
     x, xp = check_array(x, "x")
-    bits = check_bits(bits, "bits", low=1, high=16)
+    bits = _check_bits_fit(bits, x, xp)
     return _quantize_k(xp.clip(x, 0.0, 1.0), xp, bits)
 
 
@@ -213,7 +237,7 @@ def encode_dorefa_activations(x, bits):
         ``scheme="dorefa_activation"``.
     """
     x, xp = check_array(x, "x")
-    bits = check_bits(bits, "bits", low=1, high=16)
+    bits = _check_bits_fit(bits, x, xp)
     k = _level_k(xp.clip(x, 0.0, 1.0), xp, bits)
     return QuantizedArray(
         codes=xp.astype(k, _code_dtype(xp, 0, 2**bits - 1)),
@@ -249,7 +273,8 @@ def dorefa_gradients(g: ArrayT, bits: int, rng: RNGLike = None, axis: AxisLike =
     TypeError
         If ``g`` is not a real floating array or ``rng`` is not a valid seed.
     ValueError
-        If ``bits`` is out of range, ``axis`` is out of bounds, or ``g`` is
+        If ``bits`` is out of range (1 to 16; at most 11 for float16 and
+        8 for bfloat16 input), ``axis`` is out of bounds, or ``g`` is
         empty or holds NaN/Inf.
 
     See Also
@@ -281,7 +306,7 @@ def dorefa_gradients(g: ArrayT, bits: int, rng: RNGLike = None, axis: AxisLike =
     array([-1.        ,  0.33333333,  1.        ])
     """
     g, xp = check_array(g, "g")
-    bits = check_bits(bits, "bits", low=1, high=16)
+    bits = _check_bits_fit(bits, g, xp)
     axis = check_axis(axis, g.ndim)
     rng = check_random_state(rng)
     check_finite(g, "g", xp)

@@ -76,3 +76,39 @@ def test_codebook_rounding_extreme_codewords(w, book, expected):
         dist = np.abs(w[:, None] - book[None, :])
     assert round_to_codebook(w, book)[0] == expected
     assert np.abs(round_to_codebook(w, book) - w)[0] == dist.min()
+
+
+def test_stochastic_binarize_refuses_nan_like_binarize():
+    from qtoolkit.rounding import binarize, decode, get, stochastic_binarize
+
+    w = np.array([0.5, np.nan, -0.2])
+    for f in (binarize, lambda x: stochastic_binarize(x, rng=0)):
+        with pytest.raises(ValueError, match="w contains NaN"):
+            f(w)
+    with pytest.raises(ValueError, match="w contains NaN"):
+        get("stochastic_binary", rng=0).encode(w)
+    inf = np.array([np.inf, -np.inf, 0.3])
+    q = stochastic_binarize(inf, rng=0)
+    assert q[0] == 1 and q[1] == -1
+    np.testing.assert_array_equal(decode(get("stochastic_binary", rng=0).encode(inf)), q)
+
+
+@pytest.mark.parametrize("dtype, p", [(np.float16, 11), (np.float32, 24)])
+def test_dorefa_bits_limited_by_the_significand(dtype, p):
+    from qtoolkit.rounding import dorefa_activations, dorefa_gradients, dorefa_weights
+
+    x = np.linspace(0, 1, 4099).astype(dtype)
+    w = (x - 0.5).astype(dtype)
+    for bits in range(1, min(p, 16) + 1):  # every allowed width stays on the grid in [0, 1]
+        a = dorefa_activations(x, bits=bits)
+        assert a.dtype == dtype and a.min() >= 0 and a.max() <= 1
+        assert np.all(np.abs(dorefa_weights(w, bits=bits)) <= 1)
+    if p < 16:
+        for f, arg in ((dorefa_activations, x), (dorefa_weights, w)):
+            with pytest.raises(ValueError, match=f"bits must be at most {p} for float16"):
+                f(arg, bits=p + 1)
+        with pytest.raises(ValueError, match="bits must be at most"):
+            dorefa_gradients(w, bits=p + 1, rng=0)
+        # the limit is where the arithmetic breaks: 2**12 - 1 = 4095 is 4096 in float16
+        assert float(dtype(2**p - 1)) == 2**p - 1
+        assert float(dtype(2 ** (p + 1) - 1)) != 2 ** (p + 1) - 1
