@@ -1,6 +1,7 @@
 """Small real networks for the network tests: a digits MLP (trained here) and a
 transformer-like stack of Linear layers with a NumPy forward pass."""
 
+import json
 import warnings
 
 import numpy as np
@@ -115,3 +116,17 @@ def transformer():
     """(state, tokens, forward) of the transformer-like stack."""
     tokens = np.random.default_rng(1).integers(0, 50, size=(8, 12))
     return make_transformer(), tokens, transformer_inputs
+
+
+def rewrite_checkpoint(path, out, edit):
+    """Copy a packed network file to ``out`` after ``edit(header, tensors)`` (a tampered file)."""
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    with safe_open(str(path), framework="numpy") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    header = json.loads(meta["qtoolkit.network"])
+    tensors = edit(header, tensors) or tensors
+    save_file(tensors, str(out), metadata={"qtoolkit.network": json.dumps(header)})
+    return out

@@ -1,17 +1,14 @@
 """Layer-method records in the packed format: rotations, per-row codebooks, AWQ scales."""
 
-import json
-
 import numpy as np
 import pytest
-from safetensors.numpy import save_file
 
 from qtoolkit import optimize
 from qtoolkit.network import Calibration, CheckpointError, load, quantize
 from qtoolkit.network._methods import Record, dequantize_record, store_layer
 from qtoolkit.optimize import output_error
 
-from .conftest import mlp_inputs
+from .conftest import mlp_inputs, rewrite_checkpoint
 
 
 def _layer_results(W, X):
@@ -161,18 +158,6 @@ def _saved(rng, tmp_path):
     return net.save(tmp_path / "good.safetensors")
 
 
-def _rewrite(path, out, edit):
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="numpy") as f:
-        meta = f.metadata()
-        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-    header = json.loads(meta["qtoolkit.network"])
-    tensors = edit(header, tensors) or tensors
-    save_file(tensors, str(out), metadata={"qtoolkit.network": json.dumps(header)})
-    return out
-
-
 def _flip_block(h, t):
     b = t["t1.block"].copy()
     b[0, 0] += 0.5
@@ -217,6 +202,6 @@ def _drop(key):
 def test_load_rejects_corrupt_layer_records(edit, match, rng, tmp_path):
     good = _saved(rng, tmp_path)
     load(good)  # the untouched file is fine
-    bad = _rewrite(good, tmp_path / "bad.safetensors", edit)
+    bad = rewrite_checkpoint(good, tmp_path / "bad.safetensors", edit)
     with pytest.raises(CheckpointError, match=match):
         load(bad)

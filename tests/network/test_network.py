@@ -14,6 +14,8 @@ from qtoolkit.codebooks import ProductQuantizer, kmeans_1d
 from qtoolkit.network import CheckpointError, QuantizedNetwork, available_methods, load, quantize
 from qtoolkit.optimize import gptq, output_error
 
+from .conftest import rewrite_checkpoint
+
 W4 = [{"match": "*.weight", "method": "uniform", "params": {"bits": 4, "axis": 0}}]
 
 
@@ -366,18 +368,6 @@ def test_report_formats_and_totals(rng):
     assert js["totals"]["n_quantized"] == 2
 
 
-def _corrupt_header(path, out, edit):
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="numpy") as f:
-        meta = f.metadata()
-        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-    header = json.loads(meta["qtoolkit.network"])
-    tensors = edit(header, tensors) or tensors
-    save_file(tensors, str(out), metadata={"qtoolkit.network": json.dumps(header)})
-    return out
-
-
 def _set(path, value):
     def edit(h, t):
         obj = h
@@ -424,7 +414,7 @@ def test_load_rejects_corrupt_files(edit, match, rng, tmp_path):
     ]
     net = quantize(state, recipe, calibration={"a.weight": rng.normal(size=(40, 64))})
     good = net.save(tmp_path / "good.safetensors")
-    bad = _corrupt_header(good, tmp_path / "bad.safetensors", edit)
+    bad = rewrite_checkpoint(good, tmp_path / "bad.safetensors", edit)
     with pytest.raises(CheckpointError, match=match):
         load(bad)
 
