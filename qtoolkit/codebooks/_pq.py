@@ -33,11 +33,16 @@ _SEARCH = register_kernel_family(
 
 
 def check_kmeans_params(est):
-    """Validate the k-means parameters shared by the vector quantizers."""
-    check_int(est.n_clusters, "n_clusters", low=1, high=1 << 16)
+    """Validate the k-means parameters shared by the vector quantizers; return ``n_clusters``.
+
+    The count comes back as a Python ``int``: a NumPy integer (``uint8`` from a
+    config) would overflow in the sizes computed from it.
+    """
+    n_clusters = check_int(est.n_clusters, "n_clusters", low=1, high=1 << 16)
     check_int(est.max_iter, "max_iter", low=1, high=MAX_ITER)
     check_tol(est.tol)
     check_n_threads(est.n_threads)
+    return n_clusters
 
 
 def fit_kmeans(X, n_clusters, init, max_iter, tol, seed, sample_weight=None):

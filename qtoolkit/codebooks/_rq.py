@@ -243,7 +243,7 @@ class ResidualQuantizer(CodesTransformerMixin, TransformerMixin, BaseEstimator):
         X = validate_real_data(self, X, dtype=[np.float64, np.float32], reset=True)
         S = check_int(self.n_stages, "n_stages", low=1, high=1 << 16)
         beam = check_int(self.beam_size, "beam_size", low=1, high=1 << 16)
-        check_kmeans_params(self)
+        K = check_kmeans_params(self)
         if self.init not in ("random", "k-means++"):
             raise ValueError(f"init must be 'random' or 'k-means++', got {self.init!r}")
         n, d = X.shape
@@ -258,7 +258,6 @@ class ResidualQuantizer(CodesTransformerMixin, TransformerMixin, BaseEstimator):
         )
         n_threads = check_n_threads(self.n_threads, work=n // 256)
         rng = check_random_state(self.random_state, "random_state")
-        K = int(self.n_clusters)  # a NumPy integer would overflow in mppc * K
         n_sub = n if mppc is None else min(n, mppc * K)
         sw = None if sample_weight is None else check_weights(sample_weight, (n,))
         books = np.zeros((S, K, d), dtype=X.dtype)
