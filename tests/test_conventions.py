@@ -139,6 +139,14 @@ def test_known_multi_value_results_are_named_tuples():
         rounding.stochastic_round(w, codebook=[-1.0, 0.0, 1.0], rng=0, return_codes=True),
         optimize.lq_quantize(w, np.array([1.0]), return_codes=True),
     ]
+    X = np.random.default_rng(0).standard_normal((64, 4))
+    pq = codebooks.ProductQuantizer(n_subspaces=2, n_clusters=4, random_state=0).fit(X)
+    results.append(pq.search(X[:2], pq.transform(X)))
+    pw = codebooks.ProbabilisticWeights(kind="binary", scale=1.0).fit(np.zeros((4, 2)))
+    results.append(pw.preactivation_moments(np.ones((1, 4))))
+    from qtoolkit import analysis
+
+    results.append(analysis.angle_experiment(np.sign, dims=[8], n_trials=4, rng=0).histogram(3))
     for res in results:
         assert isinstance(res, tuple) and hasattr(res, "_fields"), type(res)
 

@@ -33,6 +33,7 @@ draws the figures that ``qtoolkit reproduce`` regenerates.
 
 from ._experiments import (
     AngleExperiment,
+    AngleHistogram,
     ArcsineExperiment,
     DotProductExperiment,
     RotationExperiment,
@@ -73,6 +74,7 @@ from ._theory import (
 
 __all__ = [
     "AngleExperiment",
+    "AngleHistogram",
     "AngleMoments",
     "ArcsineExperiment",
     "DotProductExperiment",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections import namedtuple
 from collections.abc import Callable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -22,6 +22,7 @@ from ._theory import arcsine_law, expected_angle, expected_cosine, expected_dot_
 
 __all__ = [
     "AngleExperiment",
+    "AngleHistogram",
     "ArcsineExperiment",
     "DotProductExperiment",
     "RotationExperiment",
@@ -32,6 +33,33 @@ __all__ = [
 ]
 
 
+class AngleHistogram(NamedTuple):
+    """Per-dimension histogram of angles, from :meth:`AngleExperiment.histogram`.
+
+    Parameters
+    ----------
+    counts : ndarray of int64, shape (n_dims, bins)
+        Number of trials per bin, per dimension.
+    edges : ndarray of shape (bins + 1,)
+        The common bin edges (degrees or radians, as asked).
+
+    See Also
+    --------
+    AngleExperiment.histogram : the method that returns it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from qtoolkit.analysis import angle_experiment
+    >>> h = angle_experiment(np.sign, dims=[16], n_trials=20, rng=0).histogram(4)
+    >>> h.counts.shape, h.edges.shape
+    ((1, 4), (5,))
+    """
+
+    counts: NDArray[np.int64]
+    edges: NDArray[np.float64]
+
+
 class AngleExperiment(
     namedtuple(
         "AngleExperiment",
@@ -40,7 +68,7 @@ class AngleExperiment(
 ):
     __slots__ = ()
 
-    def histogram(self, bins: int = 40, *, degrees: bool = True) -> tuple[NDArray[np.float64], ...]:
+    def histogram(self, bins: int = 40, *, degrees: bool = True) -> AngleHistogram:
         """Histogram of the angles of every dimension on common bin edges.
 
         Parameters
@@ -52,10 +80,9 @@ class AngleExperiment(
 
         Returns
         -------
-        counts : ndarray of shape (n_dims, bins)
-            Number of trials per bin, per dimension.
-        edges : ndarray of shape (bins + 1,)
-            The bin edges.
+        AngleHistogram
+            ``(counts, edges)``: trials per bin and dimension, shape
+            (n_dims, bins), and the common bin edges, shape (bins + 1,).
 
         Examples
         --------
@@ -72,7 +99,7 @@ class AngleExperiment(
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
         counts = np.stack([np.histogram(row[np.isfinite(row)], bins=edges)[0] for row in a])
-        return counts, edges
+        return AngleHistogram(counts, edges)
 
 
 AngleExperiment.__doc__ = """Distribution of angle(x, q(x)) against the dimension (radians).

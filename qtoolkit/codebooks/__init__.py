@@ -30,8 +30,8 @@ from ._ecsq import EntropyConstrainedQuantizer
 from ._hessian import hessian_importance, hessian_weighted_kmeans
 from ._io import QuantizerFileError, load_quantizer, save_quantizer
 from ._kmeans import KMeans1DResult, KMeans1DRows, KMeansQuantizer, kmeans_1d, kmeans_1d_rows
-from ._pq import ProductQuantizer
-from ._probabilistic import ProbabilisticWeights
+from ._pq import PQSearchResult, ProductQuantizer
+from ._probabilistic import PreactivationMoments, ProbabilisticWeights
 from ._rq import ResidualQuantizer
 from ._soft import SoftQuantizer
 
@@ -40,6 +40,8 @@ __all__ = [
     "KMeans1DResult",
     "KMeans1DRows",
     "KMeansQuantizer",
+    "PQSearchResult",
+    "PreactivationMoments",
     "ProbabilisticWeights",
     "ProductQuantizer",
     "QuantizerFileError",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -22,7 +22,37 @@ from ._common import (
     validate_real_data,
 )
 
-__all__ = ["ProductQuantizer"]
+__all__ = ["PQSearchResult", "ProductQuantizer"]
+
+
+class PQSearchResult(NamedTuple):
+    """Nearest database vectors found by :meth:`ProductQuantizer.search`.
+
+    Parameters
+    ----------
+    distances : ndarray of shape (n_queries, n_neighbors)
+        Approximate (asymmetric) squared distances, ascending along each row.
+    indices : ndarray of int64, shape (n_queries, n_neighbors)
+        Database rows; ties are broken by the lower index.
+
+    See Also
+    --------
+    ProductQuantizer.search : the method that returns it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from qtoolkit.codebooks import ProductQuantizer
+    >>> X = np.random.default_rng(0).standard_normal((200, 8))
+    >>> pq = ProductQuantizer(n_subspaces=2, n_clusters=4, random_state=0).fit(X)
+    >>> res = pq.search(X[:3], pq.transform(X), n_neighbors=2)
+    >>> res.indices.shape, bool(np.all(np.diff(res.distances, axis=1) >= 0))
+    ((3, 2), True)
+    """
+
+    distances: NDArray[Any]
+    indices: NDArray[np.intp]
+
 
 _SEARCH = register_kernel_family(
     "codebooks.pq_search",
@@ -298,9 +328,7 @@ class ProductQuantizer(CodesTransformerMixin, TransformerMixin, BaseEstimator):
             raise ValueError("Q is too large in magnitude: its squared distances overflow")
         return np.maximum(t, 0)
 
-    def search(
-        self, Q: ArrayLike, codes: ArrayLike, n_neighbors: int = 1
-    ) -> tuple[NDArray[Any], ...]:
+    def search(self, Q: ArrayLike, codes: ArrayLike, n_neighbors: int = 1) -> PQSearchResult:
         """Nearest database vectors of each query by asymmetric distance.
 
         Parameters
@@ -314,10 +342,10 @@ class ProductQuantizer(CodesTransformerMixin, TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        distances : ndarray of shape (n_queries, n_neighbors)
-            Approximate squared distances, ascending.
-        indices : ndarray of shape (n_queries, n_neighbors)
-            Database rows; ties are broken by the lower index.
+        PQSearchResult
+            ``(distances, indices)``, each of shape (n_queries, n_neighbors):
+            approximate squared distances, ascending, and the database rows
+            (ties broken by the lower index).
         """
         tables = np.ascontiguousarray(self.adc_tables(Q))
         M, K = self.codebook_.shape[:2]
@@ -328,4 +356,4 @@ class ProductQuantizer(CodesTransformerMixin, TransformerMixin, BaseEstimator):
         dist = np.empty((tables.shape[0], c.shape[0]), dtype=tables.dtype)
         _pq_kernels.adc_scan(tables, c, dist, check_n_threads(self.n_threads, work=c.shape[0]))
         idx = np.argsort(dist, axis=1, kind="stable")[:, :nn]
-        return np.take_along_axis(dist, idx, axis=1), idx
+        return PQSearchResult(np.take_along_axis(dist, idx, axis=1), idx)

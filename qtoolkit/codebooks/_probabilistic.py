@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from scipy.special import log_expit, logit, softmax
@@ -14,7 +14,39 @@ from .._array import check_random_state
 from .._typing import ArrayLike, NDArray, RNGLike
 from ._common import check_tensor
 
-__all__ = ["ProbabilisticWeights"]
+__all__ = ["PreactivationMoments", "ProbabilisticWeights"]
+
+
+class PreactivationMoments(NamedTuple):
+    """Mean and variance of a layer's pre-activations under random weights.
+
+    Returned by :meth:`ProbabilisticWeights.preactivation_moments` (the local
+    reparameterisation trick: the pre-activation of a wide layer is close to
+    Gaussian with these moments).
+
+    Parameters
+    ----------
+    mean : ndarray of shape (n_samples, n_out)
+        :math:`\\sum_i \\mu_i h_i`.
+    var : ndarray of shape (n_samples, n_out)
+        :math:`\\sum_i v_i h_i^2`.
+
+    See Also
+    --------
+    ProbabilisticWeights.preactivation_moments : the method that returns it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from qtoolkit.codebooks import ProbabilisticWeights
+    >>> pw = ProbabilisticWeights(kind="binary", scale=1.0).fit(np.zeros((3, 2)))
+    >>> m = pw.preactivation_moments(np.ones((1, 3)))
+    >>> m.mean, m.var
+    (array([[0., 0.]]), array([[3., 3.]]))
+    """
+
+    mean: NDArray[np.float64]
+    var: NDArray[np.float64]
 
 
 class ProbabilisticWeights(BaseEstimator):
@@ -215,7 +247,7 @@ class ProbabilisticWeights(BaseEstimator):
         idx = np.minimum((u >= cdf).sum(axis=-1), cdf.shape[-1] - 1)
         return self.codebook_[idx]
 
-    def preactivation_moments(self, h: ArrayLike) -> tuple[NDArray[np.float64], ...]:
+    def preactivation_moments(self, h: ArrayLike) -> PreactivationMoments:
         """Mean and variance of the pre-activations ``h @ W`` (local reparameterisation).
 
         Parameters
@@ -225,10 +257,9 @@ class ProbabilisticWeights(BaseEstimator):
 
         Returns
         -------
-        mean : ndarray of shape (n_samples, n_out)
-            :math:`\\sum_i \\mu_i h_i`.
-        var : ndarray of shape (n_samples, n_out)
-            :math:`\\sum_i v_i h_i^2`.
+        PreactivationMoments
+            ``(mean, var)``, each of shape (n_samples, n_out):
+            :math:`\\sum_i \\mu_i h_i` and :math:`\\sum_i v_i h_i^2`.
         """
         check_is_fitted(self, "logits_")
         shape = self.logits_.shape[:-1]
@@ -240,4 +271,4 @@ class ProbabilisticWeights(BaseEstimator):
         x = check_tensor(h, "h").astype(np.float64)
         if x.ndim != 2 or x.shape[1] != shape[0]:
             raise ValueError(f"h must have shape (n_samples, {shape[0]}), got {x.shape}")
-        return x @ self.mean(), (x * x) @ self.var()
+        return PreactivationMoments(x @ self.mean(), (x * x) @ self.var())

@@ -24,12 +24,13 @@ these messages through ``torch.distributed`` as a DistributedDataParallel
 communication hook.
 """
 
-from ._ddp import ddp_comm_hook
+from ._ddp import DDPCommHook, ddp_comm_hook
 from ._qsgd import QSGDCompressor, qsgd
 from ._sign import SignErrorFeedback, scaled_sign
 from ._terngrad import TernGradCompressor, terngrad
 
 __all__ = [
+    "DDPCommHook",
     "QSGDCompressor",
     "SignErrorFeedback",
     "TernGradCompressor",

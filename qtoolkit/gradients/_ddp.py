@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -87,12 +87,39 @@ def _exchange(state, index, flat, torch, dist):
     return torch.from_numpy(mean).to(dtype=flat.dtype, device=flat.device)
 
 
+class DDPCommHook(NamedTuple):
+    """A communication hook and its state, from :func:`ddp_comm_hook`.
+
+    Parameters
+    ----------
+    hook : callable
+        ``hook(state, bucket) -> torch.futures.Future``.
+    state : object
+        The hook state (byte counts, per-bucket compressors, received messages).
+
+    See Also
+    --------
+    ddp_comm_hook : the function that returns it; pass both to
+        ``DistributedDataParallel.register_comm_hook(state, hook)``.
+
+    Examples
+    --------
+    >>> from qtoolkit.gradients import QSGDCompressor, ddp_comm_hook
+    >>> res = ddp_comm_hook(QSGDCompressor(n_levels=16, bucket_size=512, rng=0))
+    >>> res.state.steps_
+    0
+    """
+
+    hook: Any
+    state: Any
+
+
 def ddp_comm_hook(
     compressor: QSGDCompressor | TernGradCompressor | SignErrorFeedback,
     *,
     process_group: Any = None,
     keep_received: bool = False,
-) -> tuple[Any, ...]:
+) -> DDPCommHook:
     r"""A DistributedDataParallel communication hook that sends compressed gradients.
 
     Parameters
@@ -133,6 +160,7 @@ def ddp_comm_hook(
 
     See Also
     --------
+    DDPCommHook : the named pair ``(hook, state)`` returned.
     QSGDCompressor, TernGradCompressor, SignErrorFeedback
 
     Notes
@@ -200,4 +228,4 @@ def ddp_comm_hook(
         fut.set_result(out)
         return fut
 
-    return hook, state
+    return DDPCommHook(hook, state)

@@ -30,6 +30,7 @@ PUBLIC = [
     "arcsine_experiment",
     "rotation_experiment",
     "AngleExperiment",
+    "AngleHistogram",
     "DotProductExperiment",
     "ArcsineExperiment",
     "RotationExperiment",

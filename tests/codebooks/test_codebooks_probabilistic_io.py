@@ -33,6 +33,8 @@ def test_public_api_is_pinned():
             "KMeans1DResult",
             "KMeans1DRows",
             "KMeansQuantizer",
+            "PQSearchResult",
+            "PreactivationMoments",
             "ProbabilisticWeights",
             "ProductQuantizer",
             "QuantizerFileError",

@@ -97,3 +97,11 @@ def test_hook_rejects_other_compressors():
         ddp_comm_hook(object())
     with pytest.raises(TypeError, match="keep_received"):
         ddp_comm_hook(QSGDCompressor(), keep_received=1)
+
+
+def test_hook_and_state_come_as_a_named_pair():
+    res = ddp_comm_hook(QSGDCompressor(n_levels=4, bucket_size=64, rng=0))
+    hook, state = res
+    assert res._fields == ("hook", "state")
+    assert res.hook is hook and res.state is state and callable(hook)
+    assert state.bytes_per_step_ == 0 and state.steps_ == 0

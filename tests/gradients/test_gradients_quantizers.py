@@ -19,6 +19,7 @@ from qtoolkit.gradients import (
 
 def test_public_api_pinned():
     assert qg.__all__ == [
+        "DDPCommHook",
         "QSGDCompressor",
         "SignErrorFeedback",
         "TernGradCompressor",
