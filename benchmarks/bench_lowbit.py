@@ -6,6 +6,7 @@ Usage::
     python benchmarks/bench_lowbit.py gemv                # 1 x 4096 x 4096, and beyond L3
     python benchmarks/bench_lowbit.py roofline            # in-cache micro-kernel rates
     python benchmarks/bench_lowbit.py bitserial --size 2048   # k <= 2: bit-serial vs unpack
+    python benchmarks/bench_lowbit.py lut --size 4096         # k <= 2: table lookup vs unpack
     python benchmarks/bench_lowbit.py conv   # binary 3x3 Conv2d, 256 -> 256, 14 x 14, batch 8
     python benchmarks/bench_lowbit.py conv --rounds 9 --threads 1 2
 
@@ -25,6 +26,14 @@ popcounts are timed as k * 8 calls of :func:`xnor_gemm` (our fastest popcount
 GEMM) on the planes, a lower bound of any bit-serial kernel (the packing of the
 planes and the combination are not timed); the combination is checked exactly
 against ``lowbit_gemm_int`` once.
+
+``lut`` measures the other candidate for k <= 2: a table-lookup product (T-MAC
+style: per quad of activations a 16-entry int16 table of partial sums, looked up
+with ``vpshufb`` on its low and high bytes, exact), written in
+``benchmarks/_tmac_lut.c`` and compiled here at run time, against the unpack
+kernels, for one activation row (GEMV) and for several; both are checked
+exactly against each other and against an int64 product first. Cap the level
+with ``QTOOLKIT_SIMD=avx2`` to compare with the AVX2 unpack kernel.
 
 ``conv`` times :class:`qtoolkit.nn.Conv2d` with binary weights and binary
 activations (sign; XNOR-Net) against the same convolution in float32 done as
@@ -574,6 +583,131 @@ def bitserial_main(args):
         print(f"{bits}-bit x int8: bit-serial / unpack time = {1 / r:.2f} -> {faster} is faster")
 
 
+def _build_lut_kernel():
+    """Compile benchmarks/_tmac_lut.c (the table-lookup candidate) and load it with ctypes."""
+    import ctypes
+    import subprocess
+    import sysconfig
+    import tempfile
+
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_tmac_lut.c")
+    out = os.path.join(tempfile.mkdtemp(prefix="qtoolkit-lut-"), "tmac_lut.so")
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    subprocess.run([cc, "-O3", "-mavx2", "-shared", "-fPIC", src, "-o", out], check=True)
+    lib = ctypes.CDLL(out)
+    p = ctypes.c_void_p
+    lib.tmac_pack.argtypes = [p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int, p]
+    lib.tmac_gemm.argtypes = [
+        p,
+        ctypes.c_size_t,
+        ctypes.c_size_t,
+        ctypes.c_int,
+        p,
+        ctypes.c_size_t,
+        p,
+    ]
+    lib.tmac_gemm.restype = ctypes.c_int
+    return lib
+
+
+class _LutWeights:
+    """Codes (N, K) packed for the table-lookup kernel; ``matmul(a)`` is the exact int32 product."""
+
+    def __init__(self, lib, codes, bits):
+        self.lib, self.bits = lib, bits
+        self.n, self.k = codes.shape
+        codes = np.ascontiguousarray(codes, dtype=np.uint8)
+        size = -(-self.n // 32) * -(-self.k // 8) * bits * 32
+        self.packed = np.zeros(size, np.uint8)
+        lib.tmac_pack(codes.ctypes.data, self.n, self.k, bits, self.packed.ctypes.data)
+
+    def matmul(self, a):
+        a = np.ascontiguousarray(a, dtype=np.int8)
+        out = np.empty((a.shape[0], self.n), np.int32)
+        rc = self.lib.tmac_gemm(
+            self.packed.ctypes.data,
+            self.n,
+            self.k,
+            self.bits,
+            a.ctypes.data,
+            a.shape[0],
+            out.ctypes.data,
+        )
+        if rc != 0:
+            raise MemoryError("table-lookup kernel: allocation failed")
+        return out
+
+
+def lut_main(args):
+    if get_simd_level() not in ("avx2", "avx512"):
+        print(f"# lut: the table-lookup candidate is AVX2 code; this CPU runs {get_simd_level()}")
+        return
+    lib = _build_lut_kernel()
+    rng = np.random.default_rng(5)
+    one = thread_limiter(1)
+    # exactness first (untimed): odd sizes and the extremes of int8
+    for bits in (1, 2):
+        for n, k, m in ((37, 203, 3), (64, 4096, 2), (1, 9, 1)):
+            u = rng.integers(0, 1 << bits, size=(n, k)).astype(np.uint8)
+            a = rng.choice(np.array([-128, 127, -1, 0, 1], np.int8), size=(m, k))
+            ref = a.astype(np.int64) @ u.astype(np.int64).T
+            got = _LutWeights(lib, u, bits).matmul(a)
+            assert np.array_equal(got, ref), f"table-lookup kernel wrong at bits={bits} {n, k, m}"
+    n = k = args.size
+    methods, macs = [], {}
+    for m in args.rows:
+        codes = rng.integers(-127, 128, size=(m, k)).astype(np.int8)
+        qact = QuantizedActivations(codes, np.ones(m, np.float32), np.zeros(m, np.int32))
+        for bits in (1, 2):
+            u = rng.integers(0, 1 << bits, size=(n, k)).astype(np.uint8)
+            w = pack_weights(u, bits, scales=1.0)
+            lw = _LutWeights(lib, u, bits)
+            ref = lowbit_gemm_int(qact, w, n_threads=1)[:, :, 0]
+            # the unpack kernel's integer result, made unsigned-code form: sum_k a u
+            zz = np.asarray(w.zero_points, np.int64)[:, 0]
+            assert np.array_equal(
+                lw.matmul(codes).astype(np.int64)
+                - zz[None, :] * codes.sum(1, dtype=np.int64)[:, None],
+                ref,
+            ), "table-lookup and unpack kernels disagree"
+            methods.append(
+                (f"unpack{bits}[{m}]", lambda w=w, q=qact: lowbit_gemm_int(q, w, n_threads=1), one)
+            )
+            methods.append((f"lut{bits}[{m}]", lambda lw=lw, c=codes: lw.matmul(c), one))
+            macs[m] = m * n * k
+    times = interleaved(methods, rounds=args.rounds)
+    _header(
+        f"k <= 2 bits x int8: unpack-to-int8 vs table lookup (T-MAC style), N = K = {n}",
+        f"1 thread; median of {args.rounds} interleaved rounds; both exact int32; table lookup: "
+        "16-entry int16 tables per quad of activations, vpshufb on the low and high bytes "
+        "(benchmarks/_tmac_lut.c, built here with -O3 -mavx2)",
+    )
+    rows = []
+    for m in args.rows:
+        for bits in (1, 2):
+            for nm, lab in (
+                (f"unpack{bits}[{m}]", "unpack to int8 (lowbit_gemm_int)"),
+                (f"lut{bits}[{m}]", "table lookup"),
+            ):
+                t = median(times[nm])
+                rows.append(
+                    [
+                        f"M = {m}, {bits}-bit: {lab}",
+                        f"{t * 1e3:.2f}",
+                        f"{macs[m] / t / 1e9:.0f}",
+                        f"{ratio(times, f'unpack{bits}[{m}]', nm):.2f}",
+                    ]
+                )
+    print(markdown_table(["method", "ms", "GMAC/s", "speed-up vs unpack"], rows))
+    for m in args.rows:
+        for bits in (1, 2):
+            r = ratio(times, f"unpack{bits}[{m}]", f"lut{bits}[{m}]")
+            faster = "table lookup" if r > 1 else "unpack-to-int8"
+            print(
+                f"M = {m}, {bits}-bit x int8: unpack / lookup time = {r:.2f} -> {faster} is faster"
+            )
+
+
 def roofline_main(args):
     import time
 
@@ -631,6 +765,11 @@ def main(argv=None):
     serial.add_argument("--size", type=int, default=2048)
     serial.add_argument("--rounds", type=int, default=3)
     serial.set_defaults(run=bitserial_main)
+    lut = sub.add_parser("lut", help="k <= 2 bits: table lookup (T-MAC style) vs unpack")
+    lut.add_argument("--size", type=int, default=4096)
+    lut.add_argument("--rows", type=int, nargs="+", default=[1, 64])
+    lut.add_argument("--rounds", type=int, default=7)
+    lut.set_defaults(run=lut_main)
     args = parser.parse_args(argv)
     args.run(args)
 
