@@ -28,6 +28,8 @@ cdef extern from "qt_lowbit_all.h" nogil:
         const float *sa
         int asym
     int qt_lb_openmp_enabled()
+    int qt_lb_amx_available()
+    void qt_lb_set_amx(int enabled)
     const char *qt_lb_kernel_name(int level)
     const char *qt_tern_kernel_name(int level)
     void qt_lb_pack_weights(const uint8_t *u, size_t n, size_t k, size_t ldu, int bits,
@@ -49,6 +51,16 @@ cdef extern from "qt_lowbit_all.h" nogil:
 def openmp_enabled():
     """True if the low-bit drivers were built with OpenMP threads."""
     return bool(qt_lb_openmp_enabled())
+
+
+def amx_available():
+    """True if products of 16 rows or more run on the AMX tile unit at the avx512 level."""
+    return bool(qt_lb_amx_available())
+
+
+def set_amx(bint enabled):
+    """Let (True, the default) or stop (False) the avx512 level using AMX; for tests."""
+    qt_lb_set_amx(enabled)
 
 
 def kernel_names(int level):

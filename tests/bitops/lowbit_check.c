@@ -45,8 +45,12 @@ static int check_lowbit(uint64_t *seed, size_t m, size_t n, size_t k, int bits, 
     qt_lb_pack_weights(u, n, k, k, bits, wp);
     qt_lb_weights w = {wp, scale, zz, wsum, lut ? lutb : NULL, n, k, nsb, spg, G, bits, mul};
     qt_lb_acts x = {a, lda, sums, za, sa, asym};
-    for (int level = 0; level < QT_N_LEVELS; ++level) {
+    for (int run = 0; run < QT_N_LEVELS + 1; ++run) {
+        /* the last run is the avx512 level again with the AMX driver switched off */
+        const int level = run < QT_N_LEVELS ? run : QT_LEVEL_AVX512;
         if (qt_lb_kernel_name(level) == NULL) continue;
+        if (run == QT_N_LEVELS && !qt_lb_amx_available()) continue;
+        qt_lb_set_amx(run < QT_N_LEVELS);
         for (int t = 1; t <= 2; ++t) {
             memset(gout, 0x55, m * n * G * 4);
             qt_lb_gemm(&w, &x, m, NULL, 0, gout, level, t);
@@ -88,6 +92,7 @@ static int check_lowbit(uint64_t *seed, size_t m, size_t n, size_t k, int bits, 
                 }
         }
     }
+    qt_lb_set_amx(1);
     free(u); free(wp); free(a); free(scale); free(zz); free(wsum); free(sums); free(za); free(gout); free(out); free(sa);
     return bad;
 }
@@ -130,7 +135,10 @@ int main(void)
 {
     uint64_t seed = 88172645463325252ULL;
     int bad = 0, runs = 0;
-    const size_t shapes[][3] = {{1, 1, 1}, {1, 33, 100}, {3, 5, 31}, {7, 40, 64}, {13, 65, 200}, {2, 31, 257}, {9, 64, 128}};
+    /* M >= 16 reaches the AMX driver where the CPU has it: full and partial 32-row tiles,
+     * odd superblock counts (K = 200, 257) at every group size */
+    const size_t shapes[][3] = {{1, 1, 1}, {1, 33, 100}, {3, 5, 31}, {7, 40, 64}, {13, 65, 200}, {2, 31, 257}, {9, 64, 128},
+                                {16, 33, 100}, {33, 40, 200}, {64, 65, 257}, {47, 32, 64}};
     const int widths[] = {1, 2, 3, 4, 8};
     const size_t groups[] = {0, 32, 64, 128};
     for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); ++s)
@@ -148,6 +156,7 @@ int main(void)
     for (int l = 0; l < QT_N_LEVELS; ++l) if (qt_lb_kernel_name(l)) printf(" %s=%s", qt_level_name(l), qt_lb_kernel_name(l));
     printf("\nternary kernels:");
     for (int l = 0; l < QT_N_LEVELS; ++l) if (qt_tern_kernel_name(l)) printf(" %s=%s", qt_level_name(l), qt_tern_kernel_name(l));
+    printf("\namx: %s", qt_lb_amx_available() ? "on" : "off");
     printf("\n%d runs, %d mismatches\n", runs, bad);
     return bad != 0;
 }

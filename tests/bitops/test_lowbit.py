@@ -273,6 +273,75 @@ def test_lowbit_matmul_float_every_level(kind, bits, group_size):
             assert np.all(np.abs(results[0] - x @ w.dequantize().T) <= bound + 1e-4)
 
 
+# ----------------------------------------------------------------------------- 16 rows and more
+# (at the avx512 level these run the AMX driver where the CPU has AMX-INT8: 32-row tiles,
+# partial tiles, odd superblock counts; each is also run with AMX switched off)
+TALL_SHAPES = [(16, 33, 100), (33, 40, 200), (47, 32, 64), (64, 65, 257)]
+
+
+def _tall_variants():
+    from qtoolkit.bitops import _lowbit
+
+    for level in LEVELS:
+        yield level, True
+        if level == "avx512" and _lowbit.amx_available():
+            yield level, False
+
+
+def _run(level, amx, fn, *args, **kwargs):
+    from qtoolkit.bitops import _lowbit
+
+    _lowbit.set_amx(amx)
+    try:
+        with simd_level(level):
+            return fn(*args, **kwargs)
+    finally:
+        _lowbit.set_amx(True)
+
+
+@pytest.mark.parametrize("group_size", GROUPS, ids=lambda g: f"g{g}")
+@pytest.mark.parametrize(
+    "kind,bits",
+    [("uniform", b) for b in LOWBIT_BITS] + [("ternary", 2), ("binary", 1), ("codebook", 4)],
+)
+def test_tall_products_int_exact_every_level_and_amx(kind, bits, group_size):
+    rng = np.random.default_rng(bits * 31 + (group_size or 3) + len(kind))
+    for m, n, k in TALL_SHAPES:
+        w = make_weights(kind, rng, n, k, bits, group_size)
+        for asym in (False, True):
+            a = random_acts(rng, m, k, asym)
+            ref = ref_gemm_int(a.codes, a.zero_points, w)
+            for level, amx in _tall_variants():
+                for threads in (1, 2):
+                    got = _run(level, amx, lowbit_gemm_int, a, w, n_threads=threads)
+                    np.testing.assert_array_equal(
+                        got, ref, err_msg=f"{kind} {level} amx={amx} t={threads} {m, n, k}"
+                    )
+
+
+@pytest.mark.parametrize("group_size", [None, 32, 64, 128], ids=lambda g: f"g{g}")
+@pytest.mark.parametrize("kind,bits", [("uniform", 4), ("uniform", 2), ("ternary", 2)])
+def test_tall_products_float_amx_equals_vnni(kind, bits, group_size):
+    from qtoolkit.bitops import _lowbit
+
+    if not _lowbit.amx_available():
+        pytest.skip("this CPU (or OS) gives no AMX-INT8 tiles")
+    rng = np.random.default_rng(19)
+    for m, n, k in TALL_SHAPES:
+        w = make_weights(kind, rng, n, k, bits, group_size)
+        x = rng.standard_normal((m, k)).astype(np.float32)
+        for symmetric in (True, False):
+            ref, mag = float_reference(x, w, symmetric)
+            ys = [
+                _run("avx512", amx, lowbit_matmul, x, w, symmetric=symmetric, n_threads=t)
+                for amx in (True, False)
+                for t in (1, 2)
+            ]
+            assert np.all(np.abs(ys[0] - ref) <= 4e-7 * (w.n_groups + 2) * mag + 1e-30)
+            for y in ys[1:]:  # the same epilogue: bit for bit the VNNI kernel's result
+                np.testing.assert_array_equal(y, ys[0])
+
+
 def test_lowbit_matmul_gemv_large_and_out():
     rng = np.random.default_rng(3)
     w = make_weights("uniform", rng, 1000, 3000, 2, 128)

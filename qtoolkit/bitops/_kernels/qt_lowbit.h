@@ -19,6 +19,7 @@
 #include "qt_lowbit_avx2.h"
 #include "qt_lowbit_avx512.h"
 #include "qt_lowbit_neon.h"
+#include "qt_lowbit_amx.h"
 
 #ifdef QT_HAVE_OPENMP
 #include <omp.h>
@@ -57,6 +58,10 @@ static qt_lb_kernel_fn qt_lb_select(int level, int *mr, const char **name)
     if (level == QT_LEVEL_AVX512 && qt_lb_has_vnni()) {
         *mr = QT_LB_VNNI_MR;
         *name = "avx512-vnni";
+#ifdef QT_LB_HAVE_AMX
+        /* products of QT_LB_AMX_MIN_M rows or more run the AMX driver (qt_lowbit_amx.h) */
+        if (qt_lb_amx_enabled && qt_lb_amx_usable()) *name = "avx512-vnni+amx";
+#endif
         return qt_lb_kernel_vnni;
     }
     if (level == QT_LEVEL_AVX512 || level == QT_LEVEL_AVX2) {
@@ -78,6 +83,26 @@ static qt_lb_kernel_fn qt_lb_select(int level, int *mr, const char **name)
         return qt_lb_kernel_scalar;
     }
     return NULL;
+}
+
+/* AMX: 1 if the avx512 level runs products of QT_LB_AMX_MIN_M rows or more on the tile
+ * unit; qt_lb_set_amx(0) sends them to the VNNI kernel instead (for tests). */
+static int qt_lb_amx_available(void)
+{
+#ifdef QT_LB_HAVE_AMX
+    return qt_cpu_has(QT_LEVEL_AVX512) && qt_lb_has_vnni() && qt_lb_amx_usable();
+#else
+    return 0;
+#endif
+}
+
+static void qt_lb_set_amx(int enabled)
+{
+#ifdef QT_LB_HAVE_AMX
+    qt_lb_amx_enabled = enabled ? 1 : 0;
+#else
+    (void)enabled;
+#endif
 }
 
 /* 1 if the low-bit drivers were built with OpenMP threads. */
@@ -230,6 +255,11 @@ static int qt_lb_gemm(const qt_lb_weights *w, const qt_lb_acts *x, size_t m, flo
     if (kernel == NULL) return -2;
     const size_t n = w->n, G = w->n_groups, MR = (size_t)MRi;
     if (m == 0 || n == 0) return 0;
+#ifdef QT_LB_HAVE_AMX
+    if (level == QT_LEVEL_AVX512 && kernel == qt_lb_kernel_vnni && qt_lb_amx_active(m) &&
+        qt_lb_gemm_amx(w, x, m, out, ldo, gout, n_threads) == 0)
+        return 0; /* (on a failed allocation the VNNI path below does the product) */
+#endif
     const size_t npan = (n + QT_LB_NR - 1) / QT_LB_NR;
     size_t mc = QT_LB_A_BLOCK_BYTES / (x->lda ? x->lda : 1);
     mc = mc < MR ? MR : mc / MR * MR;

@@ -1,0 +1,287 @@
+/* AMX (Intel Advanced Matrix Extensions, AMX-INT8) driver for k-bit weights x int8
+ * activations, used at the avx512 level when the CPU and the OS allow the tile
+ * registers and the product has at least QT_LB_AMX_MIN_M rows.
+ *
+ * The packed layout of qt_lowbit_common.h already is the tile layout of the second
+ * operand of TDPBSUD: the unpacked quad vector U_q of a superblock half (16 columns
+ * x 4 K values, 64 bytes) is row q of a B tile. For each weight panel (32 columns)
+ * the driver unpacks every superblock once into a per-thread buffer
+ *
+ *     buf[h][s][q][64] = U_q of superblock s, half h     (s < nsb + 1; the extra
+ *                                                           superblock is zero)
+ *
+ * and then, for 32 activation rows at a time, accumulates four 16 x 16 int32 tiles
+ * (2 row tiles x 2 column halves) over each group with TDPBSUD (signed activations
+ * times unsigned codes, exact int32 sums: |D| <= K * 255 * 128 < 2^31 for K < 65536),
+ * K = 64 per step (32 for groups of one superblock). A group of an odd number of
+ * superblocks ends on a step whose second half meets the zero superblock of the
+ * buffer; its activation bytes are read from the next superblock of the row, which
+ * the last row block makes valid by copying its rows into a padded buffer. The tiles
+ * are stored to a 32 x 32 int32 block and turned into the exact signed products G
+ * (and, in float mode, scaled and summed over the groups) by the AVX-512 epilogue.
+ *
+ * The result is bit for bit the one of the other kernels (the int32 sums are exact). */
+#ifndef QT_LOWBIT_AMX_H
+#define QT_LOWBIT_AMX_H
+
+#include "qt_lowbit_common.h"
+
+#if defined(QT_X86) && !defined(QT_LB_NO_IMMINTRIN) && defined(__linux__)
+#define QT_LB_HAVE_AMX 1
+#include <immintrin.h>
+#include <sys/syscall.h>
+/* (declared here: <unistd.h> hides it under strict -std=c11) */
+extern long syscall(long number, ...);
+
+#ifdef QT_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+#define QT_LB_AMX_MIN_M 16
+#define QT_LB_AMX_MR 32
+#define QT_LB_AMX_TARGET \
+    __attribute__((target("avx512f,avx512bw,avx512vnni,amx-tile,amx-int8")))
+
+/* -1: not probed; 0: unusable; 1: usable. qt_lb_amx_enabled: the switch the tests flip. */
+static int qt_lb_amx_state = -1;
+static int qt_lb_amx_enabled = 1;
+
+/* CPUID leaf 7: AMX-TILE (EDX bit 24), AMX-INT8 (EDX bit 25); XCR0 bits 17 and 18 (the
+ * OS saves the tile state); then the Linux permission for the tile data (arch_prctl
+ * ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA, once per process). */
+static int qt_lb_amx_usable(void)
+{
+    if (qt_lb_amx_state >= 0) return qt_lb_amx_state;
+    int ok = 0;
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    __asm__ __volatile__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(0), "c"(0));
+    if (a >= 7) {
+        __asm__ __volatile__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(7), "c"(0));
+        const unsigned edx7 = d;
+        __asm__ __volatile__("cpuid" : "=a"(a), "=b"(b), "=c"(c), "=d"(d) : "a"(1), "c"(0));
+        const int osxsave = (c >> 27) & 1;
+        if (((edx7 >> 24) & 1) && ((edx7 >> 25) & 1) && osxsave) {
+            unsigned lo, hi;
+            __asm__ __volatile__("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+            const unsigned long long xcr0 = ((unsigned long long)hi << 32) | lo;
+            if (((xcr0 >> 17) & 3) == 3 && ((xcr0 >> 5) & 7) == 7) {
+                /* ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 */
+                ok = syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+            }
+        }
+    }
+    qt_lb_amx_state = ok;
+    return ok;
+}
+
+/* 1 if the AMX driver would run a product of m rows now. */
+static int qt_lb_amx_active(size_t m)
+{
+    return qt_lb_amx_enabled && m >= QT_LB_AMX_MIN_M && qt_lb_amx_usable();
+}
+
+typedef struct {
+    uint8_t palette_id, start_row;
+    uint8_t reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} qt_lb_amx_config;
+
+/* tiles 0-3: C (rows 0-15 / 16-31 x columns 0-15 / 16-31); 4, 5: A; 6, 7: B */
+QT_LB_AMX_TARGET static void qt_lb_amx_configure(int kbytes)
+{
+    qt_lb_amx_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette_id = 1;
+    for (int t = 0; t < 4; ++t) { cfg.rows[t] = 16; cfg.colsb[t] = 64; }
+    for (int t = 4; t < 6; ++t) { cfg.rows[t] = 16; cfg.colsb[t] = (uint16_t)kbytes; }
+    for (int t = 6; t < 8; ++t) { cfg.rows[t] = (uint8_t)(kbytes / 4); cfg.colsb[t] = 64; }
+    _tile_loadconfig(&cfg);
+}
+
+/* Unpack panel p into buf (layout above); the extra superblock stays zero. */
+QT_LB_AMX_TARGET static void qt_lb_amx_unpack_panel(const qt_lb_weights *w, size_t p,
+                                                    uint8_t *buf)
+{
+    const size_t nsb = w->nsb, vb = 64 * (size_t)w->bits;
+    const uint8_t *panel = w->w + p * nsb * 2 * vb;
+    const int lut = w->lut != NULL;
+    __m512i table = _mm512_setzero_si512();
+    if (lut) table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)w->lut));
+    for (int h = 0; h < 2; ++h)
+        for (size_t s = 0; s < nsb; ++s) {
+            const uint8_t *v = panel + (s * 2 + (size_t)h) * vb;
+            uint8_t *dst = buf + (((size_t)h * (nsb + 1) + s) * 8) * 64;
+            switch (w->bits) {
+#define QT_LB_AMX_UNPACK(BITS)                                                              \
+    for (int q = 0; q < 8; ++q)                                                             \
+        _mm512_storeu_si512((void *)(dst + 64 * q), qt_lb_vnni_unpack(v, BITS, q, lut, table)); \
+    break;
+            case 1: QT_LB_AMX_UNPACK(1)
+            case 2: QT_LB_AMX_UNPACK(2)
+            case 3: QT_LB_AMX_UNPACK(3)
+            case 4: QT_LB_AMX_UNPACK(4)
+            default: QT_LB_AMX_UNPACK(8)
+#undef QT_LB_AMX_UNPACK
+            }
+        }
+}
+
+/* Epilogue of one group for a 32 x 32 block d (row stride 32): tile += scale * G. */
+QT_LB_AMX_TARGET static void qt_lb_amx_store_float(const qt_lb_weights *w, size_t p, size_t g,
+                                                   int mr, const int32_t *d,
+                                                   const int32_t *sums, const int32_t *za,
+                                                   int asym, float *tile)
+{
+    const size_t G = w->n_groups, off = (p * G + g) * QT_LB_NR;
+    for (int j = 0; j < 2; ++j) {
+        const __m512 sc = _mm512_loadu_ps(w->scale + off + 16 * j);
+        const __m512i zz = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(w->zz + off + 16 * j)));
+        const __m512i ws = _mm512_loadu_si512((const void *)(w->wsum + off + 16 * j));
+        for (int i = 0; i < mr; ++i) {
+            __m512i t = _mm512_loadu_si512((const void *)(d + i * QT_LB_NR + 16 * j));
+            if (w->mul == 2) t = _mm512_add_epi32(t, t);
+            t = _mm512_sub_epi32(t, _mm512_mullo_epi32(zz, _mm512_set1_epi32(sums[(size_t)i * G + g])));
+            if (asym) t = _mm512_sub_epi32(t, _mm512_mullo_epi32(ws, _mm512_set1_epi32(za[i])));
+            float *tr = tile + i * QT_LB_NR + 16 * j;
+            _mm512_storeu_ps(tr, _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(t), _mm512_loadu_ps(tr)));
+        }
+    }
+}
+
+/* 32 rows (a, row stride lda) x panel p: every group through the tiles, then the
+ * epilogue (float tile, or gout in integer mode). */
+QT_LB_AMX_TARGET static void qt_lb_amx_block(const qt_lb_weights *w, size_t p, int mr,
+                                             const uint8_t *buf, int kstep, const int8_t *a,
+                                             size_t lda, const int32_t *sums, const int32_t *za,
+                                             int asym, float *tile, int32_t *gout, size_t ldg,
+                                             size_t ncols)
+{
+    const size_t G = w->n_groups, nsb = w->nsb;
+    const size_t sstep = (size_t)kstep / QT_LB_SB;
+    const uint8_t *b0 = buf, *b1 = buf + (nsb + 1) * 8 * 64;
+    int32_t d[QT_LB_AMX_MR * QT_LB_NR];
+    if (gout == NULL) memset(tile, 0, sizeof(float) * QT_LB_AMX_MR * QT_LB_NR);
+    for (size_t g = 0; g < G; ++g) {
+        size_t s0, s1;
+        qt_lb_group_range(w, g, &s0, &s1);
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+        for (size_t s = s0; s < s1; s += sstep) {
+            const int8_t *as = a + s * QT_LB_SB;
+            _tile_loadd(4, as, (long)lda);
+            _tile_loadd(5, as + 16 * lda, (long)lda);
+            _tile_loadd(6, b0 + s * 512, 64);
+            _tile_loadd(7, b1 + s * 512, 64);
+            _tile_dpbsud(0, 4, 6);
+            _tile_dpbsud(1, 4, 7);
+            _tile_dpbsud(2, 5, 6);
+            _tile_dpbsud(3, 5, 7);
+        }
+        _tile_stored(0, d, 4 * QT_LB_NR);
+        _tile_stored(1, d + 16, 4 * QT_LB_NR);
+        _tile_stored(2, d + 16 * QT_LB_NR, 4 * QT_LB_NR);
+        _tile_stored(3, d + 16 * QT_LB_NR + 16, 4 * QT_LB_NR);
+        if (gout != NULL)
+            qt_lb_store_int(w, p, g, mr, d, sums, za, gout, ldg, ncols);
+        else
+            qt_lb_amx_store_float(w, p, g, mr, d, sums, za, asym, tile);
+    }
+}
+
+/* The whole product with AMX (same contract as qt_lb_gemm). Returns 0, or -1 when a
+ * work buffer cannot be allocated. */
+QT_LB_AMX_TARGET static int qt_lb_gemm_amx(const qt_lb_weights *w, const qt_lb_acts *x,
+                                           size_t m, float *out, size_t ldo, int32_t *gout,
+                                           int n_threads)
+{
+    const size_t n = w->n, G = w->n_groups, nsb = w->nsb, MR = QT_LB_AMX_MR;
+    const size_t npan = (n + QT_LB_NR - 1) / QT_LB_NR, lda = x->lda;
+    /* K = 64 per step unless a group that is not the last could end on an odd superblock */
+    const int kstep = (w->sb_per_group % 2 == 0 || G == 1) ? 64 : 32;
+    /* row blocks: a multiple of 32 rows, about 1 MiB of activations (L2) */
+    size_t mc = ((size_t)1 << 20) / (lda ? lda : 1);
+    mc = mc < MR ? MR : mc / MR * MR;
+    if (mc > m) mc = (m + MR - 1) / MR * MR;
+    const size_t mblocks = (m + mc - 1) / mc;
+    int nt = n_threads < 1 ? 1 : n_threads;
+    size_t nchunks = (4 * (size_t)nt + mblocks - 1) / mblocks;
+    if (nt == 1) nchunks = 1;
+    if (nchunks > npan) nchunks = npan;
+    const size_t ppc = (npan + nchunks - 1) / nchunks;
+    nchunks = (npan + ppc - 1) / ppc;
+    const size_t items = mblocks * nchunks;
+    if ((size_t)nt > items) nt = (int)items;
+    const size_t ldg = n * G;
+    const size_t bufbytes = 2 * (nsb + 1) * 8 * 64;
+    /* the rows of the last, partial or odd-ended, 32-row tile: zero padded copy */
+    const size_t padlda = lda + 64;
+    int failed = 0;
+
+#ifdef QT_HAVE_OPENMP
+#pragma omp parallel num_threads(nt) reduction(| : failed)
+#endif
+    {
+        uint8_t *buf = (uint8_t *)aligned_alloc(64, (bufbytes + 63) / 64 * 64);
+        int8_t *pad = (int8_t *)aligned_alloc(64, (MR * padlda + 63) / 64 * 64);
+        float tile[QT_LB_AMX_MR * QT_LB_NR];
+        const int ok = buf != NULL && pad != NULL;
+        if (ok) {
+            memset(buf, 0, bufbytes);
+            qt_lb_amx_configure(kstep);
+        }
+        /* every thread meets the work-sharing loop; one without buffers only marks failure */
+#ifdef QT_HAVE_OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+            for (long it = 0; it < (long)items; ++it) {
+                if (!ok) {
+                    failed = 1;
+                    continue;
+                }
+                const size_t mb = (size_t)it / nchunks, ch = (size_t)it % nchunks;
+                const size_t r0 = mb * mc, r1 = (r0 + mc < m) ? r0 + mc : m;
+                const size_t p0 = ch * ppc, p1 = (p0 + ppc < npan) ? p0 + ppc : npan;
+                for (size_t p = p0; p < p1; ++p) {
+                    const size_t c0 = p * QT_LB_NR;
+                    const size_t ncols = (n - c0 < QT_LB_NR) ? n - c0 : QT_LB_NR;
+                    qt_lb_amx_unpack_panel(w, p, buf);
+                    for (size_t r = r0; r < r1; r += MR) {
+                        const int mr = (int)((r1 - r < MR) ? r1 - r : MR);
+                        const int8_t *ar = x->a + r * lda;
+                        size_t ld = lda;
+                        if (r + MR >= m) { /* the last tile of rows: read from the copy */
+                            memset(pad, 0, MR * padlda);
+                            for (int i = 0; i < mr; ++i)
+                                memcpy(pad + (size_t)i * padlda, ar + (size_t)i * lda, lda);
+                            ar = pad;
+                            ld = padlda;
+                        }
+                        if (gout != NULL) {
+                            qt_lb_amx_block(w, p, mr, buf, kstep, ar, ld, x->sums + r * G,
+                                            x->za + r, x->asym, tile, gout + r * ldg + c0 * G,
+                                            ldg, ncols);
+                            continue;
+                        }
+                        qt_lb_amx_block(w, p, mr, buf, kstep, ar, ld, x->sums + r * G, x->za + r,
+                                        x->asym, tile, NULL, 0, ncols);
+                        for (int i = 0; i < mr; ++i) {
+                            const float s = x->sa[r + (size_t)i];
+                            float *o = out + (r + (size_t)i) * ldo + c0;
+                            const float *t = tile + i * QT_LB_NR;
+                            for (size_t c = 0; c < ncols; ++c) o[c] = t[c] * s;
+                        }
+                    }
+                }
+            }
+        if (ok) _tile_release();
+        free(buf);
+        free(pad);
+    }
+    return failed ? -1 : 0;
+}
+
+#endif /* QT_X86 && !QT_LB_NO_IMMINTRIN && __linux__ */
+#endif /* QT_LOWBIT_AMX_H */
