@@ -127,24 +127,41 @@ QT_LB_AMX_TARGET static void qt_lb_amx_unpack_panel(const qt_lb_weights *w, size
         }
 }
 
-/* Epilogue of one group for a 32 x 32 block d (row stride 32): tile += scale * G. */
+/* Epilogue of one group for a 32 x 32 block d (row stride 32): tile += scale * G, with
+ * G = mul D - zz Sa - za Ws exactly as the VNNI kernel computes it. When every term is an
+ * integer below 2^24 in magnitude (groups of at most 128 values: |D|, |zz Sa|, |za Ws| <=
+ * 128 * 255 * 128 < 2^22, and so is their sum) G is formed in float32, where these integer
+ * operations are exact: the same value, in fewer instructions than int32 products. */
 QT_LB_AMX_TARGET static void qt_lb_amx_store_float(const qt_lb_weights *w, size_t p, size_t g,
                                                    int mr, const int32_t *d,
                                                    const int32_t *sums, const int32_t *za,
-                                                   int asym, float *tile)
+                                                   int asym, float *tile, int exact_float)
 {
     const size_t G = w->n_groups, off = (p * G + g) * QT_LB_NR;
     for (int j = 0; j < 2; ++j) {
         const __m512 sc = _mm512_loadu_ps(w->scale + off + 16 * j);
         const __m512i zz = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(w->zz + off + 16 * j)));
         const __m512i ws = _mm512_loadu_si512((const void *)(w->wsum + off + 16 * j));
+        if (exact_float) {
+            const __m512 zf = _mm512_cvtepi32_ps(zz), wf = _mm512_cvtepi32_ps(ws);
+            const __m512 mulf = _mm512_set1_ps((float)w->mul);
+            for (int i = 0; i < mr; ++i) {
+                __m512 t = _mm512_cvtepi32_ps(_mm512_loadu_si512((const void *)(d + i * QT_LB_NR + 16 * j)));
+                if (w->mul == 2) t = _mm512_mul_ps(t, mulf);
+                t = _mm512_fnmadd_ps(zf, _mm512_set1_ps((float)sums[(size_t)i * G + g]), t);
+                if (asym) t = _mm512_fnmadd_ps(wf, _mm512_set1_ps((float)za[i]), t);
+                float *tr = tile + i * QT_LB_NR + 16 * j;
+                _mm512_storeu_ps(tr, _mm512_fmadd_ps(t, sc, _mm512_loadu_ps(tr)));
+            }
+            continue;
+        }
         for (int i = 0; i < mr; ++i) {
             __m512i t = _mm512_loadu_si512((const void *)(d + i * QT_LB_NR + 16 * j));
             if (w->mul == 2) t = _mm512_add_epi32(t, t);
             t = _mm512_sub_epi32(t, _mm512_mullo_epi32(zz, _mm512_set1_epi32(sums[(size_t)i * G + g])));
             if (asym) t = _mm512_sub_epi32(t, _mm512_mullo_epi32(ws, _mm512_set1_epi32(za[i])));
             float *tr = tile + i * QT_LB_NR + 16 * j;
-            _mm512_storeu_ps(tr, _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(t), _mm512_loadu_ps(tr)));
+            _mm512_storeu_ps(tr, _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), sc, _mm512_loadu_ps(tr)));
         }
     }
 }
@@ -187,7 +204,8 @@ QT_LB_AMX_TARGET static void qt_lb_amx_block(const qt_lb_weights *w, size_t p, i
         if (gout != NULL)
             qt_lb_store_int(w, p, g, mr, d, sums, za, gout, ldg, ncols);
         else
-            qt_lb_amx_store_float(w, p, g, mr, d, sums, za, asym, tile);
+            qt_lb_amx_store_float(w, p, g, mr, d, sums, za, asym, tile,
+                                  w->sb_per_group * QT_LB_SB <= 128);
     }
 }
 
