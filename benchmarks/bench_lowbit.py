@@ -316,6 +316,19 @@ def gemm_main(args):
             methods.append(
                 (f"txt[{t}]", lambda t=t, a=ta, b=tb: ternary_gemm(a, b, n_threads=t), one)
             )
+        from qtoolkit.bitops import _lowbit
+
+        if _lowbit.amx_available():  # the same products on the VNNI kernel, AMX switched off
+
+            def vnni(w, x=x):
+                _lowbit.set_amx(False)
+                try:
+                    return lowbit_matmul(x, w, n_threads=1)
+                finally:
+                    _lowbit.set_amx(True)
+
+            for name, w in ours[:3]:
+                methods.append((f"{name}-vnni[1]", lambda w=w: vnni(w), one))
         # sanity: our 4-bit product and MatMulNBits agree (not timed)
         y_ours = lowbit_matmul(x[:4], w4_32)
         y_ort = ort_matmul_nbits(x[:4], c32, s32, 32, 0)()
@@ -350,6 +363,13 @@ def gemm_main(args):
                     f"txt[{t}]": f"qtoolkit ternary_gemm (ternary x ternary), {t} thr.",
                 }
             )
+        labels.update(
+            {
+                "tern-vnni[1]": "  the same, ternary x int8 on VNNI (AMX off), 1 thr.",
+                "w4g32-vnni[1]": "  the same, 4-bit g32 on VNNI (AMX off), 1 thr.",
+                "w4g128-vnni[1]": "  the same, 4-bit g128 on VNNI (AMX off), 1 thr.",
+            }
+        )
         rows = []
         for name, label in labels.items():
             if name not in times:
