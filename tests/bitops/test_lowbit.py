@@ -634,3 +634,25 @@ def test_ternary_gemm_errors_and_zero_sizes():
     out = np.empty((2, 2), np.int32)
     assert ternary_gemm(a, a, out=out) is out
     np.testing.assert_array_equal(out, 10)
+
+
+def test_large_amx_output_streamed_and_unaligned():
+    # outputs of 4 MiB or more are written with streaming stores where a row segment is
+    # aligned; an output buffer that starts off a cache line takes the ordinary stores
+    from qtoolkit.bitops import _lowbit
+
+    if not _lowbit.amx_available():
+        pytest.skip("this CPU (or OS) gives no AMX-INT8 tiles")
+    rng = np.random.default_rng(23)
+    m, n, k = 1040, 1030, 96
+    w = make_weights("uniform", rng, n, k, 4, 32)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    want = _run("avx512", False, lowbit_matmul, x, w, n_threads=2)
+    for offset in (0, 1):
+        raw = np.full(m * n + 16, np.nan, dtype=np.float32)
+        start = (-raw.ctypes.data // 4) % 16 + offset  # 64-byte aligned, then one float off
+        out = raw[start : start + m * n].reshape(m, n)
+        for t in (1, 2):
+            got = _run("avx512", True, lowbit_matmul, x, w, out=out, n_threads=t)
+            assert got is out
+            np.testing.assert_array_equal(got, want, err_msg=f"offset {offset} t={t}")

@@ -39,6 +39,7 @@ extern long syscall(long number, ...);
 
 #define QT_LB_AMX_MIN_M 16
 #define QT_LB_AMX_MR 32
+#define QT_LB_AMX_PPC 8 /* panels unpacked together (8 x 66 KiB at K = 2048) */
 #define QT_LB_AMX_TARGET \
     __attribute__((target("avx512f,avx512bw,avx512vnni,amx-tile,amx-int8")))
 
@@ -225,75 +226,98 @@ QT_LB_AMX_TARGET static int qt_lb_gemm_amx(const qt_lb_weights *w, const qt_lb_a
     if (mc > m) mc = (m + MR - 1) / MR * MR;
     const size_t mblocks = (m + mc - 1) / mc;
     int nt = n_threads < 1 ? 1 : n_threads;
+    /* panel chunks: at most QT_LB_AMX_PPC panels, unpacked together into L2, so that each
+     * 32-row activation tile serves all of them while it is in cache and the output is
+     * written in rows of up to QT_LB_AMX_PPC * 32 columns */
     size_t nchunks = (4 * (size_t)nt + mblocks - 1) / mblocks;
     if (nt == 1) nchunks = 1;
+    if (nchunks < (npan + QT_LB_AMX_PPC - 1) / QT_LB_AMX_PPC)
+        nchunks = (npan + QT_LB_AMX_PPC - 1) / QT_LB_AMX_PPC;
     if (nchunks > npan) nchunks = npan;
     const size_t ppc = (npan + nchunks - 1) / nchunks;
     nchunks = (npan + ppc - 1) / ppc;
     const size_t items = mblocks * nchunks;
     if ((size_t)nt > items) nt = (int)items;
     const size_t ldg = n * G;
-    const size_t bufbytes = 2 * (nsb + 1) * 8 * 64;
+    const size_t bufbytes = 2 * (nsb + 1) * 8 * 64; /* one unpacked panel */
     /* the rows of the last, partial or odd-ended, 32-row tile: zero padded copy */
     const size_t padlda = lda + 64;
+    const int stream = gout == NULL && m * n * sizeof(float) >= ((size_t)4 << 20);
     int failed = 0;
 
 #ifdef QT_HAVE_OPENMP
 #pragma omp parallel num_threads(nt) reduction(| : failed)
 #endif
     {
-        uint8_t *buf = (uint8_t *)aligned_alloc(64, (bufbytes + 63) / 64 * 64);
+        uint8_t *buf = (uint8_t *)aligned_alloc(64, ppc * bufbytes);
         int8_t *pad = (int8_t *)aligned_alloc(64, (MR * padlda + 63) / 64 * 64);
         float tile[QT_LB_AMX_MR * QT_LB_NR];
         const int ok = buf != NULL && pad != NULL;
         if (ok) {
-            memset(buf, 0, bufbytes);
+            memset(buf, 0, ppc * bufbytes);
             qt_lb_amx_configure(kstep);
         }
         /* every thread meets the work-sharing loop; one without buffers only marks failure */
 #ifdef QT_HAVE_OPENMP
 #pragma omp for schedule(dynamic, 1)
 #endif
-            for (long it = 0; it < (long)items; ++it) {
-                if (!ok) {
-                    failed = 1;
-                    continue;
+        for (long it = 0; it < (long)items; ++it) {
+            if (!ok) {
+                failed = 1;
+                continue;
+            }
+            const size_t mb = (size_t)it / nchunks, ch = (size_t)it % nchunks;
+            const size_t r0 = mb * mc, r1 = (r0 + mc < m) ? r0 + mc : m;
+            const size_t p0 = ch * ppc, p1 = (p0 + ppc < npan) ? p0 + ppc : npan;
+            for (size_t p = p0; p < p1; ++p) qt_lb_amx_unpack_panel(w, p, buf + (p - p0) * bufbytes);
+            for (size_t r = r0; r < r1; r += MR) {
+                const int mr = (int)((r1 - r < MR) ? r1 - r : MR);
+                const int8_t *ar = x->a + r * lda;
+                size_t ld = lda;
+                if (r + MR >= m) { /* the last tile of rows: read from the zero-padded copy */
+                    memset(pad, 0, MR * padlda);
+                    for (int i = 0; i < mr; ++i)
+                        memcpy(pad + (size_t)i * padlda, ar + (size_t)i * lda, lda);
+                    ar = pad;
+                    ld = padlda;
                 }
-                const size_t mb = (size_t)it / nchunks, ch = (size_t)it % nchunks;
-                const size_t r0 = mb * mc, r1 = (r0 + mc < m) ? r0 + mc : m;
-                const size_t p0 = ch * ppc, p1 = (p0 + ppc < npan) ? p0 + ppc : npan;
                 for (size_t p = p0; p < p1; ++p) {
                     const size_t c0 = p * QT_LB_NR;
                     const size_t ncols = (n - c0 < QT_LB_NR) ? n - c0 : QT_LB_NR;
-                    qt_lb_amx_unpack_panel(w, p, buf);
-                    for (size_t r = r0; r < r1; r += MR) {
-                        const int mr = (int)((r1 - r < MR) ? r1 - r : MR);
-                        const int8_t *ar = x->a + r * lda;
-                        size_t ld = lda;
-                        if (r + MR >= m) { /* the last tile of rows: read from the copy */
-                            memset(pad, 0, MR * padlda);
-                            for (int i = 0; i < mr; ++i)
-                                memcpy(pad + (size_t)i * padlda, ar + (size_t)i * lda, lda);
-                            ar = pad;
-                            ld = padlda;
-                        }
-                        if (gout != NULL) {
-                            qt_lb_amx_block(w, p, mr, buf, kstep, ar, ld, x->sums + r * G,
-                                            x->za + r, x->asym, tile, gout + r * ldg + c0 * G,
-                                            ldg, ncols);
-                            continue;
-                        }
-                        qt_lb_amx_block(w, p, mr, buf, kstep, ar, ld, x->sums + r * G, x->za + r,
-                                        x->asym, tile, NULL, 0, ncols);
-                        for (int i = 0; i < mr; ++i) {
-                            const float s = x->sa[r + (size_t)i];
-                            float *o = out + (r + (size_t)i) * ldo + c0;
-                            const float *t = tile + i * QT_LB_NR;
-                            for (size_t c = 0; c < ncols; ++c) o[c] = t[c] * s;
+                    const uint8_t *bp = buf + (p - p0) * bufbytes;
+                    if (gout != NULL) {
+                        qt_lb_amx_block(w, p, mr, bp, kstep, ar, ld, x->sums + r * G, x->za + r,
+                                        x->asym, tile, gout + r * ldg + c0 * G, ldg, ncols);
+                        continue;
+                    }
+                    qt_lb_amx_block(w, p, mr, bp, kstep, ar, ld, x->sums + r * G, x->za + r,
+                                    x->asym, tile, NULL, 0, ncols);
+                    /* out = sa * tile, 16 columns per store (masked past n) */
+                    const __mmask16 k0 = ncols >= 16 ? (__mmask16)0xFFFF
+                                                     : (__mmask16)((1u << ncols) - 1);
+                    const __mmask16 k1 = ncols >= 32 ? (__mmask16)0xFFFF
+                                         : ncols <= 16 ? (__mmask16)0
+                                                       : (__mmask16)((1u << (ncols - 16)) - 1);
+                    for (int i = 0; i < mr; ++i) {
+                        const __m512 sv = _mm512_set1_ps(x->sa[r + (size_t)i]);
+                        float *o = out + (r + (size_t)i) * ldo + c0;
+                        const float *t = tile + i * QT_LB_NR;
+                        const __m512 y0 = _mm512_mul_ps(_mm512_loadu_ps(t), sv);
+                        const __m512 y1 = _mm512_mul_ps(_mm512_loadu_ps(t + 16), sv);
+                        if (stream && ncols == 32 && ((uintptr_t)o & 63) == 0) {
+                            /* whole aligned lines of a large output: stream them (no read
+                             * for ownership; the output would not stay in cache anyway) */
+                            _mm512_stream_ps(o, y0);
+                            _mm512_stream_ps(o + 16, y1);
+                        } else {
+                            _mm512_mask_storeu_ps(o, k0, y0);
+                            _mm512_mask_storeu_ps(o + 16, k1, y1);
                         }
                     }
                 }
             }
+        }
+        _mm_sfence(); /* the streamed output is visible before the threads join */
         if (ok) _tile_release();
         free(buf);
         free(pad);
