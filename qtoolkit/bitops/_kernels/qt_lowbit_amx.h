@@ -168,7 +168,9 @@ QT_LB_AMX_TARGET static void qt_lb_amx_store_float(const qt_lb_weights *w, size_
 }
 
 /* 32 rows (a, row stride lda) x panel p: every group through the tiles, then the
- * epilogue (float tile, or gout in integer mode). */
+ * epilogue (float tile, or gout in integer mode). The epilogue of group g - 1 runs after
+ * the tile instructions of group g are issued (two d buffers), so that the vector units
+ * work while the tile unit does. */
 QT_LB_AMX_TARGET static void qt_lb_amx_block(const qt_lb_weights *w, size_t p, int mr,
                                              const uint8_t *buf, int kstep, const int8_t *a,
                                              size_t lda, const int32_t *sums, const int32_t *za,
@@ -178,35 +180,40 @@ QT_LB_AMX_TARGET static void qt_lb_amx_block(const qt_lb_weights *w, size_t p, i
     const size_t G = w->n_groups, nsb = w->nsb;
     const size_t sstep = (size_t)kstep / QT_LB_SB;
     const uint8_t *b0 = buf, *b1 = buf + (nsb + 1) * 8 * 64;
-    int32_t d[QT_LB_AMX_MR * QT_LB_NR];
+    const int exact_float = w->sb_per_group * QT_LB_SB <= 128;
+    int32_t d[2][QT_LB_AMX_MR * QT_LB_NR];
     if (gout == NULL) memset(tile, 0, sizeof(float) * QT_LB_AMX_MR * QT_LB_NR);
-    for (size_t g = 0; g < G; ++g) {
-        size_t s0, s1;
-        qt_lb_group_range(w, g, &s0, &s1);
-        _tile_zero(0);
-        _tile_zero(1);
-        _tile_zero(2);
-        _tile_zero(3);
-        for (size_t s = s0; s < s1; s += sstep) {
-            const int8_t *as = a + s * QT_LB_SB;
-            _tile_loadd(4, as, (long)lda);
-            _tile_loadd(5, as + 16 * lda, (long)lda);
-            _tile_loadd(6, b0 + s * 512, 64);
-            _tile_loadd(7, b1 + s * 512, 64);
-            _tile_dpbsud(0, 4, 6);
-            _tile_dpbsud(1, 4, 7);
-            _tile_dpbsud(2, 5, 6);
-            _tile_dpbsud(3, 5, 7);
+    for (size_t g = 0; g <= G; ++g) {
+        if (g < G) {
+            int32_t *dg = d[g & 1];
+            size_t s0, s1;
+            qt_lb_group_range(w, g, &s0, &s1);
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            for (size_t s = s0; s < s1; s += sstep) {
+                const int8_t *as = a + s * QT_LB_SB;
+                _tile_loadd(4, as, (long)lda);
+                _tile_loadd(5, as + 16 * lda, (long)lda);
+                _tile_loadd(6, b0 + s * 512, 64);
+                _tile_loadd(7, b1 + s * 512, 64);
+                _tile_dpbsud(0, 4, 6);
+                _tile_dpbsud(1, 4, 7);
+                _tile_dpbsud(2, 5, 6);
+                _tile_dpbsud(3, 5, 7);
+            }
+            _tile_stored(0, dg, 4 * QT_LB_NR);
+            _tile_stored(1, dg + 16, 4 * QT_LB_NR);
+            _tile_stored(2, dg + 16 * QT_LB_NR, 4 * QT_LB_NR);
+            _tile_stored(3, dg + 16 * QT_LB_NR + 16, 4 * QT_LB_NR);
         }
-        _tile_stored(0, d, 4 * QT_LB_NR);
-        _tile_stored(1, d + 16, 4 * QT_LB_NR);
-        _tile_stored(2, d + 16 * QT_LB_NR, 4 * QT_LB_NR);
-        _tile_stored(3, d + 16 * QT_LB_NR + 16, 4 * QT_LB_NR);
+        if (g == 0) continue;
+        const int32_t *dp = d[(g - 1) & 1];
         if (gout != NULL)
-            qt_lb_store_int(w, p, g, mr, d, sums, za, gout, ldg, ncols);
+            qt_lb_store_int(w, p, g - 1, mr, dp, sums, za, gout, ldg, ncols);
         else
-            qt_lb_amx_store_float(w, p, g, mr, d, sums, za, asym, tile,
-                                  w->sb_per_group * QT_LB_SB <= 128);
+            qt_lb_amx_store_float(w, p, g - 1, mr, dp, sums, za, asym, tile, exact_float);
     }
 }
 
