@@ -248,7 +248,9 @@ def lowbit_matmul(
     the int8 codebook value; the inner sums are exact int32. With one row
     (GEMV) every weight byte is read once. The kernel is chosen at import
     (:func:`qtoolkit.show_runtime`): AVX-512 VNNI ``vpdpbusd``, AVX2
-    ``vpmaddubsw`` + ``vpmaddwd``, NEON or portable C. Where the CPU and the
+    ``vpmaddubsw`` + ``vpmaddwd``, NEON ``sdot`` (``neon-dotprod``, where the
+    CPU has the Armv8.2 dot product) or NEON ``vmul`` + ``vpadal``, or portable
+    C. Where the CPU and the
     OS give AMX-INT8 tiles (``avx512-vnni+amx``), products of 16 rows or more
     run on them (``tdpbsud`` on 32 x 32 blocks, each weight panel unpacked to
     bytes once per block of rows), with the same exact sums and the same float

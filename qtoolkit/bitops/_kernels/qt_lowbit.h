@@ -72,6 +72,11 @@ static qt_lb_kernel_fn qt_lb_select(int level, int *mr, const char **name)
 #endif
 #ifdef QT_ARM64
     if (level == QT_LEVEL_NEON) {
+        if (qt_lb_neon_has_dot()) {
+            *mr = 4;
+            *name = "neon-dotprod";
+            return qt_lb_kernel_neon_dot;
+        }
         *mr = QT_LB_NEON_MR;
         *name = "neon";
         return qt_lb_kernel_neon;
