@@ -747,6 +747,14 @@ def roofline_main(args):
             macs = _lowbit.ukernel_repeat(level, bits, args.k // 32, 2000)
             best = max(best, macs / (time.perf_counter() - t0) / 1e9)
         rows.append([f"k-bit x int8 micro-kernel, {bits}-bit weights", f"{best:.0f}"])
+    if _lowbit.amx_available():
+        for bits in (2, 4):
+            best = 0.0
+            for _ in range(args.rounds):
+                t0 = time.perf_counter()
+                macs = _lowbit.amx_ukernel_repeat(bits, args.k // 32, 2000)
+                best = max(best, macs / (time.perf_counter() - t0) / 1e9)
+            rows.append([f"AMX tile loop (32 x 32 blocks), {bits}-bit weights", f"{best:.0f}"])
     best = 0.0
     for _ in range(args.rounds):
         t0 = time.perf_counter()

@@ -30,6 +30,7 @@ cdef extern from "qt_lowbit_all.h" nogil:
     int qt_lb_openmp_enabled()
     int qt_lb_amx_available()
     void qt_lb_set_amx(int enabled)
+    int64_t qt_lb_amx_repeat(int bits, size_t nsb, size_t reps)
     const char *qt_lb_kernel_name(int level)
     const char *qt_tern_kernel_name(int level)
     void qt_lb_pack_weights(const uint8_t *u, size_t n, size_t k, size_t ldu, int bits,
@@ -167,6 +168,18 @@ def ternary_gemm(const uint64_t[:, ::1] as_, const uint64_t[:, ::1] az,
         raise MemoryError("ternary_gemm: out of memory for the packed panels")
     if rc == -2:
         raise RuntimeError(f"ternary_gemm: SIMD level {level} cannot run on this CPU")
+
+
+def amx_ukernel_repeat(int bits, size_t nsb, size_t reps):
+    """Run the AMX tile loop ``reps`` times on one cache-resident panel; return MACs done."""
+    cdef int64_t macs
+    with nogil:
+        macs = qt_lb_amx_repeat(bits, nsb, reps)
+    if macs == -1:
+        raise MemoryError("amx_ukernel_repeat: out of memory")
+    if macs == -2:
+        raise RuntimeError("amx_ukernel_repeat: this CPU (or OS) gives no AMX tiles")
+    return macs
 
 
 def ternary_ukernel_repeat(int level, size_t kw, size_t reps):

@@ -656,3 +656,14 @@ def test_large_amx_output_streamed_and_unaligned():
             got = _run("avx512", True, lowbit_matmul, x, w, out=out, n_threads=t)
             assert got is out
             np.testing.assert_array_equal(got, want, err_msg=f"offset {offset} t={t}")
+
+
+def test_amx_ukernel_repeat_counts_macs():
+    from qtoolkit.bitops import _lowbit
+
+    if not _lowbit.amx_available():
+        with pytest.raises(RuntimeError, match="no AMX"):
+            _lowbit.amx_ukernel_repeat(2, 4, 1)
+        return
+    assert _lowbit.amx_ukernel_repeat(2, 4, 3) == 3 * 32 * 32 * 4 * 32
+    assert _lowbit.amx_ukernel_repeat(4, 8, 2) == 2 * 32 * 32 * 8 * 32

@@ -101,6 +101,20 @@ static int qt_lb_amx_available(void)
 #endif
 }
 
+/* The AMX tile loop's in-cache rate (qt_lb_amx_ukernel_repeat), or -2 without AMX. */
+static int64_t qt_lb_amx_repeat(int bits, size_t nsb, size_t reps)
+{
+#ifdef QT_LB_HAVE_AMX
+    if (!qt_lb_amx_available()) return -2;
+    return qt_lb_amx_ukernel_repeat(bits, nsb, reps);
+#else
+    (void)bits;
+    (void)nsb;
+    (void)reps;
+    return -2;
+#endif
+}
+
 static void qt_lb_set_amx(int enabled)
 {
 #ifdef QT_LB_HAVE_AMX

@@ -332,5 +332,48 @@ QT_LB_AMX_TARGET static int qt_lb_gemm_amx(const qt_lb_weights *w, const qt_lb_a
     return failed ? -1 : 0;
 }
 
+/* The in-cache rate of the tile loop: qt_lb_amx_block `reps` times on one unpacked panel of
+ * `nsb` superblocks (one group) and one 32-row activation tile, both L1/L2-resident. Returns
+ * MACs done, -1 (memory) or -2 (no AMX). */
+QT_LB_AMX_TARGET static int64_t qt_lb_amx_ukernel_repeat(int bits, size_t nsb, size_t reps)
+{
+    if (!qt_lb_amx_usable()) return -2;
+    const size_t lda = nsb * QT_LB_SB, bufbytes = 2 * (nsb + 1) * 8 * 64;
+    const size_t wbytes = qt_lb_panel_bytes(nsb, bits);
+    uint8_t *wbuf = (uint8_t *)calloc(wbytes + 64, 1), *buf = (uint8_t *)calloc(bufbytes, 1);
+    int8_t *abuf = (int8_t *)calloc(QT_LB_AMX_MR * lda + 64, 1);
+    float scale[QT_LB_NR], tile[QT_LB_AMX_MR * QT_LB_NR];
+    uint8_t zz[QT_LB_NR];
+    int32_t wsum[QT_LB_NR], sums[QT_LB_AMX_MR], za[QT_LB_AMX_MR];
+    if (wbuf == NULL || buf == NULL || abuf == NULL) {
+        free(wbuf);
+        free(buf);
+        free(abuf);
+        return -1;
+    }
+    uint64_t st = 0x9e3779b97f4a7c15ULL;
+    for (size_t i = 0; i < wbytes; ++i) {
+        st ^= st << 13; st ^= st >> 7; st ^= st << 17;
+        wbuf[i] = (uint8_t)st;
+    }
+    for (size_t i = 0; i < QT_LB_AMX_MR * lda; ++i) {
+        st ^= st << 13; st ^= st >> 7; st ^= st << 17;
+        abuf[i] = (int8_t)(st & 0x7f);
+    }
+    for (int c = 0; c < QT_LB_NR; ++c) { scale[c] = 1.0f; zz[c] = 1; wsum[c] = 0; }
+    for (int i = 0; i < QT_LB_AMX_MR; ++i) { sums[i] = 0; za[i] = 0; }
+    qt_lb_weights w = {wbuf, scale, zz, wsum, NULL, QT_LB_NR, lda, nsb, nsb, 1, bits, 1};
+    qt_lb_amx_unpack_panel(&w, 0, buf);
+    qt_lb_amx_configure(64);
+    for (size_t r = 0; r < reps; ++r)
+        qt_lb_amx_block(&w, 0, QT_LB_AMX_MR, buf, 64, abuf, lda, sums, za, 0, tile, NULL, 0,
+                        QT_LB_NR);
+    _tile_release();
+    free(wbuf);
+    free(buf);
+    free(abuf);
+    return (int64_t)(reps * QT_LB_AMX_MR * QT_LB_NR * lda);
+}
+
 #endif /* QT_X86 && !QT_LB_NO_IMMINTRIN && __linux__ */
 #endif /* QT_LOWBIT_AMX_H */
