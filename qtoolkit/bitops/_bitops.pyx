@@ -23,6 +23,16 @@ cdef extern from "qt_bitops.h" nogil:
                      size_t ldb, size_t nw, int32_t kbits, int32_t *c, size_t ldc,
                      int level, int n_threads)
     int64_t qt_ukernel_repeat(int level, size_t kw, size_t reps)
+    size_t qt_conv_pack(const float *x, int nchw, size_t n, size_t P, size_t groups,
+                        size_t cg, size_t cw, uint64_t *out, int use_simd, int n_threads)
+    void qt_conv_im2col_words(const uint64_t *src, size_t n, size_t h, size_t w, size_t ldp,
+                              size_t off, size_t cw, size_t kh, size_t kw, size_t sh,
+                              size_t sw, size_t ph, size_t pw, size_t dh, size_t dw,
+                              size_t oh, size_t ow, uint64_t *dst, int n_threads)
+    void qt_conv_epilogue(const int32_t *acc, size_t aso, size_t asr, const int32_t *fix,
+                          size_t fso, size_t fsp, const float *alpha, const float *bias,
+                          size_t n, size_t P, size_t og, float *y, size_t yc, size_t o0,
+                          int nchw, int n_threads)
 
 LEVEL_NAMES = tuple(qt_level_name(i).decode() for i in range(QT_N_LEVELS))
 
@@ -97,3 +107,55 @@ def ukernel_repeat(int level, size_t kw, size_t reps):
     if macs == -2:
         raise RuntimeError(f"ukernel_repeat: SIMD level {level} cannot run on this CPU")
     return macs
+
+
+def conv_pack(const float[::1] x, int nchw, size_t n, size_t P, size_t groups, size_t cg,
+              size_t cw, uint64_t[::1] out, int level, int n_threads):
+    """Pack the signs of ``x`` (IN; NCHW or NHWC, flat) into ``out`` (OUT), laid out
+    (N, P, groups, cw). Return the number of NaNs seen (0 means none)."""
+    cdef size_t nan = 0
+    cdef int simd = level >= QT_LEVEL_AVX2 and qt_cpu_has(QT_LEVEL_AVX2)
+    if x.shape[0] == 0 or out.shape[0] == 0:
+        return 0
+    with nogil:
+        nan = qt_conv_pack(&x[0], nchw, n, P, groups, cg, cw, &out[0], simd, n_threads)
+    return nan
+
+
+def conv_im2col_words(const uint64_t[::1] src, size_t n, size_t h, size_t w, size_t ldp,
+                      size_t off, size_t cw, tuple kernel, tuple stride, tuple padding,
+                      tuple dilation, tuple out_hw, uint64_t[:, ::1] dst, int n_threads):
+    """Patches (OUT, rows (N, OH, OW), tap-major) of packed pixels ``src`` (IN, (N, H, W,
+    ldp) words), ``cw`` words at offset ``off``; zero words for taps in the padding."""
+    cdef size_t kh = kernel[0], kw = kernel[1], sh = stride[0], sw = stride[1]
+    cdef size_t ph = padding[0], pw = padding[1], dh = dilation[0], dw = dilation[1]
+    cdef size_t oh = out_hw[0], ow = out_hw[1]
+    if dst.shape[0] == 0 or dst.shape[1] == 0:
+        return
+    with nogil:
+        qt_conv_im2col_words(&src[0], n, h, w, ldp, off, cw, kh, kw, sh, sw, ph, pw, dh, dw,
+                             oh, ow, &dst[0, 0], n_threads)
+
+
+def conv_epilogue(const int32_t[:, ::1] acc, int acc_by_output, const int32_t[:, ::1] fix,
+                  int fix_by_output, const float[::1] alpha, const float[::1] bias, size_t n,
+                  size_t P, float[::1] y, size_t yc, size_t o0, int nchw, int n_threads):
+    """y (OUT) = float32(acc + fix) * alpha (+ bias) for one group: ``acc`` (IN) is (og, N P)
+    when ``acc_by_output`` else (N P, og), ``fix`` (IN, optional) (og, P) or (P, og)."""
+    cdef size_t og = alpha.shape[0]
+    cdef size_t aso = acc.shape[1] if acc_by_output else 1
+    cdef size_t asr = 1 if acc_by_output else acc.shape[1]
+    cdef size_t fso = 0, fsp = 0
+    cdef const int32_t *pf = NULL
+    cdef const float *pb = NULL
+    if n == 0 or P == 0 or og == 0:
+        return
+    if fix is not None:
+        pf = &fix[0, 0]
+        fso = fix.shape[1] if fix_by_output else 1
+        fsp = 1 if fix_by_output else fix.shape[1]
+    if bias is not None:
+        pb = &bias[0]
+    with nogil:
+        qt_conv_epilogue(&acc[0, 0], aso, asr, pf, fso, fsp, &alpha[0], pb, n, P, og, &y[0],
+                         yc, o0, nchw, n_threads)

@@ -12,12 +12,14 @@ from qtoolkit._typing import ArrayLike, NDArray
 from qtoolkit.bitops import (
     PackedBits,
     QuantizedActivations,
+    _bitops,
     lowbit_gemm_int,
-    pack_bits,
     pack_ternary_bits,
     ternary_gemm,
-    xnor_gemm,
 )
+from qtoolkit.bitops._dispatch import PACK, _level_id, _resolve_threads
+from qtoolkit.bitops._gemm import _THREAD_MIN_MACS as _GEMM_MIN_MACS
+from qtoolkit.bitops._packing import _THREAD_MIN_VALUES
 from qtoolkit.rounding import QuantizedArray, Quantizer
 
 from ._activations import fake_quantize, int8_codes, ternary_codes
@@ -416,10 +418,7 @@ class Conv2d:
             return np.zeros(out_shape, np.float32)
         oh, ow = out_shape[2:] if self.data_format == "NCHW" else out_shape[1:3]
         if self.activations == "binary" and self._w is not None:
-            y = self._forward_binary(x, (oh, ow)).reshape(out_shape)  # already in data_format
-            if self.bias is not None:
-                y += self.bias[:, None, None] if self.data_format == "NCHW" else self.bias
-            return y
+            return self._forward_binary(x, (oh, ow)).reshape(out_shape)  # in data_format
         y = self._forward_codes(x, (oh, ow)).reshape(n, oh, ow, self.out_channels)
         if self.bias is not None:
             y += self.bias
@@ -482,7 +481,10 @@ class Conv2d:
         return np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(og, -1)
 
     def _forward_binary(self, x, out_hw):
-        """sign(x) packed per pixel, im2col on 64-bit words, xnor / ternary popcount GEMM."""
+        """sign(x) packed per pixel, im2col on 64-bit words, popcount GEMM, fused epilogue.
+
+        Returns the output (bias included) as a flat float32 array in ``data_format``.
+        """
         n = x.shape[0]
         kh, kw = self.kernel_size
         taps = kh * kw
@@ -491,74 +493,79 @@ class Conv2d:
         cw = -(-cg // 64)
         og = self.out_channels // groups
         oh, ow = out_hw
-        m = n * oh * ow
-        if self.data_format == "NHWC":
-            words = pack_bits(x.reshape((*x.shape[:3], groups, cg)), n_threads=self.n_threads)
-            words = words.words  # (N, H, W, G, stride)
-        else:
-            xg = x.reshape(n, groups, cg, x.shape[2], x.shape[3])
-            words = pack_bits(xg, axis=2, n_threads=self.n_threads).words  # (N, G, H, W, stride)
-        border = self._border(x.shape, out_hw)  # (positions, taps mask) of the border, or None
         nchw = self.data_format == "NCHW"
-        # NCHW: the product is taken as W @ X^T, (out, positions), so that scaling it writes
-        # each sample's channel planes as contiguous runs; NHWC: as X @ W^T, (positions, out)
-        y = np.empty(
-            (n, self.out_channels, oh * ow) if nchw else (m, self.out_channels), np.float32
-        )
+        h, wd = (x.shape[2], x.shape[3]) if nchw else (x.shape[1], x.shape[2])
+        m = n * oh * ow
+        threads = _resolve_threads(self.n_threads, x.size, _THREAD_MIN_VALUES)
+        # (N, H, W, groups, cw) words: each pixel's channels packed once, in C, from either layout
+        words = np.empty(n * h * wd * groups * cw, dtype=np.uint64)
+        flat = np.ascontiguousarray(x).reshape(-1)
+        if _bitops.conv_pack(
+            flat, int(nchw), n, h * wd, groups, cg, cw, words, _level_id(PACK), threads
+        ):
+            raise ValueError("x contains NaN, which has no sign to pack")
+        # NCHW: the product is taken as W @ X^T, (out, positions), so that the epilogue
+        # writes each sample's channel planes as contiguous runs; NHWC: as X @ W^T
+        binary_w = isinstance(self._w[0].planes, PackedBits)
+        by_output = nchw or not binary_w
+        fixes = self._border_fix((h, wd), out_hw, by_output)
+        y = np.empty(n * self.out_channels * oh * ow, dtype=np.float32)
+        cols = np.empty((m, taps * cw), dtype=np.uint64)
         for g in range(groups):
-            wg = words[:, g, :, :, :cw] if nchw else words[:, :, :, g, :cw]
-            cols = _im2col(_pad(wg, self.padding), kh, kw, self.stride, self.dilation, out_hw)
-            xb = PackedBits(cols.reshape(m, taps * cw), n_bits=taps * cw * 64)
+            _bitops.conv_im2col_words(
+                words, n, h, wd, groups * cw, g * cw, cw, self.kernel_size, self.stride,
+                self.padding, self.dilation, out_hw, cols, threads,
+            )  # fmt: skip
             w = self._w[g]
-            if isinstance(w.planes, PackedBits):
-                if nchw:
-                    acc = xnor_gemm(w.planes, xb, n_threads=self.n_threads)
-                else:
-                    acc = xnor_gemm(xb, w.planes, n_threads=self.n_threads)
-                pad_bits = taps * (cw * 64 - cg)  # 0 bits in both operands: +1 each
-                if pad_bits:
-                    acc -= pad_bits
-            else:
-                acc = ternary_gemm(w.planes, xb, n_threads=self.n_threads)
-                acc = acc if nchw else acc.T
-            if border is not None:
-                # a padded tap holds -1 in every channel: add back sum_c q over those taps
-                positions, mask = border
-                fix = (mask @ w.tap_sums.T).astype(acc.dtype)  # (positions, og)
-                if nchw:
-                    acc.reshape(og, n, oh * ow)[:, :, positions] += fix.T[:, None, :]
-                else:
-                    acc.reshape(n, oh * ow, og)[:, positions] += fix
-            # |acc| < 2**24, so float32(acc) * alpha is the exactly rounded product
-            sl = slice(g * og, (g + 1) * og)
-            alpha = w.scales[:, 0]
-            if nchw:
-                src = acc.reshape(og, n, oh * ow).transpose(1, 0, 2)
-                np.multiply(
-                    src, alpha[None, :, None], out=y[:, sl], dtype=np.float32, casting="unsafe"
+            if binary_w:
+                # the true K: pad bits are 0 in both operands and never differ
+                kbits = taps * cg
+                a, b = (w.planes.words, cols) if nchw else (cols, w.planes.words)
+                acc = np.empty((a.shape[0], b.shape[0]), dtype=np.int32)
+                gemm_threads = _resolve_threads(
+                    self.n_threads, m * og * kbits, _GEMM_MIN_MACS, items=a.shape[0]
                 )
+                _bitops.xnor_gemm(a, b, taps * cw, kbits, acc, _level_id(), gemm_threads)
             else:
-                np.multiply(acc, alpha, out=y[:, sl], dtype=np.float32, casting="unsafe")
+                acc = ternary_gemm(
+                    w.planes, PackedBits(cols, n_bits=taps * cw * 64), n_threads=self.n_threads
+                )  # (og, positions)
+            bias = None if self.bias is None else self.bias[g * og : (g + 1) * og]
+            # |acc| < 2**24, so float32(acc) * alpha is the exactly rounded product
+            _bitops.conv_epilogue(
+                acc, int(by_output), None if fixes is None else fixes[g], int(by_output),
+                w.scales[:, 0], bias, n, oh * ow, y, self.out_channels, g * og, int(nchw),
+                threads,
+            )  # fmt: skip
         return y
 
-    def _border(self, shape, out_hw):
-        """Output positions with a tap in the padding, and their (positions, taps) 0/1 mask."""
+    def _border_fix(self, hw, out_hw, by_output):
+        """Per group, the integer term of the -1 padding at each output position, or None.
+
+        A tap in the padding holds -1 in every channel, so the popcount product lacks
+        ``sum_c q`` over that tap: the term is (positions, taps) mask @ tap_sums.T, laid
+        out (out, positions) when ``by_output`` else (positions, out), int32. Cached for
+        the last input size.
+        """
         if not any(self.padding):
             return None
-        h, w = (shape[2], shape[3]) if self.data_format == "NCHW" else (shape[1], shape[2])
-        key = (h, w)
+        key = (hw, out_hw, by_output)
         cache = getattr(self, "_border_cache", None)
         if cache is not None and cache[0] == key:
             return cache[1]
-        inside = np.zeros((1, h, w, 1), dtype=np.int64)
+        inside = np.zeros((1, *hw, 1), dtype=np.int64)
         mask = 1 - _pad(inside + 1, self.padding, 0)  # 1 on the border
         kh, kw = self.kernel_size
         cols = _im2col(mask, kh, kw, self.stride, self.dilation, out_hw)
         cols = cols.reshape(out_hw[0] * out_hw[1], kh * kw)
-        positions = np.flatnonzero(cols.any(axis=1))
-        border = (positions, cols[positions]) if positions.size else None
-        self._border_cache = (key, border)
-        return border
+        fixes = None
+        if cols.any():
+            fixes = []
+            for w in self._w:
+                fix = cols @ w.tap_sums.T  # (positions, out)
+                fixes.append(np.ascontiguousarray(fix.T if by_output else fix, dtype=np.int32))
+        self._border_cache = (key, fixes)
+        return fixes
 
     def dequantized(self) -> Conv2d:
         """The float32 layer this layer computes: same geometry and activation mode.
