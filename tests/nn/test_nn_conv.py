@@ -217,3 +217,106 @@ def test_errors(rng):
         conv.forward(np.full((1, 3, 5, 5), np.nan))
     with pytest.raises(ValueError, match="x contains NaN or Inf"):
         Conv2d(w, activations=8).forward(np.full((1, 3, 5, 5), np.inf))
+
+
+# binary x binary geometries of the packed path: channel counts off the 8-, 32- and 64-channel
+# blocks of the packing, pixel counts off its 8-pixel blocks, groups, dilation with padding,
+# stride, batch 1; (in, out, groups, kernel, stride, padding, dilation, H, W, batch)
+BINARY_GEOMETRIES = [
+    (200, 8, 1, 3, 1, 1, 1, 5, 7, 1),
+    (160, 8, 4, 3, 2, 2, 2, 9, 6, 2),
+    (33, 6, 3, 3, 1, (2, 1), (2, 3), 7, 9, 3),
+    (96, 4, 1, (1, 3), (2, 1), (0, 1), 1, 3, 11, 1),
+    (7, 5, 1, 2, 1, 0, 1, 3, 3, 2),
+    (64, 16, 2, 3, 1, 1, 1, 8, 8, 2),
+]
+
+
+@pytest.mark.parametrize("weights", ["binary", "ternary"])
+@pytest.mark.parametrize("geometry", BINARY_GEOMETRIES, ids=str)
+@pytest.mark.parametrize("bias", [True, False])
+def test_binary_activations_match_direct_loop(rng, ref, weights, geometry, bias):
+    c, o, groups, k, stride, padding, dilation, h, wd, n = geometry
+    kernel = (k, k) if isinstance(k, int) else k
+    w = rng.standard_normal((o, c // groups, *kernel)).astype(np.float32)
+    b = rng.standard_normal(o).astype(np.float32) if bias else None
+    x = rng.standard_normal((n, c, h, wd)).astype(np.float32)
+    x[x.shape[0] // 2, :, 0, 0] = 0.0  # sign(0) = +1
+    x[0, 0, -1, -1] = -0.0
+    x[-1, -1, 0, -1] = -np.inf  # an infinity has a sign
+    kwargs = {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}
+    conv = Conv2d.from_float(w, b, weights=weights, activations="binary", **kwargs)
+    w_ref = quantized_weight(w, weights)
+    xa = ref.binary_acts(x)
+    expected = ref.conv2d_direct(xa, w_ref, b, conv.stride, conv.padding, conv.dilation, groups)
+    tol = 1e-5 * (
+        ref.conv2d_direct(
+            np.ones_like(xa), np.abs(w_ref), None, conv.stride, conv.padding, conv.dilation, groups
+        )
+        + 1
+    )
+    results = []
+    for level in available_simd_levels():
+        with simd_level(level):
+            for n_threads in (1, 2):
+                for data_format in ("NCHW", "NHWC"):
+                    layer = Conv2d.from_float(
+                        w,
+                        b,
+                        weights=weights,
+                        activations="binary",
+                        data_format=data_format,
+                        n_threads=n_threads,
+                        **kwargs,
+                    )
+                    if data_format == "NCHW":
+                        y = layer.forward(x)
+                    else:
+                        y = layer.forward(np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
+                        y = y.transpose(0, 3, 1, 2)
+                    assert y.shape == expected.shape and y.dtype == np.float32
+                    assert np.all(np.abs(y - expected) <= tol)
+                    results.append(y)
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])
+    # integer part exact: with unit scales the output is the integer sum of the signs' products
+    if weights == "binary":
+        unit = Conv2d(
+            get("binary", axis=0).encode(np.where(w >= 0, 1.0, -1.0).astype(np.float32)),
+            activations="binary",
+            **kwargs,
+        )
+        exact = ref.conv2d_direct(
+            xa, np.where(w >= 0, 1.0, -1.0), None, conv.stride, conv.padding, conv.dilation, groups
+        )
+        np.testing.assert_array_equal(unit.forward(x), exact)
+
+
+@pytest.mark.parametrize("data_format", ["NCHW", "NHWC"])
+def test_binary_activations_refuse_nan_at_every_level(rng, data_format):
+    w = rng.standard_normal((4, 70, 3, 3)).astype(np.float32)
+    conv = Conv2d.from_float(
+        w, padding=1, weights="binary", activations="binary", data_format=data_format
+    )
+    for where in [(0, 0, 0, 0), (1, 69, 8, 8), (1, 33, 4, 2)]:  # SIMD blocks and the tails
+        x = rng.standard_normal((2, 70, 9, 9)).astype(np.float32)
+        x[where] = np.nan
+        if data_format == "NHWC":
+            x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        for level in available_simd_levels():
+            with simd_level(level), pytest.raises(ValueError, match="NaN, which has no sign"):
+                conv.forward(x)
+
+
+def test_binary_layer_after_fold_and_new_input_size(rng, ref):
+    # the border term is cached per input size: a second size, and a folded copy, recompute it
+    w = rng.standard_normal((6, 20, 3, 3)).astype(np.float32)
+    conv = Conv2d.from_float(w, padding=1, weights="binary", activations="binary")
+    w_ref = quantized_weight(w, "binary")
+    for h, wd in [(5, 5), (4, 7), (5, 5)]:
+        x = rng.standard_normal((1, 20, h, wd)).astype(np.float32)
+        expected = ref.conv2d_direct(ref.binary_acts(x), w_ref, None, (1, 1), (1, 1), (1, 1), 1)
+        np.testing.assert_allclose(conv.forward(x), expected, rtol=1e-5, atol=1e-4)
+    gamma = -np.ones(6)  # negative factors flip the scales' signs
+    folded = conv.fold_batch_norm(np.zeros(6), np.full(6, 1 - 1e-5), gamma, np.zeros(6))
+    np.testing.assert_allclose(folded.forward(x), -conv.forward(x), rtol=1e-5, atol=1e-5)
