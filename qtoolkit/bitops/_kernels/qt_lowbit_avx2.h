@@ -125,6 +125,7 @@ QT_LB_AVX2_INLINE void qt_lb_avx2_body(const qt_lb_weights *w, size_t p, const i
         for (size_t s = s0; s < s1; ++s) {
             const uint8_t *v0 = panel + s * 2 * vb;
             const int8_t *as = a + s * QT_LB_SB;
+            if (mr == 1) qt_lb_prefetch_ahead(v0, 2 * vb);
 #pragma GCC unroll 8
             for (int q = 0; q < 8; ++q) {
 #pragma GCC unroll 4
@@ -177,6 +178,7 @@ QT_LB_AVX2_INLINE void qt_lb_avx2_narrow(const qt_lb_weights *w, size_t p, const
         for (size_t s = s0; s < s1; ++s) {
             const uint8_t *v0 = panel + s * 2 * vb;
             const int8_t *as = a + s * QT_LB_SB;
+            if (mr == 1) qt_lb_prefetch_ahead(v0, 2 * vb);
             __m256i h16[QT_LB_AVX2_MR][4];
 #pragma GCC unroll 4
             for (int i = 0; i < mr; ++i)

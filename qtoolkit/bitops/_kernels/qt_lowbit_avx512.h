@@ -94,6 +94,7 @@ QT_LB_VNNI_INLINE void qt_lb_vnni_body(const qt_lb_weights *w, size_t p, const i
         for (size_t s = s0; s < s1; ++s) {
             const uint8_t *v0 = panel + s * 2 * vb, *v1 = v0 + vb;
             const int8_t *as = a + s * QT_LB_SB;
+            if (mr == 1) qt_lb_prefetch_ahead(v0, 2 * vb);
 #pragma GCC unroll 8
             for (int q = 0; q < 8; ++q) {
                 const __m512i u0 = qt_lb_vnni_unpack(v0, bits, q, lut, table);

@@ -80,6 +80,20 @@ typedef void (*qt_lb_kernel_fn)(const qt_lb_weights *w, size_t p, int mr, const 
                                 size_t lda, const int32_t *sums, const int32_t *za, int asym,
                                 float *tile, int32_t *gout, size_t ldg, size_t ncols);
 
+/* The one-row product (GEMV) reads the weight panels as one sequential stream
+ * (panel after panel, superblock after superblock) and does too little work per
+ * byte for the out-of-order core alone to keep enough cache misses in flight: the
+ * kernels with one activation row prefetch the stream this many bytes ahead, one
+ * prefetch per 64-byte line. Past the last panel the prefetches are harmless. */
+#ifndef QT_LB_PREFETCH_BYTES
+#define QT_LB_PREFETCH_BYTES 2048
+#endif
+
+static inline void qt_lb_prefetch_ahead(const uint8_t *v, size_t bytes)
+{
+    for (size_t b = 0; b < bytes; b += 64) __builtin_prefetch(v + QT_LB_PREFETCH_BYTES + b, 0, 3);
+}
+
 /* Bytes of one packed panel. */
 static inline size_t qt_lb_panel_bytes(size_t nsb, int bits)
 {
