@@ -146,17 +146,22 @@ class Conv2d:
     channel-minor, against the weight rows reordered the same way. The
     patches are gathered from codes, never from floats: int8 codes for 8-bit
     activations, trits for ternary ones, and for binary activations 64-bit
-    words of packed sign bits (each pixel's channels packed once, then
-    whole words copied), so the binary im2col moves 1/32 of the float bytes.
+    words of packed sign bits (each pixel's channels packed once, in C,
+    straight from NCHW or NHWC input, then whole words copied), so the
+    binary im2col moves 1/32 of the float bytes. The border term, the
+    per-filter scale and the bias are applied to the integer product in one
+    pass that writes the output in ``data_format``.
 
     Padding. Zero is not a binary value. A binary layer computes what the
     float network computes on the binarized input, whose border is zero: it
     pads the packed input with -1 (zero words) and adds back, exactly, at
     each output position the sum of the weight codes over its padded taps,
-    :math:`\sum_{t \in \mathrm{pad}(p)} \sum_c q_{n,c,t}`. Channel counts that
-    are not multiples of 64 leave pad bits inside each pixel's words; they
-    are 0 in both operands and their constant contribution is subtracted.
-    Ternary and int8 codes represent zero, so their border needs nothing.
+    :math:`\sum_{t \in \mathrm{pad}(p)} \sum_c q_{n,c,t}` (an integer table
+    per position and filter, computed once per input size). Channel counts
+    that are not multiples of 64 leave pad bits inside each pixel's words;
+    they are 0 in both operands, never differ, and the product counts only
+    the true ``kh * kw * in / groups`` bits. Ternary and int8 codes
+    represent zero, so their border needs nothing.
 
     References
     ----------
