@@ -35,35 +35,50 @@ _MIN_VALUES_PER_THREAD = 1 << 15
 #: rows, a second pass recomputes one segment of layers at a time.
 MAX_TABLE_BYTES = 1 << 30
 
+#: Most float32 values whose (value, index) pairs fit one 64-bit sort key.
+_MAX_INDEXED_PAIRS = 1 << 32
+
 _INITS = ("histogram", "linear", "density", "k-means++", "random")
 _ALGORITHMS = ("optimal", "lloyd")
 
 
 def _distinct_weighted(values, weights):
-    """Sorted distinct values with positive total weight, and their summed weights."""
+    """Sorted distinct values with positive total weight, and their summed weights.
+
+    Float32 values are read as float32 (and widened exactly on output), other
+    dtypes as float64. Unequal weights: the (value, weight) pairs are sorted
+    together by a stable radix sort in compiled code (zero weights dropped, the
+    weights of a value summed in input order); both results are views of one
+    buffer. Equal weights: a plain sort, and ``count * weight`` per value.
+    """
+    if values.dtype != np.float32:
+        values = np.ascontiguousarray(values, dtype=np.float64)
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    equal, w0 = _kmeans1d.equal_weights(weights)
+    if not equal:
+        n = values.shape[0]
+        out = np.empty(2 * n)
+        values = np.ascontiguousarray(values)
+        if values.dtype == np.float32 and n <= _MAX_INDEXED_PAIRS:
+            # (value bits, index) as one integer: NumPy's vectorised sort, in place
+            keys = out[:n].view(np.uint64)
+            c = _kmeans1d.pair_keys(values, weights, keys)
+            keys[:c].sort()
+            m = _kmeans1d.merge_keys(keys[:c], weights, out[n:])
+        else:
+            m = _kmeans1d.distinct_pairs(values, weights, out)
+        return out[:m], out[n : n + m]
+    # no weights to carry along: a plain sort (in the input dtype) is faster
     keep = weights > 0
     if not np.all(keep):
         values = values[keep]
-        weights = weights[keep]
-    equal = bool(np.all(weights == weights[0]))
-    if equal:  # no weights to carry along: a plain sort (in the input dtype) is faster
-        xs = np.sort(values).astype(np.float64)
-    else:  # (value, weight) pairs sorted together (stable radix sort) and merged
-        ux = np.empty(values.shape[0])
-        uw = np.empty(values.shape[0])
-        m = _kmeans1d.distinct_weighted(
-            np.ascontiguousarray(values, dtype=np.float64),
-            np.ascontiguousarray(weights, dtype=np.float64),
-            ux,
-            uw,
-        )
-        return ux[:m].copy(), uw[:m].copy()
+    xs = np.sort(values).astype(np.float64)
     first = np.empty(xs.shape[0], dtype=bool)
     first[0] = True
     np.not_equal(xs[1:], xs[:-1], out=first[1:])
     idx = np.flatnonzero(first)
     counts = np.diff(np.append(idx, xs.shape[0])).astype(np.float64)
-    return np.ascontiguousarray(xs[idx]), counts * weights[0]
+    return np.ascontiguousarray(xs[idx]), counts * w0
 
 
 def _prefix(ux, uw):

@@ -6,7 +6,7 @@
 # caller. The kernels only compute; the GIL is released around them.
 from cython.parallel cimport prange
 from libc.math cimport INFINITY
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 
 
@@ -418,4 +418,93 @@ def distinct_weighted(const double[::1] x,    # IN  (n,) values in any order
         m = qt_km_distinct(&x[0], &w[0], n, &ux[0], &uw[0], recs, hist)
     free(recs)
     free(hist)
+    return m
+
+
+cdef extern from "_kmeans1d_distinct.h" nogil:
+    int qt_kd_equal_weights(const double* w, Py_ssize_t n, double* w0) noexcept
+    Py_ssize_t qt_kd_distinct_f32(const float* x, const double* w, Py_ssize_t n, double* out,
+                                  void* fin) noexcept
+    Py_ssize_t qt_kd_distinct_f64(const double* x, const double* w, Py_ssize_t n, double* out,
+                                  void* fin) noexcept
+    size_t QT_KD_SCRATCH_F32(Py_ssize_t n)
+    Py_ssize_t qt_kd_pair_keys_f32(const float* x, const double* w, Py_ssize_t n,
+                                   uint64_t* keys) noexcept
+    Py_ssize_t qt_kd_merge_keys(uint64_t* keys, Py_ssize_t c, const double* w,
+                                double* uw) noexcept
+    size_t QT_KD_SCRATCH_F64(Py_ssize_t n)
+
+
+ctypedef fused _real:
+    float
+    double
+
+
+def equal_weights(const double[::1] w):   # IN  (n,) non-negative weights
+    """``(equal, w0)``: whether every positive weight equals the first one, ``w0``.
+
+    Stops at the first positive weight that differs; ``w0`` is 0.0 when no
+    weight is positive.
+    """
+    cdef double w0 = 0.0
+    cdef int eq
+    cdef Py_ssize_t n = w.shape[0]
+    with nogil:
+        eq = qt_kd_equal_weights(&w[0], n, &w0) if n > 0 else 1
+    return bool(eq), w0
+
+
+def distinct_pairs(const _real[::1] x,    # IN  (n,) values in any order, float32 or float64
+                   const double[::1] w,   # IN  (n,) non-negative weights
+                   double[::1] out):      # OUT (2 n,) distinct values out[:m], weights out[n:n + m]
+    """Sort (value, weight) pairs in the values' own dtype and merge equal values.
+
+    A stable radix sort on the bits of the values (32-bit keys for float32);
+    zero weights are dropped, the weights of equal values summed in input
+    order. Returns the number ``m`` of distinct values with positive weight.
+    """
+    cdef Py_ssize_t n = x.shape[0], m
+    cdef size_t nbytes = QT_KD_SCRATCH_F32(n) if _real is float else QT_KD_SCRATCH_F64(n)
+    cdef void* fin
+    if n == 0:
+        return 0
+    fin = malloc(nbytes)
+    if fin == NULL:
+        raise MemoryError("kmeans_1d: no memory to sort the values")
+    with nogil:
+        if _real is float:
+            m = qt_kd_distinct_f32(&x[0], &w[0], n, &out[0], fin)
+        else:
+            m = qt_kd_distinct_f64(&x[0], &w[0], n, &out[0], fin)
+    free(fin)
+    if m < 0:
+        raise MemoryError("kmeans_1d: no memory to sort the values")
+    return m
+
+
+def pair_keys(const float[::1] x,      # IN  (n,) float32 values in any order, n <= 2**32
+              const double[::1] w,     # IN  (n,) non-negative weights
+              uint64_t[::1] keys):     # OUT (n,) keys of the pairs with positive weight (first c)
+    """``(monotone bits of x[i]) << 32 | i`` for every ``i`` with ``w[i] > 0``; returns ``c``.
+
+    Sorted as integers, the keys order the values, and equal values by index.
+    """
+    cdef Py_ssize_t n = x.shape[0], c = 0
+    if n > 0:
+        with nogil:
+            c = qt_kd_pair_keys_f32(&x[0], &w[0], n, &keys[0])
+    return c
+
+
+def merge_keys(uint64_t[::1] keys,     # IN  (c,) sorted keys of pair_keys; OUT the distinct values
+               const double[::1] w,    # IN  (n,) the weights given to pair_keys
+               double[::1] uw):        # OUT (c,) summed weights (first m)
+    """Merge sorted keys: the ``m`` distinct values overwrite ``keys[:m]`` (float64 bits).
+
+    The weights of a value are summed in index order. Returns ``m``.
+    """
+    cdef Py_ssize_t c = keys.shape[0], m = 0
+    if c > 0:
+        with nogil:
+            m = qt_kd_merge_keys(&keys[0], c, &w[0], &uw[0])
     return m
