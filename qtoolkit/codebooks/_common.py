@@ -85,7 +85,7 @@ def check_weights(sample_weight, shape, name="sample_weight"):
         np.issubdtype(sw.dtype, np.floating) or np.issubdtype(sw.dtype, np.integer)
     ):
         raise TypeError(f"{name} must be an array of real numbers, got {describe(sample_weight)}")
-    sw = sw.astype(np.float64)
+    sw = sw.astype(np.float64, copy=False)  # read only below and by every caller
     if sw.ndim == 0:
         sw = np.full(shape, float(sw))
     elif sw.shape == tuple(shape):
@@ -96,11 +96,16 @@ def check_weights(sample_weight, shape, name="sample_weight"):
         raise ValueError(
             f"{name} must have shape {tuple(shape)} or ({shape[0]},), got shape {sw.shape}"
         )
-    if not np.all(np.isfinite(sw)):
+    # a finite sum means finite weights (a NaN or an infinity makes the sum NaN or
+    # infinite), so two reductions usually suffice; an infinite sum of finite weights
+    # (overflow) or a NaN sum is told apart by the elementwise test
+    total = sw.sum()
+    if not np.isfinite(total) and not np.all(np.isfinite(sw)):
         raise ValueError(f"{name} contains NaN or Inf")
-    if np.any(sw < 0):
-        raise ValueError(f"{name} must be non-negative, got a minimum of {sw.min()!r}")
-    if not sw.sum() > 0:
+    low = sw.min()
+    if low < 0:
+        raise ValueError(f"{name} must be non-negative, got a minimum of {low!r}")
+    if not total > 0:
         raise ValueError(f"{name} must have a positive sum, got all zeros")
     return sw
 

@@ -433,6 +433,138 @@ def test_pair_radix_sort_merges_like_unique(n):
     np.testing.assert_allclose(uw[:m], ref_w, rtol=1e-13)
 
 
+def _merged_in_input_order(x, w):
+    """Sorted distinct values of x with positive weight, each weight summed in input order."""
+    sums = {}
+    for v, wi in zip(x.astype(np.float64).tolist(), w.tolist()):
+        if wi > 0:
+            sums[v] = sums.get(v, 0.0) + wi  # -0.0 and 0.0 are one key
+    ux = np.array(sorted(sums))
+    return ux + 0.0, np.array([sums[v] for v in sorted(sums)])  # + 0.0: -0.0 becomes 0.0
+
+
+def _pair_data(n, dtype, rng):
+    """Values with duplicates, signed zeros, extremes and subnormals of ``dtype``; weights."""
+    info = np.finfo(dtype)
+    x = np.round(rng.laplace(scale=50.0, size=n), 1).astype(dtype)
+    x[: n // 3] = rng.standard_normal(n // 3).astype(dtype)
+    x[n // 2 :: 11] = -0.0
+    x[n // 2 + 5 :: 13] = 0.0
+    extremes = np.array([-info.max, info.max, info.smallest_subnormal, -info.smallest_subnormal])
+    x[::17] = np.resize(extremes.astype(dtype), x[::17].shape)
+    w = rng.exponential(size=n) ** 2
+    w[::5] = 0.0
+    w[1::7] = 0.1  # some repeated weights: not all equal
+    return x, w
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 2, 7, 3000, 70000])
+def test_distinct_pairs_sum_weights_in_input_order(dtype, n):
+    # every kernel of the weighted path, bit for bit against a slow obvious merge
+    from qtoolkit.codebooks import _kmeans1d
+
+    rng = np.random.default_rng(n + (0 if dtype is np.float32 else 1))
+    x, w = _pair_data(n, dtype, rng)
+    if not np.any(w > 0):
+        w[0] = 2.5
+    ref_x, ref_w = _merged_in_input_order(x, w) if n <= 3000 else (None, None)
+    if ref_x is None:  # large: sums compared to np.unique + bincount, order-free checks
+        keep = w > 0
+        ref_x, inv = np.unique(x[keep].astype(np.float64), return_inverse=True)
+        ref_w = np.bincount(inv, weights=w[keep])
+    results = [_distinct_weighted(x, w)]
+    out = np.empty(2 * n)
+    m = _kmeans1d.distinct_pairs(x, w, out)  # the radix sort in the input dtype
+    results.append((out[:m], out[n : n + m]))
+    if dtype is np.float32:  # the (value bits, index) keys sorted as integers
+        keys = np.empty(n, dtype=np.uint64)
+        c = _kmeans1d.pair_keys(x, w, keys)
+        keys[:c].sort()
+        uw = np.empty(max(c, 1))
+        m = _kmeans1d.merge_keys(keys[:c], w, uw)
+        results.append((keys[:m].view(np.float64), uw[:m]))
+    for i, (ux, uw) in enumerate(results):
+        assert ux.dtype == np.float64 and uw.dtype == np.float64
+        np.testing.assert_array_equal(ux, ref_x)
+        if i > 0:  # the pair kernels merge -0.0 into +0.0
+            assert not np.any(np.signbit(ux) & (ux == 0))
+        if n <= 3000:
+            np.testing.assert_array_equal(uw, ref_w)
+        else:
+            np.testing.assert_allclose(uw, ref_w, rtol=1e-13)
+    for ux, uw in results[1:]:  # all paths sum in the same order
+        np.testing.assert_array_equal(ux, results[0][0])
+        np.testing.assert_array_equal(uw, results[0][1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_distinct_pairs_degenerate_keys(dtype):
+    # one value only (no digit to sort), values differing only in high bits (low digits
+    # skipped), zero weights in between
+    from qtoolkit.codebooks import _kmeans1d
+
+    rng = np.random.default_rng(3)
+    cases = [
+        np.full(50, 1.5, dtype=dtype),
+        np.array([-0.0, 0.0] * 20, dtype=dtype),
+        rng.integers(-3, 4, 500).astype(dtype),
+        (2.0 ** rng.integers(-20, 20, 500)).astype(dtype),
+    ]
+    for x in cases:
+        w = rng.exponential(size=x.size)
+        w[::3] = 0.0
+        ref_x, ref_w = _merged_in_input_order(x, w)
+        out = np.empty(2 * x.size)
+        m = _kmeans1d.distinct_pairs(x, w, out)
+        np.testing.assert_array_equal(out[:m], ref_x)
+        np.testing.assert_array_equal(out[x.size : x.size + m], ref_w)
+        ux, uw = _distinct_weighted(x, w)
+        np.testing.assert_array_equal(ux, ref_x)
+        np.testing.assert_array_equal(uw, ref_w)
+
+
+@pytest.mark.parametrize("weight", [1.0, 0.1, 3.0])
+def test_distinct_equal_weights_are_counts(weight):
+    # equal positive weights (zeros aside): a plain sort, ``count * weight`` per value
+    rng = np.random.default_rng(4)
+    x = np.round(rng.standard_normal(4000), 2).astype(np.float32)
+    w = np.full(x.size, weight)
+    w[::9] = 0.0
+    ux, uw = _distinct_weighted(x, w)
+    ref_x, counts = np.unique(x[w > 0].astype(np.float64), return_counts=True)
+    np.testing.assert_array_equal(ux, ref_x)
+    np.testing.assert_array_equal(uw, counts * weight)
+    from qtoolkit.codebooks import _kmeans1d
+
+    assert _kmeans1d.equal_weights(w) == (True, weight)
+    w[5] = np.nextafter(weight, 2 * weight)
+    assert _kmeans1d.equal_weights(w) == (False, weight)
+    assert _kmeans1d.equal_weights(np.zeros(3)) == (True, 0.0)
+
+
+def test_float32_and_float64_values_give_the_same_result():
+    # the float32 path (keys sorted in float32) and the float64 path (radix sort of the
+    # widened values) see the same pairs in the same order, so results are bit-identical
+    rng = np.random.default_rng(5)
+    x32 = np.concatenate([rng.standard_normal(20000), np.round(rng.laplace(size=5000), 1)])
+    x32 = x32.astype(np.float32)
+    x32[::13] = -0.0
+    w = rng.exponential(size=x32.size) ** 2
+    w[::7] = 0.0
+    for k in (1, 3, 16, 200):
+        a = kmeans_1d(x32, k, sample_weight=w)
+        b = kmeans_1d(x32.astype(np.float64), k, sample_weight=w)
+        np.testing.assert_array_equal(a.codebook, b.codebook)
+        assert a.inertia == b.inertia
+        # against the layered programme on the same distinct values
+        ux, uw = _distinct_weighted(x32, w)
+        _, pw, p1, p2 = _prefix(ux, uw)
+        ref = _cluster_means(ux, uw, _optimal_starts(pw, p1, p2, ux.size, k, 1), None)
+        ref_err = weighted_sse(ux, uw, ref)
+        assert abs(a.inertia - ref_err) <= 1e-12 * ref_err
+
+
 def test_rows_bad_input():
     X = np.zeros((3, 5))
     X[1] = [0, 1, 2, 3, 4]
