@@ -42,19 +42,19 @@ typedef struct {
 #define QT_KD_SCRATCH_F32(n) ((size_t)((n) > 0 ? (n) : 1) * sizeof(qt_kd_rec32))
 #define QT_KD_SCRATCH_F64(n) ((size_t)((n) > 0 ? (n) : 1) * sizeof(qt_kd_rec64))
 
+/* branch-free: the signs of the values are random */
 static inline uint32_t qt_kd_key32(float v)
 {
     uint32_t u;
-    if (v == 0.0f)
-        v = 0.0f; /* -0 is +0 */
     memcpy(&u, &v, sizeof u);
-    return (u >> 31) ? ~u : (u | 0x80000000u);
+    u = (u & 0x7fffffffu) ? u : 0u; /* -0 is +0 */
+    return u ^ ((uint32_t)((int32_t)u >> 31) | 0x80000000u);
 }
 
 static inline double qt_kd_unkey32(uint32_t u)
 {
     float v;
-    u = (u >> 31) ? (u & 0x7fffffffu) : ~u;
+    u ^= ((u >> 31) - 1u) | 0x80000000u;
     memcpy(&v, &u, sizeof v);
     return (double)v;
 }
@@ -62,16 +62,15 @@ static inline double qt_kd_unkey32(uint32_t u)
 static inline uint64_t qt_kd_key64(double v)
 {
     uint64_t u;
-    if (v == 0.0)
-        v = 0.0;
     memcpy(&u, &v, sizeof u);
-    return (u >> 63) ? ~u : (u | 0x8000000000000000ULL);
+    u = (u & 0x7fffffffffffffffULL) ? u : 0u;
+    return u ^ ((uint64_t)((int64_t)u >> 63) | 0x8000000000000000ULL);
 }
 
 static inline double qt_kd_unkey64(uint64_t u)
 {
     double v;
-    u = (u >> 63) ? (u & 0x7fffffffffffffffULL) : ~u;
+    u ^= ((u >> 63) - 1u) | 0x8000000000000000ULL;
     memcpy(&v, &u, sizeof v);
     return v;
 }
@@ -211,14 +210,18 @@ QT_KD_DEFINE(qt_kd_distinct_f64, double, uint64_t, qt_kd_rec64, qt_kd_key64, qt_
  * 64-bit integers (the caller's; NumPy's is vectorised) gives the order of a
  * stable sort. Needs n <= 2^32. */
 
+/* distance (in keys) at which the merge prefetches a weight */
+#define QT_KD_PREFETCH 16
+
 /* keys[0..c) for the c pairs with positive weight; returns c. */
 static ptrdiff_t qt_kd_pair_keys_f32(const float *x, const double *w, ptrdiff_t n,
                                      uint64_t *keys)
 {
     ptrdiff_t i, c = 0;
-    for (i = 0; i < n; i++)
-        if (w[i] > 0.0)
-            keys[c++] = ((uint64_t)qt_kd_key32(x[i]) << 32) | (uint64_t)(uint32_t)i;
+    for (i = 0; i < n; i++) { /* written always, kept for a positive weight (no branch) */
+        keys[c] = ((uint64_t)qt_kd_key32(x[i]) << 32) | (uint64_t)(uint32_t)i;
+        c += w[i] > 0.0;
+    }
     return c;
 }
 
@@ -238,6 +241,10 @@ static ptrdiff_t qt_kd_merge_keys(uint64_t *keys, ptrdiff_t c, const double *w, 
     for (i = 1; i < c; i++) {
         const uint64_t k = keys[i];
         const uint32_t hi = (uint32_t)(k >> 32);
+#if defined(__GNUC__) || defined(__clang__)
+        if (i + QT_KD_PREFETCH < c) /* the weights are gathered in random order */
+            __builtin_prefetch(&w[(uint32_t)keys[i + QT_KD_PREFETCH]]);
+#endif
         const double wi = w[(uint32_t)k];
         if (hi == prev) {
             acc += wi;
