@@ -38,6 +38,10 @@ MAX_TABLE_BYTES = 1 << 30
 #: Most float32 values whose (value, index) pairs fit one 64-bit sort key.
 _MAX_INDEXED_PAIRS = 1 << 32
 
+#: Weights that ``_distinct_weighted`` compares in compiled code (stopping at the
+#: first that differs) before it compares all of them.
+_EQUAL_WEIGHTS_PREFIX = 4096
+
 _INITS = ("histogram", "linear", "density", "k-means++", "random")
 _ALGORITHMS = ("optimal", "lloyd")
 
@@ -46,15 +50,25 @@ def _distinct_weighted(values, weights):
     """Sorted distinct values with positive total weight, and their summed weights.
 
     Float32 values are read as float32 (and widened exactly on output), other
-    dtypes as float64. Unequal weights: the (value, weight) pairs are sorted
-    together by a stable radix sort in compiled code (zero weights dropped, the
-    weights of a value summed in input order); both results are views of one
-    buffer. Equal weights: a plain sort, and ``count * weight`` per value.
+    dtypes as float64. Unequal weights: the pairs with positive weight are
+    sorted in compiled code, as if by a stable sort (float32: the value's bits
+    and its index as one 64-bit integer, sorted by NumPy, the weights gathered
+    in the merge; float64: a radix sort of (value, weight) records), and the
+    weights of a value are summed in input order; both results are views of
+    one buffer. Equal weights: a plain sort, and ``count * weight`` per value.
     """
     if values.dtype != np.float32:
         values = np.ascontiguousarray(values, dtype=np.float64)
     weights = np.ascontiguousarray(weights, dtype=np.float64)
-    equal, w0 = _kmeans1d.equal_weights(weights)
+    # two different positive weights among the first ones decide it at once; otherwise
+    # NumPy's (vectorised) comparisons of all the weights
+    equal = _kmeans1d.equal_weights(weights[:_EQUAL_WEIGHTS_PREFIX])[0]
+    if equal:
+        keep = weights > 0
+        if not np.all(keep):
+            values = values[keep]
+            weights = weights[keep]
+        equal = bool(np.all(weights == weights[0]))
     if not equal:
         n = values.shape[0]
         out = np.empty(2 * n)
@@ -69,16 +83,13 @@ def _distinct_weighted(values, weights):
             m = _kmeans1d.distinct_pairs(values, weights, out)
         return out[:m], out[n : n + m]
     # no weights to carry along: a plain sort (in the input dtype) is faster
-    keep = weights > 0
-    if not np.all(keep):
-        values = values[keep]
     xs = np.sort(values).astype(np.float64)
     first = np.empty(xs.shape[0], dtype=bool)
     first[0] = True
     np.not_equal(xs[1:], xs[:-1], out=first[1:])
     idx = np.flatnonzero(first)
     counts = np.diff(np.append(idx, xs.shape[0])).astype(np.float64)
-    return np.ascontiguousarray(xs[idx]), counts * w0
+    return np.ascontiguousarray(xs[idx]), counts * weights[0]
 
 
 def _prefix(ux, uw):
