@@ -9,6 +9,8 @@ from libc.math cimport INFINITY
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport free, malloc
 
+import numpy as np
+
 
 cdef inline double _seg_cost(const double* pw, const double* p1, const double* p2,
                              Py_ssize_t j, Py_ssize_t i) noexcept nogil:
@@ -334,6 +336,9 @@ cdef extern from "_kmeans1d_lambda.h" nogil:
                       qt_km_pref* P) noexcept
     int qt_km_lambda(const qt_km_pref* P, const double* xc, Py_ssize_t n, Py_ssize_t k,
                      int64_t* out) noexcept
+    size_t qt_km_lambda_bytes(Py_ssize_t n, Py_ssize_t k) noexcept
+    int qt_km_lambda_in(const qt_km_pref* P, const double* xc, Py_ssize_t n, Py_ssize_t k,
+                        int64_t* out, void* buf) noexcept
     void qt_km_fit_rows(const double* X, const double* W, int shared, int sorted,
                         Py_ssize_t r, Py_ssize_t n, Py_ssize_t k, double* centers,
                         double* inertia, int* status, int n_threads) noexcept
@@ -344,6 +349,10 @@ cdef extern from "_kmeans1d_lambda.h" nogil:
                               double* uw, qt_km_rec* recs, unsigned int* hist) noexcept
     size_t QT_KM_RADIX_HIST(int bits)
     int QT_KM_RADIX_BITS(Py_ssize_t n)
+
+
+#: Work space (bytes) from which optimal_starts takes its buffers from NumPy.
+_NUMPY_WORK_BYTES = 1 << 22
 
 
 def optimal_starts(const double[::1] x,      # IN  (n,) sorted distinct values
@@ -357,19 +366,39 @@ def optimal_starts(const double[::1] x,      # IN  (n,) sorted distinct values
     cdef Py_ssize_t n = x.shape[0], k = starts.shape[0] - 1
     cdef int it
     cdef Py_ssize_t i
-    cdef qt_km_pref* P = <qt_km_pref*>malloc((n + 1) * sizeof(qt_km_pref))
-    cdef double* xc = <double*>malloc(n * sizeof(double))
-    if P == NULL or xc == NULL:
+    cdef size_t ws_bytes = qt_km_lambda_bytes(n, k)
+    cdef unsigned char[::1] p_buf, ws_buf
+    cdef double[::1] xc_buf
+    cdef qt_km_pref* P
+    cdef double* xc
+    if ws_bytes < _NUMPY_WORK_BYTES:
+        P = <qt_km_pref*>malloc((n + 1) * sizeof(qt_km_pref))
+        xc = <double*>malloc(n * sizeof(double))
+        if P == NULL or xc == NULL:
+            free(P)
+            free(xc)
+            raise MemoryError("kmeans_1d: no memory for the prefix sums")
+        with nogil:
+            qt_km_prefix(&x[0], &w[0], n, shift, P)
+            for i in range(n):
+                xc[i] = x[i] - shift
+            it = qt_km_lambda(P, xc, n, k, &starts[0])
         free(P)
         free(xc)
-        raise MemoryError("kmeans_1d: no memory for the prefix sums")
-    with nogil:
-        qt_km_prefix(&x[0], &w[0], n, shift, P)
-        for i in range(n):
-            xc[i] = x[i] - shift
-        it = qt_km_lambda(P, xc, n, k, &starts[0])
-    free(P)
-    free(xc)
+    else:
+        # large problems: NumPy's buffers, which it backs by huge pages where the system
+        # offers them on request (the programme's reads of the prefix sums are scattered,
+        # and memory from malloc may or may not be backed so, by the history of the heap)
+        p_buf = np.empty((n + 1) * sizeof(qt_km_pref), dtype=np.uint8)
+        xc_buf = np.empty(n)
+        ws_buf = np.empty(ws_bytes, dtype=np.uint8)
+        P = <qt_km_pref*>&p_buf[0]
+        xc = &xc_buf[0]
+        with nogil:
+            qt_km_prefix(&x[0], &w[0], n, shift, P)
+            for i in range(n):
+                xc[i] = x[i] - shift
+            it = qt_km_lambda_in(P, xc, n, k, &starts[0], &ws_buf[0])
     if it < 0:
         raise MemoryError("kmeans_1d: no memory for the work space")
     return it

@@ -565,6 +565,35 @@ def test_float32_and_float64_values_give_the_same_result():
         assert abs(a.inertia - ref_err) <= 1e-12 * ref_err
 
 
+def test_large_problem_work_space_gives_the_same_partition():
+    # above _NUMPY_WORK_BYTES the Lagrangian search runs on NumPy buffers instead of
+    # malloc'd ones: the same arithmetic, so the same starts as the layered programme's
+    from qtoolkit.codebooks import _kmeans1d
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal(150_000).astype(np.float32)
+    x[::10] = x[1::10]  # some duplicates
+    w = rng.exponential(size=x.size)
+    ux, uw = _distinct_weighted(x, w)
+    assert ux.size * 68 > _kmeans1d._NUMPY_WORK_BYTES  # the NumPy-buffer path
+    _, pw, p1, p2 = _prefix(ux, uw)
+    for k in (2, 5):
+        starts = _lagrangian_starts(ux, uw, k)
+        ref = _optimal_starts(pw, p1, p2, ux.size, k, 1)
+        mine = _inertia_sorted(ux, uw, _cluster_means(ux, uw, starts, None))
+        best = _inertia_sorted(ux, uw, _cluster_means(ux, uw, ref, None))
+        assert abs(mine - best) <= 1e-12 * best
+    small_x = np.ascontiguousarray(ux[:: ux.size // 2000])
+    small_w = np.ascontiguousarray(uw[:: ux.size // 2000])
+    assert small_x.size * 68 < _kmeans1d._NUMPY_WORK_BYTES  # the malloc path
+    _, pw, p1, p2 = _prefix(small_x, small_w)
+    starts = _lagrangian_starts(small_x, small_w, 5)
+    ref = _optimal_starts(pw, p1, p2, small_x.size, 5, 1)
+    a = _inertia_sorted(small_x, small_w, _cluster_means(small_x, small_w, starts, None))
+    b = _inertia_sorted(small_x, small_w, _cluster_means(small_x, small_w, ref, None))
+    assert abs(a - b) <= 1e-12 * b
+
+
 def test_rows_bad_input():
     X = np.zeros((3, 5))
     X[1] = [0, 1, 2, 3, 4]
