@@ -37,7 +37,7 @@ cdef extern from "qt_lowbit_all.h" nogil:
                             uint8_t *dst)
     size_t qt_lb_quantize_rows(const float *x, size_t m, size_t k, size_t ldx, int asym,
                                int8_t *q, size_t lda, size_t gs, size_t G, int32_t *sums,
-                               int32_t *za, float *sa, int n_threads)
+                               int32_t *za, float *sa, int level, int n_threads)
     void qt_lb_row_sums(const int8_t *q, size_t m, size_t k, size_t lda, size_t gs, size_t G,
                         int32_t *sums)
     int qt_lb_gemm(const qt_lb_weights *w, const qt_lb_acts *x, size_t m, float *out,
@@ -80,7 +80,7 @@ def pack_weights(const uint8_t[:, ::1] u, int bits, uint8_t[::1] dst):
 
 
 def quantize_rows(const float[:, ::1] x, int asym, int8_t[:, ::1] q, size_t gs,
-                  int32_t[:, ::1] sums, int32_t[::1] za, float[::1] sa, int n_threads):
+                  int32_t[:, ::1] sums, int32_t[::1] za, float[::1] sa, int level, int n_threads):
     """Quantize rows of ``x`` (IN) into ``q``, ``sums``, ``za``, ``sa`` (OUT); return the
     number of non-finite values."""
     cdef size_t bad = 0
@@ -90,7 +90,8 @@ def quantize_rows(const float[:, ::1] x, int asym, int8_t[:, ::1] q, size_t gs,
     cdef const float *px = &x[0, 0] if x.shape[1] > 0 else NULL
     with nogil:
         bad = qt_lb_quantize_rows(px, m, x.shape[1], x.shape[1], asym, &q[0, 0], q.shape[1],
-                                  gs, sums.shape[1], &sums[0, 0], &za[0], &sa[0], n_threads)
+                                  gs, sums.shape[1], &sums[0, 0], &za[0], &sa[0], level,
+                                  n_threads)
     return bad
 
 

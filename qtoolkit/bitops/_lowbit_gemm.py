@@ -72,7 +72,7 @@ def _quantize(x32, lda, gs, g, asym, n_threads):
     za = np.empty(m, dtype=np.int32)
     sa = np.empty(m, dtype=np.float32)
     threads = _resolve_threads(n_threads, m * k, _THREAD_MIN_VALUES)
-    bad = _lowbit.quantize_rows(x32, int(asym), q, gs, sums, za, sa, threads)
+    bad = _lowbit.quantize_rows(x32, int(asym), q, gs, sums, za, sa, _level_id(LOWBIT), threads)
     if bad:
         raise ValueError(f"x contains NaN or Inf ({bad} values)")
     return q, sums, za, sa

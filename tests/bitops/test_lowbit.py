@@ -209,6 +209,51 @@ def test_quantize_activations_matches_formula(symmetric):
         assert qa.codes.min() >= -127 and not qa.zero_points.any()
 
 
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_quantize_rows_every_level_tails_and_group_sums(symmetric):
+    # the fused quantization of lowbit_matmul (padded rows and group sums), at every level,
+    # for K around the 8- and 32-value steps of the vector loops and every group layout
+    from qtoolkit.bitops import _lowbit
+    from qtoolkit.bitops._dispatch import LOWBIT, _level_id
+
+    rng = np.random.default_rng(5)
+    for k in (1, 7, 8, 9, 31, 32, 33, 63, 64, 65, 100, 255, 257, 1000):
+        x = rng.standard_normal((5, k)).astype(np.float32) * 2
+        x[1] = 0.0
+        x[2] = np.abs(x[2])
+        x[3] = -np.abs(x[3])
+        codes, scales, zps = ref_quantize(x, symmetric)
+        lda = -(-k // 32) * 32
+        for gs in sorted({32, 64, 128, lda}):
+            g = -(-k // gs)
+            padded = np.zeros((5, lda), np.int64)
+            padded[:, :k] = codes
+            ref_sums = np.add.reduceat(padded, np.arange(0, lda, gs), axis=1)[:, :g]
+            for level in LEVELS:
+                for threads in (1, 2):
+                    q = np.full((5, lda), 99, np.int8)
+                    sums = np.full((5, g), 7, np.int32)
+                    za = np.full(5, 7, np.int32)
+                    sa = np.full(5, 7, np.float32)
+                    with simd_level(level):
+                        bad = _lowbit.quantize_rows(
+                            x, int(not symmetric), q, gs, sums, za, sa, _level_id(LOWBIT), threads
+                        )
+                    msg = f"{level} k={k} gs={gs} t={threads}"
+                    assert bad == 0
+                    np.testing.assert_array_equal(q, padded, err_msg=msg)
+                    np.testing.assert_array_equal(sums, ref_sums, err_msg=msg)
+                    np.testing.assert_array_equal(za, zps, err_msg=msg)
+                    np.testing.assert_array_equal(sa, scales, err_msg=msg)
+        # a non-finite value anywhere is counted, at every level
+        for level in LEVELS:
+            y = x.copy()
+            y[0, k - 1] = np.inf
+            y[4, 0] = np.nan
+            with simd_level(level), pytest.raises(ValueError, match="2 values"):
+                quantize_activations(y, symmetric=symmetric)
+
+
 def test_quantize_activations_errors():
     with pytest.raises(ValueError, match="NaN or Inf"):
         quantize_activations(np.array([[1.0, np.nan]]))

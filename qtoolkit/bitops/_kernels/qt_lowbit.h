@@ -178,11 +178,53 @@ static void qt_lb_pack_weights(const uint8_t *u, size_t n, size_t k, size_t ldu,
             }
 }
 
-/* Round to nearest, ties to even, for |x| < 2^22 (no libm call, vectorizable). */
-static inline float qt_lb_rint(float x)
+/* Quantize one row: the reference (portable C) form of the formulas below. Returns the
+ * number of non-finite values (the row is then left quantized as zeros). */
+static size_t qt_lb_quantize_row(const float *xr, size_t k, int asym, int8_t *qr, size_t lda,
+                                 size_t gs, size_t G, int32_t *sums, int32_t *za, float *sa)
 {
-    const float magic = 12582912.0f; /* 1.5 * 2^23 */
-    return (x + magic) - magic;
+    float lo = 0.0f, hi = 0.0f, amax = 0.0f;
+    size_t nonfinite = 0;
+    for (size_t j = 0; j < k; ++j) {
+        const float v = xr[j];
+        nonfinite += !(v - v == 0.0f);
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+    }
+    amax = -lo > hi ? -lo : hi;
+    memset(qr, 0, lda);
+    float s = 1.0f;
+    int32_t z = 0;
+    if (nonfinite) {
+        /* left as zeros */
+    } else if (!asym && amax > 0.0f) {
+        const float inv = 127.0f / amax;
+        s = amax / 127.0f;
+        for (size_t j = 0; j < k; ++j) {
+            float t = qt_lb_rint(xr[j] * inv);
+            t = t > 127.0f ? 127.0f : (t < -127.0f ? -127.0f : t);
+            qr[j] = (int8_t)t;
+        }
+    } else if (asym && hi > lo) {
+        const float range = hi - lo, inv = 255.0f / range;
+        s = range / 255.0f;
+        z = -128 - (int32_t)qt_lb_rint(lo * inv);
+        const float zf = (float)z;
+        for (size_t j = 0; j < k; ++j) {
+            float t = qt_lb_rint(xr[j] * inv) + zf;
+            t = t > 127.0f ? 127.0f : (t < -128.0f ? -128.0f : t);
+            qr[j] = (int8_t)t;
+        }
+    }
+    *sa = s;
+    *za = z;
+    for (size_t g = 0; g < G; ++g) {
+        const size_t j0 = g * gs, j1 = (j0 + gs < k) ? j0 + gs : k;
+        int32_t acc = 0;
+        for (size_t j = j0; j < j1; ++j) acc += qr[j];
+        sums[g] = acc;
+    }
+    return nonfinite;
 }
 
 /* Quantize rows of x (m x k, stride ldx) to int8 codes q (m x lda, zero padded),
@@ -191,62 +233,37 @@ static inline float qt_lb_rint(float x)
  * Asymmetric: lo = min(min x, 0), hi = max(max x, 0), inv = 255 / (hi - lo),
  * z = -128 - round(lo inv), q = clip(round(x inv) + z, -128, 127),
  * s = (hi - lo) / 255. A row of zeros gets s = 1, q = 0. Returns the number of
- * non-finite values seen (their rows are left quantized as zeros). */
+ * non-finite values seen (their rows are left quantized as zeros). `level` picks
+ * the row loop (AVX2 on x86 from that level up; the results are identical). */
 static size_t qt_lb_quantize_rows(const float *x, size_t m, size_t k, size_t ldx, int asym,
                                   int8_t *q, size_t lda, size_t gs, size_t G, int32_t *sums,
-                                  int32_t *za, float *sa, int n_threads)
+                                  int32_t *za, float *sa, int level, int n_threads)
 {
     size_t bad = 0;
     int nt = n_threads < 1 ? 1 : n_threads;
     (void)nt;
+    qt_cpu_init();
+    int vec = 0;
+#ifdef QT_X86
+    vec = (level == QT_LEVEL_AVX2 || level == QT_LEVEL_AVX512) && level >= 0 &&
+          level < QT_N_LEVELS && qt_cpu_has(level) && (G == 1 || gs % 32 == 0);
+#else
+    (void)level;
+#endif
 #ifdef QT_HAVE_OPENMP
 #pragma omp parallel for schedule(static) num_threads(nt) reduction(+ : bad)
 #endif
     for (long r = 0; r < (long)m; ++r) {
         const float *xr = x + (size_t)r * ldx;
         int8_t *qr = q + (size_t)r * lda;
-        float lo = 0.0f, hi = 0.0f, amax = 0.0f;
-        size_t nonfinite = 0;
-        for (size_t j = 0; j < k; ++j) {
-            const float v = xr[j];
-            nonfinite += !(v - v == 0.0f);
-            lo = v < lo ? v : lo;
-            hi = v > hi ? v : hi;
-        }
-        amax = -lo > hi ? -lo : hi;
-        memset(qr, 0, lda);
-        float s = 1.0f;
-        int32_t z = 0;
-        if (nonfinite) {
-            bad += nonfinite;
-        } else if (!asym && amax > 0.0f) {
-            const float inv = 127.0f / amax;
-            s = amax / 127.0f;
-            for (size_t j = 0; j < k; ++j) {
-                float t = qt_lb_rint(xr[j] * inv);
-                t = t > 127.0f ? 127.0f : (t < -127.0f ? -127.0f : t);
-                qr[j] = (int8_t)t;
-            }
-        } else if (asym && hi > lo) {
-            const float range = hi - lo, inv = 255.0f / range;
-            s = range / 255.0f;
-            z = -128 - (int32_t)qt_lb_rint(lo * inv);
-            const float zf = (float)z;
-            for (size_t j = 0; j < k; ++j) {
-                float t = qt_lb_rint(xr[j] * inv) + zf;
-                t = t > 127.0f ? 127.0f : (t < -128.0f ? -128.0f : t);
-                qr[j] = (int8_t)t;
-            }
-        }
-        sa[r] = s;
-        za[r] = z;
-        for (size_t g = 0; g < G; ++g) {
-            const size_t j0 = g * gs, j1 = (j0 + gs < k) ? j0 + gs : k;
-            int32_t acc = 0;
-            for (size_t j = j0; j < j1; ++j) acc += qr[j];
-            sums[(size_t)r * G + g] = acc;
-        }
+        int32_t *sr = sums + (size_t)r * G;
+#ifdef QT_X86
+        if (vec && qt_lb_quantize_row_avx2(xr, k, asym, qr, lda, gs, G, sr, za + r, sa + r) == 0)
+            continue;
+#endif
+        bad += qt_lb_quantize_row(xr, k, asym, qr, lda, gs, G, sr, za + r, sa + r);
     }
+    (void)vec;
     return bad;
 }
 

@@ -245,6 +245,102 @@ QT_LB_AVX2_INLINE void qt_lb_avx2_narrow(const qt_lb_weights *w, size_t p, const
     }
 }
 
+/* One row of the dynamic int8 quantization of qt_lowbit.h (qt_lb_quantize_row), 32 values at
+ * a time: the same float32 operations in the same order per value (multiply, round half to
+ * even, add the zero point, clip), so the codes are identical. Group sums need gs % 32 == 0 or
+ * one group. Returns 0, or 1 if the row holds a non-finite value (nothing written then). */
+QT_LB_AVX2_TARGET static int qt_lb_quantize_row_avx2(const float *xr, size_t k, int asym,
+                                                     int8_t *qr, size_t lda, size_t gs, size_t G,
+                                                     int32_t *sums, int32_t *za, float *sa)
+{
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    __m256 vlo = _mm256_setzero_ps(), vhi = _mm256_setzero_ps();
+    __m256 bad = _mm256_setzero_ps();
+    size_t j = 0;
+    for (; j + 8 <= k; j += 8) {
+        const __m256 v = _mm256_loadu_ps(xr + j);
+        bad = _mm256_or_ps(bad, _mm256_cmp_ps(_mm256_sub_ps(v, v), _mm256_setzero_ps(), _CMP_NEQ_UQ));
+        vlo = _mm256_min_ps(v, vlo); /* v < lo ? v : lo */
+        vhi = _mm256_max_ps(v, vhi); /* v > hi ? v : hi */
+    }
+    if (j < k) {
+        const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(k - j)), iota);
+        const __m256 v = _mm256_maskload_ps(xr + j, mask);
+        bad = _mm256_or_ps(bad, _mm256_cmp_ps(_mm256_sub_ps(v, v), _mm256_setzero_ps(), _CMP_NEQ_UQ));
+        vlo = _mm256_min_ps(v, vlo);
+        vhi = _mm256_max_ps(v, vhi);
+    }
+    if (_mm256_movemask_ps(bad)) return 1;
+    float l8[8], h8[8];
+    _mm256_storeu_ps(l8, vlo);
+    _mm256_storeu_ps(h8, vhi);
+    float lo = 0.0f, hi = 0.0f;
+    for (int i = 0; i < 8; ++i) {
+        lo = l8[i] < lo ? l8[i] : lo;
+        hi = h8[i] > hi ? h8[i] : hi;
+    }
+    const float amax = -lo > hi ? -lo : hi;
+    float s = 1.0f, inv = 0.0f, zf = 0.0f, qlo = 0.0f, qhi = 0.0f;
+    int32_t z = 0;
+    int zero = 1;
+    if (!asym && amax > 0.0f) {
+        inv = 127.0f / amax;
+        s = amax / 127.0f;
+        qlo = -127.0f;
+        qhi = 127.0f;
+        zero = 0;
+    } else if (asym && hi > lo) {
+        const float range = hi - lo;
+        inv = 255.0f / range;
+        s = range / 255.0f;
+        z = -128 - (int32_t)qt_lb_rint(lo * inv);
+        zf = (float)z;
+        qlo = -128.0f;
+        qhi = 127.0f;
+        zero = 0;
+    }
+    sa[0] = s;
+    za[0] = z;
+    memset(sums, 0, sizeof(int32_t) * G);
+    if (zero) {
+        memset(qr, 0, lda);
+        return 0;
+    }
+    const __m256 vinv = _mm256_set1_ps(inv), vz = _mm256_set1_ps(zf);
+    const __m256 vqlo = _mm256_set1_ps(qlo), vqhi = _mm256_set1_ps(qhi);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (j = 0; j < k; j += 32) {
+        __m256i c[4];
+        for (int t = 0; t < 4; ++t) {
+            const size_t jt = j + 8 * (size_t)t;
+            const __m256i mask = _mm256_cmpgt_epi32(
+                _mm256_set1_epi32(jt < k ? (int)(k - jt < 8 ? k - jt : 8) : 0), iota);
+            const __m256 v = (jt + 8 <= k) ? _mm256_loadu_ps(xr + jt) : _mm256_maskload_ps(xr + jt, mask);
+            __m256 r = _mm256_round_ps(_mm256_mul_ps(v, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            r = _mm256_add_ps(r, vz);
+            r = _mm256_max_ps(_mm256_min_ps(r, vqhi), vqlo);
+            c[t] = _mm256_and_si256(_mm256_cvttps_epi32(r), mask);
+        }
+        const __m256i t32 = _mm256_add_epi32(_mm256_add_epi32(c[0], c[1]), _mm256_add_epi32(c[2], c[3]));
+        __m128i h = _mm_add_epi32(_mm256_castsi256_si128(t32), _mm256_extracti128_si256(t32, 1));
+        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+        h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+        sums[G > 1 ? j / gs : 0] += _mm_cvtsi128_si32(h);
+        /* int32 -> int8 (values within [-128, 127], no saturation), in order */
+        const __m256i p16 = _mm256_packs_epi32(c[0], c[1]), p16b = _mm256_packs_epi32(c[2], c[3]);
+        const __m256i p8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p16, p16b), order);
+        if (j + 32 <= lda) {
+            _mm256_storeu_si256((__m256i *)(qr + j), p8);
+        } else {
+            int8_t tmp[32];
+            _mm256_storeu_si256((__m256i *)tmp, p8);
+            memcpy(qr + j, tmp, lda - j);
+        }
+    }
+    if (j < lda) memset(qr + j, 0, lda - j);
+    return 0;
+}
+
 QT_LB_AVX2_TARGET static void qt_lb_kernel_avx2(const qt_lb_weights *w, size_t p, int mr,
                                                 const int8_t *a, size_t lda, const int32_t *sums,
                                                 const int32_t *za, int asym, float *tile,

@@ -94,6 +94,13 @@ static inline void qt_lb_prefetch_ahead(const uint8_t *v, size_t bytes)
     for (size_t b = 0; b < bytes; b += 64) __builtin_prefetch(v + QT_LB_PREFETCH_BYTES + b, 0, 3);
 }
 
+/* Round to nearest, ties to even, for |x| < 2^22 (no libm call, vectorizable). */
+static inline float qt_lb_rint(float x)
+{
+    const float magic = 12582912.0f; /* 1.5 * 2^23 */
+    return (x + magic) - magic;
+}
+
 /* Bytes of one packed panel. */
 static inline size_t qt_lb_panel_bytes(size_t nsb, int bits)
 {
