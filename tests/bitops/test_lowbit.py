@@ -164,6 +164,26 @@ def test_other_kinds_int_exact_every_level(kind, group_size):
                     np.testing.assert_array_equal(got, ref, err_msg=f"{kind} {level} t={threads}")
 
 
+@pytest.mark.parametrize("k", [32736, 32768, 32800])
+def test_float_zero_point_correction_long_rows(k):
+    # one scale per row: the zero-point term zz * sum(a) of the float epilogue at the largest
+    # row sums (all codes -128 or -127), for groups on either side of 32768 values
+    rng = np.random.default_rng(k)
+    w = make_weights("uniform", rng, 37, k, 4, None, asym_w=True)
+    x = rng.standard_normal((7, k)).astype(np.float32)
+    x[0] = -1.0  # symmetric codes -127; asymmetric codes -128
+    x[1] = 1.0
+    x[2, : k // 2] = -1.0
+    for symmetric in (True, False):
+        ref, mag = float_reference(x, w, symmetric)
+        for level in LEVELS:
+            for threads in (1, 2):
+                with simd_level(level):
+                    y = lowbit_matmul(x, w, symmetric=symmetric, n_threads=threads)
+                tol = 4e-7 * (w.n_groups + 2) * mag + 1e-30
+                assert np.all(np.abs(y - ref) <= tol), (level, threads, symmetric)
+
+
 def test_extreme_codes_do_not_overflow_or_saturate():
     # 8-bit codes 255 against -128 activations: the vpmaddubsw pair sum would saturate int16
     n, k = 33, 4096

@@ -302,7 +302,10 @@ static int qt_lb_gemm(const qt_lb_weights *w, const qt_lb_acts *x, size_t m, flo
     if (mc > m) mc = (m + MR - 1) / MR * MR;
     const size_t mblocks = (m + mc - 1) / mc;
     int nt = n_threads < 1 ? 1 : n_threads;
-    size_t nchunks = (4 * (size_t)nt + mblocks - 1) / mblocks;
+    /* with several row blocks, at least 8 items per thread, so that the last items of the
+     * dynamic schedule even out (11 row blocks on 2 threads would end 6 : 5) */
+    const size_t per_thread = mblocks > 1 ? 8 : 4;
+    size_t nchunks = (per_thread * (size_t)nt + mblocks - 1) / mblocks;
     if (nt == 1) nchunks = 1;
     if (nchunks > npan) nchunks = npan;
     const size_t ppc = (npan + nchunks - 1) / nchunks;

@@ -79,12 +79,14 @@ QT_LB_VNNI_INLINE void qt_lb_vnni_body(const qt_lb_weights *w, size_t p, const i
     const uint8_t *panel = w->w + p * w->nsb * 2 * vb;
     __m512i table = _mm512_setzero_si512();
     if (lut) table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)w->lut));
-    if (gout == NULL) {
-        for (int i = 0; i < mr; ++i) {
-            _mm512_storeu_ps(tile + i * QT_LB_NR, _mm512_setzero_ps());
-            _mm512_storeu_ps(tile + i * QT_LB_NR + 16, _mm512_setzero_ps());
-        }
-    }
+    /* float tile in registers across the groups */
+    __m512 ft[QT_LB_VNNI_MR][2];
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; ++i) ft[i][0] = ft[i][1] = _mm512_setzero_ps();
+    /* zero-point correction -zz Sa by vpdpwssd: -Sa = lo + 128 hi (lo in [0, 127], |hi| <=
+     * group size, so int16 while groups are under 32768 values) against the int16 pair
+     * (zz, 128 zz) of every column; exact in int32 */
+    const int pair = w->sb_per_group < 1024;
     for (size_t g = 0; g < G; ++g) {
         size_t s0, s1;
         qt_lb_group_range(w, g, &s0, &s1);
@@ -120,24 +122,39 @@ QT_LB_VNNI_INLINE void qt_lb_vnni_body(const qt_lb_weights *w, size_t p, const i
         const __m512 sc0 = _mm512_loadu_ps(w->scale + off), sc1 = _mm512_loadu_ps(w->scale + off + 16);
         const __m512i zz0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(w->zz + off)));
         const __m512i zz1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(w->zz + off + 16)));
+        const __m512i zp0 = _mm512_or_si512(zz0, _mm512_slli_epi32(zz0, 23));
+        const __m512i zp1 = _mm512_or_si512(zz1, _mm512_slli_epi32(zz1, 23));
 #pragma GCC unroll 8
         for (int i = 0; i < mr; ++i) {
-            const __m512i sv = _mm512_set1_epi32(sums[(size_t)i * G + g]);
             __m512i t0 = acc[i][0], t1 = acc[i][1];
             if (w->mul == 2) {
                 t0 = _mm512_add_epi32(t0, t0);
                 t1 = _mm512_add_epi32(t1, t1);
             }
-            t0 = _mm512_sub_epi32(t0, _mm512_mullo_epi32(zz0, sv));
-            t1 = _mm512_sub_epi32(t1, _mm512_mullo_epi32(zz1, sv));
+            const int32_t sa = sums[(size_t)i * G + g];
+            if (pair) {
+                const uint32_t ns = (uint32_t)-sa;
+                const __m512i sv = _mm512_set1_epi32((int32_t)((ns & 127u) | ((ns >> 7) << 16)));
+                t0 = _mm512_dpwssd_epi32(t0, zp0, sv);
+                t1 = _mm512_dpwssd_epi32(t1, zp1, sv);
+            } else {
+                const __m512i sv = _mm512_set1_epi32(sa);
+                t0 = _mm512_sub_epi32(t0, _mm512_mullo_epi32(zz0, sv));
+                t1 = _mm512_sub_epi32(t1, _mm512_mullo_epi32(zz1, sv));
+            }
             if (asym) {
                 const __m512i zv = _mm512_set1_epi32(za[i]);
                 t0 = _mm512_sub_epi32(t0, _mm512_mullo_epi32(_mm512_loadu_si512((const void *)(w->wsum + off)), zv));
                 t1 = _mm512_sub_epi32(t1, _mm512_mullo_epi32(_mm512_loadu_si512((const void *)(w->wsum + off + 16)), zv));
             }
-            float *tr = tile + i * QT_LB_NR;
-            _mm512_storeu_ps(tr, _mm512_fmadd_ps(_mm512_cvtepi32_ps(t0), sc0, _mm512_loadu_ps(tr)));
-            _mm512_storeu_ps(tr + 16, _mm512_fmadd_ps(_mm512_cvtepi32_ps(t1), sc1, _mm512_loadu_ps(tr + 16)));
+            ft[i][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t0), sc0, ft[i][0]);
+            ft[i][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t1), sc1, ft[i][1]);
+        }
+    }
+    if (gout == NULL) {
+        for (int i = 0; i < mr; ++i) {
+            _mm512_storeu_ps(tile + i * QT_LB_NR, ft[i][0]);
+            _mm512_storeu_ps(tile + i * QT_LB_NR + 16, ft[i][1]);
         }
     }
 }
