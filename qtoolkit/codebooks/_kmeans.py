@@ -565,10 +565,18 @@ def kmeans_1d_rows(
     -----
     Row :math:`r` gets the codebook minimising
     :math:`\sum_j s_{rj} (x_{rj} - c_{r, a(j)})^2`; see :func:`kmeans_1d`
-    for the Lagrangian algorithm [1]_. Rows are sorted by NumPy, then each
-    row is deduplicated, summarised by compensated prefix sums and solved in
-    compiled code without the GIL, one row per thread at a time (dynamic
-    schedule), so the result is independent of the number of threads.
+    for the Lagrangian algorithm [1]_. Rows without weights are sorted by
+    NumPy (slices of rows on the threads), weighted rows with their weights in
+    compiled code; each row is then deduplicated, summarised by compensated
+    prefix sums and solved in compiled code without the GIL. Rows go to the
+    threads in blocks of 16 (dynamic schedule); within a block, above 8
+    codewords, each row's penalty search starts from the geometric mean of
+    the penalties found for the rows before it (rows of one matrix are alike,
+    so it usually gives ``n_clusters`` clusters at once), at most 8 from the
+    row's own Lloyd estimate. The blocks do not depend on the number of threads, so neither
+    does any result. Every codebook is optimal for its row; where several
+    are, which one is returned can depend on the earlier rows of its block
+    (and so differ from :func:`kmeans_1d` on that row alone).
 
     References
     ----------
@@ -600,8 +608,7 @@ def kmeans_1d_rows(
     else:
         n_threads = check_n_threads(n_threads)
     if sample_weight is None:
-        # sorted in the input dtype (float32 sorts faster), then widened
-        xs = np.sort(x, axis=1).astype(np.float64, copy=False)
+        xs = _sort_rows(x, n_threads)
         ws = np.empty(0)
     else:
         sw = np.asarray(sample_weight)
@@ -639,6 +646,30 @@ def kmeans_1d_rows(
             f"in row {i} ({m}); use n_clusters <= {m}"
         )
     return KMeans1DRows(codebooks, inertia)
+
+
+def _sort_rows(x, n_threads):
+    """Rows of ``x`` sorted ascending, as float64, sorted by ``n_threads`` threads.
+
+    Each thread sorts a contiguous slice of rows in the input dtype (float32
+    sorts faster) and widens it into the output; NumPy's sort releases the GIL.
+    """
+    xs = np.empty(x.shape, dtype=np.float64)
+    r = x.shape[0]
+    if n_threads <= 1 or r < 2 * n_threads:
+        xs[...] = np.sort(x, axis=1)
+        return xs
+    from concurrent.futures import ThreadPoolExecutor
+
+    bounds = [r * t // n_threads for t in range(n_threads + 1)]
+
+    def sort_slice(t):
+        a, b = bounds[t], bounds[t + 1]
+        xs[a:b] = np.sort(x[a:b], axis=1)
+
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:
+        list(pool.map(sort_slice, range(n_threads)))
+    return xs
 
 
 def _cluster_means(ux, uw, starts, fallback):

@@ -338,7 +338,7 @@ cdef extern from "_kmeans1d_lambda.h" nogil:
                      int64_t* out) noexcept
     size_t qt_km_lambda_bytes(Py_ssize_t n, Py_ssize_t k) noexcept
     int qt_km_lambda_in(const qt_km_pref* P, const double* xc, Py_ssize_t n, Py_ssize_t k,
-                        int64_t* out, void* buf) noexcept
+                        int64_t* out, void* buf, double* lam_io) noexcept
     void qt_km_fit_rows(const double* X, const double* W, int shared, int sorted,
                         Py_ssize_t r, Py_ssize_t n, Py_ssize_t k, double* centers,
                         double* inertia, int* status, int n_threads) noexcept
@@ -398,7 +398,7 @@ def optimal_starts(const double[::1] x,      # IN  (n,) sorted distinct values
             qt_km_prefix(&x[0], &w[0], n, shift, P)
             for i in range(n):
                 xc[i] = x[i] - shift
-            it = qt_km_lambda_in(P, xc, n, k, &starts[0], &ws_buf[0])
+            it = qt_km_lambda_in(P, xc, n, k, &starts[0], &ws_buf[0], NULL)
     if it < 0:
         raise MemoryError("kmeans_1d: no memory for the work space")
     return it

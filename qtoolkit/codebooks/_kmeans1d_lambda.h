@@ -82,10 +82,12 @@ typedef struct {
     int32_t *cnt; /* (n + 1) clusters of that optimum */
     int32_t *qj;  /* (n + 1) deque: candidate starts */
     int32_t *qs;  /* (n + 1) deque: first t each candidate owns */
+    double *qv;   /* (n + 1) deque: each candidate's value at the first t it owns */
 } qt_km_work;
 
-/* new candidate t strictly better than candidate jb for the first P values */
-#define QT_KM_BETTER(P_) (Fn + qt_km_cost(P, t, (P_)) < F[jb] + qt_km_cost(P, jb, (P_)))
+/* new candidate t strictly better than candidate jb for the first P values
+ * (vp: the new candidate's value there) */
+#define QT_KM_BETTER(P_) ((vp = Fn + qt_km_cost(P, t, (P_))) < F[jb] + qt_km_cost(P, jb, (P_)))
 
 /* Penalised programme at ``lam``; returns the number of clusters of the
  * optimum found (ties go to the earlier cluster start). */
@@ -94,13 +96,15 @@ static ptrdiff_t qt_km_penalized(const qt_km_pref *P, ptrdiff_t n, double lam,
 {
     double *F = ws->F;
     int32_t *par = ws->par, *cnt = ws->cnt, *qj = ws->qj, *qs = ws->qs;
+    double *qv = ws->qv;
     ptrdiff_t head = 0, tail = 1, t, j, jb, s, lo, hi, mid, step, g, p, last_h = 1, last_t = 0;
-    double Fn, vb, vn;
+    double Fn, vb, vn, vp = 0.0, vh = 0.0;
     F[0] = 0.0;
     cnt[0] = 0;
     par[0] = 0;
     qj[0] = 0;
     qs[0] = 1;
+    qv[0] = qt_km_cost(P, 0, 1);
     for (t = 1; t <= n; t++) {
         while (tail - head >= 2 && qs[head + 1] <= t)
             head++;
@@ -116,14 +120,19 @@ static ptrdiff_t qt_km_penalized(const qt_km_pref *P, ptrdiff_t n, double lam,
             if (tail == head) {
                 qj[tail] = (int32_t)t;
                 qs[tail] = (int32_t)(t + 1);
+                qv[tail] = Fn + qt_km_cost(P, t, t + 1);
                 tail++;
                 break;
             }
             jb = qj[tail - 1];
             s = qs[tail - 1];
-            if (s < t + 1)
+            /* the tail's value at its first position was stored when it entered */
+            if (s < t + 1) {
                 s = t + 1;
-            vb = F[jb] + qt_km_cost(P, jb, s);
+                vb = F[jb] + qt_km_cost(P, jb, s);
+            } else {
+                vb = qv[tail - 1];
+            }
             vn = Fn + qt_km_cost(P, t, s);
             if (vn < vb) {
                 tail--;
@@ -139,6 +148,7 @@ static ptrdiff_t qt_km_penalized(const qt_km_pref *P, ptrdiff_t n, double lam,
                 g = n;
             if (QT_KM_BETTER(g)) {
                 hi = g;
+                vh = vp;
                 lo = s;
                 step = 1;
                 while (hi - step > lo) {
@@ -147,6 +157,7 @@ static ptrdiff_t qt_km_penalized(const qt_km_pref *P, ptrdiff_t n, double lam,
                         break;
                     }
                     hi -= step;
+                    vh = vp;
                     step *= 2;
                 }
             } else {
@@ -159,6 +170,7 @@ static ptrdiff_t qt_km_penalized(const qt_km_pref *P, ptrdiff_t n, double lam,
                         p = n;
                     if (QT_KM_BETTER(p)) {
                         hi = p;
+                        vh = vp;
                         break;
                     }
                     lo = p;
@@ -168,13 +180,16 @@ static ptrdiff_t qt_km_penalized(const qt_km_pref *P, ptrdiff_t n, double lam,
             if (hi >= 0) {
                 while (hi - lo > 1) {
                     mid = lo + (hi - lo) / 2;
-                    if (QT_KM_BETTER(mid))
+                    if (QT_KM_BETTER(mid)) {
                         hi = mid;
-                    else
+                        vh = vp;
+                    } else {
                         lo = mid;
+                    }
                 }
                 qj[tail] = (int32_t)t;
                 qs[tail] = (int32_t)hi;
+                qv[tail] = vh;
                 tail++;
                 last_h = hi;
                 last_t = t;
@@ -309,13 +324,16 @@ static double qt_km_lloyd_error(const qt_km_pref *P, const double *xc, ptrdiff_t
 /* Bytes of the work space of qt_km_lambda_in for n values and k clusters. */
 static size_t qt_km_lambda_bytes(ptrdiff_t n, ptrdiff_t k)
 {
-    return (size_t)(n + 1) * (sizeof(double) + 7 * sizeof(int32_t)) +
+    return (size_t)(n + 1) * (2 * sizeof(double) + 7 * sizeof(int32_t)) +
            (size_t)(k + 2) * sizeof(ptrdiff_t) + 64;
 }
 
-/* qt_km_lambda on a caller's work space of qt_km_lambda_bytes(n, k) bytes. */
+/* qt_km_lambda on a caller's work space of qt_km_lambda_bytes(n, k) bytes.
+ * lam_io: NULL, or a first penalty to try (> 0; 0: estimate one as qt_km_lambda
+ * does), overwritten with the last penalty solved (the one that gave k clusters,
+ * or the chord of the hull edge the partition was spliced from). */
 static int qt_km_lambda_in(const qt_km_pref *P, const double *xc, ptrdiff_t n, ptrdiff_t k,
-                           int64_t *out, void *buf)
+                           int64_t *out, void *buf, double *lam_io)
 {
     ptrdiff_t *lst = NULL;
     qt_km_work ws;
@@ -331,7 +349,8 @@ static int qt_km_lambda_in(const qt_km_pref *P, const double *xc, ptrdiff_t n, p
     }
     /* carve the work space: the doubles first, then the ptrdiff_t, then int32 */
     ws.F = (double *)buf;
-    lst = (ptrdiff_t *)(ws.F + (n + 1));
+    ws.qv = ws.F + (n + 1);
+    lst = (ptrdiff_t *)(ws.qv + (n + 1));
     ws.par = (int32_t *)(lst + (k + 2));
     ws.cnt = ws.par + (n + 1);
     ws.qj = ws.cnt + (n + 1);
@@ -362,7 +381,9 @@ static int qt_km_lambda_in(const qt_km_pref *P, const double *xc, ptrdiff_t n, p
          * the bracket is one edge of the hull. */
         lam = NAN;
         if (mode == 0) {
-            if (it == 0) {
+            if (it == 0 && lam_io != NULL && *lam_io > 0.0 && isfinite(*lam_io)) {
+                lam = *lam_io; /* a neighbouring problem's penalty */
+            } else if (it == 0) {
                 lam = qt_km_first_penalty(P, n, k, Da);
                 if (xc != NULL && k + 1 <= n && 8.0 * (double)k * log2((double)n) <= (double)n) {
                     /* small k: the marginal error of the k-th cluster from Lloyd at k -/+ 1 */
@@ -439,6 +460,8 @@ static int qt_km_lambda_in(const qt_km_pref *P, const double *xc, ptrdiff_t n, p
         mode = (mode == 0 && 2 * (kb - ka) > w0 && lb > 0.0 && isfinite(la)) || kb - ka <= 4 ? 2 : 0;
     }
 done:
+    if (lam_io != NULL)
+        *lam_io = lam;
     return it;
 }
 
@@ -453,7 +476,7 @@ static int qt_km_lambda(const qt_km_pref *P, const double *xc, ptrdiff_t n, ptrd
     int it;
     if (!buf)
         return -1;
-    it = qt_km_lambda_in(P, xc, n, k, out, buf);
+    it = qt_km_lambda_in(P, xc, n, k, out, buf, NULL);
     free(buf);
     return it;
 }
@@ -632,9 +655,9 @@ static int qt_km_rowwork_alloc(qt_km_rowwork *r, ptrdiff_t n, ptrdiff_t k, int s
 }
 
 /* Optimal codebook of the m distinct values ux (weights uw) in r: 0, or -2 when
- * m < k. */
+ * m < k. lam_io: as for qt_km_lambda_in. */
 static int qt_km_fit_distinct(qt_km_rowwork *r, ptrdiff_t m, ptrdiff_t k, double *centers,
-                              double *inertia)
+                              double *inertia, double *lam_io)
 {
     const double *ux = r->ux, *uw = r->uw;
     double sw = 0.0, cw = 0.0, sx = 0.0, cx = 0.0, y, t, shift;
@@ -655,7 +678,7 @@ static int qt_km_fit_distinct(qt_km_rowwork *r, ptrdiff_t m, ptrdiff_t k, double
     qt_km_prefix(ux, uw, m, shift, r->P);
     for (i = 0; i < m; i++)
         r->uc[i] = ux[i] - shift;
-    if (qt_km_lambda_in(r->P, r->uc, m, k, r->starts, r->lam) < 0)
+    if (qt_km_lambda_in(r->P, r->uc, m, k, r->starts, r->lam, lam_io) < 0)
         return -1;
     qt_km_means(ux, uw, r->starts, k, centers);
     *inertia = qt_km_inertia(ux, uw, m, centers, k);
@@ -666,7 +689,8 @@ static int qt_km_fit_distinct(qt_km_rowwork *r, ptrdiff_t m, ptrdiff_t k, double
  * order (NULL: all ones; zero weights are dropped). 0, -2 (fewer than k
  * distinct values with positive weight). */
 static int qt_km_fit_sorted_in(qt_km_rowwork *r, const double *xs, const double *wsort,
-                               ptrdiff_t n, ptrdiff_t k, double *centers, double *inertia)
+                               ptrdiff_t n, ptrdiff_t k, double *centers, double *inertia,
+                               double *lam_io)
 {
     ptrdiff_t i, m = 0;
     double wi;
@@ -682,44 +706,69 @@ static int qt_km_fit_sorted_in(qt_km_rowwork *r, const double *xs, const double 
             m++;
         }
     }
-    return qt_km_fit_distinct(r, m, k, centers, inertia);
+    return qt_km_fit_distinct(r, m, k, centers, inertia, lam_io);
 }
 
 /* One row in any order with its weights (NULL: all ones): sorted here. */
 static int qt_km_fit_unsorted_in(qt_km_rowwork *r, const double *x, const double *w,
-                                 ptrdiff_t n, ptrdiff_t k, double *centers, double *inertia)
+                                 ptrdiff_t n, ptrdiff_t k, double *centers, double *inertia,
+                                 double *lam_io)
 {
     const ptrdiff_t m = qt_km_distinct(x, w, n, r->ux, r->uw, r->recs, r->hist);
-    return qt_km_fit_distinct(r, m, k, centers, inertia);
+    return qt_km_fit_distinct(r, m, k, centers, inertia, lam_io);
 }
+
+/* Rows per block of qt_km_fit_rows: a block's rows are solved in order, each
+ * search (above QT_KM_WARM_K clusters) starting from the geometric mean of the
+ * penalties found for the rows before it. At most QT_KM_WARM_K clusters, the
+ * Lloyd estimate of each row is cheap and hits more often. */
+#define QT_KM_ROW_BLOCK 16
+#define QT_KM_WARM_K 8
 
 /* Every row of X (r, n) row-major: sorted ascending (sorted != 0) or in any
  * order; weights W: NULL (ones), per entry (r, n; in the order of X), or one
  * per column shared by the rows (shared != 0, n values; only with sorted == 0).
  * centers (r, k), inertia (r), status (r): 0, -1 (no memory), -2 (fewer than k
- * distinct values with positive weight). One work space per thread, rows
- * handed out dynamically; each row's result depends on that row only. */
+ * distinct values with positive weight). One work space per thread; blocks of
+ * QT_KM_ROW_BLOCK rows handed out dynamically. The first row of a block starts
+ * its penalty search from the row's own estimate, each later row from the
+ * penalty of the row before it (rows of one matrix are alike, so that penalty
+ * usually gives k clusters at once). The blocks do not depend on the threads,
+ * so neither does any result; each row's codebook is optimal for that row
+ * (where several are, which one is returned can depend on the rows before it
+ * in its block). */
 static void qt_km_fit_rows(const double *X, const double *W, int shared, int sorted,
                            ptrdiff_t r, ptrdiff_t n, ptrdiff_t k, double *centers,
                            double *inertia, int *status, int n_threads)
 {
-    ptrdiff_t i;
+    const ptrdiff_t nblocks = (r + QT_KM_ROW_BLOCK - 1) / QT_KM_ROW_BLOCK;
+    ptrdiff_t b;
     (void)n_threads;
 #pragma omp parallel num_threads(n_threads) if (n_threads > 1)
     {
         qt_km_rowwork wk;
         const int ok = qt_km_rowwork_alloc(&wk, n, k, !sorted) == 0;
-#pragma omp for schedule(dynamic, 4)
-        for (i = 0; i < r; i++) {
-            const double *w = W == NULL ? NULL : (shared ? W : W + i * n);
-            if (!ok)
-                status[i] = -1;
-            else if (sorted)
-                status[i] = qt_km_fit_sorted_in(&wk, X + i * n, w, n, k, centers + i * k,
-                                                inertia + i);
-            else
-                status[i] = qt_km_fit_unsorted_in(&wk, X + i * n, w, n, k, centers + i * k,
-                                                  inertia + i);
+#pragma omp for schedule(dynamic, 1)
+        for (b = 0; b < nblocks; b++) {
+            const ptrdiff_t end = (b + 1) * QT_KM_ROW_BLOCK < r ? (b + 1) * QT_KM_ROW_BLOCK : r;
+            double log_sum = 0.0, lam_row;
+            ptrdiff_t i, solved = 0;
+            for (i = b * QT_KM_ROW_BLOCK; i < end; i++) {
+                const double *w = W == NULL ? NULL : (shared ? W : W + i * n);
+                lam_row = (k > QT_KM_WARM_K && solved > 0) ? exp(log_sum / (double)solved) : 0.0;
+                if (!ok)
+                    status[i] = -1;
+                else if (sorted)
+                    status[i] = qt_km_fit_sorted_in(&wk, X + i * n, w, n, k, centers + i * k,
+                                                    inertia + i, &lam_row);
+                else
+                    status[i] = qt_km_fit_unsorted_in(&wk, X + i * n, w, n, k,
+                                                      centers + i * k, inertia + i, &lam_row);
+                if (ok && status[i] == 0 && lam_row > 0.0 && isfinite(lam_row)) {
+                    log_sum += log(lam_row);
+                    solved++;
+                }
+            }
         }
         if (ok)
             qt_km_rowwork_free(&wk);

@@ -410,6 +410,113 @@ def test_rows_do_not_depend_on_threads():
             np.testing.assert_array_equal(a.inertia, r.inertia)
 
 
+def _rows_off_optimum(X, k, res, sample_weight=None):
+    """Rows whose error is not the layered programme's optimum (1e-12 relative)."""
+    X = np.asarray(X, dtype=np.float64)
+    if sample_weight is None:
+        W = np.ones_like(X)
+    else:
+        W = np.broadcast_to(np.asarray(sample_weight, dtype=np.float64), X.shape)
+    bad = []
+    for i in range(X.shape[0]):
+        ux, uw = _distinct_weighted(X[i], W[i])
+        ref = _layered_error(ux, uw, k)
+        total = _layered_error(ux, uw, 1)
+        tol = 1e-12 * ref + 64 * np.finfo(float).eps * total
+        direct = weighted_sse(X[i], W[i], res.codebooks[i])
+        if abs(res.inertia[i] - ref) > tol or abs(direct - ref) > 1e-9 * ref + tol:
+            bad.append(i)
+    return bad
+
+
+def _rows_matrix(kind, r, n, rng):
+    """Rows alike in distribution (as the rows of a weight matrix) of one kind."""
+    if kind == "gaussian":
+        return rng.standard_normal((r, n)) * rng.uniform(0.5, 2.0, size=(r, 1))
+    if kind == "duplicates":  # few distinct values, each many times
+        return rng.integers(0, 24, size=(r, n)).astype(float)
+    if kind == "grid":  # equal counts on a grid: ties between partitions
+        return np.tile(np.repeat(np.arange(30.0) * 0.5, n // 30 + 1)[:n], (r, 1))
+    return np.round(rng.laplace(size=(r, n)), 1)  # "rounded": skewed duplicates
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "duplicates", "grid", "rounded"])
+def test_rows_match_the_layered_programme(kind):
+    # 40 rows: blocks of rows solved in order (a row's penalty search starts from the
+    # earlier rows' penalties above 8 clusters)
+    rng = np.random.default_rng(["gaussian", "duplicates", "grid", "rounded"].index(kind))
+    X = _rows_matrix(kind, 40, 360, rng)
+    m = min(np.unique(row).size for row in X)
+    for k in sorted({2, 4, 9, 16, m - 1, m} & set(range(1, m + 1))):
+        for dtype in (np.float64, np.float32):
+            Xd = X.astype(dtype)
+            res = kmeans_1d_rows(Xd, k, n_threads=2)
+            assert _rows_off_optimum(Xd, k, res) == []
+            one = kmeans_1d_rows(Xd, k, n_threads=1)
+            np.testing.assert_array_equal(res.codebooks, one.codebooks)
+            np.testing.assert_array_equal(res.inertia, one.inertia)
+        # per-entry weights (zeros drop values) and one weight per column
+        w = rng.exponential(size=X.shape) * (rng.random(X.shape) > 0.05)
+        h = rng.exponential(size=X.shape[1])
+        for sw in (w, h):
+            mw = min(np.unique(X[i][np.broadcast_to(sw, X.shape)[i] > 0]).size for i in range(40))
+            if k <= mw:
+                res = kmeans_1d_rows(X, k, sample_weight=sw, n_threads=2)
+                assert _rows_off_optimum(X, k, res, sw) == []
+                one = kmeans_1d_rows(X, k, sample_weight=sw, n_threads=1)
+                np.testing.assert_array_equal(res.codebooks, one.codebooks)
+
+
+def test_rows_off_optimum_detects_a_worse_codebook():
+    # the check above fails on a codebook that is not optimal
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((20, 200))
+    res = kmeans_1d_rows(X, 12)
+    assert _rows_off_optimum(X, 12, res) == []
+    cb = res.codebooks.copy()
+    cb[7, 5] += 1e-3 * (cb[7, 6] - cb[7, 5])  # one codeword moved off its cluster's mean
+    inertia = res.inertia.copy()
+    inertia[7] = weighted_sse(X[7], np.ones(200), cb[7])
+    assert _rows_off_optimum(X, 12, type(res)(cb, inertia)) == [7]
+
+
+def test_rows_small_and_degenerate():
+    # n = 1, constant rows, k = number of distinct values, rows of duplicates only
+    res = kmeans_1d_rows(np.array([[3.0], [-1.0]], dtype=np.float32), 1)
+    np.testing.assert_array_equal(res.codebooks, [[3.0], [-1.0]])
+    np.testing.assert_array_equal(res.inertia, [0.0, 0.0])
+    X = np.full((18, 50), 2.5)
+    X[5] = -7.0
+    for dtype in (np.float64, np.float32):
+        res = kmeans_1d_rows(X.astype(dtype), 1)
+        np.testing.assert_array_equal(res.codebooks[:, 0], X[:, 0])
+        np.testing.assert_array_equal(res.inertia, np.zeros(18))
+    X = np.tile(np.repeat([-2.0, -0.0, 0.0, 1.0, 4.0], 7), (20, 1))
+    for dtype in (np.float64, np.float32):
+        # -0 and +0 are one value: four distinct values, each cluster a single value
+        res = kmeans_1d_rows(X.astype(dtype), 4)
+        np.testing.assert_array_equal(res.codebooks, np.tile([-2.0, 0.0, 1.0, 4.0], (20, 1)))
+        np.testing.assert_array_equal(res.inertia, np.zeros(20))
+        with pytest.raises(ValueError, match=r"in row 0 \(4\)"):
+            kmeans_1d_rows(X.astype(dtype), 5)
+
+
+def test_float32_rows_equal_float64_rows():
+    # the same values in either dtype: the same distinct values, the same codebooks
+    rng = np.random.default_rng(8)
+    X = rng.laplace(scale=30.0, size=(34, 900)).astype(np.float32)
+    X[:, ::7] = np.round(X[:, ::7])  # duplicates
+    X[:, 1::11] = -0.0
+    X[:, 2::13] = 0.0
+    f32 = np.finfo(np.float32)
+    X[:, 3::17] = np.resize(np.array([f32.max, -f32.max, f32.smallest_subnormal, -1e-40]), 53)
+    for k in (3, 8, 20):
+        a = kmeans_1d_rows(X, k)
+        b = kmeans_1d_rows(X.astype(np.float64), k)
+        np.testing.assert_array_equal(a.codebooks, b.codebooks)
+        np.testing.assert_array_equal(a.inertia, b.inertia)
+
+
 @pytest.mark.parametrize("n", [1, 7, 5000, 70000])
 def test_pair_radix_sort_merges_like_unique(n):
     # the (value, weight) radix sort of the weighted path against np.unique + bincount
