@@ -93,10 +93,34 @@ QT_LB_VNNI_INLINE void qt_lb_vnni_body(const qt_lb_weights *w, size_t p, const i
         __m512i acc[QT_LB_VNNI_MR][2];
 #pragma GCC unroll 8
         for (int i = 0; i < mr; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_si512();
-        for (size_t s = s0; s < s1; ++s) {
+        if (mr == 1) {
+            /* one row (GEMV): four independent vpdpbusd chains per half (quads q mod 4),
+             * added at the end of the group, so that the instruction's latency does not
+             * bound the weight stream; the int32 sums are the same */
+            __m512i c[4][2];
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; ++j) c[j][0] = c[j][1] = _mm512_setzero_si512();
+            for (size_t s = s0; s < s1; ++s) {
+                const uint8_t *v0 = panel + s * 2 * vb, *v1 = v0 + vb;
+                const int8_t *as = a + s * QT_LB_SB;
+                qt_lb_prefetch_ahead(v0, 2 * vb);
+#pragma GCC unroll 8
+                for (int q = 0; q < 8; ++q) {
+                    const __m512i u0 = qt_lb_vnni_unpack(v0, bits, q, lut, table);
+                    const __m512i u1 = qt_lb_vnni_unpack(v1, bits, q, lut, table);
+                    const __m512i b = _mm512_set1_epi32(qt_lb_load4(as + 4 * q));
+                    c[q & 3][0] = _mm512_dpbusd_epi32(c[q & 3][0], u0, b);
+                    c[q & 3][1] = _mm512_dpbusd_epi32(c[q & 3][1], u1, b);
+                }
+            }
+            acc[0][0] = _mm512_add_epi32(_mm512_add_epi32(c[0][0], c[1][0]),
+                                         _mm512_add_epi32(c[2][0], c[3][0]));
+            acc[0][1] = _mm512_add_epi32(_mm512_add_epi32(c[0][1], c[1][1]),
+                                         _mm512_add_epi32(c[2][1], c[3][1]));
+        }
+        for (size_t s = s0; s < s1 && mr > 1; ++s) {
             const uint8_t *v0 = panel + s * 2 * vb, *v1 = v0 + vb;
             const int8_t *as = a + s * QT_LB_SB;
-            if (mr == 1) qt_lb_prefetch_ahead(v0, 2 * vb);
 #pragma GCC unroll 8
             for (int q = 0; q < 8; ++q) {
                 const __m512i u0 = qt_lb_vnni_unpack(v0, bits, q, lut, table);
