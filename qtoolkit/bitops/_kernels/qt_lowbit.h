@@ -297,25 +297,15 @@ static int qt_lb_gemm(const qt_lb_weights *w, const qt_lb_acts *x, size_t m, flo
         return 0; /* (on a failed allocation the VNNI path below does the product) */
 #endif
     const size_t npan = (n + QT_LB_NR - 1) / QT_LB_NR;
-    size_t mc = QT_LB_A_BLOCK_BYTES / (x->lda ? x->lda : 1);
-    mc = mc < MR ? MR : mc / MR * MR;
-    if (mc > m) mc = (m + MR - 1) / MR * MR;
-    const size_t mblocks = (m + mc - 1) / mc;
-    int nt = n_threads < 1 ? 1 : n_threads;
     /* with several row blocks, at least 8 items per thread, so that the last items of the
      * dynamic schedule even out (11 row blocks on 2 threads would end 6 : 5) */
-    const size_t per_thread = mblocks > 1 ? 8 : 4;
-    size_t nchunks = (per_thread * (size_t)nt + mblocks - 1) / mblocks;
-    if (nt == 1) nchunks = 1;
-    if (nchunks > npan) nchunks = npan;
-    const size_t ppc = (npan + nchunks - 1) / nchunks;
-    nchunks = (npan + ppc - 1) / ppc;
-    const size_t items = mblocks * nchunks;
-    if ((size_t)nt > items) nt = (int)items;
+    const qt_lb_split sp =
+        qt_lb_split_work(m, x->lda, npan, MR, QT_LB_A_BLOCK_BYTES, 4, 8, 0, n_threads);
+    const size_t mc = sp.mc, ppc = sp.ppc, nchunks = sp.nchunks, items = sp.items;
     const size_t ldg = n * G;
 
 #ifdef QT_HAVE_OPENMP
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(sp.nt)
 #endif
     for (long it = 0; it < (long)items; ++it) {
         float tile[QT_LB_MAX_MR * QT_LB_NR];

@@ -227,24 +227,13 @@ QT_LB_AMX_TARGET static int qt_lb_gemm_amx(const qt_lb_weights *w, const qt_lb_a
     const size_t npan = (n + QT_LB_NR - 1) / QT_LB_NR, lda = x->lda;
     /* K = 64 per step unless a group that is not the last could end on an odd superblock */
     const int kstep = (w->sb_per_group % 2 == 0 || G == 1) ? 64 : 32;
-    /* row blocks: a multiple of 32 rows, about 1 MiB of activations (L2) */
-    size_t mc = ((size_t)1 << 20) / (lda ? lda : 1);
-    mc = mc < MR ? MR : mc / MR * MR;
-    if (mc > m) mc = (m + MR - 1) / MR * MR;
-    const size_t mblocks = (m + mc - 1) / mc;
-    int nt = n_threads < 1 ? 1 : n_threads;
-    /* panel chunks: at most QT_LB_AMX_PPC panels, unpacked together into L2, so that each
-     * 32-row activation tile serves all of them while it is in cache and the output is
-     * written in rows of up to QT_LB_AMX_PPC * 32 columns */
-    size_t nchunks = (4 * (size_t)nt + mblocks - 1) / mblocks;
-    if (nt == 1) nchunks = 1;
-    if (nchunks < (npan + QT_LB_AMX_PPC - 1) / QT_LB_AMX_PPC)
-        nchunks = (npan + QT_LB_AMX_PPC - 1) / QT_LB_AMX_PPC;
-    if (nchunks > npan) nchunks = npan;
-    const size_t ppc = (npan + nchunks - 1) / nchunks;
-    nchunks = (npan + ppc - 1) / ppc;
-    const size_t items = mblocks * nchunks;
-    if ((size_t)nt > items) nt = (int)items;
+    /* row blocks: a multiple of 32 rows, about 1 MiB of activations (L2); panel chunks: at
+     * most QT_LB_AMX_PPC panels, unpacked together into L2, so that each 32-row activation
+     * tile serves all of them while it is in cache and the output is written in rows of up
+     * to QT_LB_AMX_PPC * 32 columns */
+    const qt_lb_split sp =
+        qt_lb_split_work(m, lda, npan, MR, (size_t)1 << 20, 4, 4, QT_LB_AMX_PPC, n_threads);
+    const size_t mc = sp.mc, ppc = sp.ppc, nchunks = sp.nchunks, items = sp.items;
     const size_t ldg = n * G;
     const size_t bufbytes = 2 * (nsb + 1) * 8 * 64; /* one unpacked panel */
     /* the rows of the last, partial or odd-ended, 32-row tile: zero padded copy */
@@ -253,7 +242,7 @@ QT_LB_AMX_TARGET static int qt_lb_gemm_amx(const qt_lb_weights *w, const qt_lb_a
     int failed = 0;
 
 #ifdef QT_HAVE_OPENMP
-#pragma omp parallel num_threads(nt) reduction(| : failed)
+#pragma omp parallel num_threads(sp.nt) reduction(| : failed)
 #endif
     {
         uint8_t *buf = (uint8_t *)aligned_alloc(64, ppc * bufbytes);

@@ -115,6 +115,40 @@ static inline void qt_lb_group_range(const qt_lb_weights *w, size_t g, size_t *s
     if (*s1 > w->nsb) *s1 = w->nsb;
 }
 
+/* Work split of a product, shared by the drivers: row blocks of mc rows (a multiple of
+ * mr, about block_bytes of activations) and chunks of ppc weight panels; a work item is one
+ * (row block, chunk) pair. Threads get about per_thread items each (per_thread_blocks when
+ * there are several row blocks); max_ppc, when not 0, caps the panels of a chunk. */
+typedef struct {
+    size_t mc, mblocks, ppc, nchunks, items;
+    int nt;
+} qt_lb_split;
+
+static inline qt_lb_split qt_lb_split_work(size_t m, size_t lda, size_t npan, size_t mr,
+                                           size_t block_bytes, size_t per_thread,
+                                           size_t per_thread_blocks, size_t max_ppc,
+                                           int n_threads)
+{
+    qt_lb_split sp;
+    size_t mc = block_bytes / (lda ? lda : 1);
+    mc = mc < mr ? mr : mc / mr * mr;
+    if (mc > m) mc = (m + mr - 1) / mr * mr;
+    sp.mc = mc;
+    sp.mblocks = (m + mc - 1) / mc;
+    int nt = n_threads < 1 ? 1 : n_threads;
+    const size_t per = sp.mblocks > 1 ? per_thread_blocks : per_thread;
+    size_t nchunks = (per * (size_t)nt + sp.mblocks - 1) / sp.mblocks;
+    if (nt == 1) nchunks = 1;
+    if (max_ppc && nchunks < (npan + max_ppc - 1) / max_ppc) nchunks = (npan + max_ppc - 1) / max_ppc;
+    if (nchunks > npan) nchunks = npan;
+    sp.ppc = (npan + nchunks - 1) / nchunks;
+    sp.nchunks = (npan + sp.ppc - 1) / sp.ppc;
+    sp.items = sp.mblocks * sp.nchunks;
+    if ((size_t)nt > sp.items) nt = (int)sp.items;
+    sp.nt = nt;
+    return sp;
+}
+
 /* Shared integer epilogue: G from D (mr x 32, row stride 32) for group g. */
 static inline void qt_lb_store_int(const qt_lb_weights *w, size_t p, size_t g, int mr,
                                    const int32_t *d, const int32_t *sums, const int32_t *za,
