@@ -357,15 +357,7 @@ static int64_t qt_lb_ukernel_repeat(int level, int bits, size_t nsb, size_t reps
         free(abuf);
         return -1;
     }
-    uint64_t st = 0x9e3779b97f4a7c15ULL;
-    for (size_t i = 0; i < qt_lb_panel_bytes(nsb, bits); ++i) {
-        st ^= st << 13; st ^= st >> 7; st ^= st << 17;
-        wbuf[i] = (uint8_t)st;
-    }
-    for (size_t i = 0; i < (size_t)MRi * lda; ++i) {
-        st ^= st << 13; st ^= st >> 7; st ^= st << 17;
-        abuf[i] = (int8_t)(st & 0x7f);
-    }
+    qt_lb_fill_repeat_operands(wbuf, qt_lb_panel_bytes(nsb, bits), abuf, (size_t)MRi * lda);
     for (int c = 0; c < QT_LB_NR; ++c) { scale[c] = 1.0f; zz[c] = 1; wsum[c] = 0; }
     for (int i = 0; i < QT_LB_MAX_MR; ++i) { sums[i] = 0; za[i] = 0; }
     qt_lb_weights w = {wbuf, scale, zz, wsum, NULL, QT_LB_NR, lda, nsb, nsb, 1, bits, 1};

@@ -115,6 +115,21 @@ static inline void qt_lb_group_range(const qt_lb_weights *w, size_t g, size_t *s
     if (*s1 > w->nsb) *s1 = w->nsb;
 }
 
+/* Fixed pseudo-random operands of the in-cache rate runs: weight bytes, and activation
+ * bytes in [0, 127]. */
+static inline void qt_lb_fill_repeat_operands(uint8_t *w, size_t wn, int8_t *a, size_t an)
+{
+    uint64_t st = 0x9e3779b97f4a7c15ULL;
+    for (size_t i = 0; i < wn; ++i) {
+        st ^= st << 13; st ^= st >> 7; st ^= st << 17;
+        w[i] = (uint8_t)st;
+    }
+    for (size_t i = 0; i < an; ++i) {
+        st ^= st << 13; st ^= st >> 7; st ^= st << 17;
+        a[i] = (int8_t)(st & 0x7f);
+    }
+}
+
 /* Work split of a product, shared by the drivers: row blocks of mc rows (a multiple of
  * mr, about block_bytes of activations) and chunks of ppc weight panels; a work item is one
  * (row block, chunk) pair. Threads get about per_thread items each (per_thread_blocks when
