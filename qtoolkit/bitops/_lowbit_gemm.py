@@ -11,7 +11,7 @@ from .._array import describe
 from .._typing import ArrayLike, NDArray
 from . import _lowbit
 from ._dispatch import LOWBIT, _level_id, _resolve_threads
-from ._gemm import _output_buffer
+from ._gemm import _aligned_empty, _output_buffer
 from ._lowbit_weights import LowBitWeights
 
 __all__ = ["QuantizedActivations", "lowbit_gemm_int", "lowbit_matmul", "quantize_activations"]
@@ -67,7 +67,7 @@ def _check_symmetric(symmetric):
 
 def _quantize(x32, lda, gs, g, asym, n_threads):
     m, k = x32.shape
-    q = np.empty((m, lda), dtype=np.int8)
+    q = _aligned_empty((m, lda), np.int8)
     sums = np.empty((m, g), dtype=np.int32)
     za = np.empty(m, dtype=np.int32)
     sa = np.empty(m, dtype=np.float32)
@@ -346,7 +346,7 @@ def lowbit_gemm_int(
     gout = np.zeros((m, n, g), dtype=np.int32)
     if m == 0 or n == 0 or k == 0:
         return gout
-    q = np.zeros((m, lda), dtype=np.int8)
+    q = _aligned_empty((m, lda), np.int8, zero=True)
     q[:, :k] = codes
     sums = np.empty((m, g), dtype=np.int32)
     _lowbit.row_sums(q, k, gs, sums)

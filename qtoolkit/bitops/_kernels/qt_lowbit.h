@@ -183,7 +183,7 @@ static void qt_lb_pack_weights(const uint8_t *u, size_t n, size_t k, size_t ldu,
 static size_t qt_lb_quantize_row(const float *xr, size_t k, int asym, int8_t *qr, size_t lda,
                                  size_t gs, size_t G, int32_t *sums, int32_t *za, float *sa)
 {
-    float lo = 0.0f, hi = 0.0f, amax = 0.0f;
+    float lo = 0.0f, hi = 0.0f;
     size_t nonfinite = 0;
     for (size_t j = 0; j < k; ++j) {
         const float v = xr[j];
@@ -191,28 +191,17 @@ static size_t qt_lb_quantize_row(const float *xr, size_t k, int asym, int8_t *qr
         lo = v < lo ? v : lo;
         hi = v > hi ? v : hi;
     }
-    amax = -lo > hi ? -lo : hi;
     memset(qr, 0, lda);
-    float s = 1.0f;
-    int32_t z = 0;
+    float s, inv, zf;
+    int32_t z;
     if (nonfinite) {
-        /* left as zeros */
-    } else if (!asym && amax > 0.0f) {
-        const float inv = 127.0f / amax;
-        s = amax / 127.0f;
-        for (size_t j = 0; j < k; ++j) {
-            float t = qt_lb_rint(xr[j] * inv);
-            t = t > 127.0f ? 127.0f : (t < -127.0f ? -127.0f : t);
-            qr[j] = (int8_t)t;
-        }
-    } else if (asym && hi > lo) {
-        const float range = hi - lo, inv = 255.0f / range;
-        s = range / 255.0f;
-        z = -128 - (int32_t)qt_lb_rint(lo * inv);
-        const float zf = (float)z;
+        s = 1.0f; /* left as zeros */
+        z = 0;
+    } else if (qt_lb_row_params(lo, hi, asym, &s, &inv, &zf, &z)) {
+        const float qlo = asym ? -128.0f : -127.0f;
         for (size_t j = 0; j < k; ++j) {
             float t = qt_lb_rint(xr[j] * inv) + zf;
-            t = t > 127.0f ? 127.0f : (t < -128.0f ? -128.0f : t);
+            t = t > 127.0f ? 127.0f : (t < qlo ? qlo : t);
             qr[j] = (int8_t)t;
         }
     }
@@ -234,7 +223,7 @@ static size_t qt_lb_quantize_row(const float *xr, size_t k, int asym, int8_t *qr
  * z = -128 - round(lo inv), q = clip(round(x inv) + z, -128, 127),
  * s = (hi - lo) / 255. A row of zeros gets s = 1, q = 0. Returns the number of
  * non-finite values seen (their rows are left quantized as zeros). `level` picks
- * the row loop (AVX2 on x86 from that level up; the results are identical). */
+ * the row loop (AVX2 or AVX-512 on x86 at those levels; the results are identical). */
 static size_t qt_lb_quantize_rows(const float *x, size_t m, size_t k, size_t ldx, int asym,
                                   int8_t *q, size_t lda, size_t gs, size_t G, int32_t *sums,
                                   int32_t *za, float *sa, int level, int n_threads)
@@ -247,6 +236,7 @@ static size_t qt_lb_quantize_rows(const float *x, size_t m, size_t k, size_t ldx
 #ifdef QT_X86
     vec = (level == QT_LEVEL_AVX2 || level == QT_LEVEL_AVX512) && level >= 0 &&
           level < QT_N_LEVELS && qt_cpu_has(level) && (G == 1 || gs % 32 == 0);
+    if (vec && level == QT_LEVEL_AVX512) vec = 2;
 #else
     (void)level;
 #endif
@@ -258,7 +248,11 @@ static size_t qt_lb_quantize_rows(const float *x, size_t m, size_t k, size_t ldx
         int8_t *qr = q + (size_t)r * lda;
         int32_t *sr = sums + (size_t)r * G;
 #ifdef QT_X86
-        if (vec && qt_lb_quantize_row_avx2(xr, k, asym, qr, lda, gs, G, sr, za + r, sa + r) == 0)
+#ifndef QT_LB_EMULATED_VNNI
+        if (vec == 2 && qt_lb_quantize_row_avx512(xr, k, asym, qr, lda, gs, G, sr, za + r, sa + r) == 0)
+            continue;
+#endif
+        if (vec == 1 && qt_lb_quantize_row_avx2(xr, k, asym, qr, lda, gs, G, sr, za + r, sa + r) == 0)
             continue;
 #endif
         bad += qt_lb_quantize_row(xr, k, asym, qr, lda, gs, G, sr, za + r, sa + r);

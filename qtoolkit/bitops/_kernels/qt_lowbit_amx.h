@@ -40,6 +40,9 @@ extern long syscall(long number, ...);
 #define QT_LB_AMX_MIN_M 16
 #define QT_LB_AMX_MR 32
 #define QT_LB_AMX_PPC 8 /* panels unpacked together (8 x 66 KiB at K = 2048) */
+#ifndef QT_LB_AMX_A_BLOCK_BYTES
+#define QT_LB_AMX_A_BLOCK_BYTES ((size_t)1 << 20) /* activation bytes per row block */
+#endif
 #define QT_LB_AMX_TARGET \
     __attribute__((target("avx512f,avx512bw,avx512vnni,amx-tile,amx-int8")))
 
@@ -232,7 +235,7 @@ QT_LB_AMX_TARGET static int qt_lb_gemm_amx(const qt_lb_weights *w, const qt_lb_a
      * tile serves all of them while it is in cache and the output is written in rows of up
      * to QT_LB_AMX_PPC * 32 columns */
     const qt_lb_split sp =
-        qt_lb_split_work(m, lda, npan, MR, (size_t)1 << 20, 4, 4, QT_LB_AMX_PPC, n_threads);
+        qt_lb_split_work(m, lda, npan, MR, QT_LB_AMX_A_BLOCK_BYTES, 4, 4, QT_LB_AMX_PPC, n_threads);
     const size_t mc = sp.mc, ppc = sp.ppc, nchunks = sp.nchunks, items = sp.items;
     const size_t ldg = n * G;
     const size_t bufbytes = 2 * (nsb + 1) * 8 * 64; /* one unpacked panel */

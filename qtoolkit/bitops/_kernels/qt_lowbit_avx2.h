@@ -279,26 +279,10 @@ QT_LB_AVX2_TARGET static int qt_lb_quantize_row_avx2(const float *xr, size_t k, 
         lo = l8[i] < lo ? l8[i] : lo;
         hi = h8[i] > hi ? h8[i] : hi;
     }
-    const float amax = -lo > hi ? -lo : hi;
-    float s = 1.0f, inv = 0.0f, zf = 0.0f, qlo = 0.0f, qhi = 0.0f;
-    int32_t z = 0;
-    int zero = 1;
-    if (!asym && amax > 0.0f) {
-        inv = 127.0f / amax;
-        s = amax / 127.0f;
-        qlo = -127.0f;
-        qhi = 127.0f;
-        zero = 0;
-    } else if (asym && hi > lo) {
-        const float range = hi - lo;
-        inv = 255.0f / range;
-        s = range / 255.0f;
-        z = -128 - (int32_t)qt_lb_rint(lo * inv);
-        zf = (float)z;
-        qlo = -128.0f;
-        qhi = 127.0f;
-        zero = 0;
-    }
+    float s, inv, zf;
+    int32_t z;
+    const int zero = !qt_lb_row_params(lo, hi, asym, &s, &inv, &zf, &z);
+    const float qlo = asym ? -128.0f : -127.0f, qhi = 127.0f;
     sa[0] = s;
     za[0] = z;
     memset(sums, 0, sizeof(int32_t) * G);

@@ -193,6 +193,83 @@ QT_LB_VNNI_INLINE void qt_lb_vnni_body(const qt_lb_weights *w, size_t p, const i
     default: qt_lb_vnni_body(w, p, 6, BITS, LUT, a, lda, sums, za, asym, tile, gout, ldg, ncols); break; \
     }
 
+#ifndef QT_LB_EMULATED_VNNI
+#define QT_LB_Q512_TARGET __attribute__((target("avx512f")))
+/* Quantize one row on AVX-512 (the formulas of qt_lb_quantize_row; identical codes): 32 values
+ * per step for the range, 16 per step for the codes (masked loads and stores for the tail), one
+ * group sum reduced per group (round(x inv) lies in [-127, 127] when symmetric, so the one
+ * clamp to [-128, 127] serves both forms).
+ * Returns 1, writing nothing, for a row with a non-finite value (the caller's scalar loop then
+ * counts them). Needs gs % 16 == 0 or one group. */
+QT_LB_Q512_TARGET static int qt_lb_quantize_row_avx512(const float *xr, size_t k, int asym,
+                                                       int8_t *qr, size_t lda, size_t gs,
+                                                       size_t G, int32_t *sums, int32_t *za,
+                                                       float *sa)
+{
+    const __m512 zero = _mm512_setzero_ps();
+    __m512 lo0 = zero, hi0 = zero, lo1 = zero, hi1 = zero;
+    __mmask16 bad = 0;
+    size_t j = 0;
+    for (; j + 32 <= k; j += 32) {
+        const __m512 v0 = _mm512_loadu_ps(xr + j), v1 = _mm512_loadu_ps(xr + j + 16);
+        bad |= _mm512_cmp_ps_mask(_mm512_sub_ps(v0, v0), zero, _CMP_NEQ_UQ);
+        bad |= _mm512_cmp_ps_mask(_mm512_sub_ps(v1, v1), zero, _CMP_NEQ_UQ);
+        lo0 = _mm512_min_ps(v0, lo0); /* v < lo ? v : lo */
+        hi0 = _mm512_max_ps(v0, hi0);
+        lo1 = _mm512_min_ps(v1, lo1);
+        hi1 = _mm512_max_ps(v1, hi1);
+    }
+    for (; j < k; j += 16) {
+        const __mmask16 m = k - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (k - j)) - 1);
+        const __m512 v = _mm512_maskz_loadu_ps(m, xr + j);
+        bad |= _mm512_cmp_ps_mask(_mm512_sub_ps(v, v), zero, _CMP_NEQ_UQ);
+        lo0 = _mm512_min_ps(v, lo0);
+        hi0 = _mm512_max_ps(v, hi0);
+    }
+    if (bad) return 1;
+    float l16[16], h16[16];
+    _mm512_storeu_ps(l16, _mm512_min_ps(lo1, lo0));
+    _mm512_storeu_ps(h16, _mm512_max_ps(hi1, hi0));
+    float lo = 0.0f, hi = 0.0f;
+    for (int i = 0; i < 16; ++i) {
+        lo = l16[i] < lo ? l16[i] : lo;
+        hi = h16[i] > hi ? h16[i] : hi;
+    }
+    float s, inv, zf;
+    int32_t z;
+    const int nonzero = qt_lb_row_params(lo, hi, asym, &s, &inv, &zf, &z);
+    sa[0] = s;
+    za[0] = z;
+    memset(sums, 0, sizeof(int32_t) * G);
+    if (!nonzero) {
+        memset(qr, 0, lda);
+        return 0;
+    }
+    const __m512 vinv = _mm512_set1_ps(inv), vz = _mm512_set1_ps(zf);
+    for (size_t g = 0; g < G; ++g) {
+        const size_t j0 = G > 1 ? g * gs : 0, j1 = (G > 1 && j0 + gs < k) ? j0 + gs : k;
+        __m512i acc = _mm512_setzero_si512();
+        for (j = j0; j < j1; j += 16) {
+            const __mmask16 m =
+                j1 - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (j1 - j)) - 1);
+            const __m512 v = _mm512_maskz_loadu_ps(m, xr + j);
+            const __m512 r = _mm512_add_ps(
+                _mm512_roundscale_ps(_mm512_mul_ps(v, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                vz);
+            /* exact: r is an integer of magnitude below 2^9; clamped to [-128, 127] */
+            const __m512i c = _mm512_max_epi32(
+                _mm512_min_epi32(_mm512_maskz_cvtps_epi32(m, r), _mm512_set1_epi32(127)),
+                _mm512_set1_epi32(-128));
+            acc = _mm512_add_epi32(acc, c);
+            _mm512_mask_cvtepi32_storeu_epi8(qr + j, m, c);
+        }
+        sums[g] = _mm512_reduce_add_epi32(acc);
+    }
+    if (k < lda) memset(qr + k, 0, lda - k);
+    return 0;
+}
+#endif
+
 QT_LB_VNNI_TARGET static void qt_lb_kernel_vnni(const qt_lb_weights *w, size_t p, int mr,
                                                 const int8_t *a, size_t lda, const int32_t *sums,
                                                 const int32_t *za, int asym, float *tile,

@@ -101,6 +101,33 @@ static inline float qt_lb_rint(float x)
     return (x + magic) - magic;
 }
 
+/* The int8 code parameters of a row from its range (lo = min(min x, 0), hi = max(max x, 0)):
+ * the scale s, the multiplier inv, the zero point z (and as float zf). Returns 0 for a row
+ * quantized as zeros (s = 1). The formulas are those of qt_lb_quantize_row. */
+static inline int qt_lb_row_params(float lo, float hi, int asym, float *s, float *inv, float *zf,
+                                   int32_t *z)
+{
+    const float amax = -lo > hi ? -lo : hi;
+    *s = 1.0f;
+    *inv = 0.0f;
+    *zf = 0.0f;
+    *z = 0;
+    if (!asym && amax > 0.0f) {
+        *inv = 127.0f / amax;
+        *s = amax / 127.0f;
+        return 1;
+    }
+    if (asym && hi > lo) {
+        const float range = hi - lo;
+        *inv = 255.0f / range;
+        *s = range / 255.0f;
+        *z = -128 - (int32_t)qt_lb_rint(lo * *inv);
+        *zf = (float)*z;
+        return 1;
+    }
+    return 0;
+}
+
 /* Bytes of one packed panel. */
 static inline size_t qt_lb_panel_bytes(size_t nsb, int bits)
 {
