@@ -224,15 +224,22 @@ def binary_matmul(
     return out
 
 
+_ALIGN_MIN_BYTES = 1 << 18
+
+
 def _aligned_empty(shape, dtype, *, zero=False):
     """A new C-contiguous ``dtype`` array of ``shape`` whose data starts on a 64-byte line.
 
     NumPy aligns only to 16 bytes; the kernels' 64-byte vector and tile rows would then
     straddle two cache lines each (the AMX tile loads ran 1.3x slower), and the streamed
-    output stores need whole lines.
+    output stores need whole lines. Below 256 KiB (one-row products, whose kernels load no
+    tiles and stream nothing) a plain NumPy array is returned: there the extra view measured
+    slower.
     """
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if nbytes < _ALIGN_MIN_BYTES:
+        return (np.zeros if zero else np.empty)(shape, dtype=dtype)
     raw = (np.zeros if zero else np.empty)(nbytes + 64, dtype=np.uint8)
     start = -raw.ctypes.data % 64
     return raw[start : start + nbytes].view(dtype).reshape(shape)
