@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -237,7 +238,7 @@ def _aligned_empty(shape, dtype, *, zero=False):
     slower.
     """
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize
     if nbytes < _ALIGN_MIN_BYTES:
         return (np.zeros if zero else np.empty)(shape, dtype=dtype)
     raw = (np.zeros if zero else np.empty)(nbytes + 64, dtype=np.uint8)
