@@ -732,3 +732,25 @@ def test_amx_ukernel_repeat_counts_macs():
         return
     assert _lowbit.amx_ukernel_repeat(2, 4, 3) == 3 * 32 * 32 * 4 * 32
     assert _lowbit.amx_ukernel_repeat(4, 8, 2) == 2 * 32 * 32 * 8 * 32
+
+
+def test_new_buffers_start_on_a_cache_line():
+    # activation codes and outputs of 256 KiB or more start on a 64-byte line (the AMX tile
+    # rows and the streamed output stores need it); smaller ones are plain arrays
+    from qtoolkit.bitops._gemm import _aligned_empty
+
+    for shape, dtype in [((300, 300), np.float32), ((1024, 257), np.int8), ((0, 5), np.float32),
+                         ((3,), np.int32), ((512, 512), np.int8)]:  # fmt: skip
+        a = _aligned_empty(shape, dtype)
+        assert a.shape == shape and a.dtype == dtype
+        assert a.flags.c_contiguous and a.flags.writeable
+        if a.nbytes >= 1 << 18:
+            assert a.ctypes.data % 64 == 0
+    z = _aligned_empty((700, 700), np.int8, zero=True)
+    assert z.ctypes.data % 64 == 0 and not z.any()
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((256, 320)).astype(np.float32)
+    w = pack_ternary(rng.integers(-1, 2, size=(300, 320)))
+    y = lowbit_matmul(x, w)
+    assert y.ctypes.data % 64 == 0
+    np.testing.assert_array_equal(y, lowbit_matmul(x, w, out=np.empty((256, 300), np.float32)))
