@@ -5,6 +5,7 @@ SIMD level and the packed layouts are checked by the public functions in
 ``_lowbit_weights.py``, ``_lowbit_gemm.py`` and ``_ternary.py``.
 """
 from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
+from libc.stdlib cimport free, malloc
 
 cdef extern from "qt_lowbit_all.h" nogil:
     ctypedef struct qt_lb_weights:
@@ -140,6 +141,61 @@ def gemm(const uint8_t[::1] wp, const float[:, :, ::1] scale, const uint8_t[:, :
         rc = qt_lb_gemm(&w, &x, m, po, ldo, pg, level, n_threads)
     if rc == -2:
         raise RuntimeError(f"lowbit gemm: SIMD level {level} cannot run on this CPU")
+
+
+def matmul(const uint8_t[::1] wp, const float[:, :, ::1] scale, const uint8_t[:, :, ::1] zz,
+           const int32_t[:, :, ::1] wsum, const uint8_t[::1] lut, size_t n, size_t k, int bits,
+           int mul, size_t sb_per_group, const float[:, ::1] x, int asym, size_t lda, size_t gs,
+           float[:, ::1] out, int level, int q_threads, int n_threads):
+    """Quantize the rows of ``x`` (IN) and multiply them into ``out`` (OUT), in one call.
+
+    The codes, group sums, zero points and scales live in one C work buffer (the codes on a
+    64-byte line) for the duration of the call. Returns the number of non-finite values in
+    ``x`` (0: ``out`` holds the product; otherwise it is left unwritten).
+    """
+    cdef size_t m = x.shape[0], G = scale.shape[1], bad = 0
+    cdef int rc = 0
+    if m == 0 or n == 0:
+        return 0
+    cdef size_t qbytes = (m * lda + 63) // 64 * 64
+    cdef size_t total = 64 + qbytes + 4 * (m * G + 2 * m)
+    cdef char *raw = <char *>malloc(total)
+    if raw == NULL:
+        raise MemoryError("lowbit matmul: out of memory for the activation codes")
+    cdef char *base = raw + (64 - (<size_t>raw) % 64) % 64
+    cdef int8_t *q = <int8_t *>base
+    cdef int32_t *sums = <int32_t *>(base + qbytes)
+    cdef int32_t *za = sums + m * G
+    cdef float *sa = <float *>(za + m)
+    cdef qt_lb_weights w
+    cdef qt_lb_acts a
+    w.w = &wp[0]
+    w.scale = &scale[0, 0, 0]
+    w.zz = &zz[0, 0, 0]
+    w.wsum = &wsum[0, 0, 0]
+    w.lut = &lut[0] if lut is not None else NULL
+    w.n = n
+    w.k = k
+    w.nsb = lda // 32
+    w.sb_per_group = sb_per_group
+    w.n_groups = G
+    w.bits = bits
+    w.mul = mul
+    a.a = q
+    a.lda = lda
+    a.sums = sums
+    a.za = za
+    a.sa = sa
+    a.asym = asym
+    with nogil:
+        bad = qt_lb_quantize_rows(&x[0, 0], m, k, k, asym, q, lda, gs, G, sums, za, sa, level,
+                                  q_threads)
+        if bad == 0:
+            rc = qt_lb_gemm(&w, &a, m, &out[0, 0], out.shape[1], NULL, level, n_threads)
+    free(raw)
+    if rc == -2:
+        raise RuntimeError(f"lowbit gemm: SIMD level {level} cannot run on this CPU")
+    return bad
 
 
 def ukernel_repeat(int level, int bits, size_t nsb, size_t reps):

@@ -281,9 +281,30 @@ def lowbit_matmul(
     if k == 0:
         out[...] = 0.0
         return out
-    _, _, lda, gs, g = _geometry(w)
-    q, sums, za, sa = _quantize(x32, lda, gs, g, asym, n_threads)
-    _run(w, q, sums, za, sa, asym, out, None, n_threads)
+    _, _, lda, gs, _ = _geometry(w)
+    # quantization and product in one call: the codes live in a C work buffer
+    bad = _lowbit.matmul(
+        w._panels,
+        w._pscale,
+        w._pzz,
+        w._pwsum,
+        w._lut,
+        n,
+        k,
+        w.bits,
+        w._mul,
+        gs // 32,
+        x32,
+        int(asym),
+        lda,
+        gs,
+        out,
+        _level_id(LOWBIT),
+        _resolve_threads(n_threads, m * k, _THREAD_MIN_VALUES),
+        _resolve_threads(n_threads, m * n * k, _THREAD_MIN_MACS),
+    )
+    if bad:
+        raise ValueError(f"x contains NaN or Inf ({bad} values)")
     return out
 
 
