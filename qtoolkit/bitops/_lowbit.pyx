@@ -21,6 +21,7 @@ cdef extern from "qt_lowbit_all.h" nogil:
         size_t n_groups
         int bits
         int mul
+        int zz_uniform
     ctypedef struct qt_lb_acts:
         const int8_t *a
         size_t lda
@@ -108,7 +109,7 @@ def gemm(const uint8_t[::1] wp, const float[:, :, ::1] scale, const uint8_t[:, :
          const int32_t[:, :, ::1] wsum, const uint8_t[::1] lut, size_t n, size_t k, int bits,
          int mul, size_t sb_per_group, const int8_t[:, ::1] a, const int32_t[:, ::1] sums,
          const int32_t[::1] za, const float[::1] sa, int asym, float[:, ::1] out,
-         int32_t[:, :, ::1] gout, int level, int n_threads):
+         int32_t[:, :, ::1] gout, int level, int n_threads, int zz_uniform=0):
     """Float (``out``) or integer (``gout``) low-bit product; exactly one of them is given."""
     cdef qt_lb_weights w
     cdef qt_lb_acts x
@@ -128,6 +129,7 @@ def gemm(const uint8_t[::1] wp, const float[:, :, ::1] scale, const uint8_t[:, :
     w.n_groups = scale.shape[1]
     w.bits = bits
     w.mul = mul
+    w.zz_uniform = zz_uniform
     x.a = &a[0, 0]
     x.lda = a.shape[1]
     x.sums = &sums[0, 0]
@@ -146,7 +148,7 @@ def gemm(const uint8_t[::1] wp, const float[:, :, ::1] scale, const uint8_t[:, :
 def matmul(const uint8_t[::1] wp, const float[:, :, ::1] scale, const uint8_t[:, :, ::1] zz,
            const int32_t[:, :, ::1] wsum, const uint8_t[::1] lut, size_t n, size_t k, int bits,
            int mul, size_t sb_per_group, const float[:, ::1] x, int asym, size_t lda, size_t gs,
-           float[:, ::1] out, int level, int q_threads, int n_threads):
+           float[:, ::1] out, int level, int q_threads, int n_threads, int zz_uniform=0):
     """Quantize the rows of ``x`` (IN) and multiply them into ``out`` (OUT), in one call.
 
     The codes, group sums, zero points and scales live in one C work buffer (the codes on a
@@ -181,6 +183,7 @@ def matmul(const uint8_t[::1] wp, const float[:, :, ::1] scale, const uint8_t[:,
     w.n_groups = G
     w.bits = bits
     w.mul = mul
+    w.zz_uniform = zz_uniform
     a.a = q
     a.lda = lda
     a.sums = sums

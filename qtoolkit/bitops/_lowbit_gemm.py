@@ -187,6 +187,7 @@ def _run(w, q, sums, za, sa, asym, out, gout, n_threads):
         gout,
         _level_id(LOWBIT),
         threads,
+        int(w._zz_uniform),
     )
 
 
@@ -302,6 +303,7 @@ def lowbit_matmul(
         _level_id(LOWBIT),
         _resolve_threads(n_threads, m * k, _THREAD_MIN_VALUES),
         _resolve_threads(n_threads, m * n * k, _THREAD_MIN_MACS),
+        int(w._zz_uniform),
     )
     if bad:
         raise ValueError(f"x contains NaN or Inf ({bad} values)")

@@ -183,6 +183,7 @@ class LowBitWeights:
         "_shape",
         "_step",
         "_zero_points",
+        "_zz_uniform",
     )
 
     def __init__(self) -> None:
@@ -232,6 +233,9 @@ class LowBitWeights:
         kscale = scales.astype(np.float32)
         self._pscale = _to_panels(kscale, npan, np.float32)
         self._pzz = _to_panels(zz.astype(np.uint8), npan, np.uint8)
+        # one zero point for every row and group (symmetric codes, ternary, binary, codebooks):
+        # the one-row kernel then reads no zero-point bytes
+        self._zz_uniform = bool(zz.size == 0 or (zz == zz.flat[0]).all())
         self._pwsum = _to_panels(wsum.astype(np.int32), npan, np.int32)
         self._panels = panels
         self._scales = _readonly(scales.astype(np.float32))

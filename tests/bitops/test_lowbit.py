@@ -754,3 +754,33 @@ def test_new_buffers_start_on_a_cache_line():
     y = lowbit_matmul(x, w)
     assert y.ctypes.data % 64 == 0
     np.testing.assert_array_equal(y, lowbit_matmul(x, w, out=np.empty((256, 300), np.float32)))
+
+
+@pytest.mark.parametrize("where", ["none", "last_row", "last_group", "first"])
+def test_one_zero_point_shortcut_only_when_every_zero_point_agrees(where):
+    # weights whose zero points all agree let the one-row kernel skip reading them; one
+    # differing zero point anywhere must turn that off (exact integer results either way)
+    rng = np.random.default_rng(11)
+    n, k, gs = 45, 200, 32
+    g = -(-k // gs)
+    zps = np.full((n, g), 5)
+    if where == "last_row":
+        zps[-1, 3] = 6
+    elif where == "last_group":
+        zps[7, -1] = 0
+    elif where == "first":
+        zps[0, 0] = 15
+    w = pack_weights(rng.integers(0, 16, size=(n, k)), 4, zero_points=zps, group_size=gs)
+    assert w._zz_uniform == (where == "none")
+    for m in (1, 3):
+        codes = rng.integers(-128, 128, size=(m, k)).astype(np.int8)
+        for level in LEVELS:
+            with simd_level(level):
+                got = lowbit_gemm_int(codes, w)
+                y = lowbit_matmul(codes.astype(np.float32), w)
+            np.testing.assert_array_equal(got, ref_gemm_int(codes, np.zeros(m), w), err_msg=level)
+            # float path: symmetric codes of x = codes (scale max|x| / 127), exact per group
+            q, s, _ = ref_quantize(codes.astype(np.float32), True)
+            gsum = ref_gemm_int(q, np.zeros(m), w)
+            ref = (gsum * w.scales[None, :, :]).sum(axis=2) * s[:, None]
+            np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-3, err_msg=level)

@@ -144,8 +144,11 @@ QT_LB_VNNI_INLINE void qt_lb_vnni_body(const qt_lb_weights *w, size_t p, const i
         }
         const size_t off = (p * G + g) * QT_LB_NR;
         const __m512 sc0 = _mm512_loadu_ps(w->scale + off), sc1 = _mm512_loadu_ps(w->scale + off + 16);
-        const __m512i zz0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(w->zz + off)));
-        const __m512i zz1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(w->zz + off + 16)));
+        /* (one zero point for all: no zero-point bytes streamed, 1/21 of a 4-bit g32 GEMV's) */
+        const __m512i zz0 = w->zz_uniform ? _mm512_set1_epi32(w->zz[0])
+                            : _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(w->zz + off)));
+        const __m512i zz1 = w->zz_uniform ? zz0
+                            : _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(w->zz + off + 16)));
         const __m512i zp0 = _mm512_or_si512(zz0, _mm512_slli_epi32(zz0, 23));
         const __m512i zp1 = _mm512_or_si512(zz1, _mm512_slli_epi32(zz1, 23));
 #pragma GCC unroll 8

@@ -60,6 +60,8 @@ typedef struct {
     size_t n_groups;         /* G */
     int bits;                /* 1, 2, 3, 4, 8 */
     int mul;                 /* 1, or 2 for binary weights */
+    int zz_uniform;          /* 1 if every zz of the valid columns equals zz[0]: a kernel may
+                                then use zz[0] instead of reading zz (0 is always correct) */
 } qt_lb_weights;
 
 typedef struct {
