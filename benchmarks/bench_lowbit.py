@@ -69,6 +69,7 @@ from qtoolkit.bitops import (
     ternary_gemm,
     xnor_gemm,
 )
+from qtoolkit.bitops._gemm import _aligned_empty
 from qtoolkit.nn import Conv2d
 
 
@@ -279,13 +280,6 @@ def _lowbit_kernel_names():
     return _lowbit.kernel_names(_level_id())
 
 
-def _aligned_output(m, n):
-    """An (m, n) float32 array starting on a 64-byte line (whole lines can be streamed)."""
-    raw = np.empty(m * n * 4 + 64, dtype=np.uint8)
-    start = -raw.ctypes.data % 64
-    return raw[start : start + m * n * 4].view(np.float32).reshape(m, n)
-
-
 def gemm_main(args):
     import onnxruntime
 
@@ -326,7 +320,7 @@ def gemm_main(args):
             # the same product into one reused output: no first touch of fresh pages (the
             # rounds keep each sample's outputs alive, so every call above that returns a new
             # array faults in M N * 4 bytes of new memory, serially in the OS)
-            reused = _aligned_output(m, n)
+            reused = _aligned_empty((m, n), np.float32)  # as lowbit_matmul's own outputs
             methods.append(
                 (
                     f"tern-out[{t}]",

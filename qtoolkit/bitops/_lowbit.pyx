@@ -105,18 +105,12 @@ def row_sums(const int8_t[:, ::1] q, size_t k, size_t gs, int32_t[:, ::1] sums):
         qt_lb_row_sums(&q[0, 0], q.shape[0], k, q.shape[1], gs, sums.shape[1], &sums[0, 0])
 
 
-def gemm(const uint8_t[::1] wp, const float[:, :, ::1] scale, const uint8_t[:, :, ::1] zz,
-         const int32_t[:, :, ::1] wsum, const uint8_t[::1] lut, size_t n, size_t k, int bits,
-         int mul, size_t sb_per_group, const int8_t[:, ::1] a, const int32_t[:, ::1] sums,
-         const int32_t[::1] za, const float[::1] sa, int asym, float[:, ::1] out,
-         int32_t[:, :, ::1] gout, int level, int n_threads, int zz_uniform=0):
-    """Float (``out``) or integer (``gout``) low-bit product; exactly one of them is given."""
+cdef qt_lb_weights _weights(const uint8_t[::1] wp, const float[:, :, ::1] scale,
+                           const uint8_t[:, :, ::1] zz, const int32_t[:, :, ::1] wsum,
+                           const uint8_t[::1] lut, size_t n, size_t k, int bits, int mul,
+                           size_t sb_per_group, int zz_uniform, size_t lda):
+    """The C view of packed weights (the arguments ``gemm`` and ``matmul`` share)."""
     cdef qt_lb_weights w
-    cdef qt_lb_acts x
-    cdef int rc
-    cdef size_t m = a.shape[0]
-    if m == 0 or n == 0:
-        return
     w.w = &wp[0]
     w.scale = &scale[0, 0, 0]
     w.zz = &zz[0, 0, 0]
@@ -124,12 +118,28 @@ def gemm(const uint8_t[::1] wp, const float[:, :, ::1] scale, const uint8_t[:, :
     w.lut = &lut[0] if lut is not None else NULL
     w.n = n
     w.k = k
-    w.nsb = a.shape[1] // 32
+    w.nsb = lda // 32
     w.sb_per_group = sb_per_group
     w.n_groups = scale.shape[1]
     w.bits = bits
     w.mul = mul
     w.zz_uniform = zz_uniform
+    return w
+
+
+def gemm(const uint8_t[::1] wp, const float[:, :, ::1] scale, const uint8_t[:, :, ::1] zz,
+         const int32_t[:, :, ::1] wsum, const uint8_t[::1] lut, size_t n, size_t k, int bits,
+         int mul, size_t sb_per_group, int zz_uniform, const int8_t[:, ::1] a,
+         const int32_t[:, ::1] sums, const int32_t[::1] za, const float[::1] sa, int asym,
+         float[:, ::1] out, int32_t[:, :, ::1] gout, int level, int n_threads):
+    """Float (``out``) or integer (``gout``) low-bit product; exactly one of them is given."""
+    cdef qt_lb_weights w
+    cdef qt_lb_acts x
+    cdef int rc
+    cdef size_t m = a.shape[0]
+    if m == 0 or n == 0:
+        return
+    w = _weights(wp, scale, zz, wsum, lut, n, k, bits, mul, sb_per_group, zz_uniform, a.shape[1])
     x.a = &a[0, 0]
     x.lda = a.shape[1]
     x.sums = &sums[0, 0]
@@ -147,8 +157,8 @@ def gemm(const uint8_t[::1] wp, const float[:, :, ::1] scale, const uint8_t[:, :
 
 def matmul(const uint8_t[::1] wp, const float[:, :, ::1] scale, const uint8_t[:, :, ::1] zz,
            const int32_t[:, :, ::1] wsum, const uint8_t[::1] lut, size_t n, size_t k, int bits,
-           int mul, size_t sb_per_group, const float[:, ::1] x, int asym, size_t lda, size_t gs,
-           float[:, ::1] out, int level, int q_threads, int n_threads, int zz_uniform=0):
+           int mul, size_t sb_per_group, int zz_uniform, const float[:, ::1] x, int asym,
+           size_t lda, size_t gs, float[:, ::1] out, int level, int q_threads, int n_threads):
     """Quantize the rows of ``x`` (IN) and multiply them into ``out`` (OUT), in one call.
 
     The codes, group sums, zero points and scales live in one C work buffer (the codes on a
@@ -169,21 +179,9 @@ def matmul(const uint8_t[::1] wp, const float[:, :, ::1] scale, const uint8_t[:,
     cdef int32_t *sums = <int32_t *>(base + qbytes)
     cdef int32_t *za = sums + m * G
     cdef float *sa = <float *>(za + m)
-    cdef qt_lb_weights w
+    cdef qt_lb_weights w = _weights(wp, scale, zz, wsum, lut, n, k, bits, mul, sb_per_group,
+                                    zz_uniform, lda)
     cdef qt_lb_acts a
-    w.w = &wp[0]
-    w.scale = &scale[0, 0, 0]
-    w.zz = &zz[0, 0, 0]
-    w.wsum = &wsum[0, 0, 0]
-    w.lut = &lut[0] if lut is not None else NULL
-    w.n = n
-    w.k = k
-    w.nsb = lda // 32
-    w.sb_per_group = sb_per_group
-    w.n_groups = G
-    w.bits = bits
-    w.mul = mul
-    w.zz_uniform = zz_uniform
     a.a = q
     a.lda = lda
     a.sums = sums

@@ -163,21 +163,18 @@ def _geometry(w):
     return n, k, nsb * 32, gs, w.n_groups
 
 
+def _weight_args(w, n, k, gs):
+    """The packed weights as the leading arguments of ``_lowbit.gemm`` / ``_lowbit.matmul``."""
+    return (w._panels, w._pscale, w._pzz, w._pwsum, w._lut, n, k, w.bits, w._mul, gs // 32,
+            int(w._zz_uniform))  # fmt: skip
+
+
 def _run(w, q, sums, za, sa, asym, out, gout, n_threads):
     n, k, _, gs, _ = _geometry(w)
     m = q.shape[0]
     threads = _resolve_threads(n_threads, m * n * k, _THREAD_MIN_MACS)
     _lowbit.gemm(
-        w._panels,
-        w._pscale,
-        w._pzz,
-        w._pwsum,
-        w._lut,
-        n,
-        k,
-        w.bits,
-        w._mul,
-        gs // 32,
+        *_weight_args(w, n, k, gs),
         q,
         sums,
         za,
@@ -187,7 +184,6 @@ def _run(w, q, sums, za, sa, asym, out, gout, n_threads):
         gout,
         _level_id(LOWBIT),
         threads,
-        int(w._zz_uniform),
     )
 
 
@@ -285,16 +281,7 @@ def lowbit_matmul(
     _, _, lda, gs, _ = _geometry(w)
     # quantization and product in one call: the codes live in a C work buffer
     bad = _lowbit.matmul(
-        w._panels,
-        w._pscale,
-        w._pzz,
-        w._pwsum,
-        w._lut,
-        n,
-        k,
-        w.bits,
-        w._mul,
-        gs // 32,
+        *_weight_args(w, n, k, gs),
         x32,
         int(asym),
         lda,
@@ -303,7 +290,6 @@ def lowbit_matmul(
         _level_id(LOWBIT),
         _resolve_threads(n_threads, m * k, _THREAD_MIN_VALUES),
         _resolve_threads(n_threads, m * n * k, _THREAD_MIN_MACS),
-        int(w._zz_uniform),
     )
     if bad:
         raise ValueError(f"x contains NaN or Inf ({bad} values)")

@@ -43,9 +43,6 @@ extern long syscall(long number, ...);
 #ifndef QT_LB_AMX_A_BLOCK_BYTES
 #define QT_LB_AMX_A_BLOCK_BYTES ((size_t)1 << 20) /* activation bytes per row block */
 #endif
-#ifndef QT_LB_AMX_A_BLOCK_BYTES
-#define QT_LB_AMX_A_BLOCK_BYTES ((size_t)1 << 20) /* activation bytes per row block */
-#endif
 #define QT_LB_AMX_TARGET \
     __attribute__((target("avx512f,avx512bw,avx512vnni,amx-tile,amx-int8")))
 

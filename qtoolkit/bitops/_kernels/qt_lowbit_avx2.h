@@ -274,11 +274,8 @@ QT_LB_AVX2_TARGET static int qt_lb_quantize_row_avx2(const float *xr, size_t k, 
     float l8[8], h8[8];
     _mm256_storeu_ps(l8, vlo);
     _mm256_storeu_ps(h8, vhi);
-    float lo = 0.0f, hi = 0.0f;
-    for (int i = 0; i < 8; ++i) {
-        lo = l8[i] < lo ? l8[i] : lo;
-        hi = h8[i] > hi ? h8[i] : hi;
-    }
+    float lo, hi;
+    qt_lb_lane_range(l8, h8, 8, &lo, &hi);
     float s, inv, zf;
     int32_t z;
     const int zero = !qt_lb_row_params(lo, hi, asym, &s, &inv, &zf, &z);

@@ -233,11 +233,8 @@ QT_LB_Q512_TARGET static int qt_lb_quantize_row_avx512(const float *xr, size_t k
     float l16[16], h16[16];
     _mm512_storeu_ps(l16, _mm512_min_ps(lo1, lo0));
     _mm512_storeu_ps(h16, _mm512_max_ps(hi1, hi0));
-    float lo = 0.0f, hi = 0.0f;
-    for (int i = 0; i < 16; ++i) {
-        lo = l16[i] < lo ? l16[i] : lo;
-        hi = h16[i] > hi ? h16[i] : hi;
-    }
+    float lo, hi;
+    qt_lb_lane_range(l16, h16, 16, &lo, &hi);
     float s, inv, zf;
     int32_t z;
     const int nonzero = qt_lb_row_params(lo, hi, asym, &s, &inv, &zf, &z);

@@ -103,6 +103,20 @@ static inline float qt_lb_rint(float x)
     return (x + magic) - magic;
 }
 
+/* A row's range (lo = min(min x, 0), hi = max(max x, 0)) from the lane-wise minima l and
+ * maxima h of a vector loop, with the compares of qt_lb_quantize_row. */
+static inline void qt_lb_lane_range(const float *l, const float *h, int lanes, float *lo,
+                                    float *hi)
+{
+    float a = 0.0f, b = 0.0f;
+    for (int i = 0; i < lanes; ++i) {
+        a = l[i] < a ? l[i] : a;
+        b = h[i] > b ? h[i] : b;
+    }
+    *lo = a;
+    *hi = b;
+}
+
 /* The int8 code parameters of a row from its range (lo = min(min x, 0), hi = max(max x, 0)):
  * the scale s, the multiplier inv, the zero point z (and as float zf). Returns 0 for a row
  * quantized as zeros (s = 1). The formulas are those of qt_lb_quantize_row. */
