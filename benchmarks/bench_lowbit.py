@@ -47,6 +47,7 @@ While a method runs, every BLAS/OpenMP pool is held at its thread count
 """
 
 import argparse
+import math
 import os
 import sys
 
@@ -69,7 +70,7 @@ from qtoolkit.bitops import (
     ternary_gemm,
     xnor_gemm,
 )
-from qtoolkit.bitops._gemm import _aligned_empty
+from qtoolkit.bitops._buffers import _aligned_empty
 from qtoolkit.nn import Conv2d
 
 
@@ -263,6 +264,15 @@ def _uniform4(rng, n, k, block):
     return codes, scales, w
 
 
+def _fresh_aligned(shape):
+    """A float32 output on newly allocated memory (not from the buffer cache), 64-byte aligned
+    as the cache's buffers are."""
+    nbytes = math.prod(shape) * 4
+    raw = np.empty(nbytes + 64, np.uint8)
+    start = -raw.ctypes.data % 64
+    return raw[start : start + nbytes].view(np.float32).reshape(shape)
+
+
 def _header(title, args_line):
     print(f"# qtoolkit {qtoolkit.__version__}: {title}")
     print(
@@ -317,14 +327,24 @@ def gemm_main(args):
             methods.append(
                 (f"txt[{t}]", lambda t=t, a=ta, b=tb: ternary_gemm(a, b, n_threads=t), one)
             )
-            # the same product into one reused output: no first touch of fresh pages (the
-            # rounds keep each sample's outputs alive, so every call above that returns a new
-            # array faults in M N * 4 bytes of new memory, serially in the OS)
-            reused = _aligned_empty((m, n), np.float32)  # as lowbit_matmul's own outputs
+            # the same product into one reused output, and into a fresh output of its own on
+            # every call: lowbit_matmul's new outputs come from the buffer cache
+            # (set_buffer_cache), and the rounds keep each sample's outputs alive, so without
+            # the cache every call would fault in M N * 4 bytes of new pages, serially in the OS
+            reused = _aligned_empty((m, n), np.float32)
             methods.append(
                 (
                     f"tern-out[{t}]",
                     lambda t=t, x=x, w=tern, o=reused: lowbit_matmul(x, w, out=o, n_threads=t),
+                    one,
+                )
+            )
+            methods.append(
+                (
+                    f"tern-fresh[{t}]",
+                    lambda t=t, x=x, w=tern, s=(m, n): lowbit_matmul(
+                        x, w, out=_fresh_aligned(s), n_threads=t
+                    ),
                     one,
                 )
             )
@@ -377,6 +397,9 @@ def gemm_main(args):
             )
         for t in args.threads:
             labels[f"tern-out[{t}]"] = f"  the same, ternary x int8 into a reused out=, {t} thr."
+            labels[f"tern-fresh[{t}]"] = (
+                f"  the same into fresh memory (buffer cache bypassed), {t} thr."
+            )
         labels.update(
             {
                 "tern-vnni[1]": "  the same, ternary x int8 on VNNI (AMX off), 1 thr.",

@@ -18,8 +18,11 @@ Low-bit inference kernels: weights of 1, 2, 3 or 4 bits, ternary, binary or
 activations (:func:`quantize_activations`) in :func:`lowbit_matmul` (exact
 integer form :func:`lowbit_gemm_int`), and ternary x ternary / ternary x binary
 products from popcounts over sign and non-zero planes (:func:`ternary_gemm`).
+Outputs of 256 KiB or more are 64-byte aligned and reuse freed buffers of the same
+size (:func:`set_buffer_cache`, :func:`buffer_cache_info`).
 """
 
+from ._buffers import BufferCacheInfo, buffer_cache_info, set_buffer_cache
 from ._codes import PACKABLE_BITS, pack_codes, unpack_codes
 from ._dispatch import (
     available_simd_levels,
@@ -54,6 +57,7 @@ __all__ = [
     "LOWBIT_BITS",
     "MAX_BITS",
     "PACKABLE_BITS",
+    "BufferCacheInfo",
     "LowBitFormatError",
     "LowBitWeights",
     "PackedBits",
@@ -61,6 +65,7 @@ __all__ = [
     "TernaryBits",
     "available_simd_levels",
     "binary_matmul",
+    "buffer_cache_info",
     "get_simd_level",
     "load_lowbit_weights",
     "lowbit_gemm_int",
@@ -75,6 +80,7 @@ __all__ = [
     "pack_weights",
     "quantize_activations",
     "save_lowbit_weights",
+    "set_buffer_cache",
     "set_simd_level",
     "show_runtime",
     "simd_level",

@@ -4,6 +4,8 @@ Prior validation of every argument is assumed: shapes, dtypes, contiguity and
 the SIMD level are checked by the public functions in ``_packing.py`` and
 ``_gemm.py``.
 """
+cimport cython
+from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 
 cdef extern from "qt_bitops.h" nogil:
@@ -159,3 +161,145 @@ def conv_epilogue(const int32_t[:, ::1] acc, int acc_by_output, const int32_t[:,
     with nogil:
         qt_conv_epilogue(&acc[0, 0], aso, asr, pf, fso, fsp, &alpha[0], pb, n, P, og, &y[0],
                          yc, o0, nchw, n_threads)
+
+
+
+# ---- the cache of freed output buffers (policy and documentation: _buffers.py) ----------
+# Every field below is changed only by the C code of these functions, which call no Python
+# code and allocate no Python object while they change it: under the GIL the cache is then
+# never seen half-updated, and a block freed inside any of them cannot re-enter it (a freed
+# raw array runs no Python code: its base is None and its memory is NumPy's own).
+
+cdef enum:
+    CACHE_SLOTS = 64
+cdef PyObject *_cache_raw[CACHE_SLOTS]     # oldest first; one reference held on each
+cdef Py_ssize_t _cache_cap[CACHE_SLOTS]    # its capacity in bytes (without the 64 of slack)
+cdef Py_ssize_t _cache_n = 0
+cdef Py_ssize_t _cache_bytes = 0
+cdef Py_ssize_t _cache_limit = 0
+cdef Py_ssize_t _cache_hits = 0
+cdef Py_ssize_t _cache_misses = 0
+
+
+cdef void _cache_drop_oldest(Py_ssize_t keep) noexcept:
+    """Free the oldest cached buffers until at most ``keep`` bytes and ``CACHE_SLOTS - 1``
+    buffers remain (room for one more)."""
+    global _cache_n, _cache_bytes
+    cdef Py_ssize_t i, j = 0
+    cdef PyObject *drop[CACHE_SLOTS]
+    while _cache_n and (_cache_bytes > keep or _cache_n >= CACHE_SLOTS):
+        drop[j] = _cache_raw[0]
+        j += 1
+        _cache_bytes -= _cache_cap[0]
+        _cache_n -= 1
+        for i in range(_cache_n):
+            _cache_raw[i] = _cache_raw[i + 1]
+            _cache_cap[i] = _cache_cap[i + 1]
+    for i in range(j):
+        Py_DECREF(<object>drop[i])
+
+
+cdef void _cache_give(object raw, Py_ssize_t cap) noexcept:
+    """Keep ``raw`` (``cap`` usable bytes) for reuse, within the limit."""
+    global _cache_n, _cache_bytes
+    if cap > _cache_limit:
+        return
+    _cache_drop_oldest(_cache_limit - cap)
+    Py_INCREF(raw)
+    _cache_raw[_cache_n] = <PyObject *>raw
+    _cache_cap[_cache_n] = cap
+    _cache_n += 1
+    _cache_bytes += cap
+
+
+def cache_take(Py_ssize_t cap):
+    """The most recently freed cached buffer of exactly ``cap`` bytes, or None."""
+    global _cache_n, _cache_bytes, _cache_hits, _cache_misses
+    cdef Py_ssize_t i, j
+    cdef PyObject *found = NULL
+    i = _cache_n - 1
+    while i >= 0:
+        if _cache_cap[i] == cap:
+            found = _cache_raw[i]
+            _cache_bytes -= cap
+            _cache_n -= 1
+            for j in range(i, _cache_n):
+                _cache_raw[j] = _cache_raw[j + 1]
+                _cache_cap[j] = _cache_cap[j + 1]
+            break
+        i -= 1
+    if found == NULL:
+        _cache_misses += 1
+        return None
+    _cache_hits += 1
+    raw = <object>found  # a new reference; the cache's own is dropped next
+    Py_DECREF(raw)
+    return raw
+
+
+def cache_set_limit(Py_ssize_t limit):
+    """Set the limit in bytes (freeing what no longer fits); return the previous one."""
+    global _cache_limit
+    previous = _cache_limit
+    _cache_limit = limit
+    _cache_drop_oldest(limit)
+    return previous
+
+
+def cache_clear():
+    """Free every cached buffer and reset the counters."""
+    global _cache_hits, _cache_misses
+    _cache_drop_oldest(-1)
+    _cache_hits = _cache_misses = 0
+
+
+def cache_info():
+    """(hits, misses, limit, cached bytes, cached buffers)."""
+    return _cache_hits, _cache_misses, _cache_limit, _cache_bytes, _cache_n
+
+
+@cython.no_gc
+cdef class CachedBlock:
+    """The owner of one cacheable output buffer.
+
+    ``numpy.frombuffer(block)`` gives a writeable uint8 array over ``nbytes`` of ``raw``
+    (a 1-D uint8 array of at least ``nbytes + 64`` bytes) starting on a 64-byte line. The
+    arrays keep the block alive; when the last of them dies the block gives ``raw`` back to
+    the cache instead of freeing it. It holds one array only, so it is in no cycle.
+    """
+    cdef object raw
+    cdef Py_ssize_t cap
+    cdef uint8_t *data
+    cdef Py_ssize_t shape[1]
+    cdef Py_ssize_t strides[1]
+
+    def __cinit__(self, raw, Py_ssize_t nbytes):
+        cdef uint8_t[::1] view = raw
+        if raw.base is not None or nbytes < 0 or nbytes + 64 > view.shape[0]:
+            raise ValueError("raw must own at least nbytes + 64 bytes")
+        self.raw = raw
+        self.cap = view.shape[0] - 64
+        self.data = &view[0]
+        self.data += (-<size_t>self.data) % 64
+        self.shape[0] = nbytes
+        self.strides[0] = 1
+
+    def __getbuffer__(self, Py_buffer *buffer, int flags):
+        buffer.buf = <void *>self.data
+        buffer.len = self.shape[0]
+        buffer.readonly = 0
+        buffer.itemsize = 1
+        buffer.format = b"B"
+        buffer.ndim = 1
+        buffer.shape = self.shape
+        buffer.strides = self.strides
+        buffer.suboffsets = NULL
+        buffer.internal = NULL
+        buffer.obj = self
+
+    def __releasebuffer__(self, Py_buffer *buffer):
+        pass
+
+    def __dealloc__(self):
+        if self.raw is not None:
+            _cache_give(self.raw, self.cap)

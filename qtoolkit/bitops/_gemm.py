@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import numpy as np
@@ -10,6 +9,7 @@ import numpy as np
 from .._typing import ArrayLike, NDArray
 from .._validation import describe, renamed_parameters, warn_renamed
 from . import _bitops
+from ._buffers import _aligned_empty
 from ._dispatch import _level_id, _resolve_threads
 from ._packing import PackedBits, _pack_bits
 
@@ -223,27 +223,6 @@ def binary_matmul(
     out *= alpha.astype(np.float32)[:, None]
     out *= beta.astype(np.float32)[None, :]
     return out
-
-
-_ALIGN_MIN_BYTES = 1 << 18
-
-
-def _aligned_empty(shape, dtype, *, zero=False):
-    """A new C-contiguous ``dtype`` array of ``shape`` whose data starts on a 64-byte line.
-
-    NumPy aligns only to 16 bytes; the kernels' 64-byte vector and tile rows would then
-    straddle two cache lines each (the AMX tile loads ran 1.3x slower), and the streamed
-    output stores need whole lines. Below 256 KiB (one-row products, whose kernels load no
-    tiles and stream nothing) a plain NumPy array is returned: there the extra view measured
-    slower.
-    """
-    dtype = np.dtype(dtype)
-    nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes < _ALIGN_MIN_BYTES:
-        return (np.zeros if zero else np.empty)(shape, dtype=dtype)
-    raw = (np.zeros if zero else np.empty)(nbytes + 64, dtype=np.uint8)
-    start = -raw.ctypes.data % 64
-    return raw[start : start + nbytes].view(dtype).reshape(shape)
 
 
 def _output_buffer(out, shape, dtype):

@@ -10,8 +10,9 @@ import numpy as np
 from .._array import describe
 from .._typing import ArrayLike, NDArray
 from . import _lowbit
+from ._buffers import _aligned_empty
 from ._dispatch import LOWBIT, _level_id, _resolve_threads
-from ._gemm import _aligned_empty, _output_buffer
+from ._gemm import _output_buffer
 from ._lowbit_weights import LowBitWeights
 
 __all__ = ["QuantizedActivations", "lowbit_gemm_int", "lowbit_matmul", "quantize_activations"]

@@ -17,6 +17,7 @@ from qtoolkit.bitops import (
     pack_ternary_bits,
     ternary_gemm,
 )
+from qtoolkit.bitops._buffers import _aligned_empty
 from qtoolkit.bitops._dispatch import PACK, _level_id, _resolve_threads
 from qtoolkit.bitops._gemm import _THREAD_MIN_MACS as _GEMM_MIN_MACS
 from qtoolkit.bitops._packing import _THREAD_MIN_VALUES
@@ -514,7 +515,7 @@ class Conv2d:
         binary_w = isinstance(self._w[0].planes, PackedBits)
         by_output = nchw or not binary_w
         fixes = self._border_fix((h, wd), out_hw, by_output)
-        y = np.empty(n * self.out_channels * oh * ow, dtype=np.float32)
+        y = _aligned_empty((n * self.out_channels * oh * ow,), np.float32)
         cols = np.empty((m, taps * cw), dtype=np.uint64)
         for g in range(groups):
             _bitops.conv_im2col_words(

@@ -737,7 +737,7 @@ def test_amx_ukernel_repeat_counts_macs():
 def test_new_buffers_start_on_a_cache_line():
     # activation codes and outputs of 256 KiB or more start on a 64-byte line (the AMX tile
     # rows and the streamed output stores need it); smaller ones are plain arrays
-    from qtoolkit.bitops._gemm import _aligned_empty
+    from qtoolkit.bitops._buffers import _aligned_empty
 
     for shape, dtype in [((300, 300), np.float32), ((1024, 257), np.int8), ((0, 5), np.float32),
                          ((3,), np.int32), ((512, 512), np.int8)]:  # fmt: skip
