@@ -36,17 +36,36 @@ _bitops.cache_set_limit(_DEFAULT_LIMIT)
 
 
 class BufferCacheInfo(NamedTuple):
-    """State of the output buffer cache (:func:`buffer_cache_info`)."""
+    """State of the output buffer cache (:func:`buffer_cache_info`).
 
-    #: New outputs that reused a cached buffer.
+    Parameters
+    ----------
+    hits : int
+        New outputs that reused a cached buffer.
+    misses : int
+        New outputs of 256 KiB or more for which no cached buffer of their size was free.
+    max_bytes : int
+        The most bytes the cache keeps (:func:`set_buffer_cache`).
+    cached_bytes : int
+        Bytes kept now, in freed buffers waiting for reuse.
+    n_buffers : int
+        Freed buffers kept now (at most 64).
+
+    See Also
+    --------
+    set_buffer_cache, buffer_cache_info
+
+    Examples
+    --------
+    >>> from qtoolkit.bitops import BufferCacheInfo
+    >>> BufferCacheInfo(hits=3, misses=1, max_bytes=1 << 28, cached_bytes=0, n_buffers=0).hits
+    3
+    """
+
     hits: int
-    #: New outputs of 256 KiB or more for which no cached buffer of their size was free.
     misses: int
-    #: The most bytes the cache keeps (:func:`set_buffer_cache`).
     max_bytes: int
-    #: Bytes kept now, in freed buffers waiting for reuse.
     cached_bytes: int
-    #: Freed buffers kept now.
     n_buffers: int
 
 
