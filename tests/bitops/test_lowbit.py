@@ -385,7 +385,10 @@ def test_tall_products_int_exact_every_level_and_amx(kind, bits, group_size):
 
 
 @pytest.mark.parametrize("group_size", [None, 32, 64, 128], ids=lambda g: f"g{g}")
-@pytest.mark.parametrize("kind,bits", [("uniform", 4), ("uniform", 2), ("ternary", 2)])
+@pytest.mark.parametrize(
+    "kind,bits",
+    [("uniform", b) for b in LOWBIT_BITS] + [("ternary", 2), ("binary", 1), ("codebook", 4)],
+)
 def test_tall_products_float_amx_equals_vnni(kind, bits, group_size):
     from qtoolkit.bitops import _lowbit
 

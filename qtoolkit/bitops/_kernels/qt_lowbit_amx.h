@@ -131,66 +131,129 @@ QT_LB_AMX_TARGET static void qt_lb_amx_unpack_panel(const qt_lb_weights *w, size
         }
 }
 
-/* Epilogue of one group for a 32 x 32 block d (row stride 32): tile += scale * G, with
- * G = mul D - zz Sa - za Ws exactly as the VNNI kernel computes it. When every term is an
- * integer below 2^24 in magnitude (groups of at most 128 values: |D|, |zz Sa|, |za Ws| <=
- * 128 * 255 * 128 < 2^22, and so is their sum) G is formed in float32, where these integer
- * operations are exact: the same value, in fewer instructions than int32 products. */
-QT_LB_AMX_TARGET static void qt_lb_amx_store_float(const qt_lb_weights *w, size_t p, size_t g,
-                                                   int mr, const int32_t *d,
-                                                   const int32_t *sums, const int32_t *za,
-                                                   int asym, float *tile, int exact_float)
+/* The float epilogue of one (panel, group) step, a row at a time so that the tile loop of
+ * the next step can run it in slices between its tile instructions (qt_lb_amx_rows). Row i
+ * of the exact products is G = mul D - zz Sa - za Ws, as the VNNI kernel computes it; the
+ * row's sum over the groups is kept in tile, and after the last group out = sa * tile. */
+typedef struct {
+    const int32_t *d;              /* the step's D, 32 x 32, row stride 32 */
+    const int32_t *sums, *za;      /* of the tile's rows (sums: row stride G) */
+    const float *sa;
+    float *tile, *out;             /* out: the panel's first column of the tile's first row */
+    size_t ldo, g, G;
+    __m512 sc[2], zf[2], wf[2];    /* per column half: scale; zz and Ws as float */
+    __m512i zz[2], ws[2];          /* the same as int32 */
+    __mmask16 k0, k1;
+    int32_t zz0;                   /* the one zz of every column (zz_uniform), else -1 */
+    int mul, asym, exact_float, first, last, stream, full;
+} qt_lb_amx_epi;
+
+QT_LB_AMX_TARGET static void qt_lb_amx_epi_init(qt_lb_amx_epi *e, const qt_lb_weights *w,
+                                                size_t p, size_t g, const int32_t *d,
+                                                const int32_t *sums, const int32_t *za,
+                                                const float *sa, int asym, float *tile,
+                                                float *out, size_t ldo, int stream)
 {
-    const size_t G = w->n_groups, off = (p * G + g) * QT_LB_NR;
+    const size_t G = w->n_groups, off = (p * G + g) * QT_LB_NR, c0 = p * QT_LB_NR;
+    const size_t ncols = (w->n - c0 < QT_LB_NR) ? w->n - c0 : QT_LB_NR;
+    e->d = d;
+    e->sums = sums;
+    e->za = za;
+    e->sa = sa;
+    e->tile = tile;
+    e->out = out == NULL ? NULL : out + c0;
+    e->ldo = ldo;
+    e->g = g;
+    e->G = G;
     for (int j = 0; j < 2; ++j) {
-        const __m512 sc = _mm512_loadu_ps(w->scale + off + 16 * j);
-        const __m512i zz = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(w->zz + off + 16 * j)));
-        const __m512i ws = _mm512_loadu_si512((const void *)(w->wsum + off + 16 * j));
-        if (exact_float) {
-            const __m512 zf = _mm512_cvtepi32_ps(zz), wf = _mm512_cvtepi32_ps(ws);
-            const __m512 mulf = _mm512_set1_ps((float)w->mul);
-            for (int i = 0; i < mr; ++i) {
-                __m512 t = _mm512_cvtepi32_ps(_mm512_loadu_si512((const void *)(d + i * QT_LB_NR + 16 * j)));
-                if (w->mul == 2) t = _mm512_mul_ps(t, mulf);
-                t = _mm512_fnmadd_ps(zf, _mm512_set1_ps((float)sums[(size_t)i * G + g]), t);
-                if (asym) t = _mm512_fnmadd_ps(wf, _mm512_set1_ps((float)za[i]), t);
-                float *tr = tile + i * QT_LB_NR + 16 * j;
-                _mm512_storeu_ps(tr, _mm512_fmadd_ps(t, sc, _mm512_loadu_ps(tr)));
-            }
+        e->sc[j] = _mm512_loadu_ps(w->scale + off + 16 * j);
+        e->zz[j] = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(w->zz + off + 16 * j)));
+        e->ws[j] = _mm512_loadu_si512((const void *)(w->wsum + off + 16 * j));
+        e->zf[j] = _mm512_cvtepi32_ps(e->zz[j]);
+        e->wf[j] = _mm512_cvtepi32_ps(e->ws[j]);
+    }
+    e->k0 = ncols >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << ncols) - 1);
+    e->k1 = ncols >= 32   ? (__mmask16)0xFFFF
+            : ncols <= 16 ? (__mmask16)0
+                          : (__mmask16)((1u << (ncols - 16)) - 1);
+    e->zz0 = w->zz_uniform ? (int32_t)w->zz[0] : -1;
+    e->mul = w->mul;
+    e->asym = asym;
+    /* groups of at most 128 values: |D|, |zz Sa|, |za Ws| <= 128 * 255 * 128 < 2^22, and so
+     * is G: every integer operation is exact in float32, in fewer instructions */
+    e->exact_float = w->sb_per_group * QT_LB_SB <= 128;
+    e->first = g == 0;
+    e->last = g + 1 == G && out != NULL;
+    e->stream = stream;
+    e->full = ncols == QT_LB_NR;
+}
+
+QT_LB_AMX_TARGET static inline void qt_lb_amx_epi_row(const qt_lb_amx_epi *e, int i)
+{
+    const int32_t s = e->sums[(size_t)i * e->G + e->g], z = e->za[i];
+    float *tr = e->tile + i * QT_LB_NR;
+    float *o = e->out == NULL ? NULL : e->out + (size_t)i * e->ldo;
+    const int stream = e->stream && e->full && ((uintptr_t)o & 63) == 0;
+    for (int j = 0; j < 2; ++j) {
+        const __m512i dv = _mm512_loadu_si512((const void *)(e->d + i * QT_LB_NR + 16 * j));
+        __m512 t;
+        if (e->exact_float) {
+            t = _mm512_cvtepi32_ps(dv);
+            if (e->mul == 2) t = _mm512_add_ps(t, t);
+            t = _mm512_fnmadd_ps(e->zf[j], _mm512_set1_ps((float)s), t);
+            if (e->asym) t = _mm512_fnmadd_ps(e->wf[j], _mm512_set1_ps((float)z), t);
+        } else {
+            __m512i ti = e->mul == 2 ? _mm512_add_epi32(dv, dv) : dv;
+            ti = e->zz0 >= 0 ? _mm512_sub_epi32(ti, _mm512_set1_epi32((int32_t)((int64_t)e->zz0 * s)))
+                             : _mm512_sub_epi32(ti, _mm512_mullo_epi32(e->zz[j], _mm512_set1_epi32(s)));
+            if (e->asym) ti = _mm512_sub_epi32(ti, _mm512_mullo_epi32(e->ws[j], _mm512_set1_epi32(z)));
+            t = _mm512_cvtepi32_ps(ti);
+        }
+        const __m512 acc = e->first ? _mm512_mul_ps(t, e->sc[j])
+                                    : _mm512_fmadd_ps(t, e->sc[j], _mm512_loadu_ps(tr + 16 * j));
+        if (!e->last) {
+            _mm512_storeu_ps(tr + 16 * j, acc);
             continue;
         }
-        for (int i = 0; i < mr; ++i) {
-            __m512i t = _mm512_loadu_si512((const void *)(d + i * QT_LB_NR + 16 * j));
-            if (w->mul == 2) t = _mm512_add_epi32(t, t);
-            t = _mm512_sub_epi32(t, _mm512_mullo_epi32(zz, _mm512_set1_epi32(sums[(size_t)i * G + g])));
-            if (asym) t = _mm512_sub_epi32(t, _mm512_mullo_epi32(ws, _mm512_set1_epi32(za[i])));
-            float *tr = tile + i * QT_LB_NR + 16 * j;
-            _mm512_storeu_ps(tr, _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), sc, _mm512_loadu_ps(tr)));
-        }
+        const __m512 y = _mm512_mul_ps(acc, _mm512_set1_ps(e->sa[i]));
+        if (stream) /* whole aligned lines of a large output: no read for ownership */
+            _mm512_stream_ps(o + 16 * j, y);
+        else
+            _mm512_mask_storeu_ps(o + 16 * j, j ? e->k1 : e->k0, y);
     }
 }
 
-/* 32 rows (a, row stride lda) x panel p: every group through the tiles, then the
- * epilogue (float tile, or gout in integer mode). The epilogue of group g - 1 runs after
- * the tile instructions of group g are issued (two d buffers), so that the vector units
- * work while the tile unit does. */
-QT_LB_AMX_TARGET static void qt_lb_amx_block(const qt_lb_weights *w, size_t p, int mr,
-                                             const uint8_t *buf, int kstep, const int8_t *a,
-                                             size_t lda, const int32_t *sums, const int32_t *za,
-                                             int asym, float *tile, int32_t *gout, size_t ldg,
-                                             size_t ncols)
+/* 32 rows (a, row stride lda; sums, za and sa of those rows) x panels p0..p1-1 (unpacked
+ * in bufs, bufbytes apart): every (panel, group) step through the tiles, then its epilogue:
+ * the float sum over the groups (in tile), written to out scaled by sa after the panel's
+ * last group; or, in integer mode, G into gout (pointing at the rows' first element). The
+ * float epilogue of each step is spread over the tile loop of the next step, a few rows
+ * after each K step, so that the vector units work while the tile unit does and the
+ * tile instructions never wait behind a whole epilogue (two d buffers). With out == NULL
+ * in float mode the last panel's sum is left in tile. */
+QT_LB_AMX_TARGET static void qt_lb_amx_rows(const qt_lb_weights *w, size_t p0, size_t p1,
+                                            int mr, const uint8_t *bufs, size_t bufbytes,
+                                            int kstep, const int8_t *a, size_t lda,
+                                            const int32_t *sums, const int32_t *za,
+                                            const float *sa, int asym, float *tile,
+                                            int32_t *gout, size_t ldg, float *out,
+                                            size_t ldo, int stream)
 {
-    const size_t G = w->n_groups, nsb = w->nsb;
-    const size_t sstep = (size_t)kstep / QT_LB_SB;
-    const uint8_t *b0 = buf, *b1 = buf + (nsb + 1) * 8 * 64;
-    const int exact_float = w->sb_per_group * QT_LB_SB <= 128;
+    const size_t G = w->n_groups, nsb = w->nsb, n = w->n;
+    const size_t sstep = (size_t)kstep / QT_LB_SB, steps = (p1 - p0) * G;
     int32_t d[2][QT_LB_AMX_MR * QT_LB_NR];
-    if (gout == NULL) memset(tile, 0, sizeof(float) * QT_LB_AMX_MR * QT_LB_NR);
-    for (size_t g = 0; g <= G; ++g) {
-        if (g < G) {
-            int32_t *dg = d[g & 1];
+    qt_lb_amx_epi e;
+    int pending = 0; /* rows of e's epilogue still to run */
+    for (size_t i = 0; i <= steps; ++i) {
+        int row = 0;
+        if (i < steps) {
+            const size_t g = i % G;
+            const uint8_t *b0 = bufs + (i / G) * bufbytes, *b1 = b0 + (nsb + 1) * 8 * 64;
+            int32_t *dg = d[i & 1];
             size_t s0, s1;
             qt_lb_group_range(w, g, &s0, &s1);
+            const size_t nk = (s1 - s0 + sstep - 1) / sstep;
+            const int per = pending ? (int)(((size_t)pending + nk - 1) / nk) : 0;
             _tile_zero(0);
             _tile_zero(1);
             _tile_zero(2);
@@ -205,18 +268,26 @@ QT_LB_AMX_TARGET static void qt_lb_amx_block(const qt_lb_weights *w, size_t p, i
                 _tile_dpbsud(1, 4, 7);
                 _tile_dpbsud(2, 5, 6);
                 _tile_dpbsud(3, 5, 7);
+                for (int q = 0; q < per && row < pending; ++q) qt_lb_amx_epi_row(&e, row++);
             }
+            while (row < pending) qt_lb_amx_epi_row(&e, row++);
             _tile_stored(0, dg, 4 * QT_LB_NR);
             _tile_stored(1, dg + 16, 4 * QT_LB_NR);
             _tile_stored(2, dg + 16 * QT_LB_NR, 4 * QT_LB_NR);
             _tile_stored(3, dg + 16 * QT_LB_NR + 16, 4 * QT_LB_NR);
+        } else {
+            while (row < pending) qt_lb_amx_epi_row(&e, row++);
         }
-        if (g == 0) continue;
-        const int32_t *dp = d[(g - 1) & 1];
-        if (gout != NULL)
-            qt_lb_store_int(w, p, g - 1, mr, dp, sums, za, gout, ldg, ncols);
-        else
-            qt_lb_amx_store_float(w, p, g - 1, mr, dp, sums, za, asym, tile, exact_float);
+        pending = 0;
+        if (i == steps) break;
+        const size_t p = p0 + i / G, g = i % G, c0 = p * QT_LB_NR;
+        if (gout != NULL) {
+            const size_t ncols = (n - c0 < QT_LB_NR) ? n - c0 : QT_LB_NR;
+            qt_lb_store_int(w, p, g, mr, d[i & 1], sums, za, gout + c0 * G, ldg, ncols);
+            continue;
+        }
+        qt_lb_amx_epi_init(&e, w, p, g, d[i & 1], sums, za, sa, asym, tile, out, ldo, stream);
+        pending = mr;
     }
 }
 
@@ -280,40 +351,10 @@ QT_LB_AMX_TARGET static int qt_lb_gemm_amx(const qt_lb_weights *w, const qt_lb_a
                     ar = pad;
                     ld = padlda;
                 }
-                for (size_t p = p0; p < p1; ++p) {
-                    const size_t c0 = p * QT_LB_NR;
-                    const size_t ncols = (n - c0 < QT_LB_NR) ? n - c0 : QT_LB_NR;
-                    const uint8_t *bp = buf + (p - p0) * bufbytes;
-                    if (gout != NULL) {
-                        qt_lb_amx_block(w, p, mr, bp, kstep, ar, ld, x->sums + r * G, x->za + r,
-                                        x->asym, tile, gout + r * ldg + c0 * G, ldg, ncols);
-                        continue;
-                    }
-                    qt_lb_amx_block(w, p, mr, bp, kstep, ar, ld, x->sums + r * G, x->za + r,
-                                    x->asym, tile, NULL, 0, ncols);
-                    /* out = sa * tile, 16 columns per store (masked past n) */
-                    const __mmask16 k0 = ncols >= 16 ? (__mmask16)0xFFFF
-                                                     : (__mmask16)((1u << ncols) - 1);
-                    const __mmask16 k1 = ncols >= 32 ? (__mmask16)0xFFFF
-                                         : ncols <= 16 ? (__mmask16)0
-                                                       : (__mmask16)((1u << (ncols - 16)) - 1);
-                    for (int i = 0; i < mr; ++i) {
-                        const __m512 sv = _mm512_set1_ps(x->sa[r + (size_t)i]);
-                        float *o = out + (r + (size_t)i) * ldo + c0;
-                        const float *t = tile + i * QT_LB_NR;
-                        const __m512 y0 = _mm512_mul_ps(_mm512_loadu_ps(t), sv);
-                        const __m512 y1 = _mm512_mul_ps(_mm512_loadu_ps(t + 16), sv);
-                        if (stream && ncols == 32 && ((uintptr_t)o & 63) == 0) {
-                            /* whole aligned lines of a large output: stream them (no read
-                             * for ownership; the output would not stay in cache anyway) */
-                            _mm512_stream_ps(o, y0);
-                            _mm512_stream_ps(o + 16, y1);
-                        } else {
-                            _mm512_mask_storeu_ps(o, k0, y0);
-                            _mm512_mask_storeu_ps(o + 16, k1, y1);
-                        }
-                    }
-                }
+                qt_lb_amx_rows(w, p0, p1, mr, buf, bufbytes, kstep, ar, ld, x->sums + r * G,
+                               x->za + r, x->sa == NULL ? NULL : x->sa + r, x->asym, tile,
+                               gout == NULL ? NULL : gout + r * ldg, ldg,
+                               gout == NULL ? out + r * ldo : NULL, ldo, stream);
             }
         }
         _mm_sfence(); /* the streamed output is visible before the threads join */
@@ -350,8 +391,8 @@ QT_LB_AMX_TARGET static int64_t qt_lb_amx_ukernel_repeat(int bits, size_t nsb, s
     qt_lb_amx_unpack_panel(&w, 0, buf);
     qt_lb_amx_configure(64);
     for (size_t r = 0; r < reps; ++r)
-        qt_lb_amx_block(&w, 0, QT_LB_AMX_MR, buf, 64, abuf, lda, sums, za, 0, tile, NULL, 0,
-                        QT_LB_NR);
+        qt_lb_amx_rows(&w, 0, 1, QT_LB_AMX_MR, buf, bufbytes, 64, abuf, lda, sums, za, NULL, 0,
+                       tile, NULL, 0, NULL, 0, 0);
     _tile_release();
     free(wbuf);
     free(buf);
