@@ -188,38 +188,87 @@ QT_LB_AMX_TARGET static void qt_lb_amx_epi_init(qt_lb_amx_epi *e, const qt_lb_we
     e->full = ncols == QT_LB_NR;
 }
 
-QT_LB_AMX_TARGET static inline void qt_lb_amx_epi_row(const qt_lb_amx_epi *e, int i)
+/* Rows r0..r1-1 of the epilogue e. The fields are first copied to locals: the stores to
+ * tile and out could otherwise alias e (the build has no strict aliasing), and every field
+ * would be read again after each store. */
+QT_LB_AMX_TARGET static inline void qt_lb_amx_epi_run(const qt_lb_amx_epi *e, int r0, int r1)
 {
-    const int32_t s = e->sums[(size_t)i * e->G + e->g], z = e->za[i];
-    float *tr = e->tile + i * QT_LB_NR;
-    float *o = e->out == NULL ? NULL : e->out + (size_t)i * e->ldo;
-    const int stream = e->stream && e->full && ((uintptr_t)o & 63) == 0;
-    for (int j = 0; j < 2; ++j) {
-        const __m512i dv = _mm512_loadu_si512((const void *)(e->d + i * QT_LB_NR + 16 * j));
-        __m512 t;
-        if (e->exact_float) {
-            t = _mm512_cvtepi32_ps(dv);
-            if (e->mul == 2) t = _mm512_add_ps(t, t);
-            t = _mm512_fnmadd_ps(e->zf[j], _mm512_set1_ps((float)s), t);
-            if (e->asym) t = _mm512_fnmadd_ps(e->wf[j], _mm512_set1_ps((float)z), t);
+    const int32_t *d = e->d, *sums = e->sums, *za = e->za;
+    const float *sa = e->sa;
+    float *tile = e->tile, *out = e->out;
+    const size_t ldo = e->ldo, g = e->g, G = e->G;
+    const __m512 sc0 = e->sc[0], sc1 = e->sc[1], zf0 = e->zf[0], zf1 = e->zf[1];
+    const __m512 wf0 = e->wf[0], wf1 = e->wf[1];
+    const __m512i zz0v = e->zz[0], zz1v = e->zz[1], ws0 = e->ws[0], ws1 = e->ws[1];
+    const __mmask16 k0 = e->k0, k1 = e->k1;
+    const int32_t zz0 = e->zz0;
+    const int mul2 = e->mul == 2, asym = e->asym, exact = e->exact_float, first = e->first;
+    const int last = e->last, stream = e->stream && e->full;
+    for (int i = r0; i < r1; ++i) {
+        const int32_t s = sums[(size_t)i * G + g], z = za[i];
+        const __m512i d0 = _mm512_loadu_si512((const void *)(d + i * QT_LB_NR));
+        const __m512i d1 = _mm512_loadu_si512((const void *)(d + i * QT_LB_NR + 16));
+        __m512 t0, t1;
+        if (exact) {
+            t0 = _mm512_cvtepi32_ps(d0);
+            t1 = _mm512_cvtepi32_ps(d1);
+            if (mul2) {
+                t0 = _mm512_add_ps(t0, t0);
+                t1 = _mm512_add_ps(t1, t1);
+            }
+            const __m512 sv = _mm512_set1_ps((float)s);
+            t0 = _mm512_fnmadd_ps(zf0, sv, t0);
+            t1 = _mm512_fnmadd_ps(zf1, sv, t1);
+            if (asym) {
+                const __m512 zv = _mm512_set1_ps((float)z);
+                t0 = _mm512_fnmadd_ps(wf0, zv, t0);
+                t1 = _mm512_fnmadd_ps(wf1, zv, t1);
+            }
         } else {
-            __m512i ti = e->mul == 2 ? _mm512_add_epi32(dv, dv) : dv;
-            ti = e->zz0 >= 0 ? _mm512_sub_epi32(ti, _mm512_set1_epi32((int32_t)((int64_t)e->zz0 * s)))
-                             : _mm512_sub_epi32(ti, _mm512_mullo_epi32(e->zz[j], _mm512_set1_epi32(s)));
-            if (e->asym) ti = _mm512_sub_epi32(ti, _mm512_mullo_epi32(e->ws[j], _mm512_set1_epi32(z)));
-            t = _mm512_cvtepi32_ps(ti);
+            __m512i i0 = mul2 ? _mm512_add_epi32(d0, d0) : d0;
+            __m512i i1 = mul2 ? _mm512_add_epi32(d1, d1) : d1;
+            if (zz0 >= 0) {
+                const __m512i zs = _mm512_set1_epi32((int32_t)((int64_t)zz0 * s));
+                i0 = _mm512_sub_epi32(i0, zs);
+                i1 = _mm512_sub_epi32(i1, zs);
+            } else {
+                const __m512i sv = _mm512_set1_epi32(s);
+                i0 = _mm512_sub_epi32(i0, _mm512_mullo_epi32(zz0v, sv));
+                i1 = _mm512_sub_epi32(i1, _mm512_mullo_epi32(zz1v, sv));
+            }
+            if (asym) {
+                const __m512i zv = _mm512_set1_epi32(z);
+                i0 = _mm512_sub_epi32(i0, _mm512_mullo_epi32(ws0, zv));
+                i1 = _mm512_sub_epi32(i1, _mm512_mullo_epi32(ws1, zv));
+            }
+            t0 = _mm512_cvtepi32_ps(i0);
+            t1 = _mm512_cvtepi32_ps(i1);
         }
-        const __m512 acc = e->first ? _mm512_mul_ps(t, e->sc[j])
-                                    : _mm512_fmadd_ps(t, e->sc[j], _mm512_loadu_ps(tr + 16 * j));
-        if (!e->last) {
-            _mm512_storeu_ps(tr + 16 * j, acc);
+        float *tr = tile + i * QT_LB_NR;
+        __m512 y0, y1;
+        if (first) {
+            y0 = _mm512_mul_ps(t0, sc0);
+            y1 = _mm512_mul_ps(t1, sc1);
+        } else {
+            y0 = _mm512_fmadd_ps(t0, sc0, _mm512_loadu_ps(tr));
+            y1 = _mm512_fmadd_ps(t1, sc1, _mm512_loadu_ps(tr + 16));
+        }
+        if (!last) {
+            _mm512_storeu_ps(tr, y0);
+            _mm512_storeu_ps(tr + 16, y1);
             continue;
         }
-        const __m512 y = _mm512_mul_ps(acc, _mm512_set1_ps(e->sa[i]));
-        if (stream) /* whole aligned lines of a large output: no read for ownership */
-            _mm512_stream_ps(o + 16 * j, y);
-        else
-            _mm512_mask_storeu_ps(o + 16 * j, j ? e->k1 : e->k0, y);
+        const __m512 av = _mm512_set1_ps(sa[i]);
+        y0 = _mm512_mul_ps(y0, av);
+        y1 = _mm512_mul_ps(y1, av);
+        float *o = out + (size_t)i * ldo;
+        if (stream && ((uintptr_t)o & 63) == 0) { /* whole aligned lines: no read for ownership */
+            _mm512_stream_ps(o, y0);
+            _mm512_stream_ps(o + 16, y1);
+        } else {
+            _mm512_mask_storeu_ps(o, k0, y0);
+            _mm512_mask_storeu_ps(o + 16, k1, y1);
+        }
     }
 }
 
@@ -268,15 +317,19 @@ QT_LB_AMX_TARGET static void qt_lb_amx_rows(const qt_lb_weights *w, size_t p0, s
                 _tile_dpbsud(1, 4, 7);
                 _tile_dpbsud(2, 5, 6);
                 _tile_dpbsud(3, 5, 7);
-                for (int q = 0; q < per && row < pending; ++q) qt_lb_amx_epi_row(&e, row++);
+                if (row < pending) {
+                    const int r1 = row + per < pending ? row + per : pending;
+                    qt_lb_amx_epi_run(&e, row, r1);
+                    row = r1;
+                }
             }
-            while (row < pending) qt_lb_amx_epi_row(&e, row++);
+            if (row < pending) qt_lb_amx_epi_run(&e, row, pending);
             _tile_stored(0, dg, 4 * QT_LB_NR);
             _tile_stored(1, dg + 16, 4 * QT_LB_NR);
             _tile_stored(2, dg + 16 * QT_LB_NR, 4 * QT_LB_NR);
             _tile_stored(3, dg + 16 * QT_LB_NR + 16, 4 * QT_LB_NR);
-        } else {
-            while (row < pending) qt_lb_amx_epi_row(&e, row++);
+        } else if (row < pending) {
+            qt_lb_amx_epi_run(&e, row, pending);
         }
         pending = 0;
         if (i == steps) break;
