@@ -100,6 +100,9 @@ QT_LB_AMX_TARGET static void qt_lb_amx_configure(int kbytes)
     for (int t = 0; t < 4; ++t) { cfg.rows[t] = 16; cfg.colsb[t] = 64; }
     for (int t = 4; t < 6; ++t) { cfg.rows[t] = 16; cfg.colsb[t] = (uint16_t)kbytes; }
     for (int t = 6; t < 8; ++t) { cfg.rows[t] = (uint8_t)(kbytes / 4); cfg.colsb[t] = 64; }
+    /* the compiler does not always see that LDTILECFG reads cfg: without this barrier it
+     * may drop the stores above as dead (seen with GCC 12 on a plain local struct) */
+    __asm__ volatile("" : : "r"(&cfg) : "memory");
     _tile_loadconfig(&cfg);
 }
 
@@ -288,21 +291,20 @@ QT_LB_AMX_TARGET static void qt_lb_amx_rows(const qt_lb_weights *w, size_t p0, s
                                             int32_t *gout, size_t ldg, float *out,
                                             size_t ldo, int stream)
 {
-    const size_t G = w->n_groups, nsb = w->nsb, n = w->n;
+    const size_t G = w->n_groups, nsb = w->nsb, n = w->n, spg = w->sb_per_group;
     const size_t sstep = (size_t)kstep / QT_LB_SB, steps = (p1 - p0) * G;
     int32_t d[2][QT_LB_AMX_MR * QT_LB_NR];
     qt_lb_amx_epi e;
-    int pending = 0; /* rows of e's epilogue still to run */
+    int pending = 0;   /* rows of e's epilogue still to run */
+    size_t pi = 0, g = 0; /* the step's panel (from p0) and group, kept without divisions */
     for (size_t i = 0; i <= steps; ++i) {
         int row = 0;
         if (i < steps) {
-            const size_t g = i % G;
-            const uint8_t *b0 = bufs + (i / G) * bufbytes, *b1 = b0 + (nsb + 1) * 8 * 64;
+            const uint8_t *b0 = bufs + pi * bufbytes, *b1 = b0 + (nsb + 1) * 8 * 64;
             int32_t *dg = d[i & 1];
-            size_t s0, s1;
-            qt_lb_group_range(w, g, &s0, &s1);
-            const size_t nk = (s1 - s0 + sstep - 1) / sstep;
-            const int per = pending ? (int)(((size_t)pending + nk - 1) / nk) : 0;
+            const size_t s0 = g * spg, s1 = (s0 + spg < nsb) ? s0 + spg : nsb;
+            const int nk = (int)(sstep == 1 ? s1 - s0 : (s1 - s0 + 1) / 2); /* K steps */
+            const int per = nk > 1 ? (pending + nk - 1) / nk : pending;
             _tile_zero(0);
             _tile_zero(1);
             _tile_zero(2);
@@ -333,14 +335,18 @@ QT_LB_AMX_TARGET static void qt_lb_amx_rows(const qt_lb_weights *w, size_t p0, s
         }
         pending = 0;
         if (i == steps) break;
-        const size_t p = p0 + i / G, g = i % G, c0 = p * QT_LB_NR;
+        const size_t p = p0 + pi, c0 = p * QT_LB_NR;
         if (gout != NULL) {
             const size_t ncols = (n - c0 < QT_LB_NR) ? n - c0 : QT_LB_NR;
             qt_lb_store_int(w, p, g, mr, d[i & 1], sums, za, gout + c0 * G, ldg, ncols);
-            continue;
+        } else {
+            qt_lb_amx_epi_init(&e, w, p, g, d[i & 1], sums, za, sa, asym, tile, out, ldo, stream);
+            pending = mr;
         }
-        qt_lb_amx_epi_init(&e, w, p, g, d[i & 1], sums, za, sa, asym, tile, out, ldo, stream);
-        pending = mr;
+        if (++g == G) {
+            g = 0;
+            ++pi;
+        }
     }
 }
 
