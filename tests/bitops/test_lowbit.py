@@ -410,6 +410,31 @@ def test_tall_products_float_amx_equals_vnni(kind, bits, group_size):
                 np.testing.assert_array_equal(y, ys[0])
 
 
+@pytest.mark.parametrize("edge", ["all128", "one127", "one129"])
+def test_amx_signed_tiles_only_where_every_value_fits(edge):
+    # the AMX float path multiplies signed tiles mul q - zz when every such value fits int8:
+    # 8-bit codes in [0, 255] fit only with zero point 128; one zero point of 127 (q - zz up
+    # to 128) or 129 (down to -129) must send the whole product to the unsigned tiles
+    from qtoolkit.bitops import _lowbit
+
+    if not _lowbit.amx_available():
+        pytest.skip("this CPU (or OS) gives no AMX-INT8 tiles")
+    rng = np.random.default_rng(29)
+    m, n, k = 48, 70, 300
+    codes = rng.integers(0, 256, size=(n, k))
+    codes[:, [0, 1, 128, 129, 256, 257]] = [0, 255] * 3  # both extremes in every group
+    zps = np.full((n, 3), 128)
+    if edge != "all128":
+        zps[n // 2, 1] = 127 if edge == "one127" else 129
+    w = pack_weights(codes, 8, scales=rng.uniform(0.5, 2.0, size=(n, 3)), zero_points=zps,
+                     group_size=128)  # fmt: skip
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    ref, mag = float_reference(x, w, True)
+    ys = [_run("avx512", amx, lowbit_matmul, x, w, n_threads=1) for amx in (True, False)]
+    assert np.all(np.abs(ys[1] - ref) <= 4e-7 * (w.n_groups + 2) * mag + 1e-30)
+    np.testing.assert_array_equal(ys[0], ys[1])
+
+
 def test_lowbit_matmul_gemv_large_and_out():
     rng = np.random.default_rng(3)
     w = make_weights("uniform", rng, 1000, 3000, 2, 128)

@@ -13,7 +13,11 @@
  * and then, for 32 activation rows at a time, accumulates four 16 x 16 int32 tiles
  * (2 row tiles x 2 column halves) over each group with TDPBSUD (signed activations
  * times unsigned codes, exact int32 sums: |D| <= K * 255 * 128 < 2^31 for K < 65536),
- * K = 64 per step (32 for groups of one superblock). A group of an odd number of
+ * K = 64 per step (32 for groups of one superblock). In float mode, when every value
+ * mul q - zz fits int8 (codes of up to 7 bits with their zero points, ternary, binary,
+ * symmetric 8-bit), the panel is unpacked as those signed values instead and multiplied
+ * with TDPBSSD: the tile sums then already are mul D - zz Sa, and the epilogue needs
+ * neither the activation group sums nor the zero points (|D| <= K * 128 * 128). A group of an odd number of
  * superblocks ends on a step whose second half meets the zero superblock of the
  * buffer; its activation bytes are read from the next superblock of the row, which
  * the last row block makes valid by copying its rows into a padded buffer. The tiles
@@ -106,23 +110,62 @@ QT_LB_AMX_TARGET static void qt_lb_amx_configure(int kbytes)
     _tile_loadconfig(&cfg);
 }
 
-/* Unpack panel p into buf (layout above); the extra superblock stays zero. */
-QT_LB_AMX_TARGET static void qt_lb_amx_unpack_panel(const qt_lb_weights *w, size_t p,
-                                                    uint8_t *buf)
+/* Whether every unpacked weight value, made signed as mul q - zz (q a code or codebook
+ * entry, zz a zero point of the valid columns), fits int8: then the float product can run
+ * on signed tiles (qt_lb_amx_unpack_panel with sgn), whose sums already are
+ * mul D - zz Sa, and its epilogue needs neither the activation group sums nor zz. */
+static int qt_lb_amx_signed_fits(const qt_lb_weights *w)
 {
-    const size_t nsb = w->nsb, vb = 64 * (size_t)w->bits;
+    int qmax = w->bits >= 8 ? 255 : (1 << w->bits) - 1;
+    if (w->lut != NULL) {
+        qmax = 0;
+        for (int i = 0; i < 16; ++i) qmax = w->lut[i] > qmax ? w->lut[i] : qmax;
+    }
+    const size_t npan = (w->n + QT_LB_NR - 1) / QT_LB_NR, G = w->n_groups;
+    int zmin = 255, zmax = 0;
+    for (size_t p = 0; p < npan; ++p) {
+        const size_t nc = (w->n - p * QT_LB_NR < QT_LB_NR) ? w->n - p * QT_LB_NR : QT_LB_NR;
+        for (size_t g = 0; g < G; ++g)
+            for (size_t c = 0; c < nc; ++c) {
+                const int z = w->zz[(p * G + g) * QT_LB_NR + c];
+                zmin = z < zmin ? z : zmin;
+                zmax = z > zmax ? z : zmax;
+            }
+    }
+    return zmax <= 128 && w->mul * qmax - zmin <= 127;
+}
+
+/* Unpack panel p into buf (layout above); the extra superblock stays zero. With sgn, each
+ * value becomes mul q - zz of its column and group (int8, qt_lb_amx_signed_fits). */
+QT_LB_AMX_TARGET static void qt_lb_amx_unpack_panel(const qt_lb_weights *w, size_t p,
+                                                    uint8_t *buf, int sgn)
+{
+    const size_t nsb = w->nsb, vb = 64 * (size_t)w->bits, G = w->n_groups;
+    const size_t spg = w->sb_per_group;
     const uint8_t *panel = w->w + p * nsb * 2 * vb;
     const int lut = w->lut != NULL;
     __m512i table = _mm512_setzero_si512();
     if (lut) table = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)w->lut));
-    for (int h = 0; h < 2; ++h)
+    for (int h = 0; h < 2; ++h) {
+        __m512i zrep = _mm512_setzero_si512(); /* the 16 columns' zz, each in 4 bytes */
         for (size_t s = 0; s < nsb; ++s) {
             const uint8_t *v = panel + (s * 2 + (size_t)h) * vb;
             uint8_t *dst = buf + (((size_t)h * (nsb + 1) + s) * 8) * 64;
+            if (sgn && s % spg == 0) {
+                const uint8_t *z = w->zz + (p * G + s / spg) * QT_LB_NR + 16 * (size_t)h;
+                zrep = _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)z)),
+                                          _mm512_set1_epi32(0x01010101));
+            }
             switch (w->bits) {
 #define QT_LB_AMX_UNPACK(BITS)                                                              \
-    for (int q = 0; q < 8; ++q)                                                             \
-        _mm512_storeu_si512((void *)(dst + 64 * q), qt_lb_vnni_unpack(v, BITS, q, lut, table)); \
+    for (int q = 0; q < 8; ++q) {                                                           \
+        __m512i u = qt_lb_vnni_unpack(v, BITS, q, lut, table);                              \
+        if (sgn) {                                                                          \
+            if (w->mul == 2) u = _mm512_add_epi8(u, u);                                     \
+            u = _mm512_sub_epi8(u, zrep);                                                   \
+        }                                                                                   \
+        _mm512_storeu_si512((void *)(dst + 64 * q), u);                                     \
+    }                                                                                       \
     break;
             case 1: QT_LB_AMX_UNPACK(1)
             case 2: QT_LB_AMX_UNPACK(2)
@@ -132,6 +175,7 @@ QT_LB_AMX_TARGET static void qt_lb_amx_unpack_panel(const qt_lb_weights *w, size
 #undef QT_LB_AMX_UNPACK
             }
         }
+    }
 }
 
 /* The float epilogue of one (panel, group) step, a row at a time so that the tile loop of
@@ -149,13 +193,14 @@ typedef struct {
     __mmask16 k0, k1;
     int32_t zz0;                   /* the one zz of every column (zz_uniform), else -1 */
     int mul, asym, exact_float, first, last, stream, full;
+    int sgn;                       /* D from signed tiles: already mul D - zz Sa */
 } qt_lb_amx_epi;
 
 QT_LB_AMX_TARGET static void qt_lb_amx_epi_init(qt_lb_amx_epi *e, const qt_lb_weights *w,
                                                 size_t p, size_t g, const int32_t *d,
                                                 const int32_t *sums, const int32_t *za,
                                                 const float *sa, int asym, float *tile,
-                                                float *out, size_t ldo, int stream)
+                                                float *out, size_t ldo, int stream, int sgn)
 {
     const size_t G = w->n_groups, off = (p * G + g) * QT_LB_NR, c0 = p * QT_LB_NR;
     const size_t ncols = (w->n - c0 < QT_LB_NR) ? w->n - c0 : QT_LB_NR;
@@ -189,6 +234,7 @@ QT_LB_AMX_TARGET static void qt_lb_amx_epi_init(qt_lb_amx_epi *e, const qt_lb_we
     e->last = g + 1 == G && out != NULL;
     e->stream = stream;
     e->full = ncols == QT_LB_NR;
+    e->sgn = sgn;
 }
 
 /* Rows r0..r1-1 of the epilogue e. The fields are first copied to locals: the stores to
@@ -198,7 +244,7 @@ QT_LB_AMX_TARGET static void qt_lb_amx_epi_init(qt_lb_amx_epi *e, const qt_lb_we
  * generic loop with the flags as variables measured 1.25x slower on 4-bit g32 weights. */
 QT_LB_AMX_TARGET static inline __attribute__((always_inline)) void
 qt_lb_amx_epi_loop(const qt_lb_amx_epi *e, int r0, int r1, const int EXACT, const int FIRST,
-                   const int LAST, const int MUL2, const int ASYM)
+                   const int LAST, const int MUL2, const int ASYM, const int SGN)
 {
     const int32_t *d = e->d, *sums = e->sums, *za = e->za;
     const float *sa = e->sa;
@@ -211,11 +257,25 @@ qt_lb_amx_epi_loop(const qt_lb_amx_epi *e, int r0, int r1, const int EXACT, cons
     const int32_t zz0 = e->zz0;
     const int stream = e->stream && e->full;
     for (int i = r0; i < r1; ++i) {
-        const int32_t s = sums[(size_t)i * G + g];
         const __m512i d0 = _mm512_loadu_si512((const void *)(d + i * QT_LB_NR));
         const __m512i d1 = _mm512_loadu_si512((const void *)(d + i * QT_LB_NR + 16));
         __m512 t0, t1;
-        if (EXACT) {
+        if (SGN) { /* G = D - za Ws */
+            if (ASYM && !EXACT) {
+                const __m512i zv = _mm512_set1_epi32(za[i]);
+                t0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(d0, _mm512_mullo_epi32(ws0, zv)));
+                t1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(d1, _mm512_mullo_epi32(ws1, zv)));
+            } else {
+                t0 = _mm512_cvtepi32_ps(d0);
+                t1 = _mm512_cvtepi32_ps(d1);
+                if (ASYM) {
+                    const __m512 zv = _mm512_set1_ps((float)za[i]);
+                    t0 = _mm512_fnmadd_ps(wf0, zv, t0);
+                    t1 = _mm512_fnmadd_ps(wf1, zv, t1);
+                }
+            }
+        } else if (EXACT) {
+            const int32_t s = sums[(size_t)i * G + g];
             t0 = _mm512_cvtepi32_ps(d0);
             t1 = _mm512_cvtepi32_ps(d1);
             if (MUL2) {
@@ -231,6 +291,7 @@ qt_lb_amx_epi_loop(const qt_lb_amx_epi *e, int r0, int r1, const int EXACT, cons
                 t1 = _mm512_fnmadd_ps(wf1, zv, t1);
             }
         } else {
+            const int32_t s = sums[(size_t)i * G + g];
             __m512i i0 = MUL2 ? _mm512_add_epi32(d0, d0) : d0;
             __m512i i1 = MUL2 ? _mm512_add_epi32(d1, d1) : d1;
             if (zz0 >= 0) {
@@ -282,21 +343,35 @@ qt_lb_amx_epi_loop(const qt_lb_amx_epi *e, int r0, int r1, const int EXACT, cons
 QT_LB_AMX_TARGET static void qt_lb_amx_epi_run(const qt_lb_amx_epi *e, int r0, int r1)
 {
     const int x = e->exact_float, f = e->first, l = e->last;
+    if (e->sgn) {
+        if (e->asym) { /* asymmetric activations: one loop per exactness */
+            if (x) qt_lb_amx_epi_loop(e, r0, r1, 1, f, l, 0, 1, 1);
+            else qt_lb_amx_epi_loop(e, r0, r1, 0, f, l, 0, 1, 1);
+            return;
+        }
+        switch (f * 2 + l) {
+        case 0: qt_lb_amx_epi_loop(e, r0, r1, 1, 0, 0, 0, 0, 1); break;
+        case 1: qt_lb_amx_epi_loop(e, r0, r1, 1, 0, 1, 0, 0, 1); break;
+        case 2: qt_lb_amx_epi_loop(e, r0, r1, 1, 1, 0, 0, 0, 1); break;
+        default: qt_lb_amx_epi_loop(e, r0, r1, 1, 1, 1, 0, 0, 1); break;
+        }
+        return;
+    }
     if (e->asym || e->mul == 2) { /* asymmetric activations, binary weights: one loop */
         const int m2 = e->mul == 2, as = e->asym;
-        if (x) qt_lb_amx_epi_loop(e, r0, r1, 1, f, l, m2, as);
-        else qt_lb_amx_epi_loop(e, r0, r1, 0, f, l, m2, as);
+        if (x) qt_lb_amx_epi_loop(e, r0, r1, 1, f, l, m2, as, 0);
+        else qt_lb_amx_epi_loop(e, r0, r1, 0, f, l, m2, as, 0);
         return;
     }
     switch (x * 4 + f * 2 + l) {
-    case 0: qt_lb_amx_epi_loop(e, r0, r1, 0, 0, 0, 0, 0); break;
-    case 1: qt_lb_amx_epi_loop(e, r0, r1, 0, 0, 1, 0, 0); break;
-    case 2: qt_lb_amx_epi_loop(e, r0, r1, 0, 1, 0, 0, 0); break;
-    case 3: qt_lb_amx_epi_loop(e, r0, r1, 0, 1, 1, 0, 0); break;
-    case 4: qt_lb_amx_epi_loop(e, r0, r1, 1, 0, 0, 0, 0); break;
-    case 5: qt_lb_amx_epi_loop(e, r0, r1, 1, 0, 1, 0, 0); break;
-    case 6: qt_lb_amx_epi_loop(e, r0, r1, 1, 1, 0, 0, 0); break;
-    default: qt_lb_amx_epi_loop(e, r0, r1, 1, 1, 1, 0, 0); break;
+    case 0: qt_lb_amx_epi_loop(e, r0, r1, 0, 0, 0, 0, 0, 0); break;
+    case 1: qt_lb_amx_epi_loop(e, r0, r1, 0, 0, 1, 0, 0, 0); break;
+    case 2: qt_lb_amx_epi_loop(e, r0, r1, 0, 1, 0, 0, 0, 0); break;
+    case 3: qt_lb_amx_epi_loop(e, r0, r1, 0, 1, 1, 0, 0, 0); break;
+    case 4: qt_lb_amx_epi_loop(e, r0, r1, 1, 0, 0, 0, 0, 0); break;
+    case 5: qt_lb_amx_epi_loop(e, r0, r1, 1, 0, 1, 0, 0, 0); break;
+    case 6: qt_lb_amx_epi_loop(e, r0, r1, 1, 1, 0, 0, 0, 0); break;
+    default: qt_lb_amx_epi_loop(e, r0, r1, 1, 1, 1, 0, 0, 0); break;
     }
 }
 
@@ -314,7 +389,7 @@ QT_LB_AMX_TARGET static void qt_lb_amx_rows(const qt_lb_weights *w, size_t p0, s
                                             const int32_t *sums, const int32_t *za,
                                             const float *sa, int asym, float *tile,
                                             int32_t *gout, size_t ldg, float *out,
-                                            size_t ldo, int stream)
+                                            size_t ldo, int stream, int sgn)
 {
     const size_t G = w->n_groups, nsb = w->nsb, n = w->n, spg = w->sb_per_group;
     const size_t sstep = (size_t)kstep / QT_LB_SB, steps = (p1 - p0) * G;
@@ -340,10 +415,17 @@ QT_LB_AMX_TARGET static void qt_lb_amx_rows(const qt_lb_weights *w, size_t p0, s
                 _tile_loadd(5, as + 16 * lda, (long)lda);
                 _tile_loadd(6, b0 + s * 512, 64);
                 _tile_loadd(7, b1 + s * 512, 64);
-                _tile_dpbsud(0, 4, 6);
-                _tile_dpbsud(1, 4, 7);
-                _tile_dpbsud(2, 5, 6);
-                _tile_dpbsud(3, 5, 7);
+                if (sgn) {
+                    _tile_dpbssd(0, 4, 6);
+                    _tile_dpbssd(1, 4, 7);
+                    _tile_dpbssd(2, 5, 6);
+                    _tile_dpbssd(3, 5, 7);
+                } else {
+                    _tile_dpbsud(0, 4, 6);
+                    _tile_dpbsud(1, 4, 7);
+                    _tile_dpbsud(2, 5, 6);
+                    _tile_dpbsud(3, 5, 7);
+                }
                 if (row < pending) {
                     const int r1 = row + per < pending ? row + per : pending;
                     qt_lb_amx_epi_run(&e, row, r1);
@@ -365,7 +447,8 @@ QT_LB_AMX_TARGET static void qt_lb_amx_rows(const qt_lb_weights *w, size_t p0, s
             const size_t ncols = (n - c0 < QT_LB_NR) ? n - c0 : QT_LB_NR;
             qt_lb_store_int(w, p, g, mr, d[i & 1], sums, za, gout + c0 * G, ldg, ncols);
         } else {
-            qt_lb_amx_epi_init(&e, w, p, g, d[i & 1], sums, za, sa, asym, tile, out, ldo, stream);
+            qt_lb_amx_epi_init(&e, w, p, g, d[i & 1], sums, za, sa, asym, tile, out, ldo, stream,
+                               sgn);
             pending = mr;
         }
         if (++g == G) {
@@ -397,6 +480,7 @@ QT_LB_AMX_TARGET static int qt_lb_gemm_amx(const qt_lb_weights *w, const qt_lb_a
     /* the rows of the last, partial or odd-ended, 32-row tile: zero padded copy */
     const size_t padlda = lda + 64;
     const int stream = gout == NULL && m * n * sizeof(float) >= ((size_t)4 << 20);
+    const int sgn = gout == NULL && qt_lb_amx_signed_fits(w);
     int failed = 0;
 
 #ifdef QT_HAVE_OPENMP
@@ -423,7 +507,8 @@ QT_LB_AMX_TARGET static int qt_lb_gemm_amx(const qt_lb_weights *w, const qt_lb_a
             const size_t mb = (size_t)it / nchunks, ch = (size_t)it % nchunks;
             const size_t r0 = mb * mc, r1 = (r0 + mc < m) ? r0 + mc : m;
             const size_t p0 = ch * ppc, p1 = (p0 + ppc < npan) ? p0 + ppc : npan;
-            for (size_t p = p0; p < p1; ++p) qt_lb_amx_unpack_panel(w, p, buf + (p - p0) * bufbytes);
+            for (size_t p = p0; p < p1; ++p)
+                qt_lb_amx_unpack_panel(w, p, buf + (p - p0) * bufbytes, sgn);
             for (size_t r = r0; r < r1; r += MR) {
                 const int mr = (int)((r1 - r < MR) ? r1 - r : MR);
                 const int8_t *ar = x->a + r * lda;
@@ -438,7 +523,7 @@ QT_LB_AMX_TARGET static int qt_lb_gemm_amx(const qt_lb_weights *w, const qt_lb_a
                 qt_lb_amx_rows(w, p0, p1, mr, buf, bufbytes, kstep, ar, ld, x->sums + r * G,
                                x->za + r, x->sa == NULL ? NULL : x->sa + r, x->asym, tile,
                                gout == NULL ? NULL : gout + r * ldg, ldg,
-                               gout == NULL ? out + r * ldo : NULL, ldo, stream);
+                               gout == NULL ? out + r * ldo : NULL, ldo, stream, sgn);
             }
         }
         _mm_sfence(); /* the streamed output is visible before the threads join */
@@ -472,11 +557,11 @@ QT_LB_AMX_TARGET static int64_t qt_lb_amx_ukernel_repeat(int bits, size_t nsb, s
     for (int c = 0; c < QT_LB_NR; ++c) { scale[c] = 1.0f; zz[c] = 1; wsum[c] = 0; }
     for (int i = 0; i < QT_LB_AMX_MR; ++i) { sums[i] = 0; za[i] = 0; }
     qt_lb_weights w = {wbuf, scale, zz, wsum, NULL, QT_LB_NR, lda, nsb, nsb, 1, bits, 1};
-    qt_lb_amx_unpack_panel(&w, 0, buf);
+    qt_lb_amx_unpack_panel(&w, 0, buf, 0);
     qt_lb_amx_configure(64);
     for (size_t r = 0; r < reps; ++r)
         qt_lb_amx_rows(&w, 0, 1, QT_LB_AMX_MR, buf, bufbytes, 64, abuf, lda, sums, za, NULL, 0,
-                       tile, NULL, 0, NULL, 0, 0);
+                       tile, NULL, 0, NULL, 0, 0, 0);
     _tile_release();
     free(wbuf);
     free(buf);
