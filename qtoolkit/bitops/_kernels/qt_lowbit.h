@@ -236,7 +236,8 @@ static size_t qt_lb_quantize_rows(const float *x, size_t m, size_t k, size_t ldx
 #ifdef QT_X86
     vec = (level == QT_LEVEL_AVX2 || level == QT_LEVEL_AVX512) && level >= 0 &&
           level < QT_N_LEVELS && qt_cpu_has(level) && (G == 1 || gs % 32 == 0);
-    if (vec && level == QT_LEVEL_AVX512) vec = 2;
+    /* the AVX-512 row loop packs its codes with AVX512BW (not part of the avx512 level) */
+    if (vec && level == QT_LEVEL_AVX512 && __builtin_cpu_supports("avx512bw")) vec = 2;
 #else
     (void)level;
 #endif

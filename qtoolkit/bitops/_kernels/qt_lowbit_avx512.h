@@ -197,9 +197,10 @@ QT_LB_VNNI_INLINE void qt_lb_vnni_body(const qt_lb_weights *w, size_t p, const i
     }
 
 #ifndef QT_LB_EMULATED_VNNI
-#define QT_LB_Q512_TARGET __attribute__((target("avx512f")))
+#define QT_LB_Q512_TARGET __attribute__((target("avx512f,avx512bw")))
 /* Quantize one row on AVX-512 (the formulas of qt_lb_quantize_row; identical codes): 32 values
- * per step for the range, 16 per step for the codes (masked loads and stores for the tail), one
+ * per step for the range, 64 per step for the codes (one 64-byte store; 16 at a time, masked,
+ * in a group's last 63 values), one
  * group sum reduced per group (round(x inv) lies in [-127, 127] when symmetric, so the one
  * clamp to [-128, 127] serves both forms).
  * Returns 1, writing nothing, for a row with a non-finite value (the caller's scalar loop then
@@ -249,7 +250,26 @@ QT_LB_Q512_TARGET static int qt_lb_quantize_row_avx512(const float *xr, size_t k
     for (size_t g = 0; g < G; ++g) {
         const size_t j0 = G > 1 ? g * gs : 0, j1 = (G > 1 && j0 + gs < k) ? j0 + gs : k;
         __m512i acc = _mm512_setzero_si512();
-        for (j = j0; j < j1; j += 16) {
+        const __m512i lo8 = _mm512_set1_epi32(-128), hi8 = _mm512_set1_epi32(127);
+        const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        for (j = j0; j + 64 <= j1; j += 64) {
+            __m512i c[4];
+            for (int u = 0; u < 4; ++u) {
+                const __m512 v = _mm512_loadu_ps(xr + j + 16 * u);
+                const __m512 r = _mm512_add_ps(
+                    _mm512_roundscale_ps(_mm512_mul_ps(v, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                    vz);
+                c[u] = _mm512_max_epi32(_mm512_min_epi32(_mm512_cvtps_epi32(r), hi8), lo8);
+                acc = _mm512_add_epi32(acc, c[u]);
+            }
+            /* 64 codes in one store: the packs work within 128-bit lanes, so lane L
+             * holds elements 4L..4L+3 of c[0], c[1], c[2], c[3]; `order` puts them back
+             * (the values are in [-128, 127] already: the saturation changes nothing) */
+            const __m512i b = _mm512_packs_epi16(_mm512_packs_epi32(c[0], c[1]),
+                                                 _mm512_packs_epi32(c[2], c[3]));
+            _mm512_storeu_si512((void *)(qr + j), _mm512_permutexvar_epi32(order, b));
+        }
+        for (; j < j1; j += 16) {
             const __mmask16 m =
                 j1 - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (j1 - j)) - 1);
             const __m512 v = _mm512_maskz_loadu_ps(m, xr + j);
