@@ -39,8 +39,13 @@ def _check_codebook(codebook, w, xp, *, min_size=1):
             codebook = codebook.compute()
         try:
             cb = np.asarray(codebook, dtype=np.float64)
-        except (TypeError, ValueError, RuntimeError):
-            cb = np.from_dlpack(codebook).astype(np.float64)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            try:  # e.g. an accelerator array that NumPy reads only through DLPack
+                cb = np.from_dlpack(codebook).astype(np.float64)
+            except (TypeError, ValueError, RuntimeError, BufferError, AttributeError):
+                raise TypeError(
+                    f"codebook must be a sorted 1-D array of reals, got {describe(codebook)}"
+                ) from exc
     else:
         try:
             cb = np.asarray(codebook, dtype=np.float64)

@@ -145,6 +145,11 @@ def test_codebook_and_step_errors():
         qr.round_to_codebook(W, [0.0, np.inf])
     with pytest.raises(TypeError, match="codebook must be a sorted 1-D array"):
         qr.round_to_codebook(W, "abc")
+    # arrays that are no reals (NumPy strings, objects) are refused the same way
+    bad_arrays = [np.array(["6e-"]), np.array(["a", 1.0], dtype=object)]
+    for bad in bad_arrays:
+        with pytest.raises(TypeError, match="codebook must be a sorted 1-D array"):
+            qr.round_to_codebook(W, bad)
     with pytest.raises(ValueError, match="at least 2"):
         qr.stochastic_round(W, codebook=[1.0])
     with pytest.raises(ValueError, match="give exactly one of step"):
