@@ -256,6 +256,8 @@ def simd_level(level: str) -> Iterator[str]:
 
 # name -> {"levels": implemented levels usable here (lowest first), "description": str}
 _FAMILIES = {}
+# kernel_level's answers by (family, level), cleared when a family is (re)registered
+_KERNEL_LEVELS: dict = {}
 
 
 def register_kernel_family(
@@ -291,6 +293,7 @@ def register_kernel_family(
             "description": str(description),
             "openmp": bool(openmp),
         }
+        _KERNEL_LEVELS.clear()
     return name
 
 
@@ -313,8 +316,12 @@ def kernel_level(family: str, level: str | None = None) -> tuple[str, int]:
     registered.
     """
     current = get_simd_level() if level is None else level
-    name = _best_for(_FAMILIES[family]["levels"], current)
-    return name, _ID[name]
+    key = (family, current)
+    hit = _KERNEL_LEVELS.get(key)
+    if hit is None:
+        name = _best_for(_FAMILIES[family]["levels"], current)
+        hit = _KERNEL_LEVELS[key] = (name, _ID[name])
+    return hit
 
 
 def level_id(name: str) -> int:

@@ -126,10 +126,13 @@ def check_n_threads(n_threads, name="n_threads", *, default=None, work=None):
     ``ValueError``; non-integers a ``TypeError``.
     """
     if n_threads is None:
-        n = cpu_count() if default is None else check_int(default, "default", low=1)
+        n = None if default is None else check_int(default, "default", low=1)
     else:
         n = check_int(n_threads, name, low=1, high=MAX_THREADS)
-    n = min(n, cpu_count(), MAX_THREADS)
+    if n == 1:  # one thread whatever the CPUs and the work: no need to ask the OS
+        return 1
+    ncpu = cpu_count()
+    n = min(ncpu if n is None else n, ncpu, MAX_THREADS)
     if work is not None:
         n = min(n, max(int(work), 1))
     return max(n, 1)
