@@ -13,16 +13,19 @@
  * and then, for 32 activation rows at a time, accumulates four 16 x 16 int32 tiles
  * (2 row tiles x 2 column halves) over each group with TDPBSUD (signed activations
  * times unsigned codes, exact int32 sums: |D| <= K * 255 * 128 < 2^31 for K < 65536),
- * K = 64 per step (32 for groups of one superblock). In float mode, when every value
- * mul q - zz fits int8 (codes of up to 7 bits with their zero points, ternary, binary,
- * symmetric 8-bit), the panel is unpacked as those signed values instead and multiplied
- * with TDPBSSD: the tile sums then already are mul D - zz Sa, and the epilogue needs
- * neither the activation group sums nor the zero points (|D| <= K * 128 * 128). A group of an odd number of
+ * K = 64 per step (32 for groups of one superblock). A group of an odd number of
  * superblocks ends on a step whose second half meets the zero superblock of the
  * buffer; its activation bytes are read from the next superblock of the row, which
  * the last row block makes valid by copying its rows into a padded buffer. The tiles
  * are stored to a 32 x 32 int32 block and turned into the exact signed products G
  * (and, in float mode, scaled and summed over the groups) by the AVX-512 epilogue.
+ *
+ * Signed tiles: in float mode, when every value mul q - zz fits int8 (codes of up to
+ * 7 bits with zero points in their range, ternary, binary, symmetric 8-bit;
+ * qt_lb_amx_signed_fits), the panel is unpacked as those signed values instead and
+ * multiplied with TDPBSSD (|D| <= K * 128 * 128): the tile sums then already are
+ * mul D - zz Sa, and the epilogue needs neither the activation group sums nor the
+ * zero points.
  *
  * The result is bit for bit the one of the other kernels (the int32 sums are exact). */
 #ifndef QT_LOWBIT_AMX_H
