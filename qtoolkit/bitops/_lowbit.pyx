@@ -155,19 +155,149 @@ def gemm(const uint8_t[::1] wp, const float[:, :, ::1] scale, const uint8_t[:, :
         raise RuntimeError(f"lowbit gemm: SIMD level {level} cannot run on this CPU")
 
 
-def matmul(const uint8_t[::1] wp, const float[:, :, ::1] scale, const uint8_t[:, :, ::1] zz,
-           const int32_t[:, :, ::1] wsum, const uint8_t[::1] lut, size_t n, size_t k, int bits,
-           int mul, size_t sb_per_group, int zz_uniform, const float[:, ::1] x, int asym,
-           size_t lda, size_t gs, float[:, ::1] out, int level, int q_threads, int n_threads):
-    """Quantize the rows of ``x`` (IN) and multiply them into ``out`` (OUT), in one call.
+cdef class Packed:
+    """The C view of one LowBitWeights' packed arrays, built once and kept with the weights.
 
-    The codes, group sums, zero points and scales live in one C work buffer (the codes on a
-    64-byte line) for the duration of the call. Returns the number of non-finite values in
-    ``x`` (0: ``out`` holds the product; otherwise it is left unwritten).
+    Holds the arrays it points into (``args``), so the view stays valid as long as it lives;
+    pickles as those arguments.
     """
-    cdef size_t m = x.shape[0], G = scale.shape[1], bad = 0
+    cdef qt_lb_weights w
+    cdef readonly tuple args
+    cdef size_t lda, gs
+
+    def __cinit__(self, wp, scale, zz, wsum, lut, size_t n, size_t k, int bits, int mul,
+                  size_t sb_per_group, int zz_uniform, size_t lda, size_t gs):
+        if n == 0 or k == 0:
+            raise ValueError("a C view needs weights with rows and columns")
+        self.args = (wp, scale, zz, wsum, lut, n, k, bits, mul, sb_per_group, zz_uniform, lda,
+                     gs)
+        self.lda = lda
+        self.gs = gs
+        self.w = _weights(wp, scale, zz, wsum, lut, n, k, bits, mul, sb_per_group, zz_uniform,
+                          lda)
+
+    def __reduce__(self):
+        return (Packed, self.args)
+
+
+# What the fast path of lowbit_matmul reads from Python (set_fast_context): the dispatch
+# state (this thread's level, the default, kernel_level's memo), the family name, the
+# weights class, os.sched_getaffinity and the thresholds of the thread counts.
+cdef object _fx_local = None, _fx_default = None, _fx_memo = None, _fx_family = None
+cdef object _fx_weights_type = None, _fx_affinity = None, _fx_f32 = None
+cdef Py_ssize_t _fx_min_values = 0, _fx_min_macs = 0, _fx_small_out = 0, _fx_max_threads = 0
+
+
+def set_fast_context(local, default, memo, family, weights_type, affinity, Py_ssize_t min_values,
+                     Py_ssize_t min_macs, Py_ssize_t small_out, Py_ssize_t max_threads):
+    global _fx_local, _fx_default, _fx_memo, _fx_family, _fx_weights_type, _fx_affinity
+    global _fx_f32, _fx_min_values, _fx_min_macs, _fx_small_out, _fx_max_threads
+    import numpy
+    _fx_local, _fx_default, _fx_memo, _fx_family = local, default, memo, family
+    _fx_weights_type, _fx_affinity = weights_type, affinity
+    _fx_f32 = numpy.dtype(numpy.float32)
+    _fx_min_values, _fx_min_macs = min_values, min_macs
+    _fx_small_out, _fx_max_threads = small_out, max_threads
+
+
+cdef int _fx_threads(object n_threads, Py_ssize_t work, Py_ssize_t threshold) except -2:
+    """check_n_threads(n_threads, default=1 if work < threshold else None), or -1 when the
+    fast path does not apply (the caller then takes the Python path, which raises)."""
+    cdef Py_ssize_t n, ncpu
+    if n_threads is None:
+        if work < threshold:
+            return 1
+        n = _fx_max_threads
+    elif type(n_threads) is int:
+        n = n_threads
+        if n < 1 or n > _fx_max_threads:
+            return -1
+        if n == 1:
+            return 1
+    else:
+        return -1
+    try:
+        ncpu = len(_fx_affinity(0))
+    except Exception:
+        return -1
+    return <int>max(1, min(n, ncpu, _fx_max_threads))
+
+
+def matmul_fast(x, w, symmetric, out, n_threads):
+    """lowbit_matmul for the common case, or None when it is not that case.
+
+    The common case: a C-contiguous 2-D float32 ndarray ``x`` with rows and columns, weights
+    whose C view is built (``_c_view``), ``symmetric`` a bool, ``n_threads`` None or an int,
+    ``out`` None (for an output below the buffer cache's size) or a C-contiguous writeable
+    float32 ndarray of the product's shape, and a kernel level the dispatch has answered for
+    this thread's level before. Everything else, bad input included, returns None for the
+    Python path to handle. A one-row product is short enough for the Python work around it to
+    count: right after the weights have streamed through the caches, that work runs several
+    times slower than it does alone.
+    """
+    if _fx_memo is None or type(w) is not _fx_weights_type or type(x) is not np_ndarray():
+        return None
+    pw_obj = getattr(w, "_c_view", None)
+    if type(pw_obj) is not Packed:
+        return None
+    cdef Packed pw = <Packed>pw_obj
+    if x.dtype is not _fx_f32 or x.ndim != 2 or not x.flags.c_contiguous:
+        return None
+    cdef Py_ssize_t m = x.shape[0], k = x.shape[1]
+    cdef Py_ssize_t n = <Py_ssize_t>pw.w.n
+    if m == 0 or k != <Py_ssize_t>pw.w.k:
+        return None
+    cdef int asym
+    if symmetric is True:
+        asym = 0
+    elif symmetric is False:
+        asym = 1
+    else:
+        return None
+    level = getattr(_fx_local, "level", None)
+    if level is None:
+        level = _fx_default["level"]
+    hit = _fx_memo.get((_fx_family, level))
+    if hit is None:
+        return None
+    cdef int lvl = hit[1]
+    cdef int qt = _fx_threads(n_threads, m * k, _fx_min_values)
+    cdef int nt = _fx_threads(n_threads, m * n * k, _fx_min_macs)
+    if qt < 0 or nt < 0:
+        return None
+    if out is None:
+        if m * n * 4 >= _fx_small_out:
+            return None
+        import numpy
+        out = numpy.empty((m, n), dtype=numpy.float32)
+    elif (type(out) is not np_ndarray() or out.dtype is not _fx_f32 or out.ndim != 2
+          or out.shape[0] != m or out.shape[1] != n or not out.flags.c_contiguous
+          or not out.flags.writeable):
+        return None
+    bad = matmul_packed(pw, x, asym, out, lvl, qt, nt)
+    if bad:
+        raise ValueError(f"x contains NaN or Inf ({bad} values)")
+    return out
+
+
+cdef object _np_ndarray = None
+
+
+cdef inline object np_ndarray():
+    global _np_ndarray
+    if _np_ndarray is None:
+        import numpy
+        _np_ndarray = numpy.ndarray
+    return _np_ndarray
+
+
+def matmul_packed(Packed pw, const float[:, ::1] x, int asym, float[:, ::1] out, int level,
+                  int q_threads, int n_threads):
+    """``matmul`` with the weights' C view: returns the number of non-finite values of x."""
+    cdef size_t m = x.shape[0], lda = pw.lda, gs = pw.gs, bad = 0
+    cdef size_t G = pw.w.n_groups, k = pw.w.k
     cdef int rc = 0
-    if m == 0 or n == 0:
+    if m == 0:
         return 0
     cdef size_t qbytes = (m * lda + 63) // 64 * 64
     cdef size_t total = 64 + qbytes + 4 * (m * G + 2 * m)
@@ -175,24 +305,19 @@ def matmul(const uint8_t[::1] wp, const float[:, :, ::1] scale, const uint8_t[:,
     if raw == NULL:
         raise MemoryError("lowbit matmul: out of memory for the activation codes")
     cdef char *base = raw + (64 - (<size_t>raw) % 64) % 64
-    cdef int8_t *q = <int8_t *>base
-    cdef int32_t *sums = <int32_t *>(base + qbytes)
-    cdef int32_t *za = sums + m * G
-    cdef float *sa = <float *>(za + m)
-    cdef qt_lb_weights w = _weights(wp, scale, zz, wsum, lut, n, k, bits, mul, sb_per_group,
-                                    zz_uniform, lda)
     cdef qt_lb_acts a
-    a.a = q
+    a.a = <int8_t *>base
     a.lda = lda
-    a.sums = sums
-    a.za = za
-    a.sa = sa
+    a.sums = <int32_t *>(base + qbytes)
+    a.za = a.sums + m * G
+    a.sa = <float *>(a.za + m)
     a.asym = asym
     with nogil:
-        bad = qt_lb_quantize_rows(&x[0, 0], m, k, k, asym, q, lda, gs, G, sums, za, sa, level,
+        bad = qt_lb_quantize_rows(&x[0, 0], m, k, k, asym, <int8_t *>a.a, lda, gs, G,
+                                  <int32_t *>a.sums, <int32_t *>a.za, <float *>a.sa, level,
                                   q_threads)
         if bad == 0:
-            rc = qt_lb_gemm(&w, &a, m, &out[0, 0], out.shape[1], NULL, level, n_threads)
+            rc = qt_lb_gemm(&pw.w, &a, m, &out[0, 0], out.shape[1], NULL, level, n_threads)
     free(raw)
     if rc == -2:
         raise RuntimeError(f"lowbit gemm: SIMD level {level} cannot run on this CPU")

@@ -3,14 +3,17 @@
 
 from __future__ import annotations
 
+import os
 from typing import NamedTuple
 
 import numpy as np
 
+from .. import _dispatch as _core_dispatch
 from .._array import describe
 from .._typing import ArrayLike, NDArray
+from .._validation import MAX_THREADS
 from . import _lowbit
-from ._buffers import _aligned_empty
+from ._buffers import _ALIGN_MIN_BYTES, _aligned_empty
 from ._dispatch import LOWBIT, _level_id, _resolve_threads
 from ._gemm import _output_buffer
 from ._lowbit_weights import LowBitWeights
@@ -20,6 +23,20 @@ __all__ = ["QuantizedActivations", "lowbit_gemm_int", "lowbit_matmul", "quantize
 # Below this many MACs one thread is faster than waking a second one.
 _THREAD_MIN_MACS = 1 << 24
 _THREAD_MIN_VALUES = 1 << 20
+
+# what lowbit_matmul's fast path (_lowbit.matmul_fast) needs to decide as this module does
+_lowbit.set_fast_context(
+    _core_dispatch._local,
+    _core_dispatch._default,
+    _core_dispatch._KERNEL_LEVELS,
+    LOWBIT,
+    LowBitWeights,
+    getattr(os, "sched_getaffinity", None),
+    _THREAD_MIN_VALUES,
+    _THREAD_MIN_MACS,
+    _ALIGN_MIN_BYTES,
+    MAX_THREADS,
+)
 
 
 class QuantizedActivations(NamedTuple):
@@ -170,6 +187,16 @@ def _weight_args(w, n, k, gs):
             int(w._zz_uniform))  # fmt: skip
 
 
+def _c_view(w):
+    """The C view of ``w`` (``_lowbit.Packed``), built once per weights object (they are
+    immutable) and kept on it; ``lowbit_matmul``'s fast path reads it from there."""
+    c = getattr(w, "_c_view", None)
+    if c is None:
+        n, k, lda, gs, _ = _geometry(w)
+        c = w._c_view = _lowbit.Packed(*_weight_args(w, n, k, gs), lda, gs)
+    return c
+
+
 def _run(w, q, sums, za, sa, asym, out, gout, n_threads):
     n, k, _, gs, _ = _geometry(w)
     m = q.shape[0]
@@ -268,6 +295,10 @@ def lowbit_matmul(
     >>> lowbit_matmul(np.array([[127.0, 2.0, 3.0]]), w)
     array([[124., 132.]], dtype=float32)
     """
+    # the common case in C, with no Python in between (None: take the path below)
+    y = _lowbit.matmul_fast(x, w, symmetric, out, n_threads)
+    if y is not None:
+        return y
     asym = not _check_symmetric(symmetric)
     x32 = _as_rows(x)
     m, k = x32.shape
@@ -279,14 +310,11 @@ def lowbit_matmul(
     if k == 0:
         out[...] = 0.0
         return out
-    _, _, lda, gs, _ = _geometry(w)
     # quantization and product in one call: the codes live in a C work buffer
-    bad = _lowbit.matmul(
-        *_weight_args(w, n, k, gs),
+    bad = _lowbit.matmul_packed(
+        _c_view(w),
         x32,
         int(asym),
-        lda,
-        gs,
         out,
         _level_id(LOWBIT),
         _resolve_threads(n_threads, m * k, _THREAD_MIN_VALUES),

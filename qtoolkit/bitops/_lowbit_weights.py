@@ -170,6 +170,7 @@ class LowBitWeights:
 
     __slots__ = (
         "_bits",
+        "_c_view",
         "_codebook",
         "_group_size",
         "_kind",

@@ -812,3 +812,100 @@ def test_one_zero_point_shortcut_only_when_every_zero_point_agrees(where):
             gsum = ref_gemm_int(q, np.zeros(m), w)
             ref = (gsum * w.scales[None, :, :]).sum(axis=2) * s[:, None]
             np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-3, err_msg=level)
+
+
+# ----------------------------------------------------------------------------- the C fast path
+FAST_CASES = [("uniform", 4, 32), ("ternary", 2, None), ("binary", 1, 64), ("uniform", 8, None)]
+
+
+@pytest.mark.parametrize("kind,bits,group_size", FAST_CASES)
+def test_fast_path_equals_the_python_path(kind, bits, group_size):
+    # lowbit_matmul runs the common case in C (_lowbit.matmul_fast) and anything else in
+    # Python; both call the same kernel, so the results agree bit for bit
+    from qtoolkit.bitops import _lowbit
+
+    rng = np.random.default_rng(41)
+    for m, n, k in [(1, 70, 300), (3, 33, 64), (40, 50, 129)]:
+        w = make_weights(kind, rng, n, k, bits, group_size)
+        x = rng.standard_normal((m, k)).astype(np.float32)
+        for symmetric in (True, False):
+            for n_threads in (None, 1, 2):
+                slow = lowbit_matmul(x.tolist(), w, symmetric=symmetric, n_threads=n_threads)
+                fast = _lowbit.matmul_fast(x, w, symmetric, None, n_threads)
+                assert fast is not None  # the Python path has built the weights' C view
+                np.testing.assert_array_equal(fast, slow)
+                out = np.full((m, n), np.nan, np.float32)
+                assert lowbit_matmul(x, w, symmetric=symmetric, out=out, n_threads=n_threads) is out
+                np.testing.assert_array_equal(out, slow)
+
+
+def test_fast_path_declines_what_it_does_not_handle():
+    from qtoolkit.bitops import _lowbit
+    from qtoolkit.bitops._dispatch import LOWBIT
+
+    rng = np.random.default_rng(42)
+    w = make_weights("uniform", rng, 20, 64, 4, 32)
+    x = rng.standard_normal((2, 64)).astype(np.float32)
+    fresh = make_weights("uniform", rng, 20, 64, 4, 32)
+    assert _lowbit.matmul_fast(x, fresh, True, None, 1) is None  # no C view built yet
+    lowbit_matmul(x, w)
+    assert _lowbit.matmul_fast(x, w, True, None, 1) is not None
+    declined = [
+        (x.astype(np.float64), w, True, None, 1),
+        (np.ones((2, 128), np.float32)[:, ::2], w, True, None, 1),  # not contiguous
+        (np.asfortranarray(np.ones((3, 64), np.float32)), w, True, None, 1),
+        (x.byteswap().view(x.dtype.newbyteorder()), w, True, None, 1),
+        (x[:, :63], w, True, None, 1),
+        (x[:0], w, True, None, 1),
+        (x, w, 1, None, 1),
+        (x, w, True, None, True),
+        (x, w, True, None, 0),
+        (x, w, True, None, 2.0),
+        (x, w, True, np.empty((2, 20), np.float64), 1),
+        (x, w, True, np.empty((2, 21), np.float32), 1),
+        (x, w, True, np.empty((20, 2), np.float32).T, 1),
+        (x, "w", True, None, 1),
+    ]
+    ro = np.empty((2, 20), np.float32)
+    ro.flags.writeable = False
+    declined.append((x, w, True, ro, 1))
+    for args in declined:
+        assert _lowbit.matmul_fast(*args) is None
+    # the level is this thread's: one the dispatch has not answered yet is left to Python
+    from qtoolkit._dispatch import _KERNEL_LEVELS
+
+    saved = dict(_KERNEL_LEVELS)
+    try:
+        _KERNEL_LEVELS.clear()
+        with simd_level("generic"):
+            assert _lowbit.matmul_fast(x, w, True, None, 1) is None
+            y = lowbit_matmul(x, w)  # the Python path answers and remembers generic
+            np.testing.assert_array_equal(_lowbit.matmul_fast(x, w, True, None, 1), y)
+        assert (LOWBIT, "generic") in _KERNEL_LEVELS
+    finally:
+        _KERNEL_LEVELS.clear()
+        _KERNEL_LEVELS.update(saved)
+
+
+def test_fast_path_refuses_nan_like_the_python_path():
+    rng = np.random.default_rng(43)
+    w = make_weights("ternary", rng, 10, 40, 2, None)
+    x = rng.standard_normal((2, 40)).astype(np.float32)
+    lowbit_matmul(x, w)
+    x[1, 3] = np.nan
+    with pytest.raises(ValueError, match=r"x contains NaN or Inf \(1 values\)"):
+        lowbit_matmul(x, w)
+    with pytest.raises(ValueError, match=r"x contains NaN or Inf \(1 values\)"):
+        lowbit_matmul(x.tolist(), w)
+
+
+def test_weights_with_their_c_view_pickle_and_copy():
+    import copy
+    import pickle
+
+    rng = np.random.default_rng(44)
+    w = make_weights("uniform", rng, 30, 100, 3, None)
+    x = rng.standard_normal((1, 100)).astype(np.float32)
+    y = lowbit_matmul(x, w)  # builds the C view
+    for w2 in (pickle.loads(pickle.dumps(w)), copy.deepcopy(w), copy.copy(w)):
+        np.testing.assert_array_equal(lowbit_matmul(x, w2), y)
