@@ -198,11 +198,22 @@ QT_LB_VNNI_INLINE void qt_lb_vnni_body(const qt_lb_weights *w, size_t p, const i
 
 #ifndef QT_LB_EMULATED_VNNI
 #define QT_LB_Q512_TARGET __attribute__((target("avx512f,avx512bw")))
+/* The int32 codes of 16 values v (lanes outside m are 0): clip(round(v inv) + zf, -128, 127).
+ * Exact: round(v inv) + zf is an integer of magnitude below 2^9. */
+QT_LB_Q512_TARGET static inline __m512i qt_lb_q512_codes(__m512 v, __m512 vinv, __m512 vz,
+                                                         __mmask16 m)
+{
+    const __m512 r = _mm512_add_ps(
+        _mm512_roundscale_ps(_mm512_mul_ps(v, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+        vz);
+    return _mm512_max_epi32(_mm512_min_epi32(_mm512_maskz_cvtps_epi32(m, r), _mm512_set1_epi32(127)),
+                            _mm512_set1_epi32(-128));
+}
+
 /* Quantize one row on AVX-512 (the formulas of qt_lb_quantize_row; identical codes): 32 values
- * per step for the range, 64 per step for the codes (one 64-byte store; 16 at a time, masked,
- * in a group's last 63 values), one
- * group sum reduced per group (round(x inv) lies in [-127, 127] when symmetric, so the one
- * clamp to [-128, 127] serves both forms).
+ * per step for the range; 64 per step for the codes, in one 64-byte store, and 16 at a time,
+ * masked, in a group's last 63 values; one group sum reduced per group (round(x inv) lies in
+ * [-127, 127] when symmetric, so the one clamp to [-128, 127] serves both forms).
  * Returns 1, writing nothing, for a row with a non-finite value (the caller's scalar loop then
  * counts them). Needs gs % 16 == 0 or one group. */
 QT_LB_Q512_TARGET static int qt_lb_quantize_row_avx512(const float *xr, size_t k, int asym,
@@ -247,19 +258,14 @@ QT_LB_Q512_TARGET static int qt_lb_quantize_row_avx512(const float *xr, size_t k
         return 0;
     }
     const __m512 vinv = _mm512_set1_ps(inv), vz = _mm512_set1_ps(zf);
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     for (size_t g = 0; g < G; ++g) {
         const size_t j0 = G > 1 ? g * gs : 0, j1 = (G > 1 && j0 + gs < k) ? j0 + gs : k;
         __m512i acc = _mm512_setzero_si512();
-        const __m512i lo8 = _mm512_set1_epi32(-128), hi8 = _mm512_set1_epi32(127);
-        const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
         for (j = j0; j + 64 <= j1; j += 64) {
             __m512i c[4];
             for (int u = 0; u < 4; ++u) {
-                const __m512 v = _mm512_loadu_ps(xr + j + 16 * u);
-                const __m512 r = _mm512_add_ps(
-                    _mm512_roundscale_ps(_mm512_mul_ps(v, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
-                    vz);
-                c[u] = _mm512_max_epi32(_mm512_min_epi32(_mm512_cvtps_epi32(r), hi8), lo8);
+                c[u] = qt_lb_q512_codes(_mm512_loadu_ps(xr + j + 16 * u), vinv, vz, 0xFFFF);
                 acc = _mm512_add_epi32(acc, c[u]);
             }
             /* 64 codes in one store: the packs work within 128-bit lanes, so lane L
@@ -272,14 +278,7 @@ QT_LB_Q512_TARGET static int qt_lb_quantize_row_avx512(const float *xr, size_t k
         for (; j < j1; j += 16) {
             const __mmask16 m =
                 j1 - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (j1 - j)) - 1);
-            const __m512 v = _mm512_maskz_loadu_ps(m, xr + j);
-            const __m512 r = _mm512_add_ps(
-                _mm512_roundscale_ps(_mm512_mul_ps(v, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
-                vz);
-            /* exact: r is an integer of magnitude below 2^9; clamped to [-128, 127] */
-            const __m512i c = _mm512_max_epi32(
-                _mm512_min_epi32(_mm512_maskz_cvtps_epi32(m, r), _mm512_set1_epi32(127)),
-                _mm512_set1_epi32(-128));
+            const __m512i c = qt_lb_q512_codes(_mm512_maskz_loadu_ps(m, xr + j), vinv, vz, m);
             acc = _mm512_add_epi32(acc, c);
             _mm512_mask_cvtepi32_storeu_epi8(qr + j, m, c);
         }
