@@ -163,7 +163,6 @@ def conv_epilogue(const int32_t[:, ::1] acc, int acc_by_output, const int32_t[:,
                          yc, o0, nchw, n_threads)
 
 
-
 # ---- the cache of freed output buffers (policy and documentation: _buffers.py) ----------
 # Every field below is changed only by the C code of these functions, which call no Python
 # code and allocate no Python object while they change it: under the GIL the cache is then
@@ -244,13 +243,6 @@ def cache_set_limit(Py_ssize_t limit):
     _cache_limit = limit
     _cache_drop_oldest(limit)
     return previous
-
-
-def cache_clear():
-    """Free every cached buffer and reset the counters."""
-    global _cache_hits, _cache_misses
-    _cache_drop_oldest(-1)
-    _cache_hits = _cache_misses = 0
 
 
 def cache_info():

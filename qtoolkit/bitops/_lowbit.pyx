@@ -22,6 +22,7 @@ cdef extern from "qt_lowbit_all.h" nogil:
         int bits
         int mul
         int zz_uniform
+        int signed_ok
     ctypedef struct qt_lb_acts:
         const int8_t *a
         size_t lda
@@ -42,6 +43,7 @@ cdef extern from "qt_lowbit_all.h" nogil:
                                int32_t *za, float *sa, int level, int n_threads)
     void qt_lb_row_sums(const int8_t *q, size_t m, size_t k, size_t lda, size_t gs, size_t G,
                         int32_t *sums)
+    int qt_lb_signed_fits(const qt_lb_weights *w)
     int qt_lb_gemm(const qt_lb_weights *w, const qt_lb_acts *x, size_t m, float *out,
                    size_t ldo, int32_t *gout, int level, int n_threads)
     int64_t qt_lb_ukernel_repeat(int level, int bits, size_t nsb, size_t reps)
@@ -109,7 +111,7 @@ cdef qt_lb_weights _weights(const uint8_t[::1] wp, const float[:, :, ::1] scale,
                            const uint8_t[:, :, ::1] zz, const int32_t[:, :, ::1] wsum,
                            const uint8_t[::1] lut, size_t n, size_t k, int bits, int mul,
                            size_t sb_per_group, int zz_uniform, size_t lda):
-    """The C view of packed weights (the arguments ``gemm`` and ``matmul`` share)."""
+    """The C view of packed weights (the arguments ``gemm`` and ``Packed`` share)."""
     cdef qt_lb_weights w
     w.w = &wp[0]
     w.scale = &scale[0, 0, 0]
@@ -124,6 +126,7 @@ cdef qt_lb_weights _weights(const uint8_t[::1] wp, const float[:, :, ::1] scale,
     w.bits = bits
     w.mul = mul
     w.zz_uniform = zz_uniform
+    w.signed_ok = 0  # (Packed computes it: it reads every zero point)
     return w
 
 
@@ -175,6 +178,7 @@ cdef class Packed:
         self.gs = gs
         self.w = _weights(wp, scale, zz, wsum, lut, n, k, bits, mul, sb_per_group, zz_uniform,
                           lda)
+        self.w.signed_ok = qt_lb_signed_fits(&self.w)
 
     def __reduce__(self):
         return (Packed, self.args)
@@ -185,17 +189,19 @@ cdef class Packed:
 # weights class, os.sched_getaffinity and the thresholds of the thread counts.
 cdef object _fx_local = None, _fx_default = None, _fx_memo = None, _fx_family = None
 cdef object _fx_weights_type = None, _fx_affinity = None, _fx_f32 = None
+cdef object _fx_ndarray = None, _fx_empty = None
 cdef Py_ssize_t _fx_min_values = 0, _fx_min_macs = 0, _fx_small_out = 0, _fx_max_threads = 0
 
 
 def set_fast_context(local, default, memo, family, weights_type, affinity, Py_ssize_t min_values,
                      Py_ssize_t min_macs, Py_ssize_t small_out, Py_ssize_t max_threads):
     global _fx_local, _fx_default, _fx_memo, _fx_family, _fx_weights_type, _fx_affinity
-    global _fx_f32, _fx_min_values, _fx_min_macs, _fx_small_out, _fx_max_threads
+    global _fx_f32, _fx_ndarray, _fx_empty
+    global _fx_min_values, _fx_min_macs, _fx_small_out, _fx_max_threads
     import numpy
     _fx_local, _fx_default, _fx_memo, _fx_family = local, default, memo, family
     _fx_weights_type, _fx_affinity = weights_type, affinity
-    _fx_f32 = numpy.dtype(numpy.float32)
+    _fx_f32, _fx_ndarray, _fx_empty = numpy.dtype(numpy.float32), numpy.ndarray, numpy.empty
     _fx_min_values, _fx_min_macs = min_values, min_macs
     _fx_small_out, _fx_max_threads = small_out, max_threads
 
@@ -235,7 +241,7 @@ def matmul_fast(x, w, symmetric, out, n_threads):
     count: right after the weights have streamed through the caches, that work runs several
     times slower than it does alone.
     """
-    if _fx_memo is None or type(w) is not _fx_weights_type or type(x) is not np_ndarray():
+    if _fx_memo is None or type(w) is not _fx_weights_type or type(x) is not _fx_ndarray:
         return None
     pw_obj = getattr(w, "_c_view", None)
     if type(pw_obj) is not Packed:
@@ -268,9 +274,8 @@ def matmul_fast(x, w, symmetric, out, n_threads):
     if out is None:
         if m * n * 4 >= _fx_small_out:
             return None
-        import numpy
-        out = numpy.empty((m, n), dtype=numpy.float32)
-    elif (type(out) is not np_ndarray() or out.dtype is not _fx_f32 or out.ndim != 2
+        out = _fx_empty((m, n), dtype=_fx_f32)
+    elif (type(out) is not _fx_ndarray or out.dtype is not _fx_f32 or out.ndim != 2
           or out.shape[0] != m or out.shape[1] != n or not out.flags.c_contiguous
           or not out.flags.writeable):
         return None
@@ -280,20 +285,14 @@ def matmul_fast(x, w, symmetric, out, n_threads):
     return out
 
 
-cdef object _np_ndarray = None
-
-
-cdef inline object np_ndarray():
-    global _np_ndarray
-    if _np_ndarray is None:
-        import numpy
-        _np_ndarray = numpy.ndarray
-    return _np_ndarray
-
-
 def matmul_packed(Packed pw, const float[:, ::1] x, int asym, float[:, ::1] out, int level,
                   int q_threads, int n_threads):
-    """``matmul`` with the weights' C view: returns the number of non-finite values of x."""
+    """Quantize the rows of ``x`` (IN) and multiply them by ``pw`` into ``out`` (OUT), in one
+    call; returns the number of non-finite values in ``x`` (0: ``out`` holds the product).
+
+    The codes, group sums, zero points and scales live in one C work buffer (the codes on a
+    64-byte line) for the duration of the call.
+    """
     cdef size_t m = x.shape[0], lda = pw.lda, gs = pw.gs, bad = 0
     cdef size_t G = pw.w.n_groups, k = pw.w.k
     cdef int rc = 0

@@ -182,7 +182,7 @@ def _geometry(w):
 
 
 def _weight_args(w, n, k, gs):
-    """The packed weights as the leading arguments of ``_lowbit.gemm`` / ``_lowbit.matmul``."""
+    """The packed weights as the leading arguments of ``_lowbit.gemm`` / ``_lowbit.Packed``."""
     return (w._panels, w._pscale, w._pzz, w._pwsum, w._lut, n, k, w.bits, w._mul, gs // 32,
             int(w._zz_uniform))  # fmt: skip
 

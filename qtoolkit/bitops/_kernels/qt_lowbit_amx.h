@@ -22,7 +22,7 @@
  *
  * Signed tiles: in float mode, when every value mul q - zz fits int8 (codes of up to
  * 7 bits with zero points in their range, ternary, binary, symmetric 8-bit;
- * qt_lb_amx_signed_fits), the panel is unpacked as those signed values instead and
+ * qt_lb_signed_fits), the panel is unpacked as those signed values instead and
  * multiplied with TDPBSSD (|D| <= K * 128 * 128): the tile sums then already are
  * mul D - zz Sa, and the epilogue needs neither the activation group sums nor the
  * zero points.
@@ -113,33 +113,8 @@ QT_LB_AMX_TARGET static void qt_lb_amx_configure(int kbytes)
     _tile_loadconfig(&cfg);
 }
 
-/* Whether every unpacked weight value, made signed as mul q - zz (q a code or codebook
- * entry, zz a zero point of the valid columns), fits int8: then the float product can run
- * on signed tiles (qt_lb_amx_unpack_panel with sgn), whose sums already are
- * mul D - zz Sa, and its epilogue needs neither the activation group sums nor zz. */
-static int qt_lb_amx_signed_fits(const qt_lb_weights *w)
-{
-    int qmax = w->bits >= 8 ? 255 : (1 << w->bits) - 1;
-    if (w->lut != NULL) {
-        qmax = 0;
-        for (int i = 0; i < 16; ++i) qmax = w->lut[i] > qmax ? w->lut[i] : qmax;
-    }
-    const size_t npan = (w->n + QT_LB_NR - 1) / QT_LB_NR, G = w->n_groups;
-    int zmin = 255, zmax = 0;
-    for (size_t p = 0; p < npan; ++p) {
-        const size_t nc = (w->n - p * QT_LB_NR < QT_LB_NR) ? w->n - p * QT_LB_NR : QT_LB_NR;
-        for (size_t g = 0; g < G; ++g)
-            for (size_t c = 0; c < nc; ++c) {
-                const int z = w->zz[(p * G + g) * QT_LB_NR + c];
-                zmin = z < zmin ? z : zmin;
-                zmax = z > zmax ? z : zmax;
-            }
-    }
-    return zmax <= 128 && w->mul * qmax - zmin <= 127;
-}
-
 /* Unpack panel p into buf (layout above); the extra superblock stays zero. With sgn, each
- * value becomes mul q - zz of its column and group (int8, qt_lb_amx_signed_fits). */
+ * value becomes mul q - zz of its column and group (int8, qt_lb_signed_fits). */
 QT_LB_AMX_TARGET static void qt_lb_amx_unpack_panel(const qt_lb_weights *w, size_t p,
                                                     uint8_t *buf, int sgn)
 {
@@ -483,7 +458,7 @@ QT_LB_AMX_TARGET static int qt_lb_gemm_amx(const qt_lb_weights *w, const qt_lb_a
     /* the rows of the last, partial or odd-ended, 32-row tile: zero padded copy */
     const size_t padlda = lda + 64;
     const int stream = gout == NULL && m * n * sizeof(float) >= ((size_t)4 << 20);
-    const int sgn = gout == NULL && qt_lb_amx_signed_fits(w);
+    const int sgn = gout == NULL && w->signed_ok;
     int failed = 0;
 
 #ifdef QT_HAVE_OPENMP

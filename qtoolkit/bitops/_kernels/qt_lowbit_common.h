@@ -62,6 +62,8 @@ typedef struct {
     int mul;                 /* 1, or 2 for binary weights */
     int zz_uniform;          /* 1 if every zz of the valid columns equals zz[0]: a kernel may
                                 then use zz[0] instead of reading zz (0 is always correct) */
+    int signed_ok;           /* qt_lb_signed_fits, computed once per weights (0 is always
+                                correct): float products may then run on signed tiles */
 } qt_lb_weights;
 
 typedef struct {
@@ -142,6 +144,32 @@ static inline int qt_lb_row_params(float lo, float hi, int asym, float *s, float
         return 1;
     }
     return 0;
+}
+
+/* Whether every unpacked weight value, made signed as mul q - zz (q a code or codebook
+ * entry, zz a zero point of the valid columns), fits int8: then the AMX float product can
+ * run on signed tiles (qt_lb_amx_unpack_panel with sgn), whose sums already are
+ * mul D - zz Sa, and its epilogue needs neither the activation group sums nor zz. It reads
+ * every zero point, so it is computed once per weights (qt_lb_weights.signed_ok). */
+static inline int qt_lb_signed_fits(const qt_lb_weights *w)
+{
+    int qmax = w->bits >= 8 ? 255 : (1 << w->bits) - 1;
+    if (w->lut != NULL) {
+        qmax = 0;
+        for (int i = 0; i < 16; ++i) qmax = w->lut[i] > qmax ? w->lut[i] : qmax;
+    }
+    const size_t npan = (w->n + QT_LB_NR - 1) / QT_LB_NR, G = w->n_groups;
+    int zmin = 255, zmax = 0;
+    for (size_t p = 0; p < npan; ++p) {
+        const size_t nc = (w->n - p * QT_LB_NR < QT_LB_NR) ? w->n - p * QT_LB_NR : QT_LB_NR;
+        for (size_t g = 0; g < G; ++g)
+            for (size_t c = 0; c < nc; ++c) {
+                const int z = w->zz[(p * G + g) * QT_LB_NR + c];
+                zmin = z < zmin ? z : zmin;
+                zmax = z > zmax ? z : zmax;
+            }
+    }
+    return zmax <= 128 && w->mul * qmax - zmin <= 127;
 }
 
 /* Bytes of one packed panel. */
