@@ -7,9 +7,8 @@ from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
 from array_api_compat import device as _device
-from array_api_compat import is_dask_array
 
-from .._array import check_random_state, describe
+from .._array import check_random_state, describe, to_numpy
 from .._dispatch import kernel_level, register_kernel_family
 from .._typing import ArrayLike, ArrayT, RNGLike
 from .._validation import check_array, check_finite, check_real
@@ -34,25 +33,16 @@ def _check_codebook(codebook, w, xp, *, min_size=1):
     """Validate a sorted 1-D codebook and return it in ``w``'s namespace, dtype and device."""
     if isinstance(codebook, (str, bytes)) or codebook is None:
         raise TypeError(f"codebook must be a sorted 1-D array of reals, got {describe(codebook)}")
-    if hasattr(codebook, "__array_namespace__") or hasattr(codebook, "dtype"):
-        if is_dask_array(codebook):
-            codebook = codebook.compute()
-        try:
-            cb = np.asarray(codebook, dtype=np.float64)
-        except (TypeError, ValueError, RuntimeError) as exc:
-            try:  # e.g. an accelerator array that NumPy reads only through DLPack
-                cb = np.from_dlpack(codebook).astype(np.float64)
-            except (TypeError, ValueError, RuntimeError, BufferError, AttributeError):
-                raise TypeError(
-                    f"codebook must be a sorted 1-D array of reals, got {describe(codebook)}"
-                ) from exc
-    else:
-        try:
-            cb = np.asarray(codebook, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(
-                f"codebook must be a sorted 1-D array of reals, got {describe(codebook)}"
-            ) from exc
+    try:
+        # arrays of any namespace or device through the library's one host conversion
+        host = codebook
+        if hasattr(codebook, "__array_namespace__") or hasattr(codebook, "dtype"):
+            host = to_numpy(codebook)
+        cb = np.asarray(host, dtype=np.float64)
+    except (TypeError, ValueError, RuntimeError, AttributeError) as exc:
+        raise TypeError(
+            f"codebook must be a sorted 1-D array of reals, got {describe(codebook)}"
+        ) from exc
     if cb.ndim != 1 or cb.size < min_size:
         raise ValueError(
             f"codebook must be 1-D with at least {min_size} codeword(s), got shape {cb.shape}"
